@@ -1,0 +1,1 @@
+"""Pure core: no I/O, no event loop; time is always an argument."""

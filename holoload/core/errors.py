@@ -1,0 +1,68 @@
+"""Exception tree for holoload; each leaf carries the process exit code it maps to.
+
+    HololoadError                 (exit 1, generic)
+    +-- InputError                (exit 2) bad scenario/target file, bad --set, bad usage
+    |   +-- ScenarioError         a validation failure with file + key path + expectation
+    +-- SetupError                (exit 3) target unreachable, cluster cannot start
+    |   +-- PostgresNotFound      no PostgreSQL binaries anywhere
+    +-- Interrupted               (exit 130) Ctrl-C / SIGTERM
+
+Adapters raise these (translating library errors); only the CLI turns them into exit codes.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Documented process exit codes (docs/exit-codes in README)."""
+
+    PASS = 0
+    FAIL = 1
+    BAD_INPUT = 2
+    SETUP = 3
+    INTERRUPTED = 130
+
+
+class HololoadError(Exception):
+    """Base of every error holoload raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.FAIL
+
+
+class InputError(HololoadError):
+    """The user gave something holoload cannot use; nothing was started."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class ScenarioError(InputError):
+    """A scenario or target file failed validation.
+
+    Args:
+        file: the file the problem is in (or "--set" for an override).
+        problems: one (key_path, expectation) pair per problem found.
+    """
+
+    def __init__(self, file: str, problems: list[tuple[str, str]]) -> None:
+        self.file = file
+        self.problems = problems
+        lines = [f"{file}: {path or '<top level>'}: {what}" for path, what in problems]
+        super().__init__("\n".join(lines))
+
+
+class SetupError(HololoadError):
+    """The target could not be reached or prepared; no load was generated."""
+
+    exit_code = ExitCode.SETUP
+
+
+class PostgresNotFound(SetupError):
+    """No PostgreSQL server binaries could be found for the embedded cluster."""
+
+
+class Interrupted(HololoadError):
+    """The run was stopped by SIGINT/SIGTERM; what was measured is kept."""
+
+    exit_code = ExitCode.INTERRUPTED

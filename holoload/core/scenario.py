@@ -1,0 +1,231 @@
+"""Scenario model: *what* load to run (the sales_facts ingest canary shape), validated strictly."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from holoload.core import validation
+from holoload.core.errors import ScenarioError
+from holoload.core.gates import GateSyntaxError, check_gate, parse_gate
+from holoload.core.units import parse_duration, parse_size
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+Rows = Annotated[int, BeforeValidator(parse_size), Field(ge=1, le=100_000_000)]
+
+
+def _pattern(regex: str, what: str) -> AfterValidator:
+    compiled = re.compile(regex)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value) or len(value) > 63:
+            raise ValueError(f"expected {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+Identifier = Annotated[str, _pattern(r"[A-Za-z_][A-Za-z0-9_]*", "a name of letters, digits and _ not starting with a digit")]
+Label = Annotated[str, _pattern(r"[A-Za-z0-9_]+", "a label of letters, digits and _ (e.g. 20k)")]
+
+#: The bash canary's batch statement; `{table}` and `{rows}` are filled in per batch.
+CANARY_INSERT_SQL = """\
+INSERT INTO {table} (order_id, customer_id, merchant_id, region_id, event_day, status, amount_cents)
+WITH base AS (SELECT COALESCE(MAX(order_id), 0) AS max_id FROM {table})
+SELECT base.max_id + i,
+       100000 + (i % 500000),
+       1 + (i % 20000),
+       1 + (i % 20),
+       1 + ((i - 1) / 86400),
+       CASE WHEN i % 10 < 6 THEN 'paid'
+            WHEN i % 10 < 8 THEN 'shipped'
+            WHEN i % 10 < 9 THEN 'pending'
+            ELSE 'cancelled' END,
+       100 + ((i * 37) % 20000)
+FROM base CROSS JOIN generate_series(1, {rows}) AS g(i)"""
+
+
+class Strict(BaseModel):
+    """Base for every scenario/target section: unknown keys are errors (typos!)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TableSpec(Strict):
+    """The table the canary fills."""
+
+    name: Identifier = "sales_facts"
+
+
+class BatchGroup(Strict):
+    """`count` batches of `rows` rows each, reported as op `batch_<label>`."""
+
+    label: Label
+    rows: Rows
+    count: int = Field(default=1, ge=1, le=10_000)
+    sql: str | None = Field(
+        default=None,
+        description="statement replacing the canary insert; {table} and {rows} are filled in",
+    )
+
+    @property
+    def op(self) -> str:
+        return f"batch_{self.label}"
+
+    def statement(self, table: str) -> str:
+        return (self.sql or CANARY_INSERT_SQL).format(table=table, rows=self.rows)
+
+
+class ChaosAction(Strict):
+    """One chaos action fired between (or during) batches."""
+
+    name: Identifier
+    action: Literal["split", "sql"]
+    enabled: bool = True
+    after_batch: int | None = Field(default=None, ge=1, description="fire after this 1-based batch")
+    during_batch: int | None = Field(
+        default=None, ge=1, description="fire while this 1-based batch runs (after its before-count)"
+    )
+    key: int | Literal["auto"] = Field(
+        default="auto",
+        description="split key (primary key value); auto = max(order_id) + half the next batch",
+    )
+    table_id: int = Field(default=100, ge=0, description="HoloFusion table id for the split key")
+    sql: str | None = Field(default=None, description="statement for action = 'sql'; {table} filled in")
+    timeout: Seconds = 60.0
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> ChaosAction:
+        if (self.after_batch is None) == (self.during_batch is None):
+            raise ValueError("give exactly one of after_batch or during_batch")
+        if self.action == "sql" and not self.sql:
+            raise ValueError("action 'sql' needs a sql statement")
+        return self
+
+    @property
+    def batch_index(self) -> int:
+        return self.after_batch if self.after_batch is not None else self.during_batch or 0
+
+
+class SnapshotSpec(Strict):
+    """Metrics and topology snapshots taken before and after each batch."""
+
+    enabled: bool = True
+    timeout: Seconds = 10.0
+
+
+class RunSettings(Strict):
+    """Per-run limits."""
+
+    statement_timeout: Seconds = 300.0
+    connect_timeout: Seconds = 10.0
+    results_dir: str = "results"
+
+
+class Scenario(Strict):
+    """A whole scenario file."""
+
+    name: Identifier
+    description: str = ""
+    table: TableSpec = TableSpec()
+    batches: list[BatchGroup] = Field(min_length=1)
+    chaos: list[ChaosAction] = []
+    snapshots: SnapshotSpec = SnapshotSpec()
+    run: RunSettings = RunSettings()
+    gates: dict[Identifier, str] = Field(
+        default_factory=dict, description="name -> gate expression; an empty string disables it"
+    )
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Scenario:
+        labels = [b.label for b in self.batches]
+        dupes = {label for label in labels if labels.count(label) > 1}
+        if dupes:
+            raise ValueError(f"batch labels must be unique, repeated: {', '.join(sorted(dupes))}")
+        total = self.total_batches
+        for action in self.chaos:
+            if action.batch_index > total:
+                raise ValueError(
+                    f"chaos action '{action.name}' refers to batch {action.batch_index}, "
+                    f"but the scenario has {total} batches"
+                )
+        return self
+
+    @property
+    def total_batches(self) -> int:
+        return sum(b.count for b in self.batches)
+
+    @property
+    def total_rows(self) -> int:
+        return sum(b.count * b.rows for b in self.batches)
+
+    @property
+    def ops(self) -> list[str]:
+        return [b.op for b in self.batches]
+
+    def active_gates(self) -> dict[str, str]:
+        return {name: expr for name, expr in self.gates.items() if expr.strip()}
+
+    def enabled_chaos(self) -> list[ChaosAction]:
+        return [a for a in self.chaos if a.enabled]
+
+
+#: Scalars the canary publishes to gates (see docs/scenarios.md).
+CANARY_SCALARS = (
+    "batches",
+    "failed_batches",
+    "baseline_count",
+    "final_count",
+    "expected_final_count",
+    "split_triggered",
+    "split_expected",
+    "chaos_failed",
+)
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """Read, override and validate a scenario file, including its gate expressions.
+
+    Raises:
+        ScenarioError: unreadable file, bad TOML, bad keys/values, or bad gates (exit 2).
+    """
+    file = str(path)
+    data = validation.parse_toml(read_text(path), file)
+    validation.apply_overrides(data, overrides or [])
+    scenario = validation.validate(Scenario, data, file)
+    problems = gate_problems(scenario)
+    if problems:
+        raise ScenarioError(file, problems)
+    return scenario
+
+
+def gate_problems(scenario: Scenario) -> list[tuple[str, str]]:
+    """Parse and type-check every active gate against the scenario's ops and scalars."""
+    problems: list[tuple[str, str]] = []
+    for name, text in scenario.active_gates().items():
+        try:
+            gate = parse_gate(text)
+        except GateSyntaxError as exc:
+            problems.append((f"gates.{name}", str(exc)))
+            continue
+        for problem in check_gate(gate, scenario.ops, CANARY_SCALARS):
+            problems.append((f"gates.{name}", problem))
+    return problems
+
+
+def read_text(path: str | Path) -> str:
+    """Read a UTF-8 input file, turning OS errors into a ScenarioError (exit 2)."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(str(path), [("", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(str(path), [("", f"cannot read: {exc}")]) from None
+
+
+def dump(scenario: Scenario) -> dict[str, Any]:
+    """The scenario as plain data, for summary.json."""
+    return scenario.model_dump(mode="json")

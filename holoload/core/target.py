@@ -1,0 +1,108 @@
+"""Target model: *where* the load goes (endpoints, metrics, topology source, chaos capabilities)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, Field, model_validator
+
+from holoload.core import validation
+from holoload.core.scenario import Seconds, Strict, read_text
+
+DataSharing = Literal["shared", "per_node"]
+
+
+def _postgres_dsn(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+        raise ValueError("expected a DSN such as postgresql://user@127.0.0.1:55432/dbname")
+    return value
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http(s) URL such as http://127.0.0.1:18081/metrics")
+    return value
+
+
+Dsn = Annotated[str, AfterValidator(_postgres_dsn)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+class Node(Strict):
+    """One PostgreSQL-wire endpoint and its optional HTTP surfaces."""
+
+    name: str = Field(default="", description="display name; defaults to node<N>")
+    dsn: Dsn
+    metrics_url: HttpUrl | None = Field(
+        default=None, description="GET returns name=value lines; omitted: a SQL snapshot is taken"
+    )
+
+
+class TopologySource(Strict):
+    """Where the topology snapshots come from."""
+
+    source: Literal["holoctl", "partitions", "none"] = "none"
+    holoctl: str | None = Field(default=None, description="holoctl binary; HOLOCTL_BIN overrides")
+    holoctl_target: str = "127.0.0.1:15051"
+    timeout: Seconds = 30.0
+
+
+class SplitCapability(Strict):
+    """How a `split` chaos action is carried out on this target."""
+
+    method: Literal["holoctl", "partition", "none"] = "none"
+
+
+class Target(Strict):
+    """A whole target file."""
+
+    name: str
+    description: str = ""
+    data: DataSharing = Field(
+        default="shared",
+        description="shared: every endpoint sees one table; per_node: each node is its own database",
+    )
+    table_layout: Literal["plain", "range_partitioned"] = "plain"
+    nodes: list[Node] = Field(min_length=1, max_length=64)
+    topology: TopologySource = TopologySource()
+    split: SplitCapability = SplitCapability()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Target:
+        if self.split.method == "partition" and self.table_layout != "range_partitioned":
+            raise ValueError("split.method 'partition' needs table_layout = 'range_partitioned'")
+        if self.split.method == "holoctl" and self.topology.source != "holoctl":
+            raise ValueError("split.method 'holoctl' needs topology.source = 'holoctl' (its target)")
+        return self
+
+    def node_names(self) -> list[str]:
+        return [n.name or f"node{i}" for i, n in enumerate(self.nodes, start=1)]
+
+
+def load_target(path: str | Path) -> Target:
+    """Read and validate a target file.
+
+    Raises:
+        ScenarioError: unreadable file, bad TOML or bad keys/values (exit 2).
+    """
+    file = str(path)
+    data = validation.parse_toml(read_text(path), file)
+    return validation.validate(Target, data, file)
+
+
+def local_target(dsns: list[str]) -> Target:
+    """The target describing the embedded local cluster holoload starts itself."""
+    return Target(
+        name="local",
+        description="embedded throwaway PostgreSQL cluster on 127.0.0.1",
+        data="per_node",
+        table_layout="range_partitioned",
+        nodes=[Node(name=f"node{i}", dsn=dsn) for i, dsn in enumerate(dsns, start=1)],
+        topology=TopologySource(source="partitions"),
+        split=SplitCapability(method="partition"),
+    )
+

@@ -1,0 +1,1 @@
+"""Engine: runs a scenario against a target inside one task group."""

@@ -1,0 +1,1 @@
+"""Shell: command line, live display, artifact writers."""
