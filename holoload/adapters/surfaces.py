@@ -1,0 +1,237 @@
+"""One object per run that speaks to every surface of a target: SQL, /metrics, topology, split."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import aiohttp
+import anyio
+import asyncpg
+
+from holoload.adapters import localpg
+from holoload.adapters.holoctl import Holoctl, resolve_holoctl
+from holoload.adapters.metrics_http import fetch_text
+from holoload.adapters.pg import close_quietly, connect, count_rows, describe_error, quote_ident
+from holoload.core.errors import SetupError
+from holoload.core.splitkey import row_v1_split_key, to_hex
+from holoload.core.target import Target
+from holoload.core.topology import Placement, SplitHealth, Topology
+from holoload.core.topology_table import render_table
+
+
+@dataclass(frozen=True, slots=True)
+class SplitOutcome:
+    """What a split did: ok, the key(s) used, and the command/DDL output to keep."""
+
+    ok: bool
+    detail: str
+    output: str
+
+
+class TargetSurfaces:
+    """Connections and clients for one target; open with `async with`.
+
+    Args:
+        target: the validated target.
+        connect_timeout_s / statement_timeout_s: applied to every SQL connection.
+        env: environment used to resolve HOLOCTL_BIN.
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        connect_timeout_s: float,
+        statement_timeout_s: float,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.target = target
+        self.names = target.node_names()
+        self._connect_timeout_s = connect_timeout_s
+        self._statement_timeout_s = statement_timeout_s
+        self._env = dict(os.environ) if env is None else env
+        self.conns: list[asyncpg.Connection] = []
+        self._http: aiohttp.ClientSession | None = None
+        self._holoctl: Holoctl | None = None
+
+    async def __aenter__(self) -> TargetSurfaces:
+        """Connect to every node (in parallel); any failure is a SetupError (exit 3)."""
+        if self.target.topology.source == "holoctl":
+            binary = resolve_holoctl(self.target.topology.holoctl, self._env)
+            self._holoctl = Holoctl(binary, self.target.topology.holoctl_target,
+                                    timeout_s=self.target.topology.timeout, env=self._env)
+        slots: list[asyncpg.Connection | None] = [None] * len(self.target.nodes)
+        failures: list[SetupError] = []
+        try:
+            async with anyio.create_task_group() as tg:
+                for i, node in enumerate(self.target.nodes):
+                    tg.start_soon(self._open, slots, failures, i, node.dsn)
+        finally:
+            if failures or None in slots:
+                with anyio.CancelScope(shield=True):
+                    for conn in slots:
+                        await close_quietly(conn)
+        if failures:
+            raise failures[0]
+        self.conns = [c for c in slots if c is not None]
+        if any(n.metrics_url for n in self.target.nodes):
+            self._http = aiohttp.ClientSession()
+        return self
+
+    async def _open(self, slots: list[asyncpg.Connection | None], failures: list[SetupError],
+                    i: int, dsn: str) -> None:
+        try:
+            slots[i] = await self._connect(i)
+        except SetupError as exc:
+            failures.append(exc)
+
+    async def _connect(self, i: int) -> asyncpg.Connection:
+        return await connect(self.target.nodes[i].dsn, connect_timeout_s=self._connect_timeout_s,
+                             statement_timeout_s=self._statement_timeout_s, name=self.names[i])
+
+    async def __aexit__(self, *exc: object) -> None:
+        with anyio.CancelScope(shield=True):
+            for conn in self.conns:
+                await close_quietly(conn)
+            if self._http is not None:
+                await self._http.close()
+
+    @property
+    def shared(self) -> bool:
+        return self.target.data == "shared"
+
+    def data_nodes(self) -> range:
+        """Indexes of nodes holding distinct data: just the first when data is shared."""
+        return range(1) if self.shared else range(len(self.conns))
+
+    async def prepare_table(self, table: str) -> None:
+        """Create (or recreate, when partitioned) and empty the canary table on each data node."""
+        for i in self.data_nodes():
+            if self.target.table_layout == "range_partitioned":
+                await localpg.prepare_partitioned_table(self.conns[i], table)
+            else:
+                await localpg.prepare_plain_table(self.conns[i], table)
+
+    async def counts(self, table: str) -> list[int]:
+        """Row count on each data node."""
+        return [await count_rows(self.conns[i], table) for i in self.data_nodes()]
+
+    async def ensure_connected(self, node: int) -> None:
+        """Reconnect to a node whose connection was lost (a restarted node rejoins the run).
+
+        Raises:
+            SetupError: the node still cannot be reached.
+        """
+        if not self.conns[node].is_closed():
+            return
+        await close_quietly(self.conns[node])
+        self.conns[node] = await self._connect(node)
+
+    async def count_on(self, node: int, table: str) -> int:
+        return await count_rows(self.conns[node], table)
+
+    async def metrics_snapshots(self, table: str) -> list[tuple[str, bool, str]]:
+        """(node name, ok, raw text) per node: GET metrics_url, or a SQL snapshot without one."""
+        out: list[tuple[str, bool, str]] = []
+        for i, node in enumerate(self.target.nodes):
+            try:
+                if node.metrics_url and self._http is not None:
+                    text = await fetch_text(self._http, node.metrics_url)
+                else:
+                    text = await localpg.metrics_text(self.conns[i], table)
+                out.append((self.names[i], True, text))
+            except Exception as exc:  # a snapshot never fails the run; it records why
+                out.append((self.names[i], False, f"ERROR: {exc}\n"))
+        return out
+
+    async def topology_snapshot(self, table: str) -> tuple[bool, str] | None:
+        """(ok, raw text) of the topology, or None when the target has no topology source."""
+        source = self.target.topology.source
+        try:
+            if source == "holoctl" and self._holoctl is not None:
+                result = await self._holoctl.topology()
+                if result.returncode != 0:
+                    return False, f"ERROR: holoctl exited {result.returncode}: {result.stderr}"
+                return True, result.stdout
+            if source == "partitions":
+                return True, render_table(await self.partition_topology(table))
+        except Exception as exc:  # recorded, never fatal
+            return False, f"ERROR: {exc}\n"
+        return None
+
+    async def partition_topology(self, table: str) -> Topology:
+        """The local partition layout in the normalised topology model (one row per node+partition).
+
+        Nodes of a per_node target hold different rows, so each node's partitions are distinct
+        shards (`n<node>.<partition>`), never replicas of each other.
+        """
+        placements: list[Placement] = []
+        attempts = successes = failures = 0
+        for i in self.data_nodes():
+            node_id = str(i + 1)
+            for part in await localpg.partitions(self.conns[i], table):
+                placements.append(Placement(
+                    node_id=node_id, node_state="Active", role="primary", shard_id=f"n{node_id}.{part.name}",
+                    range_text=_range_text(part.lower, part.upper), records=part.rows,
+                    records_text=f"{part.rows:,}", state="",
+                ))
+            log = await localpg.split_log(self.conns[i], table)
+            attempts, successes, failures = attempts + log.attempts, successes + log.successes, failures + log.failures
+        by = (("manual", attempts),) if attempts else ()
+        split = SplitHealth(attempts=attempts, successes=successes, failures=failures,
+                            transient=0, backoff=0, attempts_by=by)
+        return Topology(placements=tuple(placements), split=split, partial=False)
+
+    async def split(self, table: str, key: int | str, table_id: int, next_rows: int) -> SplitOutcome:
+        """Split the range holding `key` (or, for "auto", max(pk) + half the next batch)."""
+        method = self.target.split.method
+        if method == "none":
+            return SplitOutcome(False, f"target '{self.target.name}' has no split method", "")
+        outcomes = []
+        for i in self.data_nodes():
+            pk = key if isinstance(key, int) else await _auto_key(self.conns[i], table, next_rows)
+            if method == "holoctl":
+                outcomes.append(await self._split_holoctl(table_id, pk))
+            else:
+                outcomes.append(await self._split_partition(i, table, pk))
+        ok = all(o.ok for o in outcomes)
+        return SplitOutcome(ok, "; ".join(o.detail for o in outcomes), "".join(o.output for o in outcomes))
+
+    async def _split_holoctl(self, table_id: int, pk: int) -> SplitOutcome:
+        assert self._holoctl is not None
+        hex_key = to_hex(row_v1_split_key(table_id, pk))
+        result = await self._holoctl.split(hex_key)
+        ok = result.returncode == 0
+        detail = f"holoctl split at pk {pk} (key {hex_key}): exit {result.returncode}"
+        return SplitOutcome(ok, detail, result.stdout + result.stderr)
+
+    async def _split_partition(self, i: int, table: str, pk: int) -> SplitOutcome:
+        try:
+            low, high = await localpg.split_partition(self.conns[i], table, pk)
+        except (asyncpg.PostgresError, ValueError) as exc:
+            return SplitOutcome(False, f"{self.names[i]}: split at {pk} failed: {describe_error(exc)}", "")
+        detail = f"{self.names[i]}: split at {pk} -> {low.name} ({low.rows:,} rows), {high.name} ({high.rows:,} rows)"
+        return SplitOutcome(True, detail, detail + "\n")
+
+    async def run_sql(self, node: int, sql: str) -> str:
+        """Run a statement on its own short-lived connection (safe beside a running batch)."""
+        conn = await self._connect(node)
+        try:
+            return str(await conn.execute(sql))
+        finally:
+            await close_quietly(conn)
+
+
+async def _auto_key(conn: asyncpg.Connection, table: str, next_rows: int) -> int:
+    max_id = await conn.fetchval(f"SELECT COALESCE(MAX(order_id), 0) FROM {quote_ident(table)}")
+    return int(max_id) + max(1, next_rows // 2)
+
+
+def _range_text(lower: int | None, upper: int | None) -> str:
+    if lower is None and upper is None:
+        return "all_keys"
+    lo = "start" if lower is None else str(lower)
+    hi = "end" if upper is None else str(upper)
+    return f"[{lo}, {hi})"
+

@@ -1,0 +1,129 @@
+"""Typed run events: the one-way stream from the engine to aggregator, display and artifacts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base event; `ts` is wall-clock seconds since the epoch, supplied by the emitter."""
+
+    kind: ClassVar[str] = "event"
+    ts: float
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["kind"] = self.kind
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted(Event):
+    kind: ClassVar[str] = "run_started"
+    run_id: str
+    scenario: str
+    target: str
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseChanged(Event):
+    kind: ClassVar[str] = "phase"
+    phase: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineTaken(Event):
+    kind: ClassVar[str] = "baseline"
+    baseline_count: int
+    per_node: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStarted(Event):
+    kind: ClassVar[str] = "batch_started"
+    index: int
+    total: int
+    op: str
+    rows: int
+    node: str
+    count_before: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFinished(Event):
+    """A batch ended: status is ok, delta_mismatch or error."""
+
+    kind: ClassVar[str] = "batch_finished"
+    index: int
+    total: int
+    op: str
+    label: str
+    rows: int
+    node: str
+    elapsed_s: float
+    row_delta: int | None
+    status: str
+    error: str | None = None
+    error_class: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChaosStarted(Event):
+    kind: ClassVar[str] = "chaos_started"
+    name: str
+    action: str
+    trigger: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChaosFinished(Event):
+    kind: ClassVar[str] = "chaos_finished"
+    name: str
+    action: str
+    ok: bool
+    elapsed_s: float
+    detail: str
+    output: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotTaken(Event):
+    """A raw snapshot; `text` goes to snapshots/, the event log keeps only the name."""
+
+    kind: ClassVar[str] = "snapshot"
+    name: str
+    source: str
+    ok: bool
+    text: str = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = Event.to_dict(self)
+        data.pop("text")
+        data["bytes"] = len(self.text.encode())
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class FinalCount(Event):
+    kind: ClassVar[str] = "final_count"
+    final_count: int
+    per_node: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RunProblem(Event):
+    """Something went wrong that the run recorded instead of crashing (dead node, Ctrl-C...)."""
+
+    kind: ClassVar[str] = "problem"
+    what: str
+    detail: str
+
+
+class EventSink(Protocol):
+    """Anything that takes events (aggregator, display, artifact writer)."""
+
+    def emit(self, event: Event) -> None: ...

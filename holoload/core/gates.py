@@ -1,0 +1,399 @@
+"""Gate expressions such as ``p95(batch_20k) <= 8s``: parse, check, evaluate to a Verdict."""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import asdict, dataclass
+from enum import Enum
+from typing import NamedTuple, Protocol
+
+from holoload.core.histogram import LatencyHistogram
+from holoload.core.units import format_duration, parse_duration
+
+
+class GateSyntaxError(ValueError):
+    """A gate could not be parsed: ``detail`` says what was expected at 1-based ``column``."""
+
+    def __init__(self, source: str, column: int, detail: str) -> None:
+        self.source, self.column, self.detail = source, column, detail
+        super().__init__(f"gate {source!r}, column {column}: {detail}")
+
+
+class Kind(Enum):
+    """What a gate operand measures; both sides of a comparison must agree."""
+
+    DURATION, NUMBER, RATIO = "duration", "number", "ratio"
+
+
+class GateContext(Protocol):
+    """What gates read: an op's histogram and named scalars, None when there is none."""
+
+    def histogram(self, op: str) -> LatencyHistogram | None: ...
+
+    def scalar(self, name: str) -> float | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GateFunction:
+    """A gate function ``name(op, key=value)``: ``measure`` gives base units or None (no data)."""
+
+    name: str
+    kind: Kind
+    measure: Callable[[GateContext, str, Mapping[str, str]], float | None]
+    keywords: frozenset[str] = frozenset()
+    missing_reason: str = "no samples for op '{op}'"
+
+
+FunctionBuilder = Callable[["re.Match[str]"], "GateFunction | None"]
+_REGISTRY: list[tuple[re.Pattern[str], FunctionBuilder, str]] = []
+
+
+def register_function(pattern: str, build: FunctionBuilder, hint: str = "") -> None:
+    """Make gate functions whose names fully match ``pattern`` available to gates.
+
+    Args:
+        pattern: a regular expression for the name, such as "count" or "p[0-9]+".
+        build: makes the function from the name's match, or returns None to reject it.
+        hint: how the name is shown in "unknown function" messages (default: pattern).
+    """
+    _REGISTRY.append((re.compile(pattern), build, hint or pattern))
+
+
+def lookup_function(name: str) -> GateFunction | None:
+    """Return the gate function called ``name``, or None if there is none.
+
+    Args:
+        name: the name as written, such as "p99.9" or "count".
+
+    Returns:
+        The function built by the most recent registration whose pattern matches.
+    """
+    for pattern, build, _hint in reversed(_REGISTRY):
+        match = pattern.fullmatch(name)
+        if match is not None:
+            return build(match)
+    return None
+
+
+def _from_histogram(name: str, read: Callable[[LatencyHistogram], float | None]) -> GateFunction:
+    """A duration function reading microseconds from the op's histogram; empty is no data."""
+
+    def measure(ctx: GateContext, op: str, keywords: Mapping[str, str]) -> float | None:
+        histogram = ctx.histogram(op)
+        value_us = None if histogram is None or histogram.count == 0 else read(histogram)
+        return None if value_us is None else value_us / 1_000_000
+
+    return GateFunction(name, Kind.DURATION, measure)
+
+
+def _count(ctx: GateContext, op: str, keywords: Mapping[str, str]) -> float | None:
+    # An op that exists but recorded nothing has a count of 0, which is an answer.
+    histogram = ctx.histogram(op)
+    return None if histogram is None else float(histogram.count)
+
+
+def _percentile(match: re.Match[str]) -> GateFunction | None:
+    p = float(match[1])
+    return _from_histogram(match[0], lambda h: h.percentile_us(p)) if p <= 100 else None
+
+
+register_function("min", lambda m: _from_histogram("min", lambda h: h.min_us))
+register_function("max", lambda m: _from_histogram("max", lambda h: h.max_us))
+register_function("mean", lambda m: _from_histogram("mean", lambda h: h.mean_us))
+register_function("count", lambda m: GateFunction("count", Kind.NUMBER, _count))
+register_function(r"p(\d+(?:\.\d+)?)", _percentile, "p<N> (p50, p95, p99.9)")
+
+
+class Comparison(Enum):
+    """A comparison operator between the two sides of a gate."""
+
+    LE, LT, GE, GT, EQ, NE = "<=", "<", ">=", ">", "==", "!="
+
+    def holds(self, left: float, right: float) -> bool:
+        """Whether ``left <op> right`` is true."""
+        # Member names are those of the operator module's functions: LE -> operator.le.
+        return bool(getattr(operator, self.name.lower())(left, right))
+
+    @property
+    def negated(self) -> Comparison:
+        """The operator that holds exactly when this one does not."""
+        return Comparison(_NEGATION[self.value])
+
+
+_NEGATION = {"<=": ">", ">": "<=", "<": ">=", ">=": "<", "==": "!=", "!=": "=="}
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    """A number as written, such as ``8s``, ``1%`` or ``20k``, with its value in base units."""
+
+    text: str
+    value: float
+    kind: Kind
+
+
+@dataclass(frozen=True, slots=True)
+class ScalarRef:
+    """A named scalar such as ``failed_batches``; always a number."""
+
+    text: str
+    kind: Kind = Kind.NUMBER
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A function applied to an op, such as ``p95(batch_20k)``; ``text`` as written."""
+
+    text: str
+    function: GateFunction
+    op: str
+    keywords: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def kind(self) -> Kind:
+        """The kind of value the function returns."""
+        return self.function.kind
+
+
+Operand = Literal | ScalarRef | Call
+
+
+@dataclass(frozen=True, slots=True)
+class GateRefs:
+    """The op names (read by function calls) and scalar names a gate reads."""
+
+    ops: frozenset[str]
+    scalars: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """A parsed gate ``left <comparison> right``; ``source`` is the text as written."""
+
+    source: str
+    left: Operand
+    comparison: Comparison
+    right: Operand
+
+    def references(self) -> GateRefs:
+        """Return the op and scalar names this gate reads."""
+        sides = (self.left, self.right)
+        ops = frozenset(side.op for side in sides if isinstance(side, Call))
+        return GateRefs(ops, frozenset(s.text for s in sides if isinstance(s, ScalarRef)))
+
+
+_TOKEN = re.compile(
+    r"""(?P<space>\s+)
+    | (?P<number>\d+(?:\.\d+)?(?:[A-Za-zµ%]+(?:\d+(?:\.\d+)?[A-Za-zµ]+)*)?)
+    | (?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)
+    | (?P<cmp><=|>=|==|!=|<|>)
+    | (?P<punct>[(),=])""",
+    re.VERBOSE,
+)
+_EXAMPLES = {Kind.DURATION: "8s", Kind.NUMBER: "0", Kind.RATIO: "1%"}
+_OPERAND_EXPECTED = "expected a function call such as p95(op), a scalar name or a number"
+# Literal suffixes other than durations (us, ms, s, m, h and compounds such as 1h30m).
+_SCALES = {"": 1.0, "k": 1e3, "M": 1e6, "%": 0.01}
+
+
+class _Token(NamedTuple):
+    kind: str  # a _TOKEN group name, or "end"
+    text: str
+    column: int
+
+
+class _Parser:
+    """Recursive-descent parser over the tokens of one gate."""
+
+    def __init__(self, source: str) -> None:
+        self.source, self.position = source, 0
+        self.tokens: list[_Token] = []
+        at = 0
+        while at < len(source):
+            match = _TOKEN.match(source, at)
+            if match is None:
+                raise GateSyntaxError(source, at + 1, f"unexpected character {source[at]!r}")
+            if match.lastgroup != "space":
+                self.tokens.append(_Token(match.lastgroup or "", match[0], at + 1))
+            at = match.end()
+        self.tokens.append(_Token("end", "", len(source) + 1))
+
+    def take(self, *kinds: str, text: str = "", expected: str = "") -> _Token:
+        token = self.tokens[self.position]
+        if (kinds and token.kind not in kinds) or (text and token.text != text):
+            shown = "the end of the gate" if token.kind == "end" else repr(token.text)
+            raise GateSyntaxError(self.source, token.column, f"{expected}, got {shown}")
+        self.position += 1
+        return token
+
+    def gate(self) -> Gate:
+        left_at, left = self.tokens[self.position], self.operand()
+        symbol = self.take("cmp", expected="expected a comparison operator (<=, <, >=, >, ==, !=)")
+        right_at, right = self.tokens[self.position], self.operand()
+        self.take("end", expected="expected the end of the gate")
+        if isinstance(left, Literal) and isinstance(right, Literal):
+            detail = "expected an op or a scalar on one side, got two numbers"
+            raise GateSyntaxError(self.source, left_at.column, detail)
+        if left.kind is not right.kind:
+            subject, other, at = left, right, right_at
+            if isinstance(left, Literal):  # blame the threshold literal, not the measurement
+                subject, other, at = right, left, left_at
+            kind, example = subject.kind.value, _EXAMPLES[subject.kind]
+            detail = f"{subject.text} is a {kind}; compare it with a {kind} such as {example}"
+            detail += f", not {other.text} (a {other.kind.value})"
+            raise GateSyntaxError(self.source, at.column, detail)
+        return Gate(self.source, left, Comparison(symbol.text), right)
+
+    def operand(self) -> Operand:
+        if self.tokens[self.position].kind == "number":
+            return self.literal(self.take())
+        name = self.take("name", expected=_OPERAND_EXPECTED)
+        if self.tokens[self.position].text != "(":
+            return ScalarRef(name.text)
+        function = lookup_function(name.text)
+        if function is None:
+            known = ", ".join(sorted(hint for _pattern, _build, hint in _REGISTRY))
+            detail = f"unknown function {name.text!r}; expected one of {known}"
+            raise GateSyntaxError(self.source, name.column, detail)
+        self.take()
+        op = self.take("name", expected=f"expected an op name as first argument of {name.text}()")
+        keywords: dict[str, str] = {}
+        while self.tokens[self.position].text == ",":
+            self.take()
+            key = self.take("name", expected="expected a keyword argument such as name=value")
+            if key.text not in function.keywords or key.text in keywords:
+                accepted = ", ".join(sorted(function.keywords)) or "none"
+                detail = f"unexpected keyword {key.text!r} (accepted, once each: {accepted})"
+                raise GateSyntaxError(self.source, key.column, detail)
+            self.take("punct", text="=", expected=f"expected '=' after {key.text}")
+            value = self.take("name", "number", expected=f"expected a value for {key.text}")
+            keywords[key.text] = value.text
+        close = self.take("punct", text=")", expected="expected ',' or ')'")
+        text = self.source[name.column - 1 : close.column]
+        return Call(text, function, op.text, tuple(keywords.items()))
+
+    def literal(self, token: _Token) -> Literal:
+        plain = re.fullmatch(r"(\d+(?:\.\d+)?)(k|M|%|)", token.text)
+        if plain:
+            kind = Kind.RATIO if plain[2] == "%" else Kind.NUMBER
+            return Literal(token.text, float(plain[1]) * _SCALES[plain[2]], kind)
+        try:
+            return Literal(token.text, parse_duration(token.text), Kind.DURATION)
+        except ValueError:
+            units = "us, ms, s, m, h, %, k or M"
+            detail = f"expected a number with an optional unit ({units}), got {token.text!r}"
+            raise GateSyntaxError(self.source, token.column, detail) from None
+
+
+def parse_gate(text: str) -> Gate:
+    """Parse a gate expression such as ``p95(batch_20k) <= 8s``.
+
+    Args:
+        text: ``<operand> <cmp> <operand>``; an operand is a call ``name(op, key=value)``,
+            a scalar name, or a number with optional unit (us/ms/s/m/h, %, k, M).
+
+    Returns:
+        The parsed gate; both sides are known to be of the same kind.
+
+    Raises:
+        GateSyntaxError: not a valid gate; the message gives the column and expectation.
+    """
+    return _Parser(text).gate()
+
+
+def check_gate(gate: Gate, known_ops: Collection[str], known_scalars: Collection[str]) -> list[str]:
+    """List what a gate refers to that the scenario does not define.
+
+    Args:
+        gate: a parsed gate.
+        known_ops: op names the scenario defines.
+        known_scalars: scalar names the run will provide.
+
+    Returns:
+        One sentence per problem, such as "unknown op 'batch_2k' (known: batch_20k)".
+    """
+    refs = gate.references()
+    problems: list[str] = []
+    for what, used, known in (("op", refs.ops, known_ops), ("scalar", refs.scalars, known_scalars)):
+        listed = ", ".join(sorted(known)) or "none"
+        for name in sorted(set(used) - set(known)):
+            problems.append(f"unknown {what} {name!r} (known: {listed})")
+    return problems
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of one gate; ``observed`` and ``threshold`` are in base units."""
+
+    name: str
+    expression: str
+    passed: bool
+    observed: float | None
+    threshold: float | None
+    observed_text: str
+    threshold_text: str
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the verdict as a JSON-ready dict."""
+        return asdict(self)
+
+
+def _format_value(value: float, kind: Kind) -> str:
+    """Format a measured value for people: durations with units, ratios in percent."""
+    if kind is not Kind.NUMBER:
+        return format_duration(value) if kind is Kind.DURATION else f"{value * 100:.4g}%"
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.6g}"
+
+
+def _measure(side: Operand, ctx: GateContext) -> tuple[float | None, str]:
+    """The side's value as a float, or None and the reason there is none."""
+    if isinstance(side, Literal):
+        return side.value, ""
+    if isinstance(side, ScalarRef):
+        value, why = ctx.scalar(side.text), f"no value for scalar {side.text!r}"
+    else:
+        value = side.function.measure(ctx, side.op, dict(side.keywords))
+        why = side.function.missing_reason.format(op=side.op)
+    return (None if value is None else float(value)), why
+
+
+def _shown(side: Operand, value: float | None, with_name: bool = False) -> str:
+    """A side for people: literals as written, measured values formatted."""
+    if isinstance(side, Literal):
+        return side.text
+    shown = "no data" if value is None else _format_value(value, side.kind)
+    return f"{side.text} = {shown}" if with_name else shown
+
+
+def evaluate(name: str, gate: Gate, ctx: GateContext) -> Verdict:
+    """Evaluate a gate against measured data; missing data fails the gate.
+
+    Args:
+        name: the gate's name in the scenario, carried into the verdict.
+        gate: a parsed gate.
+        ctx: where histograms and scalars are read from.
+
+    Returns:
+        The verdict; ``observed`` is the side reading data (left if both do), with
+        reasons like "p95(a) = 1.21s <= 8s" or "FAIL: p95(b) = 21.4s > 20s".
+    """
+    (left, left_why), (right, right_why) = _measure(gate.left, ctx), _measure(gate.right, ctx)
+    if left is None or right is None:
+        passed, reason = False, left_why if left is None else right_why
+    else:
+        passed = gate.comparison.holds(left, right)
+        symbol = (gate.comparison if passed else gate.comparison.negated).value
+        shown = [_shown(side, v, True) for side, v in ((gate.left, left), (gate.right, right))]
+        reason = f"{'' if passed else 'FAIL: '}{shown[0]} {symbol} {shown[1]}"
+    pairs = [(left, gate.left), (right, gate.right)]
+    if isinstance(gate.left, Literal):  # the measured side is on the right
+        pairs.reverse()
+    (observed, observed_side), (threshold, threshold_side) = pairs
+    observed_text = _shown(observed_side, observed)
+    threshold_text = _shown(threshold_side, threshold)
+    return Verdict(
+        name, gate.source, passed, observed, threshold, observed_text, threshold_text, reason
+    )

@@ -1,0 +1,66 @@
+"""Error classes for failed operations, decided by SQLSTATE code and never by message text."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+__all__ = ["ErrorClass", "classify_sqlstate"]
+
+
+class ErrorClass(str, Enum):
+    """What kind of failure an operation met; drives retries and reporting."""
+
+    RETRYABLE = "retryable"
+    """Serialization failure, deadlock or too many connections: try again."""
+    TIMEOUT = "timeout"
+    """The server cancelled the statement (statement_timeout, query_canceled)."""
+    GUARDRAIL = "guardrail"
+    """A program limit was hit (SQLSTATE class 54), e.g. a statement too complex."""
+    CONNECTION = "connection"
+    """The connection failed or the server went away, or no server answer at all."""
+    CONSTRAINT = "constraint"
+    """An integrity constraint was violated (SQLSTATE class 23)."""
+    OTHER = "other"
+    """Anything else, including malformed codes."""
+
+
+# Exact codes first: they override the class rules below (57014 and 57P01 share
+# class 57 but mean different things).
+_BY_CODE: dict[str, ErrorClass] = {
+    "40001": ErrorClass.RETRYABLE,  # serialization_failure
+    "40P01": ErrorClass.RETRYABLE,  # deadlock_detected
+    "53300": ErrorClass.RETRYABLE,  # too_many_connections
+    "57014": ErrorClass.TIMEOUT,  # query_canceled (statement_timeout)
+    "57P01": ErrorClass.CONNECTION,  # admin_shutdown
+    "57P02": ErrorClass.CONNECTION,  # crash_shutdown
+    "57P03": ErrorClass.CONNECTION,  # cannot_connect_now
+}
+
+# SQLSTATE classes are the first two characters of the code.
+_BY_CLASS: dict[str, ErrorClass] = {
+    "08": ErrorClass.CONNECTION,  # connection_exception
+    "23": ErrorClass.CONSTRAINT,  # integrity_constraint_violation
+    "54": ErrorClass.GUARDRAIL,  # program_limit_exceeded
+}
+
+
+def classify_sqlstate(code: str | None) -> ErrorClass:
+    """Classify a failed operation by its five-character SQLSTATE code.
+
+    Args:
+        code: the SQLSTATE the server sent (case-insensitive), or None when no
+            server answer arrived (refused, reset or timed-out connection).
+
+    Returns:
+        The error class: exact codes are checked first, then the two-character
+        SQLSTATE class; unknown or malformed codes are ``ErrorClass.OTHER``.
+    """
+    if code is None:
+        return ErrorClass.CONNECTION
+    normalized = code.strip().upper()
+    if len(normalized) != 5 or not normalized.isalnum() or not normalized.isascii():
+        return ErrorClass.OTHER
+    exact = _BY_CODE.get(normalized)
+    if exact is not None:
+        return exact
+    return _BY_CLASS.get(normalized[:2], ErrorClass.OTHER)

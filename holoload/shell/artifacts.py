@@ -1,0 +1,106 @@
+"""Results directory writers: events.jsonl and snapshots as the run goes, summaries at the end."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from holoload.core.events import BatchFinished, Event, SnapshotTaken
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def results_dir_for(base: str | Path, scenario: str, started: datetime) -> Path:
+    """`<base>/<scenario>_<UTC timestamp>`, made unique if it already exists."""
+    stamp = started.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = Path(base) / f"{scenario}_{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path(base) / f"{scenario}_{stamp}_{n}"
+    return path
+
+
+class ArtifactWriter:
+    """Writes each event as it arrives (flushed per line) so a crash keeps what was measured.
+
+    Args:
+        root: the run's results directory (created here).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.snapshots = root / "snapshots"
+        self._events: IO[bytes] | None = None
+        self.batches: list[BatchFinished] = []
+        self.write_errors: list[str] = []
+
+    def open(self) -> ArtifactWriter:
+        self.snapshots.mkdir(parents=True, exist_ok=True)
+        self._events = (self.root / "events.jsonl").open("ab")
+        return self
+
+    def close(self) -> None:
+        if self._events is not None:
+            self._events.close()
+            self._events = None
+
+    def emit(self, event: Event) -> None:
+        """Append the event to events.jsonl; snapshots also become files under snapshots/."""
+        if isinstance(event, BatchFinished):
+            self.batches.append(event)
+        try:
+            if isinstance(event, SnapshotTaken):
+                name = _SAFE_NAME.sub("_", event.name)
+                (self.snapshots / name).write_bytes(event.text.encode())
+            self._append(event.to_dict())
+        except OSError as exc:  # a full disk must not kill the run; it is reported at the end
+            self.write_errors.append(f"{type(event).__name__}: {exc}")
+
+    def _append(self, record: dict[str, Any]) -> None:
+        if self._events is None:
+            return
+        self._events.write(orjson.dumps(record) + b"\n")
+        self._events.flush()
+
+    def write_batch_stats(self) -> Path:
+        """batch_stats.csv: index,label,rows,elapsed_ms,row_delta,status (one row per batch)."""
+        path = self.root / "batch_stats.csv"
+        with path.open("w", newline="") as fh:
+            out = csv.writer(fh, lineterminator="\n")
+            out.writerow(["index", "label", "rows", "elapsed_ms", "row_delta", "status"])
+            for b in self.batches:
+                delta = "" if b.row_delta is None else b.row_delta
+                out.writerow([b.index, b.label, b.rows, f"{b.elapsed_s * 1000:.1f}", delta, b.status])
+        return path
+
+    def write_summary(self, summary: dict[str, Any], text_keys: list[tuple[str, Any]]) -> None:
+        """summary.json (everything) and summary.txt (the bash canary's key=value lines)."""
+        _atomic_write(self.root / "summary.json", orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+        lines = "".join(f"{key}={_plain(value)}\n" for key, value in text_keys)
+        _atomic_write(self.root / "summary.txt", lines.encode())
+
+
+def _plain(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)

@@ -1,0 +1,147 @@
+"""Command line: parse -> run -> one `raise SystemExit(code)`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from holoload import __version__
+from holoload.core.errors import ExitCode, HololoadError, InputError
+from holoload.core.scenario import load_scenario
+from holoload.core.target import load_target
+
+SUBCOMMANDS = ("run", "validate", "cluster")
+
+DESCRIPTION = """\
+holoload runs load scenarios against PostgreSQL-wire clusters and ends with PASS or FAIL.
+
+  holoload SCENARIO.toml                      run on a throwaway local 3-node PostgreSQL cluster
+  holoload SCENARIO.toml --target T.toml      run against the cluster a target file describes
+  holoload validate FILE.toml...              check scenario/target files without running
+  holoload cluster up|status|down             keep a local cluster running between runs
+"""
+
+EPILOG = """\
+exit codes: 0 PASS, 1 a gate failed, 2 bad input or usage, 3 target unreachable or set-up
+failed, 130 interrupted (Ctrl-C/SIGTERM; what was measured is kept).
+docs: README.md, docs/scenarios.md (file format), docs/results.md (artifacts)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="holoload", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"holoload {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a scenario (the default command)", epilog=EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("scenario", help="scenario file (TOML), e.g. scenarios/sales_facts.toml")
+    run.add_argument("--target", "-t", metavar="FILE",
+                     help="target file describing the cluster; default: start a local cluster")
+    run.add_argument("--set", "-s", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                     help="override a scenario field, e.g. --set gates.p95_20k='p95(batch_20k) <= 10s' "
+                          "or --set chaos.0.enabled=false (repeatable; values are read as TOML)")
+    run.add_argument("--nodes", type=int, default=3, metavar="N",
+                     help="nodes of the local cluster when no --target is given (default 3)")
+    run.add_argument("--results-dir", metavar="DIR", help="where results/<scenario>_<UTC time>/ goes "
+                     "(default: the scenario's run.results_dir, 'results')")
+    run.add_argument("--no-enforce", action="store_true",
+                     help="report gate failures but exit 0 (the bash canary's ENFORCE_SLO=0)")
+    run.add_argument("--quiet", "-q", action="store_true", help="print only the verdict")
+
+    val = sub.add_parser("validate", help="check scenario and target files without running anything")
+    val.add_argument("files", nargs="+", metavar="FILE")
+    val.add_argument("--set", "-s", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                     help="apply overrides to scenario files before checking")
+
+    cluster = sub.add_parser("cluster", help="start, inspect or stop a long-lived local cluster")
+    cluster.add_argument("action", choices=("up", "status", "down"))
+    cluster.add_argument("--nodes", type=int, default=3, metavar="N", help="nodes for 'up' (default 3)")
+    cluster.add_argument("--base-port", type=int, default=55432, metavar="PORT",
+                         help="first port to try for 'up' (default 55432)")
+    return parser
+
+
+def normalise_argv(argv: Sequence[str]) -> list[str]:
+    """`holoload SCENARIO ...` means `holoload run SCENARIO ...`."""
+    args = list(argv)
+    first = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
+    if first is not None and args[first] not in SUBCOMMANDS and first == 0:
+        args.insert(0, "run")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `holoload` script and `python -m holoload`."""
+    raise SystemExit(dispatch(sys.argv[1:] if argv is None else argv))
+
+
+def dispatch(argv: Sequence[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(normalise_argv(argv))
+    console = Console(stderr=False, soft_wrap=True)
+    errors = Console(stderr=True, soft_wrap=True)
+    try:
+        if args.command == "validate":
+            return _validate(args.files, args.overrides, console)
+        if args.command == "cluster":
+            from holoload.shell.cluster_cmd import cluster_command
+            return cluster_command(args.action, args.nodes, args.base_port, console)
+        if args.command == "run":
+            return _run(args, console)
+        parser.print_help()
+        return int(ExitCode.BAD_INPUT)
+    except HololoadError as exc:
+        errors.print(f"[bold red]holoload: error[/bold red] (exit {int(exc.exit_code)})", highlight=False)
+        errors.print(str(exc), highlight=False, markup=False)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        errors.print("holoload: interrupted", highlight=False)
+        return int(ExitCode.INTERRUPTED)
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    from holoload.shell.runner import RunOptions, run
+
+    if args.nodes < 1 or args.nodes > 16:
+        raise InputError(f"--nodes: expected 1..16, got {args.nodes}")
+    scenario = load_scenario(args.scenario, args.overrides)
+    target = load_target(args.target) if args.target else None
+    label = f"{target.name} ({args.target})" if target else f"local ({args.nodes} nodes)"
+    options = RunOptions(scenario=scenario, target=target, target_label=label, local_nodes=args.nodes,
+                         results_base=args.results_dir, enforce=not args.no_enforce, quiet=args.quiet,
+                         env=dict(os.environ))
+    return run(options, console)
+
+
+def _validate(files: list[str], overrides: list[str], console: Console) -> int:
+    worst = ExitCode.PASS
+    for file in files:
+        try:
+            if _looks_like_target(file):
+                target = load_target(file)
+                console.print(f"{file}: ok (target '{target.name}', {len(target.nodes)} nodes)", highlight=False)
+            else:
+                scenario = load_scenario(file, overrides)
+                console.print(f"{file}: ok (scenario '{scenario.name}', {scenario.total_batches} batches, "
+                              f"{len(scenario.active_gates())} gates)", highlight=False)
+        except HololoadError as exc:
+            console.print(str(exc), highlight=False, markup=False)
+            worst = ExitCode(max(worst, exc.exit_code))
+    return int(worst)
+
+
+def _looks_like_target(file: str) -> bool:
+    try:
+        data = tomllib.loads(Path(file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return "nodes" in data and "batches" not in data

@@ -1,0 +1,207 @@
+"""Composition root for `holoload run`: wires cluster, surfaces, engine, sinks; returns an exit code."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import anyio
+import structlog
+from rich.console import Console
+
+from holoload.adapters.cluster import LocalCluster
+from holoload.adapters.pg import redact
+from holoload.adapters.surfaces import TargetSurfaces
+from holoload.core.aggregate import CanaryAggregator
+from holoload.core.errors import ExitCode, HololoadError
+from holoload.core.events import Event, EventSink, RunProblem, RunStarted
+from holoload.core.gates import Verdict, evaluate, parse_gate
+from holoload.core.scenario import Scenario
+from holoload.core.target import Target, local_target
+from holoload.engine.canary import CanaryEngine
+from holoload.shell.artifacts import ArtifactWriter, results_dir_for
+from holoload.shell.live import LiveDisplay
+from holoload.shell.summary import RunRecord, summary_json, text_keys
+
+
+@dataclass
+class RunOptions:
+    """What the command line decided, already validated."""
+
+    scenario: Scenario
+    target: Target | None
+    target_label: str
+    local_nodes: int = 3
+    results_base: str | None = None
+    enforce: bool = True
+    quiet: bool = False
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+class Fanout:
+    """Delivers each event to every sink in order, and logs it to run.log."""
+
+    def __init__(self, sinks: list[EventSink], log: Any) -> None:
+        self.sinks = sinks
+        self.log = log
+
+    def emit(self, event: Event) -> None:
+        for sink in self.sinks:
+            sink.emit(event)
+        self.log.info(event.kind, **{k: v for k, v in event.to_dict().items() if k not in ("kind", "text")})
+
+
+def run(options: RunOptions, console: Console) -> int:
+    """Run a scenario end to end; every outcome, even a crash of the target, leaves artifacts."""
+    scenario = options.scenario
+    started = datetime.now(UTC)
+    root = results_dir_for(options.results_base or scenario.run.results_dir, scenario.name, started)
+    writer = ArtifactWriter(root).open()
+    display = LiveDisplay(console, quiet=options.quiet)
+    split_expected = sum(1 for a in scenario.enabled_chaos() if a.action == "split")
+    agg = CanaryAggregator(scenario.ops, scenario.total_rows, split_expected)
+    record = RunRecord(run_id=f"{scenario.name}-{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",
+                       started_at=started.isoformat(), results_dir=str(root), pg_url="",
+                       topology_target="", enforce=options.enforce)
+    with ExitStack() as stack:
+        log_file = stack.enter_context((root / "run.log").open("a"))
+        log = _run_logger(log_file)
+        sink = Fanout([agg, writer, display], log)
+        stack.callback(writer.close)
+        stack.callback(display.close)
+        console.print(f"holoload · scenario [bold]{scenario.name}[/bold] · target {options.target_label} · "
+                      f"results {root}", highlight=False)
+        target = options.target
+        try:
+            target = target or _start_local(options, stack, console, log)
+            record.pg_url = ",".join(redact(n.dsn) for n in target.nodes)
+            record.topology_target = _topology_label(target)
+            interrupted = anyio.run(_drive, record.run_id, scenario, target, sink, options.env,
+                                    backend="asyncio", backend_options=_loop_options())
+            record.status = "INTERRUPTED" if interrupted else "RUNNING"
+        except HololoadError as exc:
+            log.error("run_failed", error=str(exc), exit_code=int(exc.exit_code))
+            sink.emit(RunProblem(time.time(), type(exc).__name__, str(exc)))
+            record.status, record.exit_code = "ERROR", int(exc.exit_code)
+        verdicts = _verdicts(scenario, agg)
+        code = _finish(record, verdicts, options.enforce)
+        record.problems = writer.write_errors
+        _write_summaries(writer, record, scenario, target, agg, verdicts)
+        display.verdicts(verdicts, record.status, options.enforce, code, str(root))
+        log.info("run_finished", status=record.status, exit_code=code)
+        return code
+
+
+def _start_local(options: RunOptions, stack: ExitStack, console: Console, log: Any) -> Target:
+    """Start the embedded cluster; it is stopped when the run ends, whatever happens."""
+    cluster = LocalCluster(options.local_nodes, log=lambda line: log.info("cluster", detail=line))
+    stack.callback(_stop_cluster, cluster, console, log)
+    console.print(f"starting embedded PostgreSQL cluster ({options.local_nodes} nodes on 127.0.0.1)...",
+                  highlight=False)
+    nodes = cluster.start()
+    log.info("cluster_started", nodes=[n.dsn for n in nodes])
+    return local_target([n.dsn for n in nodes])
+
+
+def _stop_cluster(cluster: LocalCluster, console: Console, log: Any) -> None:
+    cluster.stop()
+    log.info("cluster_stopped")
+    console.print("embedded cluster stopped and removed", highlight=False)
+
+
+async def _drive(run_id: str, scenario: Scenario, target: Target, sink: EventSink,
+                 env: dict[str, str]) -> bool:
+    """Run the engine under a signal watcher; returns True when SIGINT/SIGTERM stopped it."""
+    stopped = False
+    failure: HololoadError | None = None
+    async with anyio.create_task_group() as tg:
+        engine_scope = anyio.CancelScope()
+
+        async def watch_signals() -> None:
+            nonlocal stopped
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    stopped = True
+                    sink.emit(RunProblem(time.time(), "interrupted",
+                                         f"{signal.Signals(signum).name}: stopping, keeping what was measured"))
+                    engine_scope.cancel()
+                    return
+
+        tg.start_soon(watch_signals)
+        sink.emit(RunStarted(time.time(), run_id, scenario.name, target.name, tuple(target.node_names())))
+        with engine_scope:
+            try:
+                async with TargetSurfaces(target, connect_timeout_s=scenario.run.connect_timeout,
+                                          statement_timeout_s=scenario.run.statement_timeout, env=env) as surfaces:
+                    await CanaryEngine(scenario, surfaces, sink).run()
+            except HololoadError as exc:  # raised out of the task group, it would come wrapped
+                failure = exc
+        tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    return stopped
+
+
+def _loop_options() -> dict[str, Any]:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        return {}
+    return {"use_uvloop": True}
+
+
+def _verdicts(scenario: Scenario, agg: CanaryAggregator) -> list[Verdict]:
+    return [evaluate(name, parse_gate(text), agg) for name, text in scenario.active_gates().items()]
+
+
+def _finish(record: RunRecord, verdicts: list[Verdict], enforce: bool) -> int:
+    """Decide the verdict and exit code (the one place they are decided)."""
+    if record.status == "ERROR":
+        assert record.exit_code is not None
+        code = record.exit_code
+    elif record.status == "INTERRUPTED":
+        code = int(ExitCode.INTERRUPTED)
+    else:
+        record.status = "PASS" if all(v.passed for v in verdicts) else "FAIL"
+        code = int(ExitCode.PASS if record.status == "PASS" or not enforce else ExitCode.FAIL)
+    record.exit_code = code
+    record.ended_at = datetime.now(UTC).isoformat()
+    record.duration_s = (datetime.fromisoformat(record.ended_at)
+                         - datetime.fromisoformat(record.started_at)).total_seconds()
+    return code
+
+
+def _write_summaries(writer: ArtifactWriter, record: RunRecord, scenario: Scenario, target: Target | None,
+                     agg: CanaryAggregator, verdicts: list[Verdict]) -> None:
+    batches = [b.to_dict() for b in writer.batches]
+    try:
+        writer.write_batch_stats()
+        writer.write_summary(summary_json(record, scenario, target, agg, verdicts, batches),
+                             text_keys(record, scenario, agg, verdicts))
+    except OSError as exc:
+        print(f"holoload: could not write summaries to {writer.root}: {exc}", file=sys.stderr)
+
+
+def _topology_label(target: Target) -> str:
+    if target.topology.source == "holoctl":
+        return target.topology.holoctl_target
+    return target.topology.source
+
+
+def _run_logger(fh: IO[str]) -> Any:
+    return structlog.wrap_logger(
+        structlog.WriteLogger(fh),
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+

@@ -1,0 +1,114 @@
+"""Builds summary.json and the bash canary's summary.txt keys from a finished run."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from holoload import __version__
+from holoload.core.aggregate import CanaryAggregator
+from holoload.core.gates import Verdict
+from holoload.core.scenario import Scenario, dump
+from holoload.core.target import Target
+
+
+@dataclass
+class RunRecord:
+    """Facts about one run that are not measurements."""
+
+    run_id: str
+    started_at: str
+    results_dir: str
+    pg_url: str
+    topology_target: str
+    status: str = "RUNNING"
+    enforce: bool = True
+    exit_code: int | None = None
+    ended_at: str | None = None
+    duration_s: float | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def p95_threshold_ms(op: str, verdicts: list[Verdict]) -> float | None:
+    """The SLO of a `p95(op) <= X` gate, in milliseconds, if the scenario has one."""
+    pattern = re.compile(rf"^\s*p95\(\s*{re.escape(op)}\s*\)\s*<=?")
+    for v in verdicts:
+        if pattern.match(v.expression) and v.threshold is not None:
+            return v.threshold * 1000
+    return None
+
+
+def observed_p95_ms(agg: CanaryAggregator, op: str) -> float | None:
+    hist = agg.histogram(op)
+    value = hist.percentile_us(95) if hist is not None else None
+    return None if value is None else value / 1000
+
+
+def text_keys(record: RunRecord, scenario: Scenario, agg: CanaryAggregator,
+              verdicts: list[Verdict]) -> list[tuple[str, Any]]:
+    """summary.txt lines, in the bash canary's order, one set of batch keys per batch group."""
+    splits = [a for a in scenario.enabled_chaos() if a.action == "split"]
+    keys: list[tuple[str, Any]] = [
+        ("run_id", record.run_id),
+        ("pg_url", record.pg_url),
+        ("topology_target", record.topology_target),
+        ("total_batches", scenario.total_batches),
+        ("baseline_row_count", agg.baseline_count),
+    ]
+    for group in scenario.batches:
+        stats = agg.ops.get(group.op)
+        keys.append((f"batch_{group.label}_runs", stats.runs if stats else 0))
+        keys.append((f"batch_{group.label}_rows", stats.rows if stats else 0))
+    keys += [
+        ("split_churn_enabled", bool(splits)),
+        ("split_triggered", agg.split_ok > 0),
+        ("split_after_batch_index", splits[0].batch_index if splits else ""),
+    ]
+    for group in scenario.batches:
+        keys.append((f"slo_p95_{group.label}_ms", p95_threshold_ms(group.op, verdicts)))
+    for group in scenario.batches:
+        keys.append((f"observed_p95_{group.label}_ms", observed_p95_ms(agg, group.op)))
+    keys += [
+        ("failed_batches", agg.failed_batches),
+        ("expected_final_row_count", agg.expected_final_count),
+        ("observed_final_row_count", agg.final_count),
+        ("slo_status", record.status),
+    ]
+    return keys
+
+
+def summary_json(record: RunRecord, scenario: Scenario, target: Target | None, agg: CanaryAggregator,
+                 verdicts: list[Verdict], batches: list[dict[str, Any]]) -> dict[str, Any]:
+    """Everything about the run, machine-readable (documented in docs/results.md)."""
+    ops = {}
+    for op, stats in agg.ops.items():
+        h = stats.histogram
+        ops[op] = {
+            "runs": stats.runs, "rows": stats.rows, "ok": stats.ok, "errors": stats.errors,
+            "delta_mismatches": stats.mismatches, "count": h.count,
+            "latency_ms": None if h.count == 0 else {
+                "min": h.min_us / 1000, "mean": h.mean_us / 1000, "max": h.max_us / 1000,
+                **{f"p{p:g}": (h.percentile_us(p) or 0) / 1000 for p in (50, 90, 95, 99)},
+            },
+        }
+    return {
+        "holoload_version": __version__,
+        "run": record.__dict__,
+        "verdict": record.status,
+        "exit_code": record.exit_code,
+        "scenario": dump(scenario),
+        "target": None if target is None else {
+            "name": target.name, "data": target.data, "nodes": target.node_names(),
+            "topology": target.topology.source, "split": target.split.method,
+        },
+        "counts": {
+            "baseline": agg.baseline_count, "final": agg.final_count,
+            "expected_final": agg.expected_final_count, "failed_batches": agg.failed_batches,
+            "failed_batch_indexes": agg.failed_batch_indexes,
+        },
+        "split": {"expected": agg.split_expected, "succeeded": agg.split_ok, "chaos_failed": agg.chaos_failed},
+        "ops": ops,
+        "gates": [v.to_dict() for v in verdicts],
+        "batches": batches,
+    }
