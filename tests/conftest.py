@@ -17,8 +17,12 @@ FAKES = Path(__file__).resolve().parent / "fakes"
 SESSION_BASE_PORT = 57432
 
 
-@pytest.fixture(params=[pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
-                        pytest.param(("asyncio", {}), id="asyncio")])
+@pytest.fixture(
+    params=[
+        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+        pytest.param(("asyncio", {}), id="asyncio"),
+    ]
+)
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]:
     """Async tests run on uvloop (what holoload uses) and on the plain asyncio loop."""
     return request.param

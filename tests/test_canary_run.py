@@ -57,7 +57,11 @@ def test_readme_command_passes_on_the_embedded_cluster(tmp_path: Path) -> None:
     """`python -m holoload scenarios/sales_facts.toml` starts its own cluster, PASSes, cleans up."""
     proc = subprocess.run(
         [sys.executable, "-m", "holoload", SALES, "--results-dir", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=240,
+        cwd=REPO,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "PASS" in proc.stdout
@@ -78,8 +82,20 @@ def test_readme_command_passes_on_the_embedded_cluster(tmp_path: Path) -> None:
 
 def test_split_really_changes_the_partition_layout(tmp_path: Path, pg_cluster: list[LocalNode]) -> None:
     """Topology after the split batch shows two partitions per node where there was one."""
-    code = dispatch([SALES, "--target", local_target(tmp_path, pg_cluster), "--results-dir", str(tmp_path),
-                     "--set", "batches.0.rows=2000", "--set", "batches.1.rows=5000", "-q"])
+    code = dispatch(
+        [
+            SALES,
+            "--target",
+            local_target(tmp_path, pg_cluster),
+            "--results-dir",
+            str(tmp_path),
+            "--set",
+            "batches.0.rows=2000",
+            "--set",
+            "batches.1.rows=5000",
+            "-q",
+        ]
+    )
     assert code == 0
     snaps = only_run_dir(tmp_path) / "snapshots"
     before = (snaps / "batch_02_20k_after_topology.txt").read_text()
@@ -91,8 +107,9 @@ def test_split_really_changes_the_partition_layout(tmp_path: Path, pg_cluster: l
     assert "[start, 3000)" in after and "[3000, end)" in after
 
 
-def test_rows_deleted_mid_batch_fail_the_run_and_name_the_batch(tmp_path: Path,
-                                                                 pg_cluster: list[LocalNode]) -> None:
+def test_rows_deleted_mid_batch_fail_the_run_and_name_the_batch(
+    tmp_path: Path, pg_cluster: list[LocalNode]
+) -> None:
     """A DELETE racing batch 4 makes its delta wrong: exit 1, batch 4 marked, gates say why."""
     scenario = tmp_path / "vandal.toml"
     scenario.write_text("""
@@ -113,8 +130,16 @@ deltas = "failed_batches == 0"
 final = "final_count == expected_final_count"
 latency = "p95(batch_small) <= 1m"
 """)
-    code = dispatch([str(scenario), "--target", local_target(tmp_path, pg_cluster),
-                     "--results-dir", str(tmp_path / "r"), "-q"])
+    code = dispatch(
+        [
+            str(scenario),
+            "--target",
+            local_target(tmp_path, pg_cluster),
+            "--results-dir",
+            str(tmp_path / "r"),
+            "-q",
+        ]
+    )
     assert code == 1
     run = only_run_dir(tmp_path / "r")
     rows = batch_rows(run)
@@ -130,9 +155,23 @@ latency = "p95(batch_small) <= 1m"
 
 def test_no_enforce_reports_fail_but_exits_zero(tmp_path: Path, pg_cluster: list[LocalNode]) -> None:
     """--no-enforce keeps the FAIL verdict in the summary and exits 0."""
-    code = dispatch([SALES, "--target", local_target(tmp_path, pg_cluster), "--results-dir", str(tmp_path),
-                     "--set", "batches.0.rows=500", "--set", "batches.1.rows=500",
-                     "--set", "gates.p95_20k=p95(batch_20k) <= 1us", "--no-enforce", "-q"])
+    code = dispatch(
+        [
+            SALES,
+            "--target",
+            local_target(tmp_path, pg_cluster),
+            "--results-dir",
+            str(tmp_path),
+            "--set",
+            "batches.0.rows=500",
+            "--set",
+            "batches.1.rows=500",
+            "--set",
+            "gates.p95_20k=p95(batch_20k) <= 1us",
+            "--no-enforce",
+            "-q",
+        ]
+    )
     assert code == 0
     assert summary(only_run_dir(tmp_path))["slo_status"] == "FAIL"
 
@@ -143,13 +182,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_unreachable_endpoint_exits_3_before_any_load(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_endpoint_exits_3_before_any_load(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A node nobody listens on: exit 3, the endpoint is named, no batch started."""
     port = free_port()
     target = tmp_path / "dead.toml"
     target.write_text(f'name = "dead"\n[[nodes]]\ndsn = "postgresql://postgres@127.0.0.1:{port}/postgres"\n')
-    code = dispatch([SALES, "--target", str(target), "--results-dir", str(tmp_path / "r"),
-                     "--set", "chaos.0.enabled=false"])
+    code = dispatch(
+        [
+            SALES,
+            "--target",
+            str(target),
+            "--results-dir",
+            str(tmp_path / "r"),
+            "--set",
+            "chaos.0.enabled=false",
+        ]
+    )
     assert code == 3
     out = capsys.readouterr().out
     assert f"127.0.0.1:{port}" in out
@@ -169,8 +219,9 @@ def test_bad_scenario_exits_2_and_starts_nothing(tmp_path: Path, capsys: pytest.
     assert not (tmp_path / "r").exists()
 
 
-def test_validate_command_checks_files_without_running(tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_command_checks_files_without_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`holoload validate` accepts the shipped files and exits 2 on a bad one."""
     files = [SALES, str(REPO / "targets" / "holofusion-dev.toml"), str(REPO / "targets" / "postgres.toml")]
     assert dispatch(["validate", *files]) == 0
@@ -195,21 +246,42 @@ def holofusion_target(tmp_path: Path, node: LocalNode, metrics_base: str) -> str
     """Three 'HoloFusion' endpoints sharing one table (all on one real PostgreSQL)."""
     lines = ['name = "fake-holofusion"', 'data = "shared"']
     for i in range(3):
-        lines += ["[[nodes]]", f'name = "node{i + 1}"', f'dsn = "{node.dsn}"',
-                  f'metrics_url = "{metrics_base}/metrics"']
-    lines += ["[topology]", 'source = "holoctl"', 'holoctl = "holoctl"', 'holoctl_target = "127.0.0.1:15051"',
-              "[split]", 'method = "holoctl"']
+        lines += [
+            "[[nodes]]",
+            f'name = "node{i + 1}"',
+            f'dsn = "{node.dsn}"',
+            f'metrics_url = "{metrics_base}/metrics"',
+        ]
+    lines += [
+        "[topology]",
+        'source = "holoctl"',
+        'holoctl = "holoctl"',
+        'holoctl_target = "127.0.0.1:15051"',
+        "[split]",
+        'method = "holoctl"',
+    ]
     path = tmp_path / "holofusion.toml"
     path.write_text("\n".join(lines) + "\n")
     return str(path)
 
 
-def test_canary_against_fake_holofusion_surfaces(tmp_path: Path, pg_cluster: list[LocalNode],
-                                                 fake_holofusion: tuple[str, Path]) -> None:
+def test_canary_against_fake_holofusion_surfaces(
+    tmp_path: Path, pg_cluster: list[LocalNode], fake_holofusion: tuple[str, Path]
+) -> None:
     """SQL on real PostgreSQL, /metrics and holoctl faked: PASS, documented split key, raw snapshots."""
     url, state = fake_holofusion
-    code = dispatch([SALES, "--target", holofusion_target(tmp_path, pg_cluster[0], url),
-                     "--results-dir", str(tmp_path / "r"), "--set", "table.name=hf_sales_facts", "-q"])
+    code = dispatch(
+        [
+            SALES,
+            "--target",
+            holofusion_target(tmp_path, pg_cluster[0], url),
+            "--results-dir",
+            str(tmp_path / "r"),
+            "--set",
+            "table.name=hf_sales_facts",
+            "-q",
+        ]
+    )
     assert code == 0
     calls = [json.loads(line) for line in (state / "split_calls.jsonl").read_text().splitlines()]
     # after 2 batches of 20k on a shared table: max(order_id) = 40000, auto key = 40000 + 20000/2
@@ -218,42 +290,77 @@ def test_canary_against_fake_holofusion_surfaces(tmp_path: Path, pg_cluster: lis
     assert calls[0]["target"] == "127.0.0.1:15051"
     run = only_run_dir(tmp_path / "r")
     snaps = run / "snapshots"
-    assert (snaps / "batch_01_20k_before_topology.txt").read_bytes() == \
-        (FIXTURES / "holoctl_topology_before_split.txt").read_bytes()
-    assert (snaps / "batch_03_20k_after_topology.txt").read_bytes() == \
-        (FIXTURES / "holoctl_topology_after_split.txt").read_bytes()
-    assert (snaps / "batch_01_20k_before_metrics_node2.txt").read_bytes() == \
-        (FIXTURES / "metrics_node1_before.txt").read_bytes()
-    assert (snaps / "batch_06_50k_after_metrics_node1.txt").read_bytes() == \
-        (FIXTURES / "metrics_node1_after.txt").read_bytes()
+    assert (snaps / "batch_01_20k_before_topology.txt").read_bytes() == (
+        FIXTURES / "holoctl_topology_before_split.txt"
+    ).read_bytes()
+    assert (snaps / "batch_03_20k_after_topology.txt").read_bytes() == (
+        FIXTURES / "holoctl_topology_after_split.txt"
+    ).read_bytes()
+    assert (snaps / "batch_01_20k_before_metrics_node2.txt").read_bytes() == (
+        FIXTURES / "metrics_node1_before.txt"
+    ).read_bytes()
+    assert (snaps / "batch_06_50k_after_metrics_node1.txt").read_bytes() == (
+        FIXTURES / "metrics_node1_after.txt"
+    ).read_bytes()
     s = summary(run)
     assert s["topology_target"] == "127.0.0.1:15051"
     assert s["observed_final_row_count"] == "210000"
 
 
-def test_failed_holoctl_split_fails_the_split_gate(tmp_path: Path, pg_cluster: list[LocalNode],
-                                                   fake_holofusion: tuple[str, Path],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_holoctl_split_fails_the_split_gate(
+    tmp_path: Path,
+    pg_cluster: list[LocalNode],
+    fake_holofusion: tuple[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """holoctl split exiting 1 is recorded as a failed chaos action and the split gate fails."""
     url, _ = fake_holofusion
     monkeypatch.setenv("FAKE_HOLOCTL_FAIL_SPLIT", "1")
-    code = dispatch([SALES, "--target", holofusion_target(tmp_path, pg_cluster[0], url),
-                     "--results-dir", str(tmp_path / "r"), "--set", "table.name=hf_fail",
-                     "--set", "batches.0.rows=100", "--set", "batches.1.rows=100", "-q"])
+    code = dispatch(
+        [
+            SALES,
+            "--target",
+            holofusion_target(tmp_path, pg_cluster[0], url),
+            "--results-dir",
+            str(tmp_path / "r"),
+            "--set",
+            "table.name=hf_fail",
+            "--set",
+            "batches.0.rows=100",
+            "--set",
+            "batches.1.rows=100",
+            "-q",
+        ]
+    )
     assert code == 1
     run = only_run_dir(tmp_path / "r")
     gates = {g["name"]: g["passed"] for g in json.loads((run / "summary.json").read_text())["gates"]}
-    assert gates == {"p95_20k": True, "p95_50k": True, "deltas_exact": True, "final_count": True, "split": False}
+    assert gates == {
+        "p95_20k": True,
+        "p95_50k": True,
+        "deltas_exact": True,
+        "final_count": True,
+        "split": False,
+    }
     chaos = [e for e in events(run) if e["kind"] == "chaos_finished"]
     assert chaos and chaos[0]["ok"] is False and "exit 1" in str(chaos[0]["detail"])
 
 
-def test_missing_holoctl_is_a_setup_error(tmp_path: Path, pg_cluster: list[LocalNode],
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_holoctl_is_a_setup_error(
+    tmp_path: Path, pg_cluster: list[LocalNode], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A holoctl target without a holoctl binary exits 3 and says to set HOLOCTL_BIN."""
     monkeypatch.setenv("HOLOCTL_BIN", str(tmp_path / "no-such-holoctl"))
-    code = dispatch([SALES, "--target", holofusion_target(tmp_path, pg_cluster[0], "http://127.0.0.1:9"),
-                     "--results-dir", str(tmp_path / "r"), "-q"])
+    code = dispatch(
+        [
+            SALES,
+            "--target",
+            holofusion_target(tmp_path, pg_cluster[0], "http://127.0.0.1:9"),
+            "--results-dir",
+            str(tmp_path / "r"),
+            "-q",
+        ]
+    )
     assert code == 3
 
 
@@ -261,10 +368,28 @@ def test_sigint_keeps_what_was_measured(tmp_path: Path, pg_cluster: list[LocalNo
     """Ctrl-C mid-run: exit 130, verdict INTERRUPTED, finished batches kept in the artifacts."""
     results = tmp_path / "r"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "holoload", SALES, "--target", local_target(tmp_path, pg_cluster),
-         "--results-dir", str(results), "--set", "batches.0.count=40", "--set", "batches.1.count=40",
-         "--set", "table.name=interrupted_facts", "--set", "chaos.0.enabled=false"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "holoload",
+            SALES,
+            "--target",
+            local_target(tmp_path, pg_cluster),
+            "--results-dir",
+            str(results),
+            "--set",
+            "batches.0.count=40",
+            "--set",
+            "batches.1.count=40",
+            "--set",
+            "table.name=interrupted_facts",
+            "--set",
+            "chaos.0.enabled=false",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:

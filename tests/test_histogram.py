@@ -92,9 +92,7 @@ def test_percentile_outside_0_100_is_rejected(p: float) -> None:
         fed([1]).percentile_us(p)
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"lowest_us": 0}, {"highest_us": 1}, {"significant_figures": 6}]
-)
+@pytest.mark.parametrize("kwargs", [{"lowest_us": 0}, {"highest_us": 1}, {"significant_figures": 6}])
 def test_invalid_layout_is_rejected(kwargs: dict[str, int]) -> None:
     """Bounds and precision out of range are refused at construction."""
     with pytest.raises(ValueError, match="expected"):

@@ -60,9 +60,7 @@ async def test_topology_before_split_is_the_fixture_byte_for_byte(holoctl: Holoc
 
 
 @pytest.mark.anyio
-async def test_split_is_recorded_and_switches_topology_and_state(
-    holoctl: Holoctl, tmp_path: Path
-) -> None:
+async def test_split_is_recorded_and_switches_topology_and_state(holoctl: Holoctl, tmp_path: Path) -> None:
     """split() passes --hex --split-key; afterwards topology/state print the after-split samples."""
     assert (await holoctl.state()).stdout == _fixture("holoctl_state_before_split.json")
     key = to_hex(row_v1_split_key(100, 50000))
@@ -98,9 +96,7 @@ async def test_failing_split_returns_exit_code_one_and_changes_nothing(tmp_path:
 
 
 @pytest.mark.anyio
-async def test_split_rejects_a_malformed_hex_key_without_running(
-    holoctl: Holoctl, tmp_path: Path
-) -> None:
+async def test_split_rejects_a_malformed_hex_key_without_running(holoctl: Holoctl, tmp_path: Path) -> None:
     """A 0x prefix or odd-length key is a ValueError before any process starts."""
     for bad in ("0x" + SPLIT_HEX, SPLIT_HEX[:-1]):
         with pytest.raises(ValueError):

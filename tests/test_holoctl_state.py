@@ -65,10 +65,7 @@ def test_state_placements_match_the_topology_table_apart_from_records(phase: str
     from_table = parse_table(_fixture(f"holoctl_topology_{phase}.txt"))
 
     def strip(topo: Topology) -> list[tuple[str, ...]]:
-        return [
-            (p.node_id, p.node_state, p.role, p.shard_id, p.range_text, p.state)
-            for p in topo.placements
-        ]
+        return [(p.node_id, p.node_state, p.role, p.shard_id, p.range_text, p.state) for p in topo.placements]
 
     assert strip(from_state) == strip(from_table)
     assert from_state.split == from_table.split
@@ -89,9 +86,7 @@ def test_member_without_replicas_gets_a_dash_row_and_ids_sort_numerically() -> N
     """A member holding nothing gets holoctl's '-' row; node 10 sorts after node 2."""
     doc = {
         "members": {"10": _member(10, "Joining"), "2": _member(2), "1": _member(1)},
-        "shards": [
-            {"shard_id": 1, "start_key": [], "end_key": [], "replicas": [2, 1], "leaseholder": 2}
-        ],
+        "shards": [{"shard_id": 1, "start_key": [], "end_key": [], "replicas": [2, 1], "leaseholder": 2}],
     }
     topo = parse_state(json.dumps(doc))
     assert [(p.node_id, p.role, p.shard_id) for p in topo.placements] == [

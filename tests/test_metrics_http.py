@@ -88,9 +88,7 @@ async def base_url(tmp_path: Path) -> AsyncIterator[str]:
 
 
 @pytest.mark.anyio
-async def test_fetch_text_returns_metrics_before_and_after_a_split(
-    base_url: str, tmp_path: Path
-) -> None:
+async def test_fetch_text_returns_metrics_before_and_after_a_split(base_url: str, tmp_path: Path) -> None:
     """/metrics is the before sample byte for byte, then the after sample once split."""
     async with aiohttp.ClientSession() as session:
         text = await fetch_text(session, f"{base_url}/metrics")

@@ -52,8 +52,13 @@ def test_unknown_key_names_file_path_and_suggests(tmp_path: Path) -> None:
 
 def test_wrong_type_and_bad_duration_are_both_reported(tmp_path: Path) -> None:
     """Every problem is reported at once, each with what was expected."""
-    path = write(tmp_path, minimal('[run]\nstatement_timeout = "fast"\nconnect_timeout = "10s"\n',
-                                   batch='label = "20k"\nrows = "20k"\ncount = "three"\n'))
+    path = write(
+        tmp_path,
+        minimal(
+            '[run]\nstatement_timeout = "fast"\nconnect_timeout = "10s"\n',
+            batch='label = "20k"\nrows = "20k"\ncount = "three"\n',
+        ),
+    )
     with pytest.raises(ScenarioError) as exc:
         load_scenario(path)
     found = problems(exc)
@@ -96,8 +101,15 @@ def test_gate_comparing_duration_with_number_fails(tmp_path: Path) -> None:
 
 def test_overrides_change_nested_and_list_fields() -> None:
     """--set reaches tables, list items by index, and reads values as TOML."""
-    s = load_scenario(SALES, ["gates.p95_20k=p95(batch_20k) <= 10s", "chaos.0.enabled=false",
-                              "batches.1.count=1", 'run.statement_timeout="30s"'])
+    s = load_scenario(
+        SALES,
+        [
+            "gates.p95_20k=p95(batch_20k) <= 10s",
+            "chaos.0.enabled=false",
+            "batches.1.count=1",
+            'run.statement_timeout="30s"',
+        ],
+    )
     assert s.active_gates()["p95_20k"] == "p95(batch_20k) <= 10s"
     assert s.enabled_chaos() == []
     assert s.total_batches == 4

@@ -146,9 +146,7 @@ def test_format_range_prints_text_keys_and_truncates_long_ones() -> None:
     """UTF-8 keys without control characters print as text, cut in the middle at 24 characters."""
     assert format_range(b"user/5000", b"") == "[user/5000, end)"
     assert format_range(b"a" * 24, None) == "[" + "a" * 24 + ", end)"
-    assert format_range(b"0123456789abcdefghijklmnopqrstuvwxyz", None) == (
-        "[0123456789a...qrstuvwxyz, end)"
-    )
+    assert format_range(b"0123456789abcdefghijklmnopqrstuvwxyz", None) == ("[0123456789a...qrstuvwxyz, end)")
     assert format_range(b"\x00\x01", b"\xff") == "[0x0001, 0xff)"
     assert truncate_middle("abcdef", 3) == "..."
 

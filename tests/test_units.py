@@ -46,9 +46,7 @@ def test_parse_duration_rejects_numbers_without_unit(value: object) -> None:
 @pytest.mark.parametrize("value", ["fast", "", "8sec", "5s5s", "5s1m", "1.s", None, [1]])
 def test_parse_duration_rejects_garbage_with_expectation(value: object) -> None:
     """Unknown units, repeated or out-of-order parts and non-strings say what was expected."""
-    with pytest.raises(
-        ValueError, match=r"expected a duration such as '500ms', '20s', '5m' or '2h'"
-    ):
+    with pytest.raises(ValueError, match=r"expected a duration such as '500ms', '20s', '5m' or '2h'"):
         parse_duration(value)
 
 

@@ -111,9 +111,7 @@ def _candidates(path: str, dirs: Sequence[Path], embedded: bool) -> Iterator[Pat
 
 def _pg_config_bindir(pg_config: str) -> Path | None:
     try:
-        done = subprocess.run(
-            [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
-        )
+        done = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
     return Path(done.stdout.strip()) if done.stdout.strip() else None
@@ -156,15 +154,14 @@ def _check_bindir(directory: Path) -> PgBinaries | None:
 
 def _has_server_programs(directory: Path) -> bool:
     return all(
-        (directory / name).is_file() and os.access(directory / name, os.X_OK)
-        for name in SERVER_PROGRAMS
+        (directory / name).is_file() and os.access(directory / name, os.X_OK) for name in SERVER_PROGRAMS
     )
 
 
 def _server_version(bindir: Path) -> str | None:
     try:
         done = subprocess.run(
-            [str(bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=10
+            [str(bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=10, check=False
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -220,8 +217,14 @@ def run_server_program(
         env["HOME"] = account.pw_dir
     try:
         done = subprocess.run(
-            list(cmd), capture_output=True, text=True, timeout=timeout_s, env=env,
-            stdin=subprocess.DEVNULL, cwd="/",
+            list(cmd),
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            cwd="/",
             user=None if account is None else account.pw_uid,
             group=None if account is None else account.pw_gid,
             extra_groups=None if account is None else [],
@@ -543,7 +546,7 @@ class LocalCluster:
         with ThreadPoolExecutor(max_workers=self.node_count) as pool:
             futures = [
                 pool.submit(self._bring_up, index, port, allocator)
-                for index, port in zip(self._indexes(), ports)
+                for index, port in zip(self._indexes(), ports, strict=True)
             ]
             try:
                 return [future.result() for future in futures]
@@ -576,16 +579,32 @@ class LocalCluster:
     def _init_datadir(self, index: int, datadir: Path) -> None:
         self._log(f"initdb node {index}")
         cmd = [
-            self.binaries.program("initdb"), "-D", str(datadir), "-U", "postgres",
-            "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
+            self.binaries.program("initdb"),
+            "-D",
+            str(datadir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
         ]
         run_server_program(cmd, what=f"node {index}: initdb", timeout_s=120)
 
     def _start_server(self, index: int, datadir: Path) -> None:
         log_file = _node_log(datadir)
         cmd = [
-            self.binaries.program("pg_ctl"), "-D", str(datadir), "-l", str(log_file),
-            "-w", "-t", str(START_TIMEOUT_S), "start",
+            self.binaries.program("pg_ctl"),
+            "-D",
+            str(datadir),
+            "-l",
+            str(log_file),
+            "-w",
+            "-t",
+            str(START_TIMEOUT_S),
+            "start",
         ]
         what = f"node {index}: start"
         run_server_program(cmd, what=what, timeout_s=START_TIMEOUT_S + 10, log_file=log_file)

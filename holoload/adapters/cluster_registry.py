@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 
 from holoload.adapters.cluster import (
     LOOPBACK,
-    Log,
     LocalCluster,
     LocalNode,
+    Log,
     live_postmaster,
     postmaster_pid,
     remove_files,
@@ -131,9 +130,7 @@ def status_of(record: ClusterRecord) -> list[NodeStatus]:
     return [_node_status(record.bindir, node) for node in record.nodes]
 
 
-def stop_record(
-    record: ClusterRecord, *, directory: Path | None = None, log: Log | None = None
-) -> None:
+def stop_record(record: ClusterRecord, *, directory: Path | None = None, log: Log | None = None) -> None:
     """Stop every recorded node, delete its files and then the record itself."""
     log = log or (lambda _line: None)
     stop_all(record.bindir, [node.datadir for node in record.nodes], log)
@@ -180,7 +177,7 @@ def _started_at(nodes: list[LocalNode]) -> str:
             continue
     if not starts:
         raise SetupError("cannot tell when the cluster started: pass created_at")
-    return datetime.fromtimestamp(min(starts), tz=timezone.utc).isoformat()
+    return datetime.fromtimestamp(min(starts), tz=UTC).isoformat()
 
 
 def _to_json(record: ClusterRecord) -> dict[str, object]:
@@ -210,8 +207,7 @@ def _from_json(data: dict[str, object]) -> ClusterRecord:
     if not isinstance(nodes_json, list):
         raise ValueError("'nodes' is not a list")
     nodes = tuple(
-        LocalNode(int(n["index"]), int(n["port"]), Path(n["datadir"]), str(n["dsn"]))
-        for n in nodes_json
+        LocalNode(int(n["index"]), int(n["port"]), Path(n["datadir"]), str(n["dsn"])) for n in nodes_json
     )
     pids = {int(n["index"]): int(n["pid"]) for n in nodes_json if n.get("pid") is not None}
     return ClusterRecord(

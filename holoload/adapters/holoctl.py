@@ -136,8 +136,7 @@ class Holoctl:
             )
         except OSError as exc:
             raise SetupError(
-                f"cannot run holoctl {self.binary!r}: {exc}; "
-                f"set {HOLOCTL_ENV} to the holoctl executable"
+                f"cannot run holoctl {self.binary!r}: {exc}; set {HOLOCTL_ENV} to the holoctl executable"
             ) from exc
 
         stdout: list[bytes] = []

@@ -90,7 +90,9 @@ async def partitions(conn: asyncpg.Connection, table: str, *, with_counts: bool 
     parts = []
     for rec in records:
         lower, upper = parse_bound(rec["bound"])
-        rows = await conn.fetchval(f"SELECT count(*) FROM {quote_ident(rec['relname'])}") if with_counts else 0
+        rows = (
+            await conn.fetchval(f"SELECT count(*) FROM {quote_ident(rec['relname'])}") if with_counts else 0
+        )
         parts.append(Partition(rec["relname"], lower, upper, int(rows)))
     return sorted(parts, key=lambda p: (p.lower is not None, p.lower or 0))
 
@@ -139,13 +141,16 @@ async def split_partition(conn: asyncpg.Connection, table: str, key: int) -> tup
             for new in (low, high):
                 await conn.execute(
                     f"ALTER TABLE {qt} ATTACH PARTITION {quote_ident(new.name)} "
-                    f"FOR VALUES FROM ({_sql_bound(new.lower, 'MINVALUE')}) TO ({_sql_bound(new.upper, 'MAXVALUE')})"
+                    f"FOR VALUES FROM ({_sql_bound(new.lower, 'MINVALUE')}) "
+                    f"TO ({_sql_bound(new.upper, 'MAXVALUE')})"
                 )
             await _log_split(conn, table, key, ok=True, detail=f"{old.name} -> {low.name}, {high.name}")
     except (asyncpg.PostgresError, ValueError, StopIteration) as exc:
         await _log_split(conn, table, key, ok=False, detail=str(exc))
         raise
-    return Partition(low.name, low.lower, low.upper, moved_low), Partition(high.name, high.lower, high.upper, moved_high)
+    return Partition(low.name, low.lower, low.upper, moved_low), Partition(
+        high.name, high.lower, high.upper, moved_high
+    )
 
 
 async def _move(conn: asyncpg.Connection, select: str, dest: str, key: int) -> int:
@@ -160,14 +165,18 @@ def _sql_bound(value: int | None, unbounded: str) -> str:
 async def _log_split(conn: asyncpg.Connection, table: str, key: int, *, ok: bool, detail: str) -> None:
     await conn.execute(
         f"INSERT INTO {SPLIT_LOG} (table_name, split_key, ok, detail) VALUES ($1, $2, $3, $4)",
-        table, key, ok, detail,
+        table,
+        key,
+        ok,
+        detail,
     )
 
 
 async def split_log(conn: asyncpg.Connection, table: str) -> SplitLog:
     """Counts of split attempts on this node for the table."""
     row = await conn.fetchrow(
-        f"SELECT count(*) AS attempts, count(*) FILTER (WHERE ok) AS ok FROM {SPLIT_LOG} WHERE table_name = $1",
+        f"SELECT count(*) AS attempts, count(*) FILTER (WHERE ok) AS ok "
+        f"FROM {SPLIT_LOG} WHERE table_name = $1",
         table,
     )
     attempts, ok = int(row["attempts"]), int(row["ok"])

@@ -54,7 +54,7 @@ async def connect(
     settings = {"statement_timeout": str(int(statement_timeout_s * 1000)), "application_name": "holoload"}
     try:
         return await asyncpg.connect(dsn, timeout=connect_timeout_s, server_settings=settings)
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         label = f"{name} " if name else ""
         raise SetupError(f"cannot connect to {label}{redact(dsn)}: {describe_error(exc)}") from exc
 
@@ -76,5 +76,5 @@ async def close_quietly(conn: asyncpg.Connection | None, timeout_s: float = 5.0)
         return
     try:
         await asyncio.wait_for(conn.close(), timeout_s)
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
         conn.terminate()

@@ -59,8 +59,12 @@ class TargetSurfaces:
         """Connect to every node (in parallel); any failure is a SetupError (exit 3)."""
         if self.target.topology.source == "holoctl":
             binary = resolve_holoctl(self.target.topology.holoctl, self._env)
-            self._holoctl = Holoctl(binary, self.target.topology.holoctl_target,
-                                    timeout_s=self.target.topology.timeout, env=self._env)
+            self._holoctl = Holoctl(
+                binary,
+                self.target.topology.holoctl_target,
+                timeout_s=self.target.topology.timeout,
+                env=self._env,
+            )
         slots: list[asyncpg.Connection | None] = [None] * len(self.target.nodes)
         failures: list[SetupError] = []
         try:
@@ -79,16 +83,21 @@ class TargetSurfaces:
             self._http = aiohttp.ClientSession()
         return self
 
-    async def _open(self, slots: list[asyncpg.Connection | None], failures: list[SetupError],
-                    i: int, dsn: str) -> None:
+    async def _open(
+        self, slots: list[asyncpg.Connection | None], failures: list[SetupError], i: int, dsn: str
+    ) -> None:
         try:
             slots[i] = await self._connect(i)
         except SetupError as exc:
             failures.append(exc)
 
     async def _connect(self, i: int) -> asyncpg.Connection:
-        return await connect(self.target.nodes[i].dsn, connect_timeout_s=self._connect_timeout_s,
-                             statement_timeout_s=self._statement_timeout_s, name=self.names[i])
+        return await connect(
+            self.target.nodes[i].dsn,
+            connect_timeout_s=self._connect_timeout_s,
+            statement_timeout_s=self._statement_timeout_s,
+            name=self.names[i],
+        )
 
     async def __aexit__(self, *exc: object) -> None:
         with anyio.CancelScope(shield=True):
@@ -141,7 +150,7 @@ class TargetSurfaces:
                 else:
                     text = await localpg.metrics_text(self.conns[i], table)
                 out.append((self.names[i], True, text))
-            except Exception as exc:  # a snapshot never fails the run; it records why
+            except Exception as exc:  # noqa: BLE001 - a snapshot never fails the run; it records why
                 out.append((self.names[i], False, f"ERROR: {exc}\n"))
         return out
 
@@ -156,7 +165,7 @@ class TargetSurfaces:
                 return True, result.stdout
             if source == "partitions":
                 return True, render_table(await self.partition_topology(table))
-        except Exception as exc:  # recorded, never fatal
+        except Exception as exc:  # noqa: BLE001 - recorded, never fatal
             return False, f"ERROR: {exc}\n"
         return None
 
@@ -171,16 +180,28 @@ class TargetSurfaces:
         for i in self.data_nodes():
             node_id = str(i + 1)
             for part in await localpg.partitions(self.conns[i], table):
-                placements.append(Placement(
-                    node_id=node_id, node_state="Active", role="primary", shard_id=f"n{node_id}.{part.name}",
-                    range_text=_range_text(part.lower, part.upper), records=part.rows,
-                    records_text=f"{part.rows:,}", state="",
-                ))
+                placements.append(
+                    Placement(
+                        node_id=node_id,
+                        node_state="Active",
+                        role="primary",
+                        shard_id=f"n{node_id}.{part.name}",
+                        range_text=_range_text(part.lower, part.upper),
+                        records=part.rows,
+                        records_text=f"{part.rows:,}",
+                        state="",
+                    )
+                )
             log = await localpg.split_log(self.conns[i], table)
-            attempts, successes, failures = attempts + log.attempts, successes + log.successes, failures + log.failures
+            attempts, successes, failures = (
+                attempts + log.attempts,
+                successes + log.successes,
+                failures + log.failures,
+            )
         by = (("manual", attempts),) if attempts else ()
-        split = SplitHealth(attempts=attempts, successes=successes, failures=failures,
-                            transient=0, backoff=0, attempts_by=by)
+        split = SplitHealth(
+            attempts=attempts, successes=successes, failures=failures, transient=0, backoff=0, attempts_by=by
+        )
         return Topology(placements=tuple(placements), split=split, partial=False)
 
     async def split(self, table: str, key: int | str, table_id: int, next_rows: int) -> SplitOutcome:
@@ -211,7 +232,10 @@ class TargetSurfaces:
             low, high = await localpg.split_partition(self.conns[i], table, pk)
         except (asyncpg.PostgresError, ValueError) as exc:
             return SplitOutcome(False, f"{self.names[i]}: split at {pk} failed: {describe_error(exc)}", "")
-        detail = f"{self.names[i]}: split at {pk} -> {low.name} ({low.rows:,} rows), {high.name} ({high.rows:,} rows)"
+        detail = (
+            f"{self.names[i]}: split at {pk} -> {low.name} ({low.rows:,} rows), "
+            f"{high.name} ({high.rows:,} rows)"
+        )
         return SplitOutcome(True, detail, detail + "\n")
 
     async def run_sql(self, node: int, sql: str) -> str:
@@ -234,4 +258,3 @@ def _range_text(lower: int | None, upper: int | None) -> str:
     lo = "start" if lower is None else str(lower)
     hi = "end" if upper is None else str(upper)
     return f"[{lo}, {hi})"
-

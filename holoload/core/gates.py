@@ -394,6 +394,4 @@ def evaluate(name: str, gate: Gate, ctx: GateContext) -> Verdict:
     (observed, observed_side), (threshold, threshold_side) = pairs
     observed_text = _shown(observed_side, observed)
     threshold_text = _shown(threshold_side, threshold)
-    return Verdict(
-        name, gate.source, passed, observed, threshold, observed_text, threshold_text, reason
-    )
+    return Verdict(name, gate.source, passed, observed, threshold, observed_text, threshold_text, reason)

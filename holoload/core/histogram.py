@@ -35,9 +35,7 @@ class LatencyHistogram:
         if lowest_us < 1:
             raise ValueError(f"expected lowest_us >= 1, got {lowest_us}")
         if highest_us < 2 * lowest_us:
-            raise ValueError(
-                f"expected highest_us >= 2 * lowest_us ({2 * lowest_us}), got {highest_us}"
-            )
+            raise ValueError(f"expected highest_us >= 2 * lowest_us ({2 * lowest_us}), got {highest_us}")
         if not 1 <= significant_figures <= 5:
             raise ValueError(f"expected significant_figures in 1..5, got {significant_figures}")
         self._hdr = HdrHistogram(lowest_us, highest_us, significant_figures)
@@ -149,13 +147,9 @@ class LatencyHistogram:
         self.clamped_low += other.clamped_low
         self.clamped_high += other.clamped_high
         if other._min_us is not None:
-            self._min_us = (
-                other._min_us if self._min_us is None else min(self._min_us, other._min_us)
-            )
+            self._min_us = other._min_us if self._min_us is None else min(self._min_us, other._min_us)
         if other._max_us is not None:
-            self._max_us = (
-                other._max_us if self._max_us is None else max(self._max_us, other._max_us)
-            )
+            self._max_us = other._max_us if self._max_us is None else max(self._max_us, other._max_us)
 
     def copy(self) -> LatencyHistogram:
         """Return an independent histogram with the same samples and counters."""

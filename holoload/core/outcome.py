@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 __all__ = ["ErrorClass", "classify_sqlstate"]
 
 
-class ErrorClass(str, Enum):
+class ErrorClass(StrEnum):
     """What kind of failure an operation met; drives retries and reporting."""
 
     RETRYABLE = "retryable"

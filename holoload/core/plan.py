@@ -36,13 +36,15 @@ def plan_batches(scenario: Scenario, node_count: int) -> list[PlannedBatch]:
     for group in scenario.batches:
         for _ in range(group.count):
             index = len(plan) + 1
-            plan.append(PlannedBatch(
-                index=index,
-                group=group,
-                node=(index - 1) % node_count,
-                chaos_during=tuple(a for a in actions if a.during_batch == index),
-                chaos_after=tuple(a for a in actions if a.after_batch == index),
-            ))
+            plan.append(
+                PlannedBatch(
+                    index=index,
+                    group=group,
+                    node=(index - 1) % node_count,
+                    chaos_during=tuple(a for a in actions if a.during_batch == index),
+                    chaos_after=tuple(a for a in actions if a.after_batch == index),
+                )
+            )
     return plan
 
 

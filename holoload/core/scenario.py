@@ -28,7 +28,9 @@ def _pattern(regex: str, what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
-Identifier = Annotated[str, _pattern(r"[A-Za-z_][A-Za-z0-9_]*", "a name of letters, digits and _ not starting with a digit")]
+Identifier = Annotated[
+    str, _pattern(r"[A-Za-z_][A-Za-z0-9_]*", "a name of letters, digits and _ not starting with a digit")
+]
 Label = Annotated[str, _pattern(r"[A-Za-z0-9_]+", "a label of letters, digits and _ (e.g. 20k)")]
 
 #: The bash canary's batch statement; `{table}` and `{rows}` are filled in per batch.

@@ -105,4 +105,3 @@ def local_target(dsns: list[str]) -> Target:
         topology=TopologySource(source="partitions"),
         split=SplitCapability(method="partition"),
     )
-

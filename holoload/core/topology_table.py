@@ -105,9 +105,7 @@ def parse_table(text: str) -> Topology:
 
     first_no, border = numbered[0]
     if not _BORDER_RE.fullmatch(border):
-        raise ValueError(
-            f"line {first_no}: expected a table border like '+------+', got {_clip(border)}"
-        )
+        raise ValueError(f"line {first_no}: expected a table border like '+------+', got {_clip(border)}")
     bounds = [i for i, ch in enumerate(border) if ch == "+"]
     if len(numbered) < 3:
         raise ValueError(f"line {first_no}: table ends after its first border")
@@ -144,9 +142,7 @@ def parse_table(text: str) -> Topology:
     partial = _totals_partial(*totals)
     split = None if split_cells is None else _parse_split(*split_cells)
     try:
-        return Topology(
-            tuple(placements), split, partial=partial or any_unknown_records(placements)
-        )
+        return Topology(tuple(placements), split, partial=partial or any_unknown_records(placements))
     except ValueError as exc:
         raise ValueError(f"line {header_no + 2}..{numbered[-1][0]}: {exc}") from None
 
@@ -154,9 +150,7 @@ def parse_table(text: str) -> Topology:
 # --- rendering ---------------------------------------------------------------------------
 
 
-def _totals_row(
-    topology: Topology, *, node_count: int | None, states: Mapping[str, int] | None
-) -> list[str]:
+def _totals_row(topology: Topology, *, node_count: int | None, states: Mapping[str, int] | None) -> list[str]:
     if states is None:
         counted: dict[str, int] = {}
         for state in topology.node_states.values():
@@ -316,9 +310,7 @@ def _parse_records(text: str, line_no: int) -> int | None:
         return int(text.replace(",", ""))
     if text in (RECORDS_UNKNOWN, "-") or text.startswith("ERR"):
         return None
-    raise ValueError(
-        f"line {line_no}: RECORDS cell {text!r} is not a count, 'n/a', '-' or 'ERR(...)'"
-    )
+    raise ValueError(f"line {line_no}: RECORDS cell {text!r} is not a count, 'n/a', '-' or 'ERR(...)'")
 
 
 def _parse_count(text: str, line_no: int, what: str) -> int:

@@ -68,8 +68,7 @@ def parse_duration(value: object) -> float:
         raise ValueError(f"expected {_DURATION_EXPECTED}, got {value!r}")  # noqa: TRY004
     if isinstance(value, (int, float)):
         raise ValueError(  # noqa: TRY004
-            f"expected {_DURATION_EXPECTED}, got the bare number {value!r}; "
-            "add a unit (us, ms, s, m or h)"
+            f"expected {_DURATION_EXPECTED}, got the bare number {value!r}; add a unit (us, ms, s, m or h)"
         )
     text = value.strip()
     if text.startswith("-"):
@@ -77,9 +76,7 @@ def parse_duration(value: object) -> float:
     total = _parse_duration_parts(text)
     if total is None:
         if _is_plain_number(text):
-            raise ValueError(
-                f"expected {_DURATION_EXPECTED}, got {value!r}; add a unit (us, ms, s, m or h)"
-            )
+            raise ValueError(f"expected {_DURATION_EXPECTED}, got {value!r}; add a unit (us, ms, s, m or h)")
         raise ValueError(f"expected {_DURATION_EXPECTED}, got {value!r}")
     return float(total)
 

@@ -11,6 +11,7 @@ import asyncpg
 
 from holoload.adapters.pg import describe_error
 from holoload.adapters.surfaces import TargetSurfaces
+from holoload.core.errors import HololoadError
 from holoload.core.events import (
     BaselineTaken,
     BatchFinished,
@@ -23,7 +24,6 @@ from holoload.core.events import (
     RunProblem,
     SnapshotTaken,
 )
-from holoload.core.errors import HololoadError
 from holoload.core.plan import PlannedBatch, plan_batches, rows_after
 from holoload.core.scenario import ChaosAction, Scenario
 
@@ -79,12 +79,26 @@ class CanaryEngine:
         name = self.surfaces.names[node]
         total = len(plan)
 
-        def finished(elapsed_s: float, delta: int | None, status: str, exc: BaseException | None = None) -> None:
+        def finished(
+            elapsed_s: float, delta: int | None, status: str, exc: BaseException | None = None
+        ) -> None:
             err = describe_error(exc) if exc is not None else None
-            self.sink.emit(BatchFinished(
-                self.clock(), batch.index, total, group.op, group.label, group.rows, name, elapsed_s, delta,
-                status, str(err) if err else None, err.error_class.value if err else None,
-            ))
+            self.sink.emit(
+                BatchFinished(
+                    self.clock(),
+                    batch.index,
+                    total,
+                    group.op,
+                    group.label,
+                    group.rows,
+                    name,
+                    elapsed_s,
+                    delta,
+                    status,
+                    str(err) if err else None,
+                    err.error_class.value if err else None,
+                )
+            )
 
         try:
             await self.surfaces.ensure_connected(node)
@@ -120,7 +134,9 @@ class CanaryEngine:
             return self.perf() - started, exc
         return self.perf() - started, None
 
-    async def _chaos(self, action: ChaosAction, batch: PlannedBatch, plan: list[PlannedBatch], trigger: str) -> None:
+    async def _chaos(
+        self, action: ChaosAction, batch: PlannedBatch, plan: list[PlannedBatch], trigger: str
+    ) -> None:
         self.sink.emit(ChaosStarted(self.clock(), action.name, action.action, trigger))
         started = self.perf()
         try:
@@ -132,11 +148,15 @@ class CanaryEngine:
             ok, detail, output = False, str(describe_error(exc)), ""
         except HololoadError as exc:
             ok, detail, output = False, str(exc), ""
-        self.sink.emit(ChaosFinished(self.clock(), action.name, action.action, ok, self.perf() - started, detail, output))
+        self.sink.emit(
+            ChaosFinished(self.clock(), action.name, action.action, ok, self.perf() - started, detail, output)
+        )
         if action.action == "split":
             await self._snapshot(f"{batch.snapshot_prefix}_after_{action.name}")
 
-    async def _act(self, action: ChaosAction, batch: PlannedBatch, plan: list[PlannedBatch]) -> tuple[bool, str, str]:
+    async def _act(
+        self, action: ChaosAction, batch: PlannedBatch, plan: list[PlannedBatch]
+    ) -> tuple[bool, str, str]:
         if action.action == "split":
             next_rows = rows_after(plan, batch.index) if action.after_batch else batch.group.rows
             outcome = await self.surfaces.split(self.table, action.key, action.table_id, next_rows)

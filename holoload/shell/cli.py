@@ -35,38 +35,78 @@ docs: README.md, docs/scenarios.md (file format), docs/results.md (artifacts).""
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="holoload", description=DESCRIPTION, epilog=EPILOG,
+        prog="holoload",
+        description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"holoload {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run a scenario (the default command)", epilog=EPILOG,
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    run = sub.add_parser(
+        "run",
+        help="run a scenario (the default command)",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("scenario", help="scenario file (TOML), e.g. scenarios/sales_facts.toml")
-    run.add_argument("--target", "-t", metavar="FILE",
-                     help="target file describing the cluster; default: start a local cluster")
-    run.add_argument("--set", "-s", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                     help="override a scenario field, e.g. --set gates.p95_20k='p95(batch_20k) <= 10s' "
-                          "or --set chaos.0.enabled=false (repeatable; values are read as TOML)")
-    run.add_argument("--nodes", type=int, default=3, metavar="N",
-                     help="nodes of the local cluster when no --target is given (default 3)")
-    run.add_argument("--results-dir", metavar="DIR", help="where results/<scenario>_<UTC time>/ goes "
-                     "(default: the scenario's run.results_dir, 'results')")
-    run.add_argument("--no-enforce", action="store_true",
-                     help="report gate failures but exit 0 (the bash canary's ENFORCE_SLO=0)")
+    run.add_argument(
+        "--target",
+        "-t",
+        metavar="FILE",
+        help="target file describing the cluster; default: start a local cluster",
+    )
+    run.add_argument(
+        "--set",
+        "-s",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a scenario field, e.g. --set gates.p95_20k='p95(batch_20k) <= 10s' "
+        "or --set chaos.0.enabled=false (repeatable; values are read as TOML)",
+    )
+    run.add_argument(
+        "--nodes",
+        type=int,
+        default=3,
+        metavar="N",
+        help="nodes of the local cluster when no --target is given (default 3)",
+    )
+    run.add_argument(
+        "--results-dir",
+        metavar="DIR",
+        help="where results/<scenario>_<UTC time>/ goes (default: the scenario's run.results_dir, 'results')",
+    )
+    run.add_argument(
+        "--no-enforce",
+        action="store_true",
+        help="report gate failures but exit 0 (the bash canary's ENFORCE_SLO=0)",
+    )
     run.add_argument("--quiet", "-q", action="store_true", help="print only the verdict")
 
     val = sub.add_parser("validate", help="check scenario and target files without running anything")
     val.add_argument("files", nargs="+", metavar="FILE")
-    val.add_argument("--set", "-s", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                     help="apply overrides to scenario files before checking")
+    val.add_argument(
+        "--set",
+        "-s",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="apply overrides to scenario files before checking",
+    )
 
     cluster = sub.add_parser("cluster", help="start, inspect or stop a long-lived local cluster")
     cluster.add_argument("action", choices=("up", "status", "down"))
     cluster.add_argument("--nodes", type=int, default=3, metavar="N", help="nodes for 'up' (default 3)")
-    cluster.add_argument("--base-port", type=int, default=55432, metavar="PORT",
-                         help="first port to try for 'up' (default 55432)")
+    cluster.add_argument(
+        "--base-port",
+        type=int,
+        default=55432,
+        metavar="PORT",
+        help="first port to try for 'up' (default 55432)",
+    )
     return parser
 
 
@@ -94,6 +134,7 @@ def dispatch(argv: Sequence[str]) -> int:
             return _validate(args.files, args.overrides, console)
         if args.command == "cluster":
             from holoload.shell.cluster_cmd import cluster_command
+
             return cluster_command(args.action, args.nodes, args.base_port, console)
         if args.command == "run":
             return _run(args, console)
@@ -116,9 +157,16 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     target = load_target(args.target) if args.target else None
     label = f"{target.name} ({args.target})" if target else f"local ({args.nodes} nodes)"
-    options = RunOptions(scenario=scenario, target=target, target_label=label, local_nodes=args.nodes,
-                         results_base=args.results_dir, enforce=not args.no_enforce, quiet=args.quiet,
-                         env=dict(os.environ))
+    options = RunOptions(
+        scenario=scenario,
+        target=target,
+        target_label=label,
+        local_nodes=args.nodes,
+        results_base=args.results_dir,
+        enforce=not args.no_enforce,
+        quiet=args.quiet,
+        env=dict(os.environ),
+    )
     return run(options, console)
 
 
@@ -128,11 +176,16 @@ def _validate(files: list[str], overrides: list[str], console: Console) -> int:
         try:
             if _looks_like_target(file):
                 target = load_target(file)
-                console.print(f"{file}: ok (target '{target.name}', {len(target.nodes)} nodes)", highlight=False)
+                console.print(
+                    f"{file}: ok (target '{target.name}', {len(target.nodes)} nodes)", highlight=False
+                )
             else:
                 scenario = load_scenario(file, overrides)
-                console.print(f"{file}: ok (scenario '{scenario.name}', {scenario.total_batches} batches, "
-                              f"{len(scenario.active_gates())} gates)", highlight=False)
+                console.print(
+                    f"{file}: ok (scenario '{scenario.name}', {scenario.total_batches} batches, "
+                    f"{len(scenario.active_gates())} gates)",
+                    highlight=False,
+                )
         except HololoadError as exc:
             console.print(str(exc), highlight=False, markup=False)
             worst = ExitCode(max(worst, exc.exit_code))

@@ -7,7 +7,13 @@ from pathlib import Path
 from rich.console import Console
 
 from holoload.adapters.cluster import LocalCluster, LocalNode
-from holoload.adapters.cluster_registry import load_record, save_record, state_dir, status_of, stop_record
+from holoload.adapters.cluster_registry import (
+    load_record,
+    save_record,
+    state_dir,
+    status_of,
+    stop_record,
+)
 from holoload.core.errors import ExitCode, InputError
 
 TARGET_FILE = "local-target.toml"
@@ -41,17 +47,22 @@ def target_toml(nodes: list[LocalNode] | tuple[LocalNode, ...]) -> str:
 def _up(nodes: int, base_port: int, console: Console) -> int:
     existing = load_record()
     if existing is not None:
-        raise InputError(f"a local cluster is already recorded ({len(existing.nodes)} nodes, "
-                         f"created {existing.created_at}); run `holoload cluster down` first")
-    cluster = LocalCluster(nodes, base_port=base_port, keep=True,
-                           log=lambda line: console.print(line, highlight=False))
+        raise InputError(
+            f"a local cluster is already recorded ({len(existing.nodes)} nodes, "
+            f"created {existing.created_at}); run `holoload cluster down` first"
+        )
+    cluster = LocalCluster(
+        nodes, base_port=base_port, keep=True, log=lambda line: console.print(line, highlight=False)
+    )
     started = cluster.start()
     save_record(cluster)
     target = state_dir() / TARGET_FILE
     target.write_text(target_toml(started))
     for node in started:
         console.print(f"node{node.index}  {node.dsn}  ({node.datadir})", highlight=False)
-    console.print(f"target file: {target}\nrun with: holoload SCENARIO.toml --target {target}", highlight=False)
+    console.print(
+        f"target file: {target}\nrun with: holoload SCENARIO.toml --target {target}", highlight=False
+    )
     return int(ExitCode.PASS)
 
 

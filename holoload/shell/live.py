@@ -44,8 +44,9 @@ class LiveDisplay:
         if line:
             self.console.print(line, highlight=False)
         if isinstance(event, BatchStarted):
-            self._spin(f"batch {event.index}/{event.total} {event.op} on {event.node}: "
-                       f"inserting {event.rows:,} rows")
+            self._spin(
+                f"batch {event.index}/{event.total} {event.op} on {event.node}: inserting {event.rows:,} rows"
+            )
         elif isinstance(event, ChaosStarted):
             self._spin(f"chaos {event.name} ({event.action}) {event.trigger}")
 
@@ -57,8 +58,10 @@ class LiveDisplay:
         if isinstance(event, BatchFinished):
             style = _STATUS_STYLE.get(event.status, "red")
             delta = "-" if event.row_delta is None else f"{event.row_delta:,}"
-            text = (f"\\[{event.index}/{event.total}] {event.op:<12} {event.node:<8} {event.rows:>9,} rows "
-                    f"{format_duration(event.elapsed_s):>8}  delta {delta:>9}  [{style}]{event.status}[/{style}]")
+            text = (
+                f"\\[{event.index}/{event.total}] {event.op:<12} {event.node:<8} {event.rows:>9,} rows "
+                f"{format_duration(event.elapsed_s):>8}  delta {delta:>9}  [{style}]{event.status}[/{style}]"
+            )
             if event.error:
                 text += f"  {event.error}"
             elif event.status == "delta_mismatch":
@@ -66,8 +69,10 @@ class LiveDisplay:
             return text
         if isinstance(event, ChaosFinished):
             mark = "[green]ok[/green]" if event.ok else "[bold red]FAILED[/bold red]"
-            return f"[bold]\\[chaos][/bold] {event.name} ({event.action}) {mark} in " \
-                   f"{format_duration(event.elapsed_s)}: {event.detail}"
+            return (
+                f"[bold]\\[chaos][/bold] {event.name} ({event.action}) {mark} in "
+                f"{format_duration(event.elapsed_s)}: {event.detail}"
+            )
         if isinstance(event, FinalCount):
             return f"final count: {event.final_count:,} rows"
         if isinstance(event, RunProblem):
@@ -89,7 +94,9 @@ class LiveDisplay:
     def close(self) -> None:
         self._stop_spinner()
 
-    def verdicts(self, verdicts: list[Verdict], status: str, enforce: bool, exit_code: int, results: str) -> None:
+    def verdicts(
+        self, verdicts: list[Verdict], status: str, enforce: bool, exit_code: int, results: str
+    ) -> None:
         """The gate table and the final verdict line (printed even when quiet)."""
         self._stop_spinner()
         if verdicts:
@@ -99,5 +106,6 @@ class LiveDisplay:
             self.console.print(f"  {mark} {v.name:<16} {v.reason}", highlight=False)
         style = {"PASS": "bold green", "FAIL": "bold red"}.get(status, "bold yellow")
         note = "" if enforce else " (--no-enforce: exit 0 whatever the gates say)"
-        self.console.print(f"[{style}]{status}[/{style}] exit {exit_code}{note}  results: {results}",
-                           highlight=False)
+        self.console.print(
+            f"[{style}]{status}[/{style}] exit {exit_code}{note}  results: {results}", highlight=False
+        )

@@ -67,24 +67,40 @@ def run(options: RunOptions, console: Console) -> int:
     display = LiveDisplay(console, quiet=options.quiet)
     split_expected = sum(1 for a in scenario.enabled_chaos() if a.action == "split")
     agg = CanaryAggregator(scenario.ops, scenario.total_rows, split_expected)
-    record = RunRecord(run_id=f"{scenario.name}-{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",
-                       started_at=started.isoformat(), results_dir=str(root), pg_url="",
-                       topology_target="", enforce=options.enforce)
+    record = RunRecord(
+        run_id=f"{scenario.name}-{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",
+        started_at=started.isoformat(),
+        results_dir=str(root),
+        pg_url="",
+        topology_target="",
+        enforce=options.enforce,
+    )
     with ExitStack() as stack:
         log_file = stack.enter_context((root / "run.log").open("a"))
         log = _run_logger(log_file)
         sink = Fanout([agg, writer, display], log)
         stack.callback(writer.close)
         stack.callback(display.close)
-        console.print(f"holoload · scenario [bold]{scenario.name}[/bold] · target {options.target_label} · "
-                      f"results {root}", highlight=False)
+        console.print(
+            f"holoload · scenario [bold]{scenario.name}[/bold] · target {options.target_label} · "
+            f"results {root}",
+            highlight=False,
+        )
         target = options.target
         try:
             target = target or _start_local(options, stack, console, log)
             record.pg_url = ",".join(redact(n.dsn) for n in target.nodes)
             record.topology_target = _topology_label(target)
-            interrupted = anyio.run(_drive, record.run_id, scenario, target, sink, options.env,
-                                    backend="asyncio", backend_options=_loop_options())
+            interrupted = anyio.run(
+                _drive,
+                record.run_id,
+                scenario,
+                target,
+                sink,
+                options.env,
+                backend="asyncio",
+                backend_options=_loop_options(),
+            )
             record.status = "INTERRUPTED" if interrupted else "RUNNING"
         except HololoadError as exc:
             log.error("run_failed", error=str(exc), exit_code=int(exc.exit_code))
@@ -103,8 +119,9 @@ def _start_local(options: RunOptions, stack: ExitStack, console: Console, log: A
     """Start the embedded cluster; it is stopped when the run ends, whatever happens."""
     cluster = LocalCluster(options.local_nodes, log=lambda line: log.info("cluster", detail=line))
     stack.callback(_stop_cluster, cluster, console, log)
-    console.print(f"starting embedded PostgreSQL cluster ({options.local_nodes} nodes on 127.0.0.1)...",
-                  highlight=False)
+    console.print(
+        f"starting embedded PostgreSQL cluster ({options.local_nodes} nodes on 127.0.0.1)...", highlight=False
+    )
     nodes = cluster.start()
     log.info("cluster_started", nodes=[n.dsn for n in nodes])
     return local_target([n.dsn for n in nodes])
@@ -116,8 +133,9 @@ def _stop_cluster(cluster: LocalCluster, console: Console, log: Any) -> None:
     console.print("embedded cluster stopped and removed", highlight=False)
 
 
-async def _drive(run_id: str, scenario: Scenario, target: Target, sink: EventSink,
-                 env: dict[str, str]) -> bool:
+async def _drive(
+    run_id: str, scenario: Scenario, target: Target, sink: EventSink, env: dict[str, str]
+) -> bool:
     """Run the engine under a signal watcher; returns True when SIGINT/SIGTERM stopped it."""
     stopped = False
     failure: HololoadError | None = None
@@ -129,8 +147,13 @@ async def _drive(run_id: str, scenario: Scenario, target: Target, sink: EventSin
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for signum in signals:
                     stopped = True
-                    sink.emit(RunProblem(time.time(), "interrupted",
-                                         f"{signal.Signals(signum).name}: stopping, keeping what was measured"))
+                    sink.emit(
+                        RunProblem(
+                            time.time(),
+                            "interrupted",
+                            f"{signal.Signals(signum).name}: stopping, keeping what was measured",
+                        )
+                    )
                     engine_scope.cancel()
                     return
 
@@ -138,8 +161,12 @@ async def _drive(run_id: str, scenario: Scenario, target: Target, sink: EventSin
         sink.emit(RunStarted(time.time(), run_id, scenario.name, target.name, tuple(target.node_names())))
         with engine_scope:
             try:
-                async with TargetSurfaces(target, connect_timeout_s=scenario.run.connect_timeout,
-                                          statement_timeout_s=scenario.run.statement_timeout, env=env) as surfaces:
+                async with TargetSurfaces(
+                    target,
+                    connect_timeout_s=scenario.run.connect_timeout,
+                    statement_timeout_s=scenario.run.statement_timeout,
+                    env=env,
+                ) as surfaces:
                     await CanaryEngine(scenario, surfaces, sink).run()
             except HololoadError as exc:  # raised out of the task group, it would come wrapped
                 failure = exc
@@ -173,18 +200,27 @@ def _finish(record: RunRecord, verdicts: list[Verdict], enforce: bool) -> int:
         code = int(ExitCode.PASS if record.status == "PASS" or not enforce else ExitCode.FAIL)
     record.exit_code = code
     record.ended_at = datetime.now(UTC).isoformat()
-    record.duration_s = (datetime.fromisoformat(record.ended_at)
-                         - datetime.fromisoformat(record.started_at)).total_seconds()
+    record.duration_s = (
+        datetime.fromisoformat(record.ended_at) - datetime.fromisoformat(record.started_at)
+    ).total_seconds()
     return code
 
 
-def _write_summaries(writer: ArtifactWriter, record: RunRecord, scenario: Scenario, target: Target | None,
-                     agg: CanaryAggregator, verdicts: list[Verdict]) -> None:
+def _write_summaries(
+    writer: ArtifactWriter,
+    record: RunRecord,
+    scenario: Scenario,
+    target: Target | None,
+    agg: CanaryAggregator,
+    verdicts: list[Verdict],
+) -> None:
     batches = [b.to_dict() for b in writer.batches]
     try:
         writer.write_batch_stats()
-        writer.write_summary(summary_json(record, scenario, target, agg, verdicts, batches),
-                             text_keys(record, scenario, agg, verdicts))
+        writer.write_summary(
+            summary_json(record, scenario, target, agg, verdicts, batches),
+            text_keys(record, scenario, agg, verdicts),
+        )
     except OSError as exc:
         print(f"holoload: could not write summaries to {writer.root}: {exc}", file=sys.stderr)
 
@@ -204,4 +240,3 @@ def _run_logger(fh: IO[str]) -> Any:
             structlog.processors.JSONRenderer(),
         ],
     )
-

@@ -45,8 +45,9 @@ def observed_p95_ms(agg: CanaryAggregator, op: str) -> float | None:
     return None if value is None else value / 1000
 
 
-def text_keys(record: RunRecord, scenario: Scenario, agg: CanaryAggregator,
-              verdicts: list[Verdict]) -> list[tuple[str, Any]]:
+def text_keys(
+    record: RunRecord, scenario: Scenario, agg: CanaryAggregator, verdicts: list[Verdict]
+) -> list[tuple[str, Any]]:
     """summary.txt lines, in the bash canary's order, one set of batch keys per batch group."""
     splits = [a for a in scenario.enabled_chaos() if a.action == "split"]
     keys: list[tuple[str, Any]] = [
@@ -78,17 +79,31 @@ def text_keys(record: RunRecord, scenario: Scenario, agg: CanaryAggregator,
     return keys
 
 
-def summary_json(record: RunRecord, scenario: Scenario, target: Target | None, agg: CanaryAggregator,
-                 verdicts: list[Verdict], batches: list[dict[str, Any]]) -> dict[str, Any]:
+def summary_json(
+    record: RunRecord,
+    scenario: Scenario,
+    target: Target | None,
+    agg: CanaryAggregator,
+    verdicts: list[Verdict],
+    batches: list[dict[str, Any]],
+) -> dict[str, Any]:
     """Everything about the run, machine-readable (documented in docs/results.md)."""
     ops = {}
     for op, stats in agg.ops.items():
         h = stats.histogram
         ops[op] = {
-            "runs": stats.runs, "rows": stats.rows, "ok": stats.ok, "errors": stats.errors,
-            "delta_mismatches": stats.mismatches, "count": h.count,
-            "latency_ms": None if h.count == 0 else {
-                "min": h.min_us / 1000, "mean": h.mean_us / 1000, "max": h.max_us / 1000,
+            "runs": stats.runs,
+            "rows": stats.rows,
+            "ok": stats.ok,
+            "errors": stats.errors,
+            "delta_mismatches": stats.mismatches,
+            "count": h.count,
+            "latency_ms": None
+            if h.count == 0
+            else {
+                "min": h.min_us / 1000,
+                "mean": h.mean_us / 1000,
+                "max": h.max_us / 1000,
                 **{f"p{p:g}": (h.percentile_us(p) or 0) / 1000 for p in (50, 90, 95, 99)},
             },
         }
@@ -98,16 +113,27 @@ def summary_json(record: RunRecord, scenario: Scenario, target: Target | None, a
         "verdict": record.status,
         "exit_code": record.exit_code,
         "scenario": dump(scenario),
-        "target": None if target is None else {
-            "name": target.name, "data": target.data, "nodes": target.node_names(),
-            "topology": target.topology.source, "split": target.split.method,
+        "target": None
+        if target is None
+        else {
+            "name": target.name,
+            "data": target.data,
+            "nodes": target.node_names(),
+            "topology": target.topology.source,
+            "split": target.split.method,
         },
         "counts": {
-            "baseline": agg.baseline_count, "final": agg.final_count,
-            "expected_final": agg.expected_final_count, "failed_batches": agg.failed_batches,
+            "baseline": agg.baseline_count,
+            "final": agg.final_count,
+            "expected_final": agg.expected_final_count,
+            "failed_batches": agg.failed_batches,
             "failed_batch_indexes": agg.failed_batch_indexes,
         },
-        "split": {"expected": agg.split_expected, "succeeded": agg.split_ok, "chaos_failed": agg.chaos_failed},
+        "split": {
+            "expected": agg.split_expected,
+            "succeeded": agg.split_ok,
+            "chaos_failed": agg.chaos_failed,
+        },
         "ops": ops,
         "gates": [v.to_dict() for v in verdicts],
         "batches": batches,

@@ -51,9 +51,7 @@ def main(argv: list[str]) -> int:
             target = option.split("=", 1)[1]
         elif option == "--target":
             if not args:
-                return _usage_error(
-                    "a value is required for '--target <TARGET>' but none was supplied"
-                )
+                return _usage_error("a value is required for '--target <TARGET>' but none was supplied")
             target = args.pop(0)
         else:
             return _usage_error(f"unexpected argument '{option}' found")
@@ -83,11 +81,7 @@ def main(argv: list[str]) -> int:
     if command in ("topology", "state"):
         if rest:
             return _usage_error(f"unexpected argument '{rest[0]}' found")
-        name = (
-            f"holoctl_topology_{phase}.txt"
-            if command == "topology"
-            else f"holoctl_state_{phase}.json"
-        )
+        name = f"holoctl_topology_{phase}.txt" if command == "topology" else f"holoctl_state_{phase}.json"
         sys.stdout.buffer.write((fixtures / name).read_bytes())
         sys.stdout.buffer.flush()
         return 0
@@ -102,16 +96,12 @@ def main(argv: list[str]) -> int:
             split_key = option.split("=", 1)[1]
         elif option == "--split-key":
             if not rest:
-                return _usage_error(
-                    "a value is required for '--split-key <SPLIT_KEY>' but none was supplied"
-                )
+                return _usage_error("a value is required for '--split-key <SPLIT_KEY>' but none was supplied")
             split_key = rest.pop(0)
         else:
             return _usage_error(f"unexpected argument '{option}' found")
     if split_key is None:
-        return _usage_error(
-            "the following required arguments were not provided:\n  --split-key <SPLIT_KEY>"
-        )
+        return _usage_error("the following required arguments were not provided:\n  --split-key <SPLIT_KEY>")
     if not hex_flag:
         sys.stderr.write("fake holoctl: only --hex split keys are supported\n")
         return 2

@@ -26,8 +26,9 @@ class ThreadedFakeHoloFusion:
         self._server = serve(self._fixtures, self._state)
         return asyncio.run_coroutine_threadsafe(self._server.__aenter__(), self._loop).result(10)
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         assert self._server is not None
         asyncio.run_coroutine_threadsafe(self._server.__aexit__(None, None, None), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
