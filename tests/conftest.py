@@ -11,6 +11,7 @@ from holoload.adapters.cluster import LocalCluster, LocalNode
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "holofusion"
+SHARED_FIXTURES = REPO.parent / "shared" / "fixtures" / "holofusion"
 FAKES = Path(__file__).resolve().parent / "fakes"
 
 #: Away from 55432 (the default run) and the cluster module's own tests.
