@@ -123,6 +123,58 @@ class RunProblem(Event):
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class WindowRow:
+    """One (workload, op, endpoint) in one window; endpoint "*" is all endpoints merged.
+
+    `total_*` fields are cumulative over the current phase, filled on "*" rows only.
+    """
+
+    workload: str
+    op: str
+    endpoint: str
+    ok: int
+    errors: dict[str, int]
+    dropped: int
+    retries: int
+    rows: int
+    ops_per_s: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    service_p99_ms: float | None
+    lag_p99_ms: float | None
+    total_ok: int = 0
+    total_errors: int = 0
+    total_p50_ms: float | None = None
+    total_p95_ms: float | None = None
+    total_p99_ms: float | None = None
+    total_max_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowClosed(Event):
+    """A closed aggregation window; goes to the display and timeseries.csv, not events.jsonl."""
+
+    kind: ClassVar[str] = "window"
+    phase: str
+    index: int
+    elapsed_s: float
+    seconds: float
+    rows: tuple[WindowRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GateChanged(Event):
+    """A live gate changed state (pending, pass, fail)."""
+
+    kind: ClassVar[str] = "gate"
+    name: str
+    state: str
+    reason: str
+
+
 class EventSink(Protocol):
     """Anything that takes events (aggregator, display, artifact writer)."""
 

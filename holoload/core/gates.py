@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import NamedTuple, Protocol
 
-from holoload.core.histogram import LatencyHistogram
 from holoload.core.units import format_duration, parse_duration
 
 
@@ -24,13 +23,27 @@ class GateSyntaxError(ValueError):
 class Kind(Enum):
     """What a gate operand measures; both sides of a comparison must agree."""
 
-    DURATION, NUMBER, RATIO = "duration", "number", "ratio"
+    DURATION, NUMBER, RATIO, RATE = "duration", "number", "ratio", "rate"
+
+
+class HistogramView(Protocol):
+    """What gate functions read from a histogram (LatencyHistogram and SparseHistogram have it)."""
+
+    @property
+    def count(self) -> int: ...
+    @property
+    def min_us(self) -> int: ...
+    @property
+    def max_us(self) -> int: ...
+    @property
+    def mean_us(self) -> float: ...
+    def percentile_us(self, p: float) -> int | None: ...
 
 
 class GateContext(Protocol):
     """What gates read: an op's histogram and named scalars, None when there is none."""
 
-    def histogram(self, op: str) -> LatencyHistogram | None: ...
+    def histogram(self, op: str) -> HistogramView | None: ...
 
     def scalar(self, name: str) -> float | None: ...
 
@@ -77,7 +90,7 @@ def lookup_function(name: str) -> GateFunction | None:
     return None
 
 
-def _from_histogram(name: str, read: Callable[[LatencyHistogram], float | None]) -> GateFunction:
+def _from_histogram(name: str, read: Callable[[HistogramView], float | None]) -> GateFunction:
     """A duration function reading microseconds from the op's histogram; empty is no data."""
 
     def measure(ctx: GateContext, op: str, keywords: Mapping[str, str]) -> float | None:
@@ -186,13 +199,13 @@ class Gate:
 
 _TOKEN = re.compile(
     r"""(?P<space>\s+)
-    | (?P<number>\d+(?:\.\d+)?(?:[A-Za-zµ%]+(?:\d+(?:\.\d+)?[A-Za-zµ]+)*)?)
+    | (?P<number>\d+(?:\.\d+)?(?:[A-Za-zµ%]+(?:\d+(?:\.\d+)?[A-Za-zµ]+)*)?(?:/s)?)
     | (?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)
     | (?P<cmp><=|>=|==|!=|<|>)
     | (?P<punct>[(),=])""",
     re.VERBOSE,
 )
-_EXAMPLES = {Kind.DURATION: "8s", Kind.NUMBER: "0", Kind.RATIO: "1%"}
+_EXAMPLES = {Kind.DURATION: "8s", Kind.NUMBER: "0", Kind.RATIO: "1%", Kind.RATE: "1000/s"}
 _OPERAND_EXPECTED = "expected a function call such as p95(op), a scalar name or a number"
 # Literal suffixes other than durations (us, ms, s, m, h and compounds such as 1h30m).
 _SCALES = {"": 1.0, "k": 1e3, "M": 1e6, "%": 0.01}
@@ -275,6 +288,9 @@ class _Parser:
         return Call(text, function, op.text, tuple(keywords.items()))
 
     def literal(self, token: _Token) -> Literal:
+        rate = re.fullmatch(r"(\d+(?:\.\d+)?)(k|M|)/s", token.text)
+        if rate:
+            return Literal(token.text, float(rate[1]) * _SCALES[rate[2]], Kind.RATE)
         plain = re.fullmatch(r"(\d+(?:\.\d+)?)(k|M|%|)", token.text)
         if plain:
             kind = Kind.RATIO if plain[2] == "%" else Kind.NUMBER
@@ -282,7 +298,7 @@ class _Parser:
         try:
             return Literal(token.text, parse_duration(token.text), Kind.DURATION)
         except ValueError:
-            units = "us, ms, s, m, h, %, k or M"
+            units = "us, ms, s, m, h, %, k, M or /s"
             detail = f"expected a number with an optional unit ({units}), got {token.text!r}"
             raise GateSyntaxError(self.source, token.column, detail) from None
 
@@ -343,6 +359,8 @@ class Verdict:
 
 def _format_value(value: float, kind: Kind) -> str:
     """Format a measured value for people: durations with units, ratios in percent."""
+    if kind is Kind.RATE:
+        return f"{value:.4g}/s"
     if kind is not Kind.NUMBER:
         return format_duration(value) if kind is Kind.DURATION else f"{value * 100:.4g}%"
     return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.6g}"

@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from holoload.core import validation
 from holoload.core.errors import ScenarioError
 from holoload.core.gates import GateSyntaxError, check_gate, parse_gate
-from holoload.core.units import parse_duration, parse_size
-
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
-Rows = Annotated[int, BeforeValidator(parse_size), Field(ge=1, le=100_000_000)]
-
-
-def _pattern(regex: str, what: str) -> AfterValidator:
-    compiled = re.compile(regex)
-
-    def check(value: str) -> str:
-        if not compiled.fullmatch(value) or len(value) > 63:
-            raise ValueError(f"expected {what}")
-        return value
-
-    return AfterValidator(check)
-
-
-Identifier = Annotated[
-    str, _pattern(r"[A-Za-z_][A-Za-z0-9_]*", "a name of letters, digits and _ not starting with a digit")
-]
-Label = Annotated[str, _pattern(r"[A-Za-z0-9_]+", "a label of letters, digits and _ (e.g. 20k)")]
+from holoload.core.load_gates import keyword_problems
+from holoload.core.model_types import Identifier, Label, PositiveSeconds, Rows, Seconds, Strict
+from holoload.core.workload import GateValue, Phase, Setup, gate_text, selectors
 
 #: The bash canary's batch statement; `{table}` and `{rows}` are filled in per batch.
 CANARY_INSERT_SQL = """\
@@ -48,12 +29,6 @@ SELECT base.max_id + i,
             ELSE 'cancelled' END,
        100 + ((i * 37) % 20000)
 FROM base CROSS JOIN generate_series(1, {rows}) AS g(i)"""
-
-
-class Strict(BaseModel):
-    """Base for every scenario/target section: unknown keys are errors (typos!)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class TableSpec(Strict):
@@ -128,25 +103,38 @@ class RunSettings(Strict):
 
 
 class Scenario(Strict):
-    """A whole scenario file."""
+    """A whole scenario file: either canary `batches` or sustained-load `phases`."""
 
     name: Identifier
     description: str = ""
     table: TableSpec = TableSpec()
-    batches: list[BatchGroup] = Field(min_length=1)
+    batches: list[BatchGroup] = []
+    setup: Setup = Setup()
+    phases: list[Phase] = []
+    window: PositiveSeconds = Field(default=1.0, description="aggregation window for live stats and gates")
     chaos: list[ChaosAction] = []
     snapshots: SnapshotSpec = SnapshotSpec()
     run: RunSettings = RunSettings()
-    gates: dict[Identifier, str] = Field(
+    gates: dict[Identifier, GateValue] = Field(
         default_factory=dict, description="name -> gate expression; an empty string disables it"
     )
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
+        if bool(self.batches) == bool(self.phases):
+            raise ValueError("give either [[batches]] (an ingest canary) or [[phases]] (sustained load)")
         labels = [b.label for b in self.batches]
         dupes = {label for label in labels if labels.count(label) > 1}
         if dupes:
             raise ValueError(f"batch labels must be unique, repeated: {', '.join(sorted(dupes))}")
+        phase_names = [p.name for p in self.phases]
+        if len(set(phase_names)) != len(phase_names):
+            raise ValueError("phase names must be unique")
+        if self.phases and self.chaos:
+            raise ValueError(
+                "chaos actions fire around batches (after_batch/during_batch); "
+                "scenarios with [[phases]] cannot use them yet"
+            )
         total = self.total_batches
         for action in self.chaos:
             if action.batch_index > total:
@@ -155,6 +143,10 @@ class Scenario(Strict):
                     f"but the scenario has {total} batches"
                 )
         return self
+
+    @property
+    def is_canary(self) -> bool:
+        return bool(self.batches)
 
     @property
     def total_batches(self) -> int:
@@ -166,10 +158,14 @@ class Scenario(Strict):
 
     @property
     def ops(self) -> list[str]:
-        return [b.op for b in self.batches]
+        """Op names gates may refer to."""
+        if self.is_canary:
+            return [b.op for b in self.batches]
+        return sorted(selectors(self.phases))
 
     def active_gates(self) -> dict[str, str]:
-        return {name: expr for name, expr in self.gates.items() if expr.strip()}
+        """Run-level gates as name -> expression, without disabled (empty) ones."""
+        return {name: gate_text(v) for name, v in self.gates.items() if gate_text(v).strip()}
 
     def enabled_chaos(self) -> list[ChaosAction]:
         return [a for a in self.chaos if a.enabled]
@@ -186,6 +182,10 @@ CANARY_SCALARS = (
     "split_expected",
     "chaos_failed",
 )
+
+
+#: Scalars a sustained-load run publishes to gates.
+LOAD_SCALARS = ("phases", "dropped", "errors_total")
 
 
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
@@ -206,15 +206,26 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
 
 def gate_problems(scenario: Scenario) -> list[tuple[str, str]]:
     """Parse and type-check every active gate against the scenario's ops and scalars."""
+    scalars = CANARY_SCALARS if scenario.is_canary else LOAD_SCALARS
+    problems = _check_gates("gates", scenario.active_gates(), scenario.ops, scalars)
+    for i, phase in enumerate(scenario.phases):
+        texts = {name: gate_text(v) for name, v in phase.gates.items() if gate_text(v).strip()}
+        problems += _check_gates(f"phases[{i}].gates", texts, sorted(selectors([phase])), scalars)
+    return problems
+
+
+def _check_gates(
+    where: str, gates: dict[str, str], ops: list[str], scalars: tuple[str, ...]
+) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
-    for name, text in scenario.active_gates().items():
+    for name, text in gates.items():
         try:
             gate = parse_gate(text)
         except GateSyntaxError as exc:
-            problems.append((f"gates.{name}", str(exc)))
+            problems.append((f"{where}.{name}", str(exc)))
             continue
-        for problem in check_gate(gate, scenario.ops, CANARY_SCALARS):
-            problems.append((f"gates.{name}", problem))
+        for problem in check_gate(gate, ops, scalars) + keyword_problems(gate):
+            problems.append((f"{where}.{name}", problem))
     return problems
 
 

@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, model_validator
 
 from holoload.core import validation
-from holoload.core.scenario import Seconds, Strict, read_text
+from holoload.core.model_types import Seconds, Strict
+from holoload.core.scenario import read_text
 
 DataSharing = Literal["shared", "per_node"]
 

@@ -11,7 +11,7 @@ from typing import IO, Any
 
 import orjson
 
-from holoload.core.events import BatchFinished, Event, SnapshotTaken
+from holoload.core.events import BatchFinished, Event, SnapshotTaken, WindowClosed
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -55,6 +55,8 @@ class ArtifactWriter:
         """Append the event to events.jsonl; snapshots also become files under snapshots/."""
         if isinstance(event, BatchFinished):
             self.batches.append(event)
+        if isinstance(event, WindowClosed):
+            return  # windows go to timeseries.csv (TimeseriesWriter), not the event log
         try:
             if isinstance(event, SnapshotTaken):
                 name = _SAFE_NAME.sub("_", event.name)
@@ -104,3 +106,81 @@ def _atomic_write(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     tmp.replace(path)
+
+
+TIMESERIES_COLUMNS = (
+    "ts",
+    "elapsed_s",
+    "phase",
+    "window",
+    "workload",
+    "op",
+    "endpoint",
+    "ok",
+    "errors",
+    "dropped",
+    "retries",
+    "rows",
+    "ops_per_s",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "max_ms",
+    "service_p99_ms",
+    "lag_p99_ms",
+)
+
+
+class TimeseriesWriter:
+    """timeseries.csv: one row per (workload, op, endpoint) per window, appended as windows close."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: IO[str] | None = None
+        self._csv: Any = None
+        self.write_errors: list[str] = []
+
+    def emit(self, event: Event) -> None:
+        if not isinstance(event, WindowClosed):
+            return
+        try:
+            if self._fh is None:
+                self._fh = self.path.open("a", newline="")
+                self._csv = csv.writer(self._fh, lineterminator="\n")
+                self._csv.writerow(TIMESERIES_COLUMNS)
+            for r in event.rows:
+                self._csv.writerow(
+                    [
+                        f"{event.ts:.3f}",
+                        f"{event.elapsed_s:.3f}",
+                        event.phase,
+                        event.index,
+                        r.workload,
+                        r.op,
+                        r.endpoint,
+                        r.ok,
+                        sum(r.errors.values()),
+                        r.dropped,
+                        r.retries,
+                        r.rows,
+                        f"{r.ops_per_s:.1f}",
+                        _num(r.p50_ms),
+                        _num(r.p95_ms),
+                        _num(r.p99_ms),
+                        _num(r.max_ms),
+                        _num(r.service_p99_ms),
+                        _num(r.lag_p99_ms),
+                    ]
+                )
+            self._fh.flush()
+        except OSError as exc:
+            self.write_errors.append(f"timeseries: {exc}")
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"

@@ -19,16 +19,14 @@ from rich.console import Console
 from holoload.adapters.cluster import LocalCluster
 from holoload.adapters.pg import redact
 from holoload.adapters.surfaces import TargetSurfaces
-from holoload.core.aggregate import CanaryAggregator
 from holoload.core.errors import ExitCode, HololoadError
-from holoload.core.events import Event, EventSink, RunProblem, RunStarted
-from holoload.core.gates import Verdict, evaluate, parse_gate
+from holoload.core.events import Event, EventSink, RunProblem, RunStarted, WindowClosed
+from holoload.core.gates import Verdict
 from holoload.core.scenario import Scenario
 from holoload.core.target import Target, local_target
-from holoload.engine.canary import CanaryEngine
 from holoload.shell.artifacts import ArtifactWriter, results_dir_for
-from holoload.shell.live import LiveDisplay
-from holoload.shell.summary import RunRecord, summary_json, text_keys
+from holoload.shell.jobs import Job, make_job
+from holoload.shell.summary import RunRecord
 
 
 @dataclass
@@ -55,6 +53,8 @@ class Fanout:
     def emit(self, event: Event) -> None:
         for sink in self.sinks:
             sink.emit(event)
+        if isinstance(event, WindowClosed):
+            return  # per-window figures live in timeseries.csv
         self.log.info(event.kind, **{k: v for k, v in event.to_dict().items() if k not in ("kind", "text")})
 
 
@@ -64,9 +64,7 @@ def run(options: RunOptions, console: Console) -> int:
     started = datetime.now(UTC)
     root = results_dir_for(options.results_base or scenario.run.results_dir, scenario.name, started)
     writer = ArtifactWriter(root).open()
-    display = LiveDisplay(console, quiet=options.quiet)
-    split_expected = sum(1 for a in scenario.enabled_chaos() if a.action == "split")
-    agg = CanaryAggregator(scenario.ops, scenario.total_rows, split_expected)
+    job = make_job(scenario, console, root, quiet=options.quiet)
     record = RunRecord(
         run_id=f"{scenario.name}-{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",
         started_at=started.isoformat(),
@@ -78,9 +76,9 @@ def run(options: RunOptions, console: Console) -> int:
     with ExitStack() as stack:
         log_file = stack.enter_context((root / "run.log").open("a"))
         log = _run_logger(log_file)
-        sink = Fanout([agg, writer, display], log)
+        sink = Fanout([*job.sinks, writer], log)
         stack.callback(writer.close)
-        stack.callback(display.close)
+        stack.callback(job.close)
         console.print(
             f"holoload · scenario [bold]{scenario.name}[/bold] · target {options.target_label} · "
             f"results {root}",
@@ -94,6 +92,7 @@ def run(options: RunOptions, console: Console) -> int:
             interrupted = anyio.run(
                 _drive,
                 record.run_id,
+                job,
                 scenario,
                 target,
                 sink,
@@ -106,11 +105,16 @@ def run(options: RunOptions, console: Console) -> int:
             log.error("run_failed", error=str(exc), exit_code=int(exc.exit_code))
             sink.emit(RunProblem(time.time(), type(exc).__name__, str(exc)))
             record.status, record.exit_code = "ERROR", int(exc.exit_code)
-        verdicts = _verdicts(scenario, agg)
+        except Exception as exc:  # a bug: keep what was measured, say where the traceback is
+            log.exception("internal_error")
+            sink.emit(RunProblem(time.time(), "internal error", f"{type(exc).__name__}: {exc} (see run.log)"))
+            record.status, record.exit_code = "ERROR", int(ExitCode.FAIL)
+        job.display.close()
+        verdicts = job.verdicts()
         code = _finish(record, verdicts, options.enforce)
         record.problems = writer.write_errors
-        _write_summaries(writer, record, scenario, target, agg, verdicts)
-        display.verdicts(verdicts, record.status, options.enforce, code, str(root))
+        _write_summaries(job, writer, record, target, verdicts)
+        job.display.verdicts(verdicts, record.status, options.enforce, code, str(root))
         log.info("run_finished", status=record.status, exit_code=code)
         return code
 
@@ -134,7 +138,7 @@ def _stop_cluster(cluster: LocalCluster, console: Console, log: Any) -> None:
 
 
 async def _drive(
-    run_id: str, scenario: Scenario, target: Target, sink: EventSink, env: dict[str, str]
+    run_id: str, job: Job, scenario: Scenario, target: Target, sink: EventSink, env: dict[str, str]
 ) -> bool:
     """Run the engine under a signal watcher; returns True when SIGINT/SIGTERM stopped it."""
     stopped = False
@@ -167,7 +171,7 @@ async def _drive(
                     statement_timeout_s=scenario.run.statement_timeout,
                     env=env,
                 ) as surfaces:
-                    await CanaryEngine(scenario, surfaces, sink).run()
+                    await job.run(surfaces, sink)
             except HololoadError as exc:  # raised out of the task group, it would come wrapped
                 failure = exc
         tg.cancel_scope.cancel()
@@ -182,10 +186,6 @@ def _loop_options() -> dict[str, Any]:
     except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
         return {}
     return {"use_uvloop": True}
-
-
-def _verdicts(scenario: Scenario, agg: CanaryAggregator) -> list[Verdict]:
-    return [evaluate(name, parse_gate(text), agg) for name, text in scenario.active_gates().items()]
 
 
 def _finish(record: RunRecord, verdicts: list[Verdict], enforce: bool) -> int:
@@ -207,20 +207,11 @@ def _finish(record: RunRecord, verdicts: list[Verdict], enforce: bool) -> int:
 
 
 def _write_summaries(
-    writer: ArtifactWriter,
-    record: RunRecord,
-    scenario: Scenario,
-    target: Target | None,
-    agg: CanaryAggregator,
-    verdicts: list[Verdict],
+    job: Job, writer: ArtifactWriter, record: RunRecord, target: Target | None, verdicts: list[Verdict]
 ) -> None:
-    batches = [b.to_dict() for b in writer.batches]
     try:
-        writer.write_batch_stats()
-        writer.write_summary(
-            summary_json(record, scenario, target, agg, verdicts, batches),
-            text_keys(record, scenario, agg, verdicts),
-        )
+        data, keys = job.summaries(record, target, writer, verdicts)
+        writer.write_summary(data, keys)
     except OSError as exc:
         print(f"holoload: could not write summaries to {writer.root}: {exc}", file=sys.stderr)
 

@@ -11,6 +11,8 @@ from holoload.core.aggregate import CanaryAggregator
 from holoload.core.gates import Verdict
 from holoload.core.scenario import Scenario, dump
 from holoload.core.target import Target
+from holoload.core.window import OpStats
+from holoload.engine.load import LoadEngine
 
 
 @dataclass
@@ -138,3 +140,93 @@ def summary_json(
         "gates": [v.to_dict() for v in verdicts],
         "batches": batches,
     }
+
+
+def _target_dict(target: Target | None) -> dict[str, Any] | None:
+    if target is None:
+        return None
+    return {
+        "name": target.name,
+        "data": target.data,
+        "nodes": target.node_names(),
+        "topology": target.topology.source,
+        "split": target.split.method,
+    }
+
+
+def _op_figures(stats: OpStats, seconds: float) -> dict[str, Any]:
+    h = stats.latency
+    pcts = h.percentiles_us((50, 90, 95, 99, 99.9))
+    return {
+        "ok": stats.ok,
+        "rows": stats.rows,
+        "errors": {c.value: n for c, n in stats.errors.items()},
+        "error_count": stats.error_count,
+        "dropped": stats.dropped,
+        "retries": stats.retries,
+        "ops_per_s": stats.ok / seconds if seconds > 0 else None,
+        "latency_ms": None
+        if h.count == 0
+        else {
+            "min": h.min_us / 1000,
+            "mean": h.mean_us / 1000,
+            "max": h.max_us / 1000,
+            **{f"p{p:g}": (v or 0) / 1000 for p, v in zip((50, 90, 95, 99, 99.9), pcts, strict=True)},
+        },
+        "service_p99_ms": (stats.service.percentile_us(99) or 0) / 1000 if stats.service.count else None,
+        "schedule_lag_p99_ms": (stats.lag.percentile_us(99) or 0) / 1000 if stats.lag.count else None,
+        "clamped": h.clamped,
+    }
+
+
+def load_summary(
+    record: RunRecord,
+    scenario: Scenario,
+    target: Target | None,
+    engine: LoadEngine | None,
+    verdicts: list[Verdict],
+) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+    """summary.json and summary.txt of a sustained-load run: per phase, per workload.op figures."""
+    phases: dict[str, Any] = {}
+    keys: list[tuple[str, Any]] = [
+        ("run_id", record.run_id),
+        ("pg_url", record.pg_url),
+        ("phases", len(scenario.phases)),
+    ]
+    if engine is not None:
+        agg = engine.aggregator
+        now = engine.perf_ns()
+        for phase in scenario.phases:
+            if phase.name not in agg.phase_spans:
+                continue
+            seconds = agg.elapsed_s([phase.name], now)
+            ops: dict[str, Any] = {}
+            for w in phase.workloads:
+                for op in w.ops:
+                    stats = agg.total(f"{w.name}.{op.name}", [phase.name])
+                    if stats is not None:
+                        ops[f"{w.name}.{op.name}"] = _op_figures(stats, seconds)
+                        fig = ops[f"{w.name}.{op.name}"]
+                        lat = fig["latency_ms"] or {}
+                        prefix = f"{phase.name}.{w.name}.{op.name}"
+                        keys += [
+                            (f"{prefix}.ok", fig["ok"]),
+                            (f"{prefix}.errors", fig["error_count"]),
+                            (f"{prefix}.ops_per_s", fig["ops_per_s"]),
+                            (f"{prefix}.p95_ms", lat.get("p95")),
+                            (f"{prefix}.p99_ms", lat.get("p99")),
+                        ]
+            phases[phase.name] = {"measured": phase.measured, "seconds": seconds, "ops": ops}
+    keys.append(("slo_status", record.status))
+    data = {
+        "holoload_version": __version__,
+        "run": record.__dict__,
+        "verdict": record.status,
+        "exit_code": record.exit_code,
+        "aborted_by": None if engine is None else engine.aborted_by,
+        "scenario": dump(scenario),
+        "target": _target_dict(target),
+        "phases": phases,
+        "gates": [v.to_dict() for v in verdicts],
+    }
+    return data, keys

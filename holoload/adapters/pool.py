@@ -1,0 +1,133 @@
+"""Writers: one long-lived asyncpg connection each, prepared statements, reconnect with backoff.
+
+A writer owns its connection for the whole phase (no per-operation acquire/release: asyncpg's
+Pool costs 26-40 µs of CPU per operation, more than the rest of the hot path together).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import asyncpg
+
+from holoload.adapters.pg import close_quietly, connect
+from holoload.core.errors import SetupError
+
+
+class Writer:
+    """One connection to one endpoint, reconnected with jittered backoff when it breaks.
+
+    Args:
+        endpoint: index of the endpoint (node) in the target.
+        name: the endpoint's display name.
+        dsn: where to connect.
+        connect_timeout_s / statement_timeout_s: per connection.
+        rng: jitter source.
+    """
+
+    __slots__ = (
+        "endpoint",
+        "name",
+        "dsn",
+        "conn",
+        "_prepared",
+        "_connect_timeout_s",
+        "_statement_timeout_s",
+        "_rng",
+        "reconnects",
+        "_backoff_s",
+    )
+
+    def __init__(
+        self,
+        endpoint: int,
+        name: str,
+        dsn: str,
+        *,
+        connect_timeout_s: float,
+        statement_timeout_s: float,
+        rng: random.Random,
+    ) -> None:
+        self.endpoint = endpoint
+        self.name = name
+        self.dsn = dsn
+        self.conn: asyncpg.Connection | None = None
+        self._prepared: dict[str, Any] = {}
+        self._connect_timeout_s = connect_timeout_s
+        self._statement_timeout_s = statement_timeout_s
+        self._rng = rng
+        self.reconnects = 0
+        self._backoff_s = 0.05
+
+    async def open(self) -> None:
+        """Connect (raises SetupError when the endpoint cannot be reached)."""
+        self.conn = await connect(
+            self.dsn,
+            connect_timeout_s=self._connect_timeout_s,
+            statement_timeout_s=self._statement_timeout_s,
+            name=self.name,
+        )
+        self._prepared.clear()
+        self._backoff_s = 0.05
+
+    def broken(self) -> bool:
+        return self.conn is None or self.conn.is_closed()
+
+    async def ensure(self, deadline_s: float) -> bool:
+        """Reconnect if the connection is gone; False when the deadline passed first."""
+        while self.broken():
+            if time.monotonic() >= deadline_s:
+                return False
+            try:
+                await close_quietly(self.conn, 1.0)
+                self.conn = None
+                await self.open()
+                self.reconnects += 1
+            except SetupError:
+                pause = min(
+                    self._backoff_s * self._rng.uniform(0.5, 1.5), max(0.0, deadline_s - time.monotonic())
+                )
+                await anyio.sleep(pause)
+                self._backoff_s = min(self._backoff_s * 2, 2.0)
+        return True
+
+    async def prepared(self, sql: str) -> Any:
+        """A prepared statement for `sql` on this connection (cached per connection)."""
+        stmt = self._prepared.get(sql)
+        if stmt is None:
+            assert self.conn is not None
+            stmt = self._prepared[sql] = await self.conn.prepare(sql)
+        return stmt
+
+    async def close(self) -> None:
+        await close_quietly(self.conn, 2.0)
+        self.conn = None
+
+
+async def open_writers(writers: Sequence[Writer]) -> None:
+    """Connect all writers concurrently; the first failure is raised (others closed)."""
+    failures: list[SetupError] = []
+
+    async def one(w: Writer) -> None:
+        try:
+            await w.open()
+        except SetupError as exc:
+            failures.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        for w in writers:
+            tg.start_soon(one, w)
+    if failures:
+        with anyio.CancelScope(shield=True):
+            await close_writers(writers)
+        raise failures[0]
+
+
+async def close_writers(writers: Sequence[Writer]) -> None:
+    with anyio.CancelScope(shield=True):
+        for w in writers:
+            await w.close()

@@ -1,0 +1,244 @@
+"""Gates of sustained load: rates, error rates, gaps, windowed percentiles, live monitoring.
+
+Registers gate functions that read an `Aggregator` through `LoadGateContext`:
+`pN(op, window=1m)`, `error_rate(op)`, `rate(op)`, `errors(op, class=retryable)`,
+`dropped(op)`, `retries(op)`, `max_gap(op)`. A gate with `window=` must hold in every
+window it is evaluated on (the verdict fails if it ever failed).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from holoload.core.gates import (
+    Call,
+    Gate,
+    GateFunction,
+    HistogramView,
+    Kind,
+    Verdict,
+    evaluate,
+    register_function,
+)
+from holoload.core.outcome import ErrorClass
+from holoload.core.units import parse_duration
+from holoload.core.window import NS, Aggregator, OpStats
+
+
+class LoadGateContext:
+    """Reads an Aggregator for gates, limited to some phases (None: all of them).
+
+    Args:
+        aggregator: the run's aggregator.
+        phases: phase names whose data counts.
+        now_ns: monotonic now (for rates and open gaps).
+        scalars: extra named scalars.
+    """
+
+    def __init__(
+        self,
+        aggregator: Aggregator,
+        phases: list[str] | None,
+        now_ns: int,
+        scalars: Mapping[str, float] | None = None,
+    ) -> None:
+        self.agg = aggregator
+        self.phases = phases
+        self.now_ns = now_ns
+        self.scalars = dict(scalars or {})
+
+    def histogram(self, op: str) -> HistogramView | None:
+        stats = self.stats(op)
+        return None if stats is None else stats.latency
+
+    def scalar(self, name: str) -> float | None:
+        return self.scalars.get(name)
+
+    def stats(self, op: str, window_s: float | None = None) -> OpStats | None:
+        if window_s is not None:
+            return self.agg.recent_total(op, window_s, self.phases)
+        return self.agg.total(op, self.phases)
+
+    def elapsed_s(self) -> float:
+        return self.agg.elapsed_s(self.phases, self.now_ns)
+
+
+def _window(keywords: Mapping[str, str]) -> float | None:
+    text = keywords.get("window")
+    return None if text is None else parse_duration(text)
+
+
+def _stats(ctx: object, op: str, keywords: Mapping[str, str]) -> OpStats | None:
+    if not isinstance(ctx, LoadGateContext):
+        return None
+    return ctx.stats(op, _window(keywords))
+
+
+def _percentile(match: re.Match[str]) -> GateFunction | None:
+    p = float(match[1])
+    if p > 100:
+        return None
+
+    def measure(ctx: object, op: str, keywords: Mapping[str, str]) -> float | None:
+        if isinstance(ctx, LoadGateContext):
+            stats = ctx.stats(op, _window(keywords))
+            hist: HistogramView | None = None if stats is None else stats.latency
+        else:
+            hist = ctx.histogram(op)  # type: ignore[attr-defined]
+        value = None if hist is None or hist.count == 0 else hist.percentile_us(p)
+        return None if value is None else value / 1_000_000
+
+    return GateFunction(match[0], Kind.DURATION, measure, frozenset({"window"}))
+
+
+def _error_rate(ctx: object, op: str, keywords: Mapping[str, str]) -> float | None:
+    stats = _stats(ctx, op, keywords)
+    if stats is None:
+        return None
+    attempts = stats.ok + stats.error_count
+    return stats.error_count / attempts if attempts else None
+
+
+def _rate(ctx: object, op: str, keywords: Mapping[str, str]) -> float | None:
+    stats = _stats(ctx, op, keywords)
+    if stats is None or not isinstance(ctx, LoadGateContext):
+        return None
+    window = _window(keywords)
+    seconds = window if window is not None else ctx.elapsed_s()
+    return stats.ok / seconds if seconds > 0 else None
+
+
+def _errors(ctx: object, op: str, keywords: Mapping[str, str]) -> float | None:
+    stats = _stats(ctx, op, keywords)
+    if stats is None:
+        return None
+    wanted = keywords.get("class")
+    if wanted is None:
+        return float(stats.error_count)
+    return float(stats.errors.get(ErrorClass(wanted), 0))
+
+
+def _counter(name: str) -> GateFunction:
+    def measure(ctx: object, op: str, keywords: Mapping[str, str]) -> float | None:
+        stats = _stats(ctx, op, keywords)
+        return None if stats is None else float(getattr(stats, name))
+
+    return GateFunction(name, Kind.NUMBER, measure, frozenset({"window"}))
+
+
+def _max_gap(ctx: object, op: str, keywords: Mapping[str, str]) -> float | None:
+    if not isinstance(ctx, LoadGateContext):
+        return None
+    gap = ctx.agg.max_gap_ns(op, ctx.now_ns, ctx.phases)
+    return None if gap is None else gap / NS
+
+
+def _error_class_keyword(match: re.Match[str]) -> GateFunction:
+    return GateFunction("errors", Kind.NUMBER, _errors, frozenset({"class", "window"}))
+
+
+register_function(r"p(\d+(?:\.\d+)?)", _percentile, "p<N> (p50, p95, p99.9; window=1m)")
+register_function(
+    "error_rate", lambda m: GateFunction("error_rate", Kind.RATIO, _error_rate, frozenset({"window"}))
+)
+register_function("rate", lambda m: GateFunction("rate", Kind.RATE, _rate, frozenset({"window"})))
+register_function("errors", _error_class_keyword, "errors (class=retryable)")
+register_function("dropped", lambda m: _counter("dropped"))
+register_function("retries", lambda m: _counter("retries"))
+register_function("max_gap", lambda m: GateFunction("max_gap", Kind.DURATION, _max_gap))
+
+
+def keyword_problems(gate: Gate) -> list[str]:
+    """Keyword values that cannot work (bad window durations, unknown error classes)."""
+    problems: list[str] = []
+    for side in (gate.left, gate.right):
+        if not isinstance(side, Call):
+            continue
+        for key, value in side.keywords:
+            if key == "window":
+                try:
+                    parse_duration(value)
+                except ValueError as exc:
+                    problems.append(f"{side.text}: window: {exc}")
+            if key == "class" and value not in {c.value for c in ErrorClass}:
+                known = ", ".join(c.value for c in ErrorClass)
+                problems.append(f"{side.text}: unknown error class {value!r} (known: {known})")
+    return problems
+
+
+def is_windowed(gate: Gate) -> bool:
+    """Whether the gate reads windows (and so must hold in every one)."""
+    return any(isinstance(s, Call) and dict(s.keywords).get("window") for s in (gate.left, gate.right))
+
+
+class GateState:
+    """Live state of one gate: pending until evaluated, then pass/fail."""
+
+    PENDING, PASS, FAIL = "pending", "pass", "fail"
+
+
+@dataclass
+class GateMonitor:
+    """Evaluates one gate live, window after window, and decides its final verdict.
+
+    A windowed gate fails for good once any evaluation failed; any other gate's verdict is
+    its last evaluation. `failing_since_ns` drives abort_on_fail with a grace delay.
+    """
+
+    name: str
+    gate: Gate
+    phases: list[str] | None
+    abort_on_fail: bool = False
+    grace_s: float = 0.0
+    state: str = GateState.PENDING
+    last: Verdict | None = None
+    first_failure: Verdict | None = None
+    failing_since_ns: int | None = None
+    windowed: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.windowed = is_windowed(self.gate)
+
+    def observe(self, ctx: LoadGateContext) -> Verdict:
+        """Evaluate now; returns the verdict of this evaluation."""
+        verdict = evaluate(self.name, self.gate, ctx)
+        no_data = verdict.observed is None
+        if no_data and self.last is None:
+            return verdict  # stays pending until there is something to judge
+        self.last = verdict
+        if verdict.passed:
+            self.failing_since_ns = None
+        else:
+            if self.failing_since_ns is None:
+                self.failing_since_ns = ctx.now_ns
+            if self.first_failure is None:
+                self.first_failure = verdict
+        if self.windowed:
+            self.state = GateState.FAIL if self.first_failure is not None else GateState.PASS
+        else:
+            self.state = GateState.PASS if verdict.passed else GateState.FAIL
+        return verdict
+
+    def should_abort(self, now_ns: int) -> bool:
+        if not self.abort_on_fail or self.failing_since_ns is None:
+            return False
+        return (now_ns - self.failing_since_ns) / NS >= self.grace_s
+
+    def final(self, ctx: LoadGateContext) -> Verdict:
+        """The verdict for the summary (a last evaluation first, for cumulative gates)."""
+        verdict = self.observe(ctx)
+        if self.windowed and self.first_failure is not None:
+            first = self.first_failure
+            return Verdict(
+                self.name,
+                first.expression,
+                False,
+                first.observed,
+                first.threshold,
+                first.observed_text,
+                first.threshold_text,
+                f"{first.reason} (in at least one window)",
+            )
+        return verdict

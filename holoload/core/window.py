@@ -1,0 +1,259 @@
+"""Streaming aggregation: workers record into per-key recorders; windows close into stats.
+
+Workers never allocate per operation beyond a histogram bucket increment: each
+(workload, op, endpoint) key has one `OpRecorder` for the open window. `Aggregator.close_window`
+swaps every recorder's contents out, folds them into per-phase totals, keeps the last few
+windows for windowed gates, and returns the closed window. Memory is bounded by the number
+of keys and the ring length, never by the run's length.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from holoload.core.outcome import ErrorClass
+from holoload.core.recorder import SparseHistogram
+
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class OpKey:
+    """What a recorder is for: an op of a workload on one endpoint."""
+
+    phase: str
+    workload: str
+    op: str
+    endpoint: str
+
+    def matches(self, selector: str) -> bool:
+        """`workload`, `op` or `workload.op` select this key."""
+        return selector in (self.workload, self.op, f"{self.workload}.{self.op}")
+
+
+class GapTracker:
+    """Longest stretch without a success, for one workload.op across endpoints."""
+
+    __slots__ = ("last_ok_ns", "max_gap_ns")
+
+    def __init__(self, start_ns: int) -> None:
+        self.last_ok_ns = start_ns
+        self.max_gap_ns = 0
+
+    def success(self, done_ns: int) -> None:
+        gap = done_ns - self.last_ok_ns
+        if gap > self.max_gap_ns:
+            self.max_gap_ns = gap
+        if done_ns > self.last_ok_ns:
+            self.last_ok_ns = done_ns
+
+    def gap_ns(self, now_ns: int) -> int:
+        """The longest gap so far, counting the one still open at `now_ns`."""
+        return max(self.max_gap_ns, now_ns - self.last_ok_ns)
+
+
+@dataclass(slots=True)
+class OpStats:
+    """Outcomes of one key over some span (a window, a phase)."""
+
+    latency: SparseHistogram = field(default_factory=SparseHistogram)
+    service: SparseHistogram = field(default_factory=SparseHistogram)
+    lag: SparseHistogram = field(default_factory=SparseHistogram)
+    ok: int = 0
+    rows: int = 0
+    errors: dict[ErrorClass, int] = field(default_factory=dict)
+    dropped: int = 0
+    retries: int = 0
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    def merge(self, other: OpStats) -> None:
+        self.latency.merge(other.latency)
+        self.service.merge(other.service)
+        self.lag.merge(other.lag)
+        self.ok += other.ok
+        self.rows += other.rows
+        for cls, n in other.errors.items():
+            self.errors[cls] = self.errors.get(cls, 0) + n
+        self.dropped += other.dropped
+        self.retries += other.retries
+
+
+class OpRecorder:
+    """Where workers record one key's outcomes during the open window (the hot path)."""
+
+    __slots__ = ("key", "stats", "gaps")
+
+    def __init__(self, key: OpKey, gaps: tuple[GapTracker, ...]) -> None:
+        self.key = key
+        self.stats = OpStats()
+        self.gaps = gaps
+
+    def success(self, intended_ns: int, sent_ns: int, done_ns: int, rows: int = 1) -> None:
+        """A completed operation: latency from the intended start, service time from the send."""
+        stats = self.stats
+        stats.latency.record((done_ns - intended_ns) // 1000)
+        stats.service.record((done_ns - sent_ns) // 1000)
+        stats.ok += 1
+        stats.rows += rows
+        for gap in self.gaps:
+            gap.success(done_ns)
+
+    def schedule_lag(self, intended_ns: int, sent_ns: int) -> None:
+        """Open loop: how late an operation started against its intended time."""
+        self.stats.lag.record((sent_ns - intended_ns) // 1000)
+
+    def failure(self, error_class: ErrorClass) -> None:
+        errors = self.stats.errors
+        errors[error_class] = errors.get(error_class, 0) + 1
+
+    def retry(self) -> None:
+        self.stats.retries += 1
+
+    def drop(self) -> None:
+        """An operation that could not start (max_inflight reached): counted, never hidden."""
+        self.stats.dropped += 1
+
+    def swap(self) -> OpStats:
+        stats, self.stats = self.stats, OpStats()
+        return stats
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One closed window: per-key stats between `start_ns` and `end_ns` (monotonic)."""
+
+    index: int
+    start_ns: int
+    end_ns: int
+    stats: dict[OpKey, OpStats]
+
+    @property
+    def seconds(self) -> float:
+        return (self.end_ns - self.start_ns) / NS
+
+
+class Aggregator:
+    """Owns the recorders, closes windows, keeps per-phase totals and a ring of recent windows.
+
+    Args:
+        start_ns: monotonic start of the run.
+        ring_s: how much recent history windowed gates may ask for.
+        window_s: the window length (for sizing the ring).
+    """
+
+    def __init__(self, start_ns: int, *, window_s: float = 1.0, ring_s: float = 300.0) -> None:
+        self.start_ns = start_ns
+        self._recorders: dict[OpKey, OpRecorder] = {}
+        self._gaps: dict[tuple[str, str], GapTracker] = {}
+        self.totals: dict[OpKey, OpStats] = {}
+        self.recent: deque[Window] = deque(maxlen=max(2, int(ring_s / window_s) + 1))
+        self._window_start_ns = start_ns
+        self._index = 0
+        self.phase_spans: dict[str, tuple[int, int | None]] = {}
+
+    def recorder(self, key: OpKey, now_ns: int) -> OpRecorder:
+        """The recorder for a key, created on first use."""
+        rec = self._recorders.get(key)
+        if rec is None:
+            gaps = (
+                self._gap(key.phase, f"{key.workload}.{key.op}", now_ns),
+                self._gap(key.phase, key.workload, now_ns),
+            )
+            rec = self._recorders[key] = OpRecorder(key, gaps)
+            self.totals.setdefault(key, OpStats())
+        return rec
+
+    def _gap(self, phase: str, name: str, now_ns: int) -> GapTracker:
+        tracker = self._gaps.get((phase, name))
+        if tracker is None:
+            tracker = self._gaps[(phase, name)] = GapTracker(now_ns)
+        return tracker
+
+    def phase_started(self, phase: str, now_ns: int) -> None:
+        self.phase_spans[phase] = (now_ns, None)
+
+    def phase_ended(self, phase: str, now_ns: int) -> None:
+        start, _ = self.phase_spans.get(phase, (now_ns, None))
+        self.phase_spans[phase] = (start, now_ns)
+        for (p, _name), tracker in self._gaps.items():
+            if p == phase:  # freeze: the time after the phase is not a gap of it
+                tracker.max_gap_ns = tracker.gap_ns(now_ns)
+                tracker.last_ok_ns = now_ns
+
+    def close_window(self, now_ns: int) -> Window:
+        """Swap every recorder out and fold the window into the totals."""
+        stats: dict[OpKey, OpStats] = {}
+        for key, rec in self._recorders.items():
+            window_stats = rec.swap()
+            stats[key] = window_stats
+            self.totals[key].merge(window_stats)
+        window = Window(self._index, self._window_start_ns, now_ns, stats)
+        self._index += 1
+        self._window_start_ns = now_ns
+        self.recent.append(window)
+        return window
+
+    def keys(self, selector: str, phases: Iterable[str] | None = None) -> list[OpKey]:
+        wanted = None if phases is None else set(phases)
+        return [k for k in self.totals if k.matches(selector) and (wanted is None or k.phase in wanted)]
+
+    def total(self, selector: str, phases: Iterable[str] | None = None) -> OpStats | None:
+        """Merged totals of the keys a selector picks, or None when it picks none."""
+        keys = self.keys(selector, phases)
+        return _merge(self.totals[k] for k in keys) if keys else None
+
+    def recent_total(
+        self, selector: str, seconds: float, phases: Iterable[str] | None = None
+    ) -> OpStats | None:
+        """Merged stats of the last `seconds` of closed windows."""
+        wanted = None if phases is None else set(phases)
+        picked: list[OpStats] = []
+        covered = 0.0
+        for window in reversed(self.recent):
+            if covered >= seconds - 1e-9:
+                break
+            covered += window.seconds
+            picked += [
+                s
+                for k, s in window.stats.items()
+                if k.matches(selector) and (wanted is None or k.phase in wanted)
+            ]
+        return _merge(picked) if covered else None
+
+    def max_gap_ns(self, selector: str, now_ns: int, phases: Iterable[str] | None = None) -> int | None:
+        wanted = None if phases is None else set(phases)
+        gaps = [
+            t.gap_ns(now_ns) if self.phase_spans.get(p, (0, None))[1] is None else t.max_gap_ns
+            for (p, name), t in self._gaps.items()
+            if (wanted is None or p in wanted) and _gap_matches(name, selector)
+        ]
+        return max(gaps) if gaps else None
+
+    def elapsed_s(self, phases: Iterable[str] | None, now_ns: int) -> float:
+        """Time spent in the given phases (or since the start), for rates."""
+        if phases is None:
+            return (now_ns - self.start_ns) / NS
+        total = 0
+        for p in phases:
+            start, end = self.phase_spans.get(p, (now_ns, now_ns))
+            total += (end if end is not None else now_ns) - start
+        return total / NS
+
+    def iter_recorders(self) -> Iterator[OpRecorder]:
+        return iter(self._recorders.values())
+
+
+def _gap_matches(name: str, selector: str) -> bool:
+    return name == selector or name.endswith(f".{selector}")
+
+
+def _merge(stats: Iterable[OpStats]) -> OpStats:
+    out = OpStats()
+    for s in stats:
+        out.merge(s)
+    return out

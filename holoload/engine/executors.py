@@ -1,0 +1,257 @@
+"""Executors: drive one workload's writers closed-loop (concurrency) or open-loop (rate)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import anyio
+import asyncpg
+
+from holoload.adapters.pg import describe_error
+from holoload.adapters.pool import Writer
+from holoload.core.generators import SeqAllocator
+from holoload.core.outcome import ErrorClass
+from holoload.core.pacing import ArrivalSchedule, ConcurrencySchedule, Stage, WeightedCycle
+from holoload.core.window import Aggregator, OpKey, OpRecorder
+from holoload.core.workload import Workload
+from holoload.engine.operations import CompiledOp
+
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+NS = 1_000_000_000
+
+
+@dataclass
+class RetryBudget:
+    """Retries allowed so far: at most `fraction` of operations, plus a small head start."""
+
+    fraction: float
+    operations: int = 0
+    retries: int = 0
+
+    def allow(self) -> bool:
+        if self.retries < 10 + self.fraction * self.operations:
+            self.retries += 1
+            return True
+        return False
+
+
+@dataclass
+class WorkloadRun:
+    """Everything one workload needs while its phase runs.
+
+    Args:
+        phase: phase name (part of every recorder key).
+        workload: the validated workload.
+        writers: writers per endpoint (index = endpoint), only endpoints with weight > 0 have any.
+        aggregator: where outcomes go.
+        seq: id allocators by start value.
+        perf_ns: monotonic clock.
+        phase_end_ns: when the phase's duration runs out (None: no limit).
+    """
+
+    phase: str
+    workload: Workload
+    writers: list[list[Writer]]
+    aggregator: Aggregator
+    seq: dict[int, SeqAllocator]
+    perf_ns: Callable[[], int] = time.perf_counter_ns
+    phase_end_ns: int | None = None
+    remaining: int | None = None
+    budget: RetryBudget = field(init=False)
+    start_ns: int = 0
+    lag_ns: int = 0
+
+    def __post_init__(self) -> None:
+        self.budget = RetryBudget(self.workload.retry.budget)
+        self.remaining = self.workload.iterations if self.workload.executor == "iterations" else None
+
+    def take_iteration(self) -> bool:
+        """Iterations executor: claim one iteration; False when they are all claimed."""
+        if self.remaining is None:
+            return True
+        if self.remaining <= 0:
+            return False
+        self.remaining -= 1
+        return True
+
+    def over(self, now_ns: int, schedule_end_ns: int | None) -> bool:
+        if self.phase_end_ns is not None and now_ns >= self.phase_end_ns:
+            return True
+        return schedule_end_ns is not None and now_ns >= schedule_end_ns
+
+
+class WriterLoop:
+    """One writer's compiled ops, op mix and recorders; runs attempts with retries."""
+
+    def __init__(self, run: WorkloadRun, writer: Writer, seed: int) -> None:
+        self.run = run
+        self.writer = writer
+        rng = random.Random(seed)
+        ops = run.workload.ops
+        self.ops = [CompiledOp(op, rng, _allocator(run, op.params)) for op in ops]
+        self.mix = WeightedCycle([op.weight for op in ops])
+        now = run.perf_ns()
+        self.recorders: list[OpRecorder] = [
+            run.aggregator.recorder(OpKey(run.phase, run.workload.name, op.name, writer.name), now)
+            for op in ops
+        ]
+        self.rng = rng
+
+    async def execute(self, intended_ns: int) -> None:
+        """One operation, retried per the workload's policy; its latency counts from `intended_ns`."""
+        i = self.mix.next()
+        op, rec = self.ops[i], self.recorders[i]
+        policy = self.run.workload.retry
+        self.run.budget.operations += 1
+        attempt = 1
+        while True:
+            writer = self.writer
+            if writer.broken() and not await writer.ensure(time.monotonic() + 1.0):
+                rec.failure(ErrorClass.CONNECTION)
+                return
+            sent_ns = self.run.perf_ns()
+            try:
+                rows = await op.run(writer)
+            except DB_ERRORS as exc:
+                error_class = describe_error(exc).error_class
+                rec.failure(error_class)
+                if error_class is ErrorClass.CONNECTION and writer.conn is not None:
+                    writer.conn.terminate()
+                if (
+                    attempt >= policy.max_attempts
+                    or error_class not in policy.on
+                    or not self.run.budget.allow()
+                ):
+                    return
+                rec.retry()
+                pause = min(policy.max_backoff, policy.backoff * 2 ** (attempt - 1))
+                await anyio.sleep(pause * self.rng.uniform(0.5, 1.5))
+                attempt += 1
+                continue
+            rec.success(intended_ns, sent_ns, self.run.perf_ns(), rows)
+            return
+
+
+def _allocator(run: WorkloadRun, params: Sequence[object]) -> SeqAllocator:
+    starts = [getattr(p, "start", None) for p in params if getattr(p, "gen", "") == "seq"]
+    start = int(starts[0]) if starts and starts[0] is not None else 1
+    if start not in run.seq:
+        run.seq[start] = SeqAllocator(start)
+    return run.seq[start]
+
+
+async def run_closed_loop(run: WorkloadRun) -> None:
+    """Closed loop: each writer runs operations back to back (iterations and *-concurrency)."""
+    w = run.workload
+    schedule = None
+    if w.executor == "ramping-concurrency":
+        stages = [Stage(s.duration, s.target) for s in w.stages]
+        schedule = ConcurrencySchedule.ramping(stages, w.start)
+    run.start_ns = run.perf_ns()
+    end_ns = None
+    if schedule is not None and schedule.duration_s is not None:
+        end_ns = run.start_ns + int(schedule.duration_s * NS)
+    async with anyio.create_task_group() as tg:
+        for endpoint_writers in run.writers:
+            for slot, writer in enumerate(endpoint_writers):
+                loop = WriterLoop(run, writer, seed=_seed(w, writer, slot))
+                tg.start_soon(_closed_worker, run, loop, slot, schedule, end_ns)
+
+
+async def _closed_worker(
+    run: WorkloadRun, loop: WriterLoop, slot: int, schedule: ConcurrencySchedule | None, end_ns: int | None
+) -> None:
+    think = run.workload.think_time
+    while True:
+        now = run.perf_ns()
+        if run.over(now, end_ns):
+            return
+        if schedule is not None and slot >= schedule.target_at((now - run.start_ns) / NS):
+            await anyio.sleep(0.02)  # parked: the ramp has not reached this slot yet
+            continue
+        if not run.take_iteration():
+            return
+        await loop.execute(now)
+        if think:
+            await anyio.sleep(think)
+        else:
+            await asyncio.sleep(0)  # a fast server must not starve the ticker and display
+
+
+async def run_open_loop(run: WorkloadRun) -> None:
+    """Open loop: arrivals at intended times; a busy endpoint queues a few, then drops (counted)."""
+    w = run.workload
+    if w.executor == "constant-rate":
+        assert w.rate is not None
+        schedule = ArrivalSchedule.constant(w.rate, None)
+    else:
+        schedule = ArrivalSchedule.ramping([Stage(s.duration, s.target) for s in w.stages], w.start)
+    active = [i for i, ws in enumerate(run.writers) if ws]
+    weights = [_endpoint_weight(run, i) for i in active]
+    cycle = WeightedCycle(weights)
+    queues = {i: asyncio.Queue[int](maxsize=max(1, len(run.writers[i]))) for i in active}
+    loops = {i: [WriterLoop(run, wr, _seed(w, wr, s)) for s, wr in enumerate(run.writers[i])] for i in active}
+    run.start_ns = run.perf_ns()
+    end_ns = None if schedule.duration_s is None else run.start_ns + int(schedule.duration_s * NS)
+    async with anyio.create_task_group() as tg:
+        for i in active:
+            for loop in loops[i]:
+                tg.start_soon(_open_worker, run, loop, queues[i])
+        await _dispatch(run, schedule, cycle, active, queues, loops, end_ns)
+        tg.cancel_scope.cancel()
+
+
+async def _dispatch(
+    run: WorkloadRun,
+    schedule: ArrivalSchedule,
+    cycle: WeightedCycle,
+    active: list[int],
+    queues: dict[int, asyncio.Queue[int]],
+    loops: dict[int, list[WriterLoop]],
+    end_ns: int | None,
+) -> None:
+    start = run.start_ns
+    for offset_s in schedule.intended_times():
+        intended = start + int(offset_s * NS)
+        if run.over(intended, end_ns):
+            break
+        now = run.perf_ns()
+        if intended > now:
+            await asyncio.sleep((intended - now) / NS)
+        if not run.take_iteration():
+            break
+        endpoint = active[cycle.next()]
+        try:
+            queues[endpoint].put_nowait(intended)
+        except asyncio.QueueFull:
+            loops[endpoint][0].recorders[loops[endpoint][0].mix.next()].drop()
+    # let queued operations finish before the phase moves on (bounded by the phase end)
+    for q in queues.values():
+        while not q.empty() and not run.over(run.perf_ns(), None):
+            await asyncio.sleep(0.005)
+
+
+async def _open_worker(run: WorkloadRun, loop: WriterLoop, queue: asyncio.Queue[int]) -> None:
+    while True:
+        intended = await queue.get()
+        sent = run.perf_ns()
+        rec = loop.recorders[0]
+        rec.schedule_lag(intended, sent)
+        await loop.execute(intended)
+
+
+def _endpoint_weight(run: WorkloadRun, endpoint: int) -> float:
+    weights = run.workload.endpoints
+    if not weights:
+        return 1.0
+    name = run.writers[endpoint][0].name if run.writers[endpoint] else ""
+    return weights.get(name, 0.0)
+
+
+def _seed(w: Workload, writer: Writer, slot: int) -> int:
+    base = w.seed if w.seed is not None else random.SystemRandom().randrange(2**31)
+    return hash((base, w.name, writer.endpoint, slot)) & 0x7FFFFFFF

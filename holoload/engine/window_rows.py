@@ -1,0 +1,66 @@
+"""Turns a closed window into display/timeseries rows (per endpoint and merged per op)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from holoload.core.events import WindowRow
+from holoload.core.window import Aggregator, OpKey, OpStats, Window
+
+
+def _ms(value_us: int | None) -> float | None:
+    return None if value_us is None else value_us / 1000
+
+
+def _row(
+    workload: str, op: str, endpoint: str, stats: OpStats, seconds: float, total: OpStats | None = None
+) -> WindowRow:
+    p50, p95, p99 = stats.latency.percentiles_us((50, 95, 99))
+    extra: dict[str, object] = {}
+    if total is not None:
+        t50, t95, t99 = total.latency.percentiles_us((50, 95, 99))
+        extra = {
+            "total_ok": total.ok,
+            "total_errors": total.error_count,
+            "total_p50_ms": _ms(t50),
+            "total_p95_ms": _ms(t95),
+            "total_p99_ms": _ms(t99),
+            "total_max_ms": _ms(total.latency.max_us) if total.latency.count else None,
+        }
+    return WindowRow(
+        workload=workload,
+        op=op,
+        endpoint=endpoint,
+        ok=stats.ok,
+        errors={cls.value: n for cls, n in stats.errors.items()},
+        dropped=stats.dropped,
+        retries=stats.retries,
+        rows=stats.rows,
+        ops_per_s=stats.ok / seconds if seconds > 0 else 0.0,
+        p50_ms=_ms(p50),
+        p95_ms=_ms(p95),
+        p99_ms=_ms(p99),
+        max_ms=_ms(stats.latency.max_us) if stats.latency.count else None,
+        service_p99_ms=_ms(stats.service.percentile_us(99)),
+        lag_p99_ms=_ms(stats.lag.percentile_us(99)),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def window_rows(window: Window, aggregator: Aggregator, phase: str) -> tuple[WindowRow, ...]:
+    """Rows for every key of the current phase, then one merged ("*") row per workload.op."""
+    rows: list[WindowRow] = []
+    groups: dict[tuple[str, str], list[OpKey]] = defaultdict(list)
+    for key, stats in window.stats.items():
+        if key.phase != phase:
+            continue
+        groups[(key.workload, key.op)].append(key)
+        rows.append(_row(key.workload, key.op, key.endpoint, stats, window.seconds))
+    for (workload, op), keys in groups.items():
+        merged = OpStats()
+        total = OpStats()
+        for key in keys:
+            merged.merge(window.stats[key])
+            total.merge(aggregator.totals[key])
+        rows.append(_row(workload, op, "*", merged, window.seconds, total))
+    return tuple(rows)

@@ -1,0 +1,103 @@
+"""The two kinds of run behind one interface: the ingest canary and sustained load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from rich.console import Console
+
+from holoload.adapters.surfaces import TargetSurfaces
+from holoload.core.aggregate import CanaryAggregator
+from holoload.core.events import EventSink
+from holoload.core.gates import Verdict, evaluate, parse_gate
+from holoload.core.scenario import Scenario
+from holoload.core.target import Target
+from holoload.engine.canary import CanaryEngine
+from holoload.engine.load import LoadEngine
+from holoload.shell.artifacts import ArtifactWriter, TimeseriesWriter
+from holoload.shell.live import LiveDisplay
+from holoload.shell.live_load import LoadDisplay
+from holoload.shell.summary import RunRecord, load_summary, summary_json, text_keys
+
+
+class Job(Protocol):
+    """What the runner needs from a kind of run."""
+
+    sinks: list[EventSink]
+    display: LiveDisplay
+
+    async def run(self, surfaces: TargetSurfaces, sink: EventSink) -> None: ...
+
+    def verdicts(self) -> list[Verdict]: ...
+
+    def summaries(
+        self, record: RunRecord, target: Target | None, writer: ArtifactWriter, verdicts: list[Verdict]
+    ) -> tuple[dict[str, Any], list[tuple[str, Any]]]: ...
+
+    def close(self) -> None: ...
+
+
+class CanaryJob:
+    """Batches with exact row deltas, a split, snapshots (HoloFusion's ingest canary)."""
+
+    def __init__(self, scenario: Scenario, console: Console, *, quiet: bool) -> None:
+        self.scenario = scenario
+        split_expected = sum(1 for a in scenario.enabled_chaos() if a.action == "split")
+        self.agg = CanaryAggregator(scenario.ops, scenario.total_rows, split_expected)
+        self.display = LiveDisplay(console, quiet=quiet)
+        self.sinks: list[EventSink] = [self.agg, self.display]
+
+    async def run(self, surfaces: TargetSurfaces, sink: EventSink) -> None:
+        await CanaryEngine(self.scenario, surfaces, sink).run()
+
+    def verdicts(self) -> list[Verdict]:
+        return [
+            evaluate(name, parse_gate(text), self.agg) for name, text in self.scenario.active_gates().items()
+        ]
+
+    def summaries(
+        self, record: RunRecord, target: Target | None, writer: ArtifactWriter, verdicts: list[Verdict]
+    ) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+        writer.write_batch_stats()
+        batches = [b.to_dict() for b in writer.batches]
+        return (
+            summary_json(record, self.scenario, target, self.agg, verdicts, batches),
+            text_keys(record, self.scenario, self.agg, verdicts),
+        )
+
+    def close(self) -> None:
+        self.display.close()
+
+
+class LoadJob:
+    """Phases of open- and closed-loop workloads with live gates."""
+
+    def __init__(self, scenario: Scenario, console: Console, root: Path, *, quiet: bool) -> None:
+        self.scenario = scenario
+        self.engine: LoadEngine | None = None
+        self.timeseries = TimeseriesWriter(root / "timeseries.csv")
+        self.display: LiveDisplay = LoadDisplay(console, scenario, quiet=quiet)
+        self.sinks: list[EventSink] = [self.timeseries, self.display]
+
+    async def run(self, surfaces: TargetSurfaces, sink: EventSink) -> None:
+        self.engine = LoadEngine(self.scenario, surfaces, sink)
+        await self.engine.run()
+
+    def verdicts(self) -> list[Verdict]:
+        return [] if self.engine is None else self.engine.verdicts()
+
+    def summaries(
+        self, record: RunRecord, target: Target | None, writer: ArtifactWriter, verdicts: list[Verdict]
+    ) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+        return load_summary(record, self.scenario, target, self.engine, verdicts)
+
+    def close(self) -> None:
+        self.timeseries.close()
+        self.display.close()
+
+
+def make_job(scenario: Scenario, console: Console, root: Path, *, quiet: bool) -> CanaryJob | LoadJob:
+    if scenario.is_canary:
+        return CanaryJob(scenario, console, quiet=quiet)
+    return LoadJob(scenario, console, root, quiet=quiet)

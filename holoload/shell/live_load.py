@@ -1,0 +1,129 @@
+"""Live view of sustained load: a rich table on a terminal, one progress line per window otherwise."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from holoload.core.events import Event, GateChanged, PhaseChanged, RunProblem, WindowClosed, WindowRow
+from holoload.core.scenario import Scenario
+from holoload.shell.live import LiveDisplay
+
+_GATE_STYLE = {"pass": "green", "fail": "bold red", "pending": "dim"}
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}ms" if value < 10 else f"{value:.1f}ms" if value < 100 else f"{value:.0f}ms"
+
+
+class LoadDisplay(LiveDisplay):
+    """Renders WindowClosed snapshots; phases, problems and the verdict as LiveDisplay does.
+
+    Args:
+        console: where to draw.
+        scenario: for phase durations (progress and ETA).
+        quiet: only the verdict.
+    """
+
+    def __init__(self, console: Console, scenario: Scenario, *, quiet: bool = False) -> None:
+        super().__init__(console, quiet=quiet)
+        self.durations = {p.name: p.duration for p in scenario.phases}
+        self.total_s = sum(d or 0 for d in self.durations.values())
+        self.gates: dict[str, tuple[str, str]] = {}
+        self.phase = ""
+        self.phase_started_s = 0.0
+        self.last: WindowClosed | None = None
+        self._live: Live | None = None
+
+    def emit(self, event: Event) -> None:
+        if self.quiet:
+            return
+        if isinstance(event, GateChanged):
+            self.gates[event.name] = (event.state, event.reason)
+            if not self.console.is_terminal:
+                self.console.print(f"gate {event.name}: {event.state} ({event.reason})", highlight=False)
+            return
+        if isinstance(event, WindowClosed):
+            if event.phase != self.phase:
+                self.phase, self.phase_started_s = event.phase, event.elapsed_s - event.seconds
+            self.last = event
+            if self.console.is_terminal:
+                self._refresh()
+            else:
+                self.console.print(self._window_line(event), highlight=False, markup=False)
+            return
+        if isinstance(event, (PhaseChanged, RunProblem)) and self._live is not None:
+            self._live.console.print(super()._line(event) or "", highlight=False)
+            return
+        super().emit(event)
+
+    def _window_line(self, event: WindowClosed) -> str:
+        parts = [f"[{event.phase} {event.elapsed_s:6.1f}s]"]
+        for row in event.rows:
+            if row.endpoint != "*":
+                continue
+            errors = sum(row.errors.values())
+            parts.append(
+                f"{row.workload}.{row.op} {row.ops_per_s:,.0f}/s p50 {_ms(row.p50_ms)}ms "
+                f"p95 {_ms(row.p95_ms)}ms p99 {_ms(row.p99_ms)}ms err {errors} drop {row.dropped}"
+            )
+        return " | ".join(parts)
+
+    def _refresh(self) -> None:
+        if self._live is None:
+            self._live = Live(console=self.console, refresh_per_second=4, transient=False)
+            self._live.start()
+        self._live.update(self._render())
+
+    def _render(self) -> Group:
+        event = self.last
+        assert event is not None
+        header = Text(self._progress(event), style="bold")
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for col in ("op", "ops/s", "p50", "p95", "p99", "max", "total p95", "total p99", "errors", "dropped"):
+            table.add_column(col, justify="left" if col == "op" else "right")
+        for row in event.rows:
+            if row.endpoint == "*":
+                table.add_row(*self._cells(row))
+        gates = Table(box=None, pad_edge=False, show_header=False)
+        for name, (state, reason) in self.gates.items():
+            style = _GATE_STYLE.get(state, "")
+            gates.add_row(Text(state.upper(), style=style), name, reason)
+        return Group(header, table, gates)
+
+    def _cells(self, row: WindowRow) -> list[str]:
+        errors = ", ".join(f"{k} {v}" for k, v in sorted(row.errors.items())) or "0"
+        return [
+            f"{row.workload}.{row.op}",
+            f"{row.ops_per_s:,.0f}",
+            _ms(row.p50_ms),
+            _ms(row.p95_ms),
+            _ms(row.p99_ms),
+            _ms(row.max_ms),
+            _ms(row.total_p95_ms),
+            _ms(row.total_p99_ms),
+            errors,
+            str(row.dropped),
+        ]
+
+    def _progress(self, event: WindowClosed) -> str:
+        duration = self.durations.get(event.phase)
+        in_phase = event.elapsed_s - self.phase_started_s
+        text = f"phase {event.phase}  {in_phase:5.1f}s"
+        if duration:
+            done = min(1.0, in_phase / duration)
+            bar = "#" * int(done * 30) + "." * (30 - int(done * 30))
+            text += f" / {duration:g}s [{bar}] ETA {max(0.0, duration - in_phase):.0f}s"
+        if self.total_s:
+            text += f"   run {event.elapsed_s:.0f}s / ~{self.total_s:.0f}s"
+        return text
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        super().close()
