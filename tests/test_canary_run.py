@@ -107,9 +107,7 @@ def test_split_really_changes_the_partition_layout(tmp_path: Path, pg_cluster: l
     assert "[start, 3000)" in after and "[3000, end)" in after
 
 
-def test_rows_deleted_mid_batch_fail_the_run_and_name_the_batch(
-    tmp_path: Path, pg_cluster: list[LocalNode]
-) -> None:
+def test_rows_deleted_mid_batch_fail_the_run_and_name_the_batch(tmp_path: Path, pg_cluster: list[LocalNode]) -> None:
     """A DELETE racing batch 4 makes its delta wrong: exit 1, batch 4 marked, gates say why."""
     scenario = tmp_path / "vandal.toml"
     scenario.write_text("""
@@ -182,9 +180,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_unreachable_endpoint_exits_3_before_any_load(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_unreachable_endpoint_exits_3_before_any_load(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A node nobody listens on: exit 3, the endpoint is named, no batch started."""
     port = free_port()
     target = tmp_path / "dead.toml"
@@ -219,9 +215,7 @@ def test_bad_scenario_exits_2_and_starts_nothing(tmp_path: Path, capsys: pytest.
     assert not (tmp_path / "r").exists()
 
 
-def test_validate_command_checks_files_without_running(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_validate_command_checks_files_without_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`holoload validate` accepts the shipped files and exits 2 on a bad one."""
     files = [SALES, str(REPO / "targets" / "holofusion-dev.toml"), str(REPO / "targets" / "postgres.toml")]
     assert dispatch(["validate", *files]) == 0

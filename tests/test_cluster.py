@@ -138,9 +138,7 @@ def test_failed_start_raises_setup_error_with_log_tail_and_cleans_up(
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the dirs to the postgres user")
-def test_workdir_unreachable_by_postgres_user_is_a_clear_setup_error(
-    binaries: PgBinaries, tmp_path: Path
-) -> None:
+def test_workdir_unreachable_by_postgres_user_is_a_clear_setup_error(binaries: PgBinaries, tmp_path: Path) -> None:
     """As root, a workdir under a root-only parent fails fast with advice; its dirs are removed."""
     tmp_path.chmod(0o700)
     workdir = tmp_path / "cluster"

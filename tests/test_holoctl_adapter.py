@@ -119,8 +119,7 @@ async def test_timeout_kills_a_hung_holoctl(tmp_path: Path) -> None:
     """A command sleeping 30s is killed after timeout_s: returncode -1, 'timeout' in stderr."""
     script = _script(
         tmp_path / "hung-holoctl",
-        f"#!{sys.executable}\nimport sys, time\n"
-        "sys.stderr.write('working\\n'); sys.stderr.flush()\ntime.sleep(30)\n",
+        f"#!{sys.executable}\nimport sys, time\nsys.stderr.write('working\\n'); sys.stderr.flush()\ntime.sleep(30)\n",
     )
     started = time.monotonic()
     result = await Holoctl(str(script), TARGET, timeout_s=0.5).topology()
@@ -167,9 +166,7 @@ def test_resolve_missing_binary_says_where_it_looked(tmp_path: Path) -> None:
 def test_fake_holoctl_bad_usage_exits_2_with_usage(tmp_path: Path) -> None:
     """The fake behaves like a real CLI on bad usage: exit 2 and a usage message on stderr."""
     for args in ([], ["frobnicate"], ["split", "--hex"], ["--target"]):
-        proc = subprocess.run(
-            [str(FAKE), *args], env=_env(tmp_path), capture_output=True, text=True, check=False
-        )
+        proc = subprocess.run([str(FAKE), *args], env=_env(tmp_path), capture_output=True, text=True, check=False)
         assert proc.returncode == 2, args
         assert "Usage: holoctl" in proc.stderr
         assert proc.stdout == ""

@@ -144,9 +144,7 @@ def test_five_node_state_renders_the_hand_made_five_node_table() -> None:
     assert topo.split is not None
     assert topo.split.attempts_by == (("load", 12), ("manual", 3), ("size", 2))
     counts = {"1": 1_234_567, "2": 1_048_576, "3": 999}
-    filled = topo.with_records(
-        {(p.node_id, p.shard_id): counts[p.shard_id] for p in topo.placements if p.holds_shard}
-    )
+    filled = topo.with_records({(p.node_id, p.shard_id): counts[p.shard_id] for p in topo.placements if p.holds_shard})
     assert render_table(filled) == FIVE_NODES
 
 

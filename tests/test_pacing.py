@@ -128,9 +128,7 @@ def test_ramp_expected_count_matches_numeric_integral() -> None:
     running = 0.0
     for low, high in zip(edges, edges[1:], strict=False):
         midpoint = (low + high) / 2
-        assert schedule.expected_count(midpoint) == pytest.approx(
-            running + simpson(schedule, low, midpoint), rel=1e-9
-        )
+        assert schedule.expected_count(midpoint) == pytest.approx(running + simpson(schedule, low, midpoint), rel=1e-9)
         running += simpson(schedule, low, high)
         assert schedule.expected_count(high) == pytest.approx(running, rel=1e-9)
     assert schedule.expected_count() == pytest.approx(running, rel=1e-9)

@@ -15,9 +15,7 @@ SALES = REPO / "scenarios" / "sales_facts.toml"
 
 def finished(index: int, op: str, rows: int, status: str, elapsed_s: float = 0.5) -> BatchFinished:
     delta = rows if status == "ok" else (None if status == "error" else rows - 1)
-    return BatchFinished(
-        0.0, index, 6, op, op.removeprefix("batch_"), rows, "node1", elapsed_s, delta, status
-    )
+    return BatchFinished(0.0, index, 6, op, op.removeprefix("batch_"), rows, "node1", elapsed_s, delta, status)
 
 
 def test_plan_spreads_batches_round_robin_and_places_the_split() -> None:

@@ -153,9 +153,7 @@ def _check_bindir(directory: Path) -> PgBinaries | None:
 
 
 def _has_server_programs(directory: Path) -> bool:
-    return all(
-        (directory / name).is_file() and os.access(directory / name, os.X_OK) for name in SERVER_PROGRAMS
-    )
+    return all((directory / name).is_file() and os.access(directory / name, os.X_OK) for name in SERVER_PROGRAMS)
 
 
 def _server_version(bindir: Path) -> str | None:
@@ -206,9 +204,7 @@ def _check_server_can_write(directory: Path) -> None:
         ) from None
 
 
-def run_server_program(
-    cmd: Sequence[str], *, what: str, timeout_s: float, log_file: Path | None = None
-) -> str:
+def run_server_program(cmd: Sequence[str], *, what: str, timeout_s: float, log_file: Path | None = None) -> str:
     """Run one server program (as the postgres user when root); SetupError on any failure."""
     account = _server_account()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}

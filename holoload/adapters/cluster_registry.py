@@ -92,9 +92,7 @@ def record_of(cluster: LocalCluster, *, created_at: str | None = None) -> Cluste
     )
 
 
-def save_record(
-    cluster: LocalCluster, *, created_at: str | None = None, directory: Path | None = None
-) -> Path:
+def save_record(cluster: LocalCluster, *, created_at: str | None = None, directory: Path | None = None) -> Path:
     """Write the record of a started cluster atomically; returns the file written."""
     record = record_of(cluster, created_at=created_at)
     target = (directory or state_dir()) / RECORD_FILE
@@ -206,9 +204,7 @@ def _from_json(data: dict[str, object]) -> ClusterRecord:
     nodes_json = data["nodes"]
     if not isinstance(nodes_json, list):
         raise ValueError("'nodes' is not a list")
-    nodes = tuple(
-        LocalNode(int(n["index"]), int(n["port"]), Path(n["datadir"]), str(n["dsn"])) for n in nodes_json
-    )
+    nodes = tuple(LocalNode(int(n["index"]), int(n["port"]), Path(n["datadir"]), str(n["dsn"])) for n in nodes_json)
     pids = {int(n["index"]): int(n["pid"]) for n in nodes_json if n.get("pid") is not None}
     return ClusterRecord(
         workdir=Path(str(data["workdir"])),

@@ -72,9 +72,7 @@ def resolve_holoctl(configured: str | None, env: Mapping[str, str]) -> str:
         else:
             dirs = (search_path if search_path is not None else os.environ.get("PATH", "")) or ""
             where = f"not on PATH ({dirs or 'empty'})"
-        raise SetupError(
-            f"holoctl not found ({source}): {where}; set {HOLOCTL_ENV} to the holoctl executable"
-        )
+        raise SetupError(f"holoctl not found ({source}): {where}; set {HOLOCTL_ENV} to the holoctl executable")
     return os.path.abspath(found)
 
 
@@ -162,8 +160,7 @@ class Holoctl:
         if timed_out:
             returncode = -1
             err_text = (
-                f"timeout: holoctl {command[0]} did not finish within {self.timeout_s:g}s "
-                f"and was killed\n{err_text}"
+                f"timeout: holoctl {command[0]} did not finish within {self.timeout_s:g}s and was killed\n{err_text}"
             )
         return CommandResult(
             argv=argv,

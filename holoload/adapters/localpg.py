@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 
@@ -90,9 +91,7 @@ async def partitions(conn: asyncpg.Connection, table: str, *, with_counts: bool 
     parts = []
     for rec in records:
         lower, upper = parse_bound(rec["bound"])
-        rows = (
-            await conn.fetchval(f"SELECT count(*) FROM {quote_ident(rec['relname'])}") if with_counts else 0
-        )
+        rows = await conn.fetchval(f"SELECT count(*) FROM {quote_ident(rec['relname'])}") if with_counts else 0
         parts.append(Partition(rec["relname"], lower, upper, int(rows)))
     return sorted(parts, key=lambda p: (p.lower is not None, p.lower or 0))
 
@@ -126,7 +125,9 @@ async def split_partition(conn: asyncpg.Connection, table: str, key: int) -> tup
         async with conn.transaction():
             await conn.execute(f"LOCK TABLE {qt} IN ACCESS EXCLUSIVE MODE")
             parts = await partitions(conn, table, with_counts=False)
-            old = next(p for p in parts if p.contains(key))
+            old = next((p for p in parts if p.contains(key)), None)
+            if old is None:
+                raise ValueError(f"no partition of {table} holds key {key}")
             if old.lower == key:
                 raise ValueError(f"{key} is already a partition boundary of {table}")
             low = Partition(partition_name(table, old.lower, key), old.lower, key, 0)
@@ -145,8 +146,9 @@ async def split_partition(conn: asyncpg.Connection, table: str, key: int) -> tup
                     f"TO ({_sql_bound(new.upper, 'MAXVALUE')})"
                 )
             await _log_split(conn, table, key, ok=True, detail=f"{old.name} -> {low.name}, {high.name}")
-    except (asyncpg.PostgresError, ValueError, StopIteration) as exc:
-        await _log_split(conn, table, key, ok=False, detail=str(exc))
+    except (asyncpg.PostgresError, ValueError) as exc:
+        with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            await _log_split(conn, table, key, ok=False, detail=str(exc))
         raise
     return Partition(low.name, low.lower, low.upper, moved_low), Partition(
         high.name, high.lower, high.upper, moved_high
@@ -175,8 +177,7 @@ async def _log_split(conn: asyncpg.Connection, table: str, key: int, *, ok: bool
 async def split_log(conn: asyncpg.Connection, table: str) -> SplitLog:
     """Counts of split attempts on this node for the table."""
     row = await conn.fetchrow(
-        f"SELECT count(*) AS attempts, count(*) FILTER (WHERE ok) AS ok "
-        f"FROM {SPLIT_LOG} WHERE table_name = $1",
+        f"SELECT count(*) AS attempts, count(*) FILTER (WHERE ok) AS ok FROM {SPLIT_LOG} WHERE table_name = $1",
         table,
     )
     attempts, ok = int(row["attempts"]), int(row["ok"])

@@ -88,9 +88,7 @@ class Writer:
                 await self.open()
                 self.reconnects += 1
             except SetupError:
-                pause = min(
-                    self._backoff_s * self._rng.uniform(0.5, 1.5), max(0.0, deadline_s - time.monotonic())
-                )
+                pause = min(self._backoff_s * self._rng.uniform(0.5, 1.5), max(0.0, deadline_s - time.monotonic()))
                 await anyio.sleep(pause)
                 self._backoff_s = min(self._backoff_s * 2, 2.0)
         return True

@@ -1,4 +1,9 @@
-"""One object per run that speaks to every surface of a target: SQL, /metrics, topology, split."""
+"""One object per run that speaks to every surface of a target: SQL, /metrics, topology, split.
+
+Each node has two connections: a *work* connection for batches and their row counts, and a
+*control* connection (opened on first use) for snapshots, splits and chaos SQL, so a chaos
+action that races a batch never shares a connection with it.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +18,14 @@ from holoload.adapters import localpg
 from holoload.adapters.holoctl import Holoctl, resolve_holoctl
 from holoload.adapters.metrics_http import fetch_text
 from holoload.adapters.pg import close_quietly, connect, count_rows, describe_error, quote_ident
-from holoload.core.errors import SetupError
+from holoload.core.errors import HololoadError, SetupError
 from holoload.core.splitkey import row_v1_split_key, to_hex
 from holoload.core.target import Target
 from holoload.core.topology import Placement, SplitHealth, Topology
 from holoload.core.topology_table import render_table
+
+#: What talking to a node may raise besides our own errors (translated where it is caught).
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +43,7 @@ class TargetSurfaces:
     Args:
         target: the validated target.
         connect_timeout_s / statement_timeout_s: applied to every SQL connection.
+        control_timeout_s: bound on counts, metrics and topology queries (a hung node fails them).
         env: environment used to resolve HOLOCTL_BIN.
     """
 
@@ -44,14 +53,17 @@ class TargetSurfaces:
         *,
         connect_timeout_s: float,
         statement_timeout_s: float,
+        control_timeout_s: float = 30.0,
         env: dict[str, str] | None = None,
     ) -> None:
         self.target = target
         self.names = target.node_names()
         self._connect_timeout_s = connect_timeout_s
         self._statement_timeout_s = statement_timeout_s
+        self.control_timeout_s = control_timeout_s
         self._env = dict(os.environ) if env is None else env
         self.conns: list[asyncpg.Connection] = []
+        self._control: list[asyncpg.Connection | None] = []
         self._http: aiohttp.ClientSession | None = None
         self._holoctl: Holoctl | None = None
 
@@ -69,8 +81,8 @@ class TargetSurfaces:
         failures: list[SetupError] = []
         try:
             async with anyio.create_task_group() as tg:
-                for i, node in enumerate(self.target.nodes):
-                    tg.start_soon(self._open, slots, failures, i, node.dsn)
+                for i in range(len(self.target.nodes)):
+                    tg.start_soon(self._open, slots, failures, i)
         finally:
             if failures or None in slots:
                 with anyio.CancelScope(shield=True):
@@ -79,13 +91,12 @@ class TargetSurfaces:
         if failures:
             raise failures[0]
         self.conns = [c for c in slots if c is not None]
+        self._control = [None] * len(self.conns)
         if any(n.metrics_url for n in self.target.nodes):
             self._http = aiohttp.ClientSession()
         return self
 
-    async def _open(
-        self, slots: list[asyncpg.Connection | None], failures: list[SetupError], i: int, dsn: str
-    ) -> None:
+    async def _open(self, slots: list[asyncpg.Connection | None], failures: list[SetupError], i: int) -> None:
         try:
             slots[i] = await self._connect(i)
         except SetupError as exc:
@@ -101,7 +112,7 @@ class TargetSurfaces:
 
     async def __aexit__(self, *exc: object) -> None:
         with anyio.CancelScope(shield=True):
-            for conn in self.conns:
+            for conn in [*self.conns, *self._control]:
                 await close_quietly(conn)
             if self._http is not None:
                 await self._http.close()
@@ -114,17 +125,37 @@ class TargetSurfaces:
         """Indexes of nodes holding distinct data: just the first when data is shared."""
         return range(1) if self.shared else range(len(self.conns))
 
+    async def control(self, node: int) -> asyncpg.Connection:
+        """The node's control connection, (re)opened when missing or closed."""
+        conn = self._control[node]
+        if conn is None or conn.is_closed():
+            await close_quietly(conn)
+            conn = self._control[node] = await self._connect(node)
+        return conn
+
     async def prepare_table(self, table: str) -> None:
-        """Create (or recreate, when partitioned) and empty the canary table on each data node."""
+        """Create (or recreate, when partitioned) and empty the canary table on each data node.
+
+        Raises:
+            SetupError: the server refused (permissions, unsupported DDL) or did not answer.
+        """
         for i in self.data_nodes():
-            if self.target.table_layout == "range_partitioned":
-                await localpg.prepare_partitioned_table(self.conns[i], table)
-            else:
-                await localpg.prepare_plain_table(self.conns[i], table)
+            try:
+                with anyio.fail_after(self._statement_timeout_s):
+                    if self.target.table_layout == "range_partitioned":
+                        await localpg.prepare_partitioned_table(self.conns[i], table)
+                    else:
+                        await localpg.prepare_plain_table(self.conns[i], table)
+            except DB_ERRORS as exc:
+                raise SetupError(f"cannot prepare table {table} on {self.names[i]}: {describe_error(exc)}") from exc
 
     async def counts(self, table: str) -> list[int]:
-        """Row count on each data node."""
-        return [await count_rows(self.conns[i], table) for i in self.data_nodes()]
+        """Row count on each data node (each bounded by the control timeout)."""
+        return [await self.count_on(i, table) for i in self.data_nodes()]
+
+    async def count_on(self, node: int, table: str) -> int:
+        with anyio.fail_after(self.control_timeout_s):
+            return await count_rows(self.conns[node], table)
 
     async def ensure_connected(self, node: int) -> None:
         """Reconnect to a node whose connection was lost (a restarted node rejoins the run).
@@ -137,36 +168,41 @@ class TargetSurfaces:
         await close_quietly(self.conns[node])
         self.conns[node] = await self._connect(node)
 
-    async def count_on(self, node: int, table: str) -> int:
-        return await count_rows(self.conns[node], table)
-
     async def metrics_snapshots(self, table: str) -> list[tuple[str, bool, str]]:
-        """(node name, ok, raw text) per node: GET metrics_url, or a SQL snapshot without one."""
-        out: list[tuple[str, bool, str]] = []
-        for i, node in enumerate(self.target.nodes):
+        """(node name, ok, raw text) per node, fetched concurrently, each within the control timeout."""
+        out: list[tuple[str, bool, str]] = [(name, False, "") for name in self.names]
+
+        async def one(i: int) -> None:
+            node = self.target.nodes[i]
             try:
-                if node.metrics_url and self._http is not None:
-                    text = await fetch_text(self._http, node.metrics_url)
-                else:
-                    text = await localpg.metrics_text(self.conns[i], table)
-                out.append((self.names[i], True, text))
-            except Exception as exc:  # noqa: BLE001 - a snapshot never fails the run; it records why
-                out.append((self.names[i], False, f"ERROR: {exc}\n"))
+                with anyio.fail_after(self.control_timeout_s):
+                    if node.metrics_url and self._http is not None:
+                        text = await fetch_text(self._http, node.metrics_url)
+                    else:
+                        text = await localpg.metrics_text(await self.control(i), table)
+                out[i] = (self.names[i], True, text)
+            except (*DB_ERRORS, HololoadError) as exc:  # recorded as the snapshot; never fatal
+                out[i] = (self.names[i], False, f"ERROR: {describe_error(exc)}\n")
+
+        async with anyio.create_task_group() as tg:
+            for i in range(len(self.conns)):
+                tg.start_soon(one, i)
         return out
 
     async def topology_snapshot(self, table: str) -> tuple[bool, str] | None:
         """(ok, raw text) of the topology, or None when the target has no topology source."""
         source = self.target.topology.source
         try:
-            if source == "holoctl" and self._holoctl is not None:
-                result = await self._holoctl.topology()
-                if result.returncode != 0:
-                    return False, f"ERROR: holoctl exited {result.returncode}: {result.stderr}"
-                return True, result.stdout
-            if source == "partitions":
-                return True, render_table(await self.partition_topology(table))
-        except Exception as exc:  # noqa: BLE001 - recorded, never fatal
-            return False, f"ERROR: {exc}\n"
+            with anyio.fail_after(self.control_timeout_s):
+                if source == "holoctl" and self._holoctl is not None:
+                    result = await self._holoctl.topology()
+                    if result.returncode != 0:
+                        return False, f"ERROR: holoctl exited {result.returncode}: {result.stderr}"
+                    return True, result.stdout
+                if source == "partitions":
+                    return True, render_table(await self.partition_topology(table))
+        except (*DB_ERRORS, HololoadError) as exc:  # recorded, never fatal
+            return False, f"ERROR: {describe_error(exc)}\n"
         return None
 
     async def partition_topology(self, table: str) -> Topology:
@@ -179,7 +215,8 @@ class TargetSurfaces:
         attempts = successes = failures = 0
         for i in self.data_nodes():
             node_id = str(i + 1)
-            for part in await localpg.partitions(self.conns[i], table):
+            conn = await self.control(i)
+            for part in await localpg.partitions(conn, table):
                 placements.append(
                     Placement(
                         node_id=node_id,
@@ -192,12 +229,9 @@ class TargetSurfaces:
                         state="",
                     )
                 )
-            log = await localpg.split_log(self.conns[i], table)
-            attempts, successes, failures = (
-                attempts + log.attempts,
-                successes + log.successes,
-                failures + log.failures,
-            )
+            log = await localpg.split_log(conn, table)
+            attempts, successes = attempts + log.attempts, successes + log.successes
+            failures += log.failures
         by = (("manual", attempts),) if attempts else ()
         split = SplitHealth(
             attempts=attempts, successes=successes, failures=failures, transient=0, backoff=0, attempts_by=by
@@ -205,17 +239,24 @@ class TargetSurfaces:
         return Topology(placements=tuple(placements), split=split, partial=False)
 
     async def split(self, table: str, key: int | str, table_id: int, next_rows: int) -> SplitOutcome:
-        """Split the range holding `key` (or, for "auto", max(pk) + half the next batch)."""
+        """Split the range holding `key` (or, for "auto", max(pk) + half the next batch) on each data node.
+
+        A node that fails is reported in the outcome; the other nodes are still split.
+        """
         method = self.target.split.method
         if method == "none":
             return SplitOutcome(False, f"target '{self.target.name}' has no split method", "")
         outcomes = []
         for i in self.data_nodes():
-            pk = key if isinstance(key, int) else await _auto_key(self.conns[i], table, next_rows)
-            if method == "holoctl":
-                outcomes.append(await self._split_holoctl(table_id, pk))
-            else:
-                outcomes.append(await self._split_partition(i, table, pk))
+            try:
+                conn = await self.control(i)
+                pk = key if isinstance(key, int) else await _auto_key(conn, table, next_rows)
+                if method == "holoctl":
+                    outcomes.append(await self._split_holoctl(table_id, pk))
+                else:
+                    outcomes.append(await self._split_partition(conn, i, table, pk))
+            except (*DB_ERRORS, HololoadError, ValueError) as exc:
+                outcomes.append(SplitOutcome(False, f"{self.names[i]}: split failed: {describe_error(exc)}", ""))
         ok = all(o.ok for o in outcomes)
         return SplitOutcome(ok, "; ".join(o.detail for o in outcomes), "".join(o.output for o in outcomes))
 
@@ -227,24 +268,14 @@ class TargetSurfaces:
         detail = f"holoctl split at pk {pk} (key {hex_key}): exit {result.returncode}"
         return SplitOutcome(ok, detail, result.stdout + result.stderr)
 
-    async def _split_partition(self, i: int, table: str, pk: int) -> SplitOutcome:
-        try:
-            low, high = await localpg.split_partition(self.conns[i], table, pk)
-        except (asyncpg.PostgresError, ValueError) as exc:
-            return SplitOutcome(False, f"{self.names[i]}: split at {pk} failed: {describe_error(exc)}", "")
-        detail = (
-            f"{self.names[i]}: split at {pk} -> {low.name} ({low.rows:,} rows), "
-            f"{high.name} ({high.rows:,} rows)"
-        )
+    async def _split_partition(self, conn: asyncpg.Connection, i: int, table: str, pk: int) -> SplitOutcome:
+        low, high = await localpg.split_partition(conn, table, pk)
+        detail = f"{self.names[i]}: split at {pk} -> {low.name} ({low.rows:,} rows), {high.name} ({high.rows:,} rows)"
         return SplitOutcome(True, detail, detail + "\n")
 
     async def run_sql(self, node: int, sql: str) -> str:
-        """Run a statement on its own short-lived connection (safe beside a running batch)."""
-        conn = await self._connect(node)
-        try:
-            return str(await conn.execute(sql))
-        finally:
-            await close_quietly(conn)
+        """Run a statement on the node's control connection (safe beside a running batch)."""
+        return str(await (await self.control(node)).execute(sql))
 
 
 async def _auto_key(conn: asyncpg.Connection, table: str, next_rows: int) -> int:

@@ -259,9 +259,7 @@ def zipf(rng: random.Random, n: int, s: float) -> Callable[[], int]:
     return draw
 
 
-def choice(
-    rng: random.Random, values: Sequence[T], weights: Sequence[float] | None = None
-) -> Callable[[], T]:
+def choice(rng: random.Random, values: Sequence[T], weights: Sequence[float] | None = None) -> Callable[[], T]:
     """One of ``values``, uniformly or in proportion to ``weights``.
 
     Args:
@@ -352,14 +350,16 @@ def text(rng: random.Random, length: int) -> Callable[[], str]:
         raise ValueError(f"expected length >= 0, got {length}")
     if length == 0:
         return lambda: ""
-    randbytes = rng.randbytes
-    # About 19% of bytes are surplus, so this usually needs a single round.
+    getrandbits = rng.getrandbits
+    # About 19% of bytes are surplus, so one batch is nearly always enough.
     batch = length + length // 4 + 8
+    batch_bits = 8 * batch
 
     def draw() -> str:
-        letters = randbytes(batch).translate(_LETTER_TABLE, _SURPLUS_BYTES)
+        letters = getrandbits(batch_bits).to_bytes(batch, "little").translate(_LETTER_TABLE, _SURPLUS_BYTES)
         while len(letters) < length:
-            letters += randbytes(batch).translate(_LETTER_TABLE, _SURPLUS_BYTES)
+            more = getrandbits(batch_bits).to_bytes(batch, "little")
+            letters += more.translate(_LETTER_TABLE, _SURPLUS_BYTES)
         return letters[:length].decode("ascii")
 
     return draw

@@ -66,9 +66,7 @@ def parse_state(text: str) -> Topology:
                 )
             )
         if not held:
-            placements.append(
-                Placement(str(node_id), node_state, NO_SHARD, NO_SHARD, NO_SHARD, None, NO_SHARD)
-            )
+            placements.append(Placement(str(node_id), node_state, NO_SHARD, NO_SHARD, NO_SHARD, None, NO_SHARD))
     # holoctl sorts rows by (node, shard) numerically, "-" counting as 0; the sort is stable.
     placements.sort(key=lambda p: (id_sort_key(p.node_id), _shard_order(p.shard_id)))
     split = _split_health(root.get("split_health", {}))

@@ -140,9 +140,7 @@ def _error_class_keyword(match: re.Match[str]) -> GateFunction:
 
 
 register_function(r"p(\d+(?:\.\d+)?)", _percentile, "p<N> (p50, p95, p99.9; window=1m)")
-register_function(
-    "error_rate", lambda m: GateFunction("error_rate", Kind.RATIO, _error_rate, frozenset({"window"}))
-)
+register_function("error_rate", lambda m: GateFunction("error_rate", Kind.RATIO, _error_rate, frozenset({"window"})))
 register_function("rate", lambda m: GateFunction("rate", Kind.RATE, _rate, frozenset({"window"})))
 register_function("errors", _error_class_keyword, "errors (class=retryable)")
 register_function("dropped", lambda m: _counter("dropped"))

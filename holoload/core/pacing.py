@@ -129,15 +129,19 @@ class _Profile:
 
 def _offset_in(segment: _Segment, m: float) -> float:
     """Time into ``segment`` at which its integral reaches ``m`` (0 <= m < segment.count)."""
-    if segment.slope == 0.0:
+    slope = segment.slope
+    if slope == 0.0:
         return m / segment.value0
-    # Root of slope/2 tau^2 + v0 tau - m = 0 in the form that avoids cancellation when
-    # slope is small or negative; for v0 == 0 it reduces to sqrt(2m / slope).
     if m == 0:
         return 0.0
+    # Root of slope/2 tau^2 + v0 tau - m = 0 in the form that avoids cancellation when
+    # slope is small or negative; for v0 == 0 it reduces to sqrt(2m / slope).
+    # ``intended_times`` inlines this arithmetic: keep the two in step, operation for
+    # operation, so both give the same floats.
     r0 = segment.value0
-    root = math.sqrt(max(0.0, r0 * r0 + 2.0 * segment.slope * m))
-    return min(2.0 * m / (r0 + root), segment.duration_s)
+    discriminant = r0 * r0 + 2.0 * slope * m
+    tau = 2.0 * m / (r0 + math.sqrt(discriminant if discriminant > 0.0 else 0.0))
+    return tau if tau < segment.duration_s else segment.duration_s
 
 
 class ArrivalSchedule:
@@ -254,8 +258,9 @@ class ArrivalSchedule:
                 each value is ``start_s + time_of(n)`` for n = 0, 1, 2, ... The default
                 0 yields plain offsets.
 
-        Returns:
-            An iterator that ends with the schedule (never, if it is unbounded).
+        Yields:
+            Due times in order; the iterator ends with the schedule (never, if it is
+            unbounded).
         """
         n = 0
         for segment in self._segments:
@@ -270,8 +275,22 @@ class ArrivalSchedule:
                     yield start_s + (t0 + (n - c0) / rate)
                     n += 1
             else:
+                # _offset_in inlined (a call per arrival would double the cost).
+                r0 = segment.value0
+                r0_squared = r0 * r0
+                two_slope = 2.0 * segment.slope
+                length_s = segment.duration_s
+                sqrt = math.sqrt
                 while n < end:
-                    yield start_s + (t0 + _offset_in(segment, n - c0))
+                    m = n - c0
+                    if m == 0:
+                        tau = 0.0
+                    else:
+                        discriminant = r0_squared + two_slope * m
+                        tau = 2.0 * m / (r0 + sqrt(discriminant if discriminant > 0.0 else 0.0))
+                        if tau > length_s:
+                            tau = length_s
+                    yield start_s + (t0 + tau)
                     n += 1
 
 
@@ -442,7 +461,7 @@ class WeightedCycle:
         for index, weight in enumerate(self._weights):
             score = current[index] + weight
             current[index] = score
-            if score > best_score:
+            if score > best_score:  # strict: the first of equal scores wins, so ties are stable
                 best = index
                 best_score = score
         current[best] = best_score - self._total

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -11,7 +11,7 @@ from holoload.core import validation
 from holoload.core.errors import ScenarioError
 from holoload.core.gates import GateSyntaxError, check_gate, parse_gate
 from holoload.core.load_gates import keyword_problems
-from holoload.core.model_types import Identifier, Label, PositiveSeconds, Rows, Seconds, Strict
+from holoload.core.model_types import Identifier, Label, PositiveSeconds, Rows, Strict
 from holoload.core.workload import GateValue, Phase, Setup, gate_text, selectors
 
 #: The bash canary's batch statement; `{table}` and `{rows}` are filled in per batch.
@@ -29,6 +29,13 @@ SELECT base.max_id + i,
             ELSE 'cancelled' END,
        100 + ((i * 37) % 20000)
 FROM base CROSS JOIN generate_series(1, {rows}) AS g(i)"""
+
+
+def fill_template(sql: str, **values: object) -> str:
+    """Replace `{name}` placeholders (and only those): other braces, e.g. JSON literals, stay."""
+    for name, value in values.items():
+        sql = sql.replace("{" + name + "}", str(value))
+    return sql
 
 
 class TableSpec(Strict):
@@ -53,7 +60,7 @@ class BatchGroup(Strict):
         return f"batch_{self.label}"
 
     def statement(self, table: str) -> str:
-        return (self.sql or CANARY_INSERT_SQL).format(table=table, rows=self.rows)
+        return fill_template(self.sql or CANARY_INSERT_SQL, table=table, rows=self.rows)
 
 
 class ChaosAction(Strict):
@@ -66,13 +73,13 @@ class ChaosAction(Strict):
     during_batch: int | None = Field(
         default=None, ge=1, description="fire while this 1-based batch runs (after its before-count)"
     )
-    key: int | Literal["auto"] = Field(
+    key: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | Literal["auto"] = Field(
         default="auto",
         description="split key (primary key value); auto = max(order_id) + half the next batch",
     )
-    table_id: int = Field(default=100, ge=0, description="HoloFusion table id for the split key")
+    table_id: int = Field(default=100, ge=0, le=2**64 - 1, description="HoloFusion table id for the split key")
     sql: str | None = Field(default=None, description="statement for action = 'sql'; {table} filled in")
-    timeout: Seconds = 60.0
+    timeout: PositiveSeconds = 60.0
 
     @model_validator(mode="after")
     def _one_trigger(self) -> ChaosAction:
@@ -91,14 +98,17 @@ class SnapshotSpec(Strict):
     """Metrics and topology snapshots taken before and after each batch."""
 
     enabled: bool = True
-    timeout: Seconds = 10.0
+    timeout: PositiveSeconds = 10.0
 
 
 class RunSettings(Strict):
     """Per-run limits."""
 
-    statement_timeout: Seconds = 300.0
-    connect_timeout: Seconds = 10.0
+    statement_timeout: PositiveSeconds = 300.0
+    connect_timeout: PositiveSeconds = 10.0
+    control_timeout: PositiveSeconds = Field(
+        default=30.0, description="row counts, metrics and topology queries: a hung node fails them"
+    )
     results_dir: str = "results"
 
 
@@ -214,9 +224,7 @@ def gate_problems(scenario: Scenario) -> list[tuple[str, str]]:
     return problems
 
 
-def _check_gates(
-    where: str, gates: dict[str, str], ops: list[str], scalars: tuple[str, ...]
-) -> list[tuple[str, str]]:
+def _check_gates(where: str, gates: dict[str, str], ops: list[str], scalars: tuple[str, ...]) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     for name, text in gates.items():
         try:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, model_validator
 
 from holoload.core import validation
-from holoload.core.model_types import Seconds, Strict
+from holoload.core.model_types import PositiveSeconds, Strict
 from holoload.core.scenario import read_text
 
 DataSharing = Literal["shared", "per_node"]
@@ -49,7 +49,7 @@ class TopologySource(Strict):
     source: Literal["holoctl", "partitions", "none"] = "none"
     holoctl: str | None = Field(default=None, description="holoctl binary; HOLOCTL_BIN overrides")
     holoctl_target: str = "127.0.0.1:15051"
-    timeout: Seconds = 30.0
+    timeout: PositiveSeconds = 30.0
 
 
 class SplitCapability(Strict):

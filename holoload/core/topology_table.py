@@ -237,9 +237,7 @@ def _separator(widths: Sequence[int]) -> str:
     return "+" + "".join("-" * (w + 2) + "+" for w in widths) + "\n"
 
 
-def _render_with_footer(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], footers: Sequence[Sequence[str]]
-) -> str:
+def _render_with_footer(headers: Sequence[str], rows: Sequence[Sequence[str]], footers: Sequence[Sequence[str]]) -> str:
     widths = _widths(headers, rows, footers)
     sep = _separator(widths)
     out = [sep, _line(headers, widths), sep]
@@ -282,8 +280,7 @@ def _column_index(header: Sequence[str], line_no: int) -> dict[str, int]:
     missing = [name for name in HEADERS if name not in header]
     if missing:
         raise ValueError(
-            f"line {line_no}: not a holoctl topology header (missing {', '.join(missing)}): "
-            f"got {' | '.join(header)}"
+            f"line {line_no}: not a holoctl topology header (missing {', '.join(missing)}): got {' | '.join(header)}"
         )
     return {name: header.index(name) for name in HEADERS}
 

@@ -39,9 +39,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key, sep, raw = item.partition("=")
     path = [part.strip() for part in key.strip().split(".")]
     if not sep or not all(path):
-        raise ScenarioError(
-            "--set", [(item, 'expected key.path=value, e.g. gates.p95_20k="p95(batch_20k) <= 10s"')]
-        )
+        raise ScenarioError("--set", [(item, 'expected key.path=value, e.g. gates.p95_20k="p95(batch_20k) <= 10s"')])
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
@@ -73,9 +71,7 @@ def _step(node: Any, part: str, where: list[str], item: str) -> Any:
     if isinstance(node, list):
         return node[_index(node, part, item)]
     if not isinstance(node, dict):
-        raise ScenarioError(
-            "--set", [(".".join(where), f"cannot set inside a {type(node).__name__} ({item})")]
-        )
+        raise ScenarioError("--set", [(".".join(where), f"cannot set inside a {type(node).__name__} ({item})")])
     return node.setdefault(part, {})
 
 

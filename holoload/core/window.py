@@ -66,6 +66,7 @@ class OpStats:
     errors: dict[ErrorClass, int] = field(default_factory=dict)
     dropped: int = 0
     retries: int = 0
+    early: int = 0
 
     @property
     def error_count(self) -> int:
@@ -81,6 +82,7 @@ class OpStats:
             self.errors[cls] = self.errors.get(cls, 0) + n
         self.dropped += other.dropped
         self.retries += other.retries
+        self.early += other.early
 
 
 class OpRecorder:
@@ -97,15 +99,20 @@ class OpRecorder:
         """A completed operation: latency from the intended start, service time from the send."""
         stats = self.stats
         stats.latency.record((done_ns - intended_ns) // 1000)
-        stats.service.record((done_ns - sent_ns) // 1000)
+        if sent_ns != intended_ns:  # closed loop: service time is the latency, recorded once
+            stats.service.record((done_ns - sent_ns) // 1000)
         stats.ok += 1
         stats.rows += rows
         for gap in self.gaps:
             gap.success(done_ns)
 
     def schedule_lag(self, intended_ns: int, sent_ns: int) -> None:
-        """Open loop: how late an operation started against its intended time."""
-        self.stats.lag.record((sent_ns - intended_ns) // 1000)
+        """Open loop: how late an operation started against its intended time (early: counted)."""
+        if sent_ns < intended_ns:
+            self.stats.early += 1
+            self.stats.lag.record(0)
+        else:
+            self.stats.lag.record((sent_ns - intended_ns) // 1000)
 
     def failure(self, error_class: ErrorClass) -> None:
         errors = self.stats.errors
@@ -207,9 +214,7 @@ class Aggregator:
         keys = self.keys(selector, phases)
         return _merge(self.totals[k] for k in keys) if keys else None
 
-    def recent_total(
-        self, selector: str, seconds: float, phases: Iterable[str] | None = None
-    ) -> OpStats | None:
+    def recent_total(self, selector: str, seconds: float, phases: Iterable[str] | None = None) -> OpStats | None:
         """Merged stats of the last `seconds` of closed windows."""
         wanted = None if phases is None else set(phases)
         picked: list[OpStats] = []
@@ -219,9 +224,7 @@ class Aggregator:
                 break
             covered += window.seconds
             picked += [
-                s
-                for k, s in window.stats.items()
-                if k.matches(selector) and (wanted is None or k.phase in wanted)
+                s for k, s in window.stats.items() if k.matches(selector) and (wanted is None or k.phase in wanted)
             ]
         return _merge(picked) if covered else None
 

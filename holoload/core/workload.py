@@ -126,9 +126,7 @@ class RateStage(Strict):
     target: float = Field(ge=0)
 
 
-Executor = Literal[
-    "iterations", "constant-concurrency", "ramping-concurrency", "constant-rate", "ramping-rate"
-]
+Executor = Literal["iterations", "constant-concurrency", "ramping-concurrency", "constant-rate", "ramping-rate"]
 
 
 class Workload(Strict):
@@ -138,9 +136,7 @@ class Workload(Strict):
     executor: Executor
     ops: list[Operation] = Field(min_length=1)
     iterations: int | None = Field(default=None, ge=1, description="iterations: total operations")
-    concurrency: int | None = Field(
-        default=None, ge=1, le=10_000, description="closed loop: in flight per endpoint"
-    )
+    concurrency: int | None = Field(default=None, ge=1, le=10_000, description="closed loop: in flight per endpoint")
     think_time: Seconds = 0.0
     rate: float | None = Field(default=None, gt=0, description="constant-rate: ops/s over all endpoints")
     start: float = Field(default=0, ge=0, description="ramping-*: value before the first stage")
@@ -196,9 +192,7 @@ class Phase(Strict):
     def _ends(self) -> Phase:
         unbounded = [w.name for w in self.workloads if w.executor != "iterations" and not _staged(w)]
         if self.duration is None and unbounded:
-            raise ValueError(
-                f"phase '{self.name}' needs a duration (workloads {', '.join(unbounded)} never end)"
-            )
+            raise ValueError(f"phase '{self.name}' needs a duration (workloads {', '.join(unbounded)} never end)")
         names = [w.name for w in self.workloads]
         if len(set(names)) != len(names):
             raise ValueError(f"workload names must be unique within phase '{self.name}'")

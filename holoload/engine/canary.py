@@ -7,11 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
-import asyncpg
 
-from holoload.adapters.pg import describe_error
-from holoload.adapters.surfaces import TargetSurfaces
-from holoload.core.errors import HololoadError
+from holoload.adapters.pg import describe_error, quote_ident
+from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
+from holoload.core.errors import HololoadError, SetupError
 from holoload.core.events import (
     BaselineTaken,
     BatchFinished,
@@ -25,10 +24,7 @@ from holoload.core.events import (
     SnapshotTaken,
 )
 from holoload.core.plan import PlannedBatch, plan_batches, rows_after
-from holoload.core.scenario import ChaosAction, Scenario
-
-#: Errors a statement may raise that the canary records instead of crashing on.
-DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+from holoload.core.scenario import ChaosAction, Scenario, fill_template
 
 
 @dataclass
@@ -57,7 +53,10 @@ class CanaryEngine:
         """Set up, run every planned batch, take the final count. Cancellation propagates."""
         self._phase("setup", f"preparing table {self.table}")
         await self.surfaces.prepare_table(self.table)
-        counts = await self.surfaces.counts(self.table)
+        try:
+            counts = await self.surfaces.counts(self.table)
+        except DB_ERRORS as exc:
+            raise SetupError(f"cannot take the baseline row count: {describe_error(exc)}") from exc
         self.sink.emit(BaselineTaken(self.clock(), sum(counts), tuple(counts)))
         plan = plan_batches(self.scenario, len(self.surfaces.conns))
         self._phase("ingest", f"{len(plan)} batches")
@@ -68,7 +67,11 @@ class CanaryEngine:
             for action in batch.chaos_after:
                 await self._chaos(action, batch, plan, trigger=f"after batch {batch.index}")
         self._phase("verify", "final count")
-        counts = await self.surfaces.counts(self.table)
+        try:
+            counts = await self.surfaces.counts(self.table)
+        except (*DB_ERRORS, HololoadError) as exc:  # the final_count gate then fails: "no value"
+            self.sink.emit(RunProblem(self.clock(), "final count", str(describe_error(exc))))
+            return
         self.sink.emit(FinalCount(self.clock(), sum(counts), tuple(counts)))
 
     def _phase(self, phase: str, detail: str) -> None:
@@ -79,9 +82,7 @@ class CanaryEngine:
         name = self.surfaces.names[node]
         total = len(plan)
 
-        def finished(
-            elapsed_s: float, delta: int | None, status: str, exc: BaseException | None = None
-        ) -> None:
+        def finished(elapsed_s: float, delta: int | None, status: str, exc: BaseException | None = None) -> None:
             err = describe_error(exc) if exc is not None else None
             self.sink.emit(
                 BatchFinished(
@@ -111,7 +112,7 @@ class CanaryEngine:
         async with anyio.create_task_group() as tg:
             for action in batch.chaos_during:
                 tg.start_soon(self._chaos, action, batch, plan, f"during batch {batch.index}")
-            outcome.append(await self._execute(node, group.statement(self.table)))
+            outcome.append(await self._execute(node, group.statement(quote_ident(self.table))))
         elapsed_s, error = outcome[0]
         if error is not None:
             finished(elapsed_s, None, "error", error)
@@ -134,9 +135,7 @@ class CanaryEngine:
             return self.perf() - started, exc
         return self.perf() - started, None
 
-    async def _chaos(
-        self, action: ChaosAction, batch: PlannedBatch, plan: list[PlannedBatch], trigger: str
-    ) -> None:
+    async def _chaos(self, action: ChaosAction, batch: PlannedBatch, plan: list[PlannedBatch], trigger: str) -> None:
         self.sink.emit(ChaosStarted(self.clock(), action.name, action.action, trigger))
         started = self.perf()
         try:
@@ -146,7 +145,7 @@ class CanaryEngine:
             ok, detail, output = False, f"timed out after {action.timeout:g}s", ""
         except DB_ERRORS as exc:
             ok, detail, output = False, str(describe_error(exc)), ""
-        except HololoadError as exc:
+        except (HololoadError, ValueError) as exc:
             ok, detail, output = False, str(exc), ""
         self.sink.emit(
             ChaosFinished(self.clock(), action.name, action.action, ok, self.perf() - started, detail, output)
@@ -154,29 +153,37 @@ class CanaryEngine:
         if action.action == "split":
             await self._snapshot(f"{batch.snapshot_prefix}_after_{action.name}")
 
-    async def _act(
-        self, action: ChaosAction, batch: PlannedBatch, plan: list[PlannedBatch]
-    ) -> tuple[bool, str, str]:
+    async def _act(self, action: ChaosAction, batch: PlannedBatch, plan: list[PlannedBatch]) -> tuple[bool, str, str]:
         if action.action == "split":
             next_rows = rows_after(plan, batch.index) if action.after_batch else batch.group.rows
             outcome = await self.surfaces.split(self.table, action.key, action.table_id, next_rows)
             return outcome.ok, outcome.detail, outcome.output
         assert action.sql is not None
-        status = await self.surfaces.run_sql(batch.node, action.sql.format(table=self.table))
+        status = await self.surfaces.run_sql(batch.node, fill_template(action.sql, table=quote_ident(self.table)))
         return True, f"{self.surfaces.names[batch.node]}: {status}", status
 
     async def _snapshot(self, prefix: str) -> None:
+        """Topology, then every node's metrics (nodes concurrently); each source fails on its own."""
         if not self.scenario.snapshots.enabled:
             return
-        try:
-            with anyio.fail_after(self.scenario.snapshots.timeout):
-                topo = await self.surfaces.topology_snapshot(self.table)
-                metrics = await self.surfaces.metrics_snapshots(self.table)
-        except TimeoutError:
-            self.sink.emit(RunProblem(self.clock(), "snapshot", f"{prefix}: timed out"))
-            return
-        if topo is not None:
-            ok, text = topo
-            self.sink.emit(SnapshotTaken(self.clock(), f"{prefix}_topology.txt", "topology", ok, text))
-        for i, (_, ok, text) in enumerate(metrics, start=1):
-            self.sink.emit(SnapshotTaken(self.clock(), f"{prefix}_metrics_node{i}.txt", "metrics", ok, text))
+        results: dict[str, tuple[bool, str] | None] = {}
+        with anyio.move_on_after(self.scenario.snapshots.timeout) as scope:
+            results["topology"] = await self.surfaces.topology_snapshot(self.table)
+            for i, (_, ok, text) in enumerate(await self.surfaces.metrics_snapshots(self.table), start=1):
+                results[f"metrics_node{i}"] = (ok, text)
+        if scope.cancelled_caught:
+            self.sink.emit(
+                RunProblem(
+                    self.clock(),
+                    "snapshot",
+                    f"{prefix}: not complete after {self.scenario.snapshots.timeout:g}s; kept what arrived",
+                )
+            )
+        for name, result in results.items():
+            if result is None:
+                continue
+            ok, text = result
+            source = "topology" if name == "topology" else "metrics"
+            self.sink.emit(SnapshotTaken(self.clock(), f"{prefix}_{name}.txt", source, ok, text))
+            if not ok:
+                self.sink.emit(RunProblem(self.clock(), "snapshot", f"{prefix}_{name}: {text.strip()}"))

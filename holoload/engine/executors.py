@@ -96,15 +96,22 @@ class WriterLoop:
         self.mix = WeightedCycle([op.weight for op in ops])
         now = run.perf_ns()
         self.recorders: list[OpRecorder] = [
-            run.aggregator.recorder(OpKey(run.phase, run.workload.name, op.name, writer.name), now)
-            for op in ops
+            run.aggregator.recorder(OpKey(run.phase, run.workload.name, op.name, writer.name), now) for op in ops
         ]
         self.rng = rng
 
-    async def execute(self, intended_ns: int) -> None:
-        """One operation, retried per the workload's policy; its latency counts from `intended_ns`."""
+    async def execute(self, intended_ns: int, *, open_loop: bool = False) -> None:
+        """One operation, retried per the workload's policy; its latency counts from `intended_ns`.
+
+        Open loop: the schedule lag (start - intended) is recorded; an operation that starts
+        early (timer granularity) counts from its actual start, so latency is never understated.
+        """
         i = self.mix.next()
         op, rec = self.ops[i], self.recorders[i]
+        if open_loop:
+            started = self.run.perf_ns()
+            rec.schedule_lag(intended_ns, started)
+            intended_ns = max(intended_ns, started)
         policy = self.run.workload.retry
         self.run.budget.operations += 1
         attempt = 1
@@ -121,11 +128,7 @@ class WriterLoop:
                 rec.failure(error_class)
                 if error_class is ErrorClass.CONNECTION and writer.conn is not None:
                     writer.conn.terminate()
-                if (
-                    attempt >= policy.max_attempts
-                    or error_class not in policy.on
-                    or not self.run.budget.allow()
-                ):
+                if attempt >= policy.max_attempts or error_class not in policy.on or not self.run.budget.allow():
                     return
                 rec.retry()
                 pause = min(policy.max_backoff, policy.backoff * 2 ** (attempt - 1))
@@ -178,8 +181,6 @@ async def _closed_worker(
         await loop.execute(now)
         if think:
             await anyio.sleep(think)
-        else:
-            await asyncio.sleep(0)  # a fast server must not starve the ticker and display
 
 
 async def run_open_loop(run: WorkloadRun) -> None:
@@ -215,6 +216,7 @@ async def _dispatch(
     end_ns: int | None,
 ) -> None:
     start = run.start_ns
+    drop_mix = WeightedCycle([op.weight for op in run.workload.ops])
     for offset_s in schedule.intended_times():
         intended = start + int(offset_s * NS)
         if run.over(intended, end_ns):
@@ -222,13 +224,15 @@ async def _dispatch(
         now = run.perf_ns()
         if intended > now:
             await asyncio.sleep((intended - now) / NS)
+        else:
+            await asyncio.sleep(0)  # behind schedule: let idle writers take what is queued
         if not run.take_iteration():
             break
         endpoint = active[cycle.next()]
         try:
             queues[endpoint].put_nowait(intended)
-        except asyncio.QueueFull:
-            loops[endpoint][0].recorders[loops[endpoint][0].mix.next()].drop()
+        except asyncio.QueueFull:  # every writer busy and as many waiting: counted, never hidden
+            loops[endpoint][0].recorders[drop_mix.next()].drop()
     # let queued operations finish before the phase moves on (bounded by the phase end)
     for q in queues.values():
         while not q.empty() and not run.over(run.perf_ns(), None):
@@ -238,10 +242,7 @@ async def _dispatch(
 async def _open_worker(run: WorkloadRun, loop: WriterLoop, queue: asyncio.Queue[int]) -> None:
     while True:
         intended = await queue.get()
-        sent = run.perf_ns()
-        rec = loop.recorders[0]
-        rec.schedule_lag(intended, sent)
-        await loop.execute(intended)
+        await loop.execute(intended, open_loop=True)
 
 
 def _endpoint_weight(run: WorkloadRun, endpoint: int) -> float:

@@ -51,9 +51,7 @@ class LoadEngine:
         for name, value in self.scenario.gates.items():
             spec = gate_spec(value)
             if spec.expr.strip():
-                self.monitors.append(
-                    GateMonitor(name, parse_gate(spec.expr), measured, spec.abort_on_fail, spec.grace)
-                )
+                self.monitors.append(GateMonitor(name, parse_gate(spec.expr), measured, spec.abort_on_fail, spec.grace))
         for phase in self.scenario.phases:
             for name, value in phase.gates.items():
                 spec = gate_spec(value)
@@ -90,6 +88,7 @@ class LoadEngine:
         try:
             await open_writers(writers)
             start = self.perf_ns()
+            self.aggregator.close_window(start)  # connection set-up stays out of the phase's windows
             self.aggregator.phase_started(phase.name, start)
             end = start + int(phase.duration * NS) if phase.duration else None
             for run in runs:
@@ -108,9 +107,7 @@ class LoadEngine:
             per_endpoint = self._writers_for(workload)
             every += [w for ws in per_endpoint for w in ws]
             runs.append(
-                WorkloadRun(
-                    phase.name, workload, per_endpoint, self.aggregator, self._seq, perf_ns=self.perf_ns
-                )
+                WorkloadRun(phase.name, workload, per_endpoint, self.aggregator, self._seq, perf_ns=self.perf_ns)
             )
         return runs, every
 
@@ -155,9 +152,7 @@ class LoadEngine:
         window = self.aggregator.close_window(now)
         elapsed = (now - self.aggregator.start_ns) / NS
         rows = window_rows(window, self.aggregator, self.current_phase)
-        self.sink.emit(
-            WindowClosed(self.clock(), self.current_phase, window.index, elapsed, window.seconds, rows)
-        )
+        self.sink.emit(WindowClosed(self.clock(), self.current_phase, window.index, elapsed, window.seconds, rows))
         self._watch_gates(now)
 
     def _watch_gates(self, now_ns: int) -> None:
@@ -174,8 +169,7 @@ class LoadEngine:
                     RunProblem(
                         self.clock(),
                         "aborted",
-                        f"gate {monitor.name} failed for {monitor.grace_s:g}s "
-                        f"(abort_on_fail): {verdict.reason}",
+                        f"gate {monitor.name} failed for {monitor.grace_s:g}s (abort_on_fail): {verdict.reason}",
                     )
                 )
 

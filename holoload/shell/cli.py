@@ -176,9 +176,7 @@ def _validate(files: list[str], overrides: list[str], console: Console) -> int:
         try:
             if _looks_like_target(file):
                 target = load_target(file)
-                console.print(
-                    f"{file}: ok (target '{target.name}', {len(target.nodes)} nodes)", highlight=False
-                )
+                console.print(f"{file}: ok (target '{target.name}', {len(target.nodes)} nodes)", highlight=False)
             else:
                 scenario = load_scenario(file, overrides)
                 console.print(

@@ -51,18 +51,14 @@ def _up(nodes: int, base_port: int, console: Console) -> int:
             f"a local cluster is already recorded ({len(existing.nodes)} nodes, "
             f"created {existing.created_at}); run `holoload cluster down` first"
         )
-    cluster = LocalCluster(
-        nodes, base_port=base_port, keep=True, log=lambda line: console.print(line, highlight=False)
-    )
+    cluster = LocalCluster(nodes, base_port=base_port, keep=True, log=lambda line: console.print(line, highlight=False))
     started = cluster.start()
     save_record(cluster)
     target = state_dir() / TARGET_FILE
     target.write_text(target_toml(started))
     for node in started:
         console.print(f"node{node.index}  {node.dsn}  ({node.datadir})", highlight=False)
-    console.print(
-        f"target file: {target}\nrun with: holoload SCENARIO.toml --target {target}", highlight=False
-    )
+    console.print(f"target file: {target}\nrun with: holoload SCENARIO.toml --target {target}", highlight=False)
     return int(ExitCode.PASS)
 
 

@@ -52,9 +52,7 @@ class CanaryJob:
         await CanaryEngine(self.scenario, surfaces, sink).run()
 
     def verdicts(self) -> list[Verdict]:
-        return [
-            evaluate(name, parse_gate(text), self.agg) for name, text in self.scenario.active_gates().items()
-        ]
+        return [evaluate(name, parse_gate(text), self.agg) for name, text in self.scenario.active_gates().items()]
 
     def summaries(
         self, record: RunRecord, target: Target | None, writer: ArtifactWriter, verdicts: list[Verdict]

@@ -44,9 +44,7 @@ class LiveDisplay:
         if line:
             self.console.print(line, highlight=False)
         if isinstance(event, BatchStarted):
-            self._spin(
-                f"batch {event.index}/{event.total} {event.op} on {event.node}: inserting {event.rows:,} rows"
-            )
+            self._spin(f"batch {event.index}/{event.total} {event.op} on {event.node}: inserting {event.rows:,} rows")
         elif isinstance(event, ChaosStarted):
             self._spin(f"chaos {event.name} ({event.action}) {event.trigger}")
 
@@ -94,9 +92,7 @@ class LiveDisplay:
     def close(self) -> None:
         self._stop_spinner()
 
-    def verdicts(
-        self, verdicts: list[Verdict], status: str, enforce: bool, exit_code: int, results: str
-    ) -> None:
+    def verdicts(self, verdicts: list[Verdict], status: str, enforce: bool, exit_code: int, results: str) -> None:
         """The gate table and the final verdict line (printed even when quiet)."""
         self._stop_spinner()
         if verdicts:
@@ -106,6 +102,4 @@ class LiveDisplay:
             self.console.print(f"  {mark} {v.name:<16} {v.reason}", highlight=False)
         style = {"PASS": "bold green", "FAIL": "bold red"}.get(status, "bold yellow")
         note = "" if enforce else " (--no-enforce: exit 0 whatever the gates say)"
-        self.console.print(
-            f"[{style}]{status}[/{style}] exit {exit_code}{note}  results: {results}", highlight=False
-        )
+        self.console.print(f"[{style}]{status}[/{style}] exit {exit_code}{note}  results: {results}", highlight=False)

@@ -80,8 +80,7 @@ def run(options: RunOptions, console: Console) -> int:
         stack.callback(writer.close)
         stack.callback(job.close)
         console.print(
-            f"holoload · scenario [bold]{scenario.name}[/bold] · target {options.target_label} · "
-            f"results {root}",
+            f"holoload · scenario [bold]{scenario.name}[/bold] · target {options.target_label} · results {root}",
             highlight=False,
         )
         target = options.target

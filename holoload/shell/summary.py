@@ -156,6 +156,7 @@ def _target_dict(target: Target | None) -> dict[str, Any] | None:
 
 def _op_figures(stats: OpStats, seconds: float) -> dict[str, Any]:
     h = stats.latency
+    service = stats.service if stats.service.count else h  # closed loop: service time is the latency
     pcts = h.percentiles_us((50, 90, 95, 99, 99.9))
     return {
         "ok": stats.ok,
@@ -173,7 +174,8 @@ def _op_figures(stats: OpStats, seconds: float) -> dict[str, Any]:
             "max": h.max_us / 1000,
             **{f"p{p:g}": (v or 0) / 1000 for p, v in zip((50, 90, 95, 99, 99.9), pcts, strict=True)},
         },
-        "service_p99_ms": (stats.service.percentile_us(99) or 0) / 1000 if stats.service.count else None,
+        "service_p99_ms": (service.percentile_us(99) or 0) / 1000 if service.count else None,
+        "early_starts": stats.early,
         "schedule_lag_p99_ms": (stats.lag.percentile_us(99) or 0) / 1000 if stats.lag.count else None,
         "clamped": h.clamped,
     }

@@ -72,8 +72,7 @@ def main(argv: list[str]) -> int:
         return 2
     state_dir = Path(state_dir_env)
     fixtures = Path(
-        os.environ.get("FAKE_HOLOCTL_FIXTURES")
-        or Path(__file__).resolve().parent.parent / "fixtures" / "holofusion"
+        os.environ.get("FAKE_HOLOCTL_FIXTURES") or Path(__file__).resolve().parent.parent / "fixtures" / "holofusion"
     )
     after = (state_dir / SPLIT_CALLS).exists()
     phase = "after_split" if after else "before_split"
@@ -115,9 +114,7 @@ def main(argv: list[str]) -> int:
     record: dict[str, object] = {"target": target, "split_key_hex": split_key, "argv": sys.argv}
     if os.environ.get("FAKE_HOLOCTL_FAIL_SPLIT") == "1":
         _append(state_dir / FAILED_SPLIT_CALLS, record)
-        sys.stderr.write(
-            'Error: status: Unavailable, message: "range split failed: injected by fake holoctl"\n'
-        )
+        sys.stderr.write('Error: status: Unavailable, message: "range split failed: injected by fake holoctl"\n')
         return 1
     _append(state_dir / SPLIT_CALLS, record)
     sys.stdout.write("ok left_shard_id=1 right_shard_id=2\n")
