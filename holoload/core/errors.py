@@ -5,7 +5,6 @@
     |   +-- ScenarioError         a validation failure with file + key path + expectation
     +-- SetupError                (exit 3) target unreachable, cluster cannot start
     |   +-- PostgresNotFound      no PostgreSQL binaries anywhere
-    +-- Interrupted               (exit 130) Ctrl-C / SIGTERM
 
 Adapters raise these (translating library errors); only the CLI turns them into exit codes.
 """
@@ -60,9 +59,3 @@ class SetupError(HololoadError):
 
 class PostgresNotFound(SetupError):
     """No PostgreSQL server binaries could be found for the embedded cluster."""
-
-
-class Interrupted(HololoadError):
-    """The run was stopped by SIGINT/SIGTERM; what was measured is kept."""
-
-    exit_code = ExitCode.INTERRUPTED

@@ -90,7 +90,12 @@ def validate(model: type[M], data: Mapping[str, Any], file: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(file, [_describe(model, err) for err in exc.errors()]) from None
+        merged: dict[str, list[str]] = {}
+        for err in exc.errors():
+            path, msg = _describe(model, err)
+            if msg not in merged.setdefault(path, []):
+                merged[path].append(msg)  # a union reports each branch: say them once, joined
+        raise ScenarioError(file, [(path, " or ".join(msgs)) for path, msgs in merged.items()]) from None
 
 
 def key_path(loc: Sequence[int | str]) -> str:
@@ -123,14 +128,17 @@ def _describe(model: type[BaseModel], err: Mapping[str, Any]) -> tuple[str, str]
     msg = str(err["msg"])
     msg = msg.removeprefix("Value error, ")
     value = err.get("input")
-    if kind not in ("missing",) and not isinstance(value, (dict, list)):
+    if "got" not in msg and not isinstance(value, (dict, list)):
         msg += f" (got {value!r})"
     return path, msg
 
 
+_TYPE_TAGS = frozenset({"int", "str", "float", "bool", "list", "dict", "none", "constrained-int", "constrained-float"})
+
+
 def _is_union_tag(part: int | str) -> bool:
-    # pydantic inserts the chosen union member / validator name into locations
-    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
+    # pydantic inserts the union member / validator name it tried into locations
+    return isinstance(part, str) and ("[" in part or part.startswith("function-") or part in _TYPE_TAGS)
 
 
 def _allowed_keys(model: type[BaseModel], loc: Sequence[int | str]) -> list[str]:

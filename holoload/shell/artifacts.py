@@ -17,14 +17,21 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def results_dir_for(base: str | Path, scenario: str, started: datetime) -> Path:
-    """`<base>/<scenario>_<UTC timestamp>`, made unique if it already exists."""
+    """Create `<base>/<scenario>_<UTC timestamp>` (suffixed _2, _3... if taken) and return it.
+
+    Raises:
+        OSError: the directory cannot be created.
+    """
     stamp = started.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = Path(base) / f"{scenario}_{stamp}"
-    n = 1
-    while path.exists():
-        n += 1
-        path = Path(base) / f"{scenario}_{stamp}_{n}"
-    return path
+    Path(base).mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        path = Path(base) / (f"{scenario}_{stamp}" if n == 1 else f"{scenario}_{stamp}_{n}")
+        try:
+            path.mkdir()  # atomic: two runs in the same second get different directories
+            return path
+        except FileExistsError:
+            continue
+    raise OSError(f"too many runs of {scenario} at {stamp} in {base}")
 
 
 class ArtifactWriter:

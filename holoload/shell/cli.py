@@ -113,8 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
 def normalise_argv(argv: Sequence[str]) -> list[str]:
     """`holoload SCENARIO ...` means `holoload run SCENARIO ...`."""
     args = list(argv)
-    first = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
-    if first is not None and args[first] not in SUBCOMMANDS and first == 0:
+    if any(a in ("-h", "--help", "--version") for a in args[:1]):
+        return args
+    first = next((a for a in args if not a.startswith("-")), None)
+    if first is not None and first not in SUBCOMMANDS:
         args.insert(0, "run")
     return args
 
@@ -195,4 +197,4 @@ def _looks_like_target(file: str) -> bool:
         data = tomllib.loads(Path(file).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return False
-    return "nodes" in data and "batches" not in data
+    return not any(key in data for key in ("batches", "phases", "gates", "chaos"))

@@ -53,7 +53,12 @@ def _up(nodes: int, base_port: int, console: Console) -> int:
         )
     cluster = LocalCluster(nodes, base_port=base_port, keep=True, log=lambda line: console.print(line, highlight=False))
     started = cluster.start()
-    save_record(cluster)
+    try:
+        save_record(cluster)
+    except BaseException:  # an unrecorded cluster could never be stopped by `cluster down`
+        cluster.keep = False
+        cluster.stop()
+        raise
     target = state_dir() / TARGET_FILE
     target.write_text(target_toml(started))
     for node in started:

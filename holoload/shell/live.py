@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.status import Status
 
 from holoload.core.events import (
@@ -46,11 +47,11 @@ class LiveDisplay:
         if isinstance(event, BatchStarted):
             self._spin(f"batch {event.index}/{event.total} {event.op} on {event.node}: inserting {event.rows:,} rows")
         elif isinstance(event, ChaosStarted):
-            self._spin(f"chaos {event.name} ({event.action}) {event.trigger}")
+            self._spin(escape(f"chaos {event.name} ({event.action}) {event.trigger}"))
 
     def _line(self, event: Event) -> str | None:
         if isinstance(event, PhaseChanged):
-            return f"[bold]\\[{event.phase}][/bold] {event.detail}"
+            return f"[bold]\\[{escape(event.phase)}][/bold] {escape(event.detail)}"
         if isinstance(event, BaselineTaken):
             return f"baseline: {event.baseline_count:,} rows"
         if isinstance(event, BatchFinished):
@@ -61,7 +62,7 @@ class LiveDisplay:
                 f"{format_duration(event.elapsed_s):>8}  delta {delta:>9}  [{style}]{event.status}[/{style}]"
             )
             if event.error:
-                text += f"  {event.error}"
+                text += f"  {escape(event.error)}"
             elif event.status == "delta_mismatch":
                 text += f"  (expected {event.rows:,})"
             return text
@@ -69,12 +70,12 @@ class LiveDisplay:
             mark = "[green]ok[/green]" if event.ok else "[bold red]FAILED[/bold red]"
             return (
                 f"[bold]\\[chaos][/bold] {event.name} ({event.action}) {mark} in "
-                f"{format_duration(event.elapsed_s)}: {event.detail}"
+                f"{format_duration(event.elapsed_s)}: {escape(event.detail)}"
             )
         if isinstance(event, FinalCount):
             return f"final count: {event.final_count:,} rows"
         if isinstance(event, RunProblem):
-            return f"[yellow]problem[/yellow] {event.what}: {event.detail}"
+            return f"[yellow]problem[/yellow] {escape(event.what)}: {escape(event.detail)}"
         return None
 
     def _spin(self, text: str) -> None:
@@ -99,7 +100,7 @@ class LiveDisplay:
             self.console.print("[bold]gates[/bold]", highlight=False)
         for v in verdicts:
             mark = "[green]PASS[/green]" if v.passed else "[bold red]FAIL[/bold red]"
-            self.console.print(f"  {mark} {v.name:<16} {v.reason}", highlight=False)
+            self.console.print(f"  {mark} {v.name:<16} {escape(v.reason)}", highlight=False)
         style = {"PASS": "bold green", "FAIL": "bold red"}.get(status, "bold yellow")
         note = "" if enforce else " (--no-enforce: exit 0 whatever the gates say)"
         self.console.print(f"[{style}]{status}[/{style}] exit {exit_code}{note}  results: {results}", highlight=False)

@@ -92,7 +92,7 @@ class LoadDisplay(LiveDisplay):
         gates = Table(box=None, pad_edge=False, show_header=False)
         for name, (state, reason) in self.gates.items():
             style = _GATE_STYLE.get(state, "")
-            gates.add_row(Text(state.upper(), style=style), name, reason)
+            gates.add_row(Text(state.upper(), style=style), Text(name), Text(reason))
         return Group(header, table, gates)
 
     def _cells(self, row: WindowRow) -> list[str]:

@@ -7,19 +7,21 @@ import signal
 import sys
 import time
 import uuid
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
 import anyio
+import anyio.abc
 import structlog
 from rich.console import Console
 
 from holoload.adapters.cluster import LocalCluster
 from holoload.adapters.pg import redact
 from holoload.adapters.surfaces import TargetSurfaces
-from holoload.core.errors import ExitCode, HololoadError
+from holoload.core.errors import ExitCode, HololoadError, InputError
 from holoload.core.events import Event, EventSink, RunProblem, RunStarted, WindowClosed
 from holoload.core.gates import Verdict
 from holoload.core.scenario import Scenario
@@ -44,26 +46,48 @@ class RunOptions:
 
 
 class Fanout:
-    """Delivers each event to every sink in order, and logs it to run.log."""
+    """Delivers each event to every sink in order, and logs it to run.log.
+
+    A sink that fails (a closed terminal, a full disk) is dropped and the failure recorded;
+    the run and the other sinks go on.
+    """
 
     def __init__(self, sinks: list[EventSink], log: Any) -> None:
         self.sinks = sinks
         self.log = log
+        self.failures: list[str] = []
 
     def emit(self, event: Event) -> None:
-        for sink in self.sinks:
-            sink.emit(event)
-        if isinstance(event, WindowClosed):
+        for sink in list(self.sinks):
+            try:
+                sink.emit(event)
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - rich raises SystemExit on a closed stdout
+                self.sinks.remove(sink)
+                self.failures.append(f"{type(sink).__name__} stopped: {type(exc).__name__}: {exc}")
+        if isinstance(event, WindowClosed) or self.log is None:
             return  # per-window figures live in timeseries.csv
-        self.log.info(event.kind, **{k: v for k, v in event.to_dict().items() if k not in ("kind", "text")})
+        try:
+            self.log.info(event.kind, **{k: v for k, v in event.to_dict().items() if k not in ("kind", "text")})
+        except OSError as exc:
+            self.log = None
+            self.failures.append(f"run.log stopped: {exc}")
 
 
 def run(options: RunOptions, console: Console) -> int:
-    """Run a scenario end to end; every outcome, even a crash of the target, leaves artifacts."""
+    """Run a scenario end to end; every outcome, even a crash of the target, leaves artifacts.
+
+    Raises:
+        InputError: the results directory cannot be created (nothing was started).
+    """
     scenario = options.scenario
     started = datetime.now(UTC)
-    root = results_dir_for(options.results_base or scenario.run.results_dir, scenario.name, started)
-    writer = ArtifactWriter(root).open()
+    base = options.results_base or scenario.run.results_dir
+    try:
+        root = results_dir_for(base, scenario.name, started)
+        writer = ArtifactWriter(root).open()
+        log_file = (root / "run.log").open("a")
+    except OSError as exc:
+        raise InputError(f"cannot create a results directory under {base}: {exc}") from exc
     job = make_job(scenario, console, root, quiet=options.quiet)
     record = RunRecord(
         run_id=f"{scenario.name}-{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",
@@ -73,19 +97,19 @@ def run(options: RunOptions, console: Console) -> int:
         topology_target="",
         enforce=options.enforce,
     )
-    with ExitStack() as stack:
-        log_file = stack.enter_context((root / "run.log").open("a"))
-        log = _run_logger(log_file)
-        sink = Fanout([*job.sinks, writer], log)
+    log = _run_logger(log_file)
+    sink = Fanout([*job.sinks, writer], log)
+    with _sigterm_interrupts(), ExitStack() as stack:
+        stack.callback(log_file.close)
         stack.callback(writer.close)
         stack.callback(job.close)
-        console.print(
+        _say(
+            console,
             f"holoload · scenario [bold]{scenario.name}[/bold] · target {options.target_label} · results {root}",
-            highlight=False,
         )
         target = options.target
         try:
-            target = target or _start_local(options, stack, console, log)
+            target = target or _start_local(options, stack, console, sink)
             record.pg_url = ",".join(redact(n.dsn) for n in target.nodes)
             record.topology_target = _topology_label(target)
             interrupted = anyio.run(
@@ -101,39 +125,79 @@ def run(options: RunOptions, console: Console) -> int:
             )
             record.status = "INTERRUPTED" if interrupted else "RUNNING"
         except HololoadError as exc:
-            log.error("run_failed", error=str(exc), exit_code=int(exc.exit_code))
             sink.emit(RunProblem(time.time(), type(exc).__name__, str(exc)))
             record.status, record.exit_code = "ERROR", int(exc.exit_code)
+        except KeyboardInterrupt:  # Ctrl-C/SIGTERM outside the engine (e.g. while the cluster starts)
+            sink.emit(RunProblem(time.time(), "interrupted", "stopped before the load ran to its end"))
+            record.status = "INTERRUPTED"
         except Exception as exc:  # a bug: keep what was measured, say where the traceback is
-            log.exception("internal_error")
+            if sink.log is not None:
+                sink.log.exception("internal_error")
             sink.emit(RunProblem(time.time(), "internal error", f"{type(exc).__name__}: {exc} (see run.log)"))
             record.status, record.exit_code = "ERROR", int(ExitCode.FAIL)
         job.display.close()
-        verdicts = job.verdicts()
+        verdicts = [] if record.status == "ERROR" else job.verdicts()
         code = _finish(record, verdicts, options.enforce)
-        record.problems = writer.write_errors
+        record.problems = writer.write_errors + sink.failures
         _write_summaries(job, writer, record, target, verdicts)
-        job.display.verdicts(verdicts, record.status, options.enforce, code, str(root))
-        log.info("run_finished", status=record.status, exit_code=code)
+        try:
+            job.display.verdicts(verdicts, record.status, options.enforce, code, str(root))
+        except (Exception, SystemExit):  # noqa: BLE001 - the terminal is gone; the summaries hold the verdict
+            pass
+        _log(sink, "run_finished", status=record.status, exit_code=code)
         return code
 
 
-def _start_local(options: RunOptions, stack: ExitStack, console: Console, log: Any) -> Target:
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM outside the engine behaves like Ctrl-C, so cleanup and summaries still happen."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _say(console: Console, text: str) -> None:
+    try:
+        console.print(text, highlight=False)
+    except (Exception, SystemExit):  # noqa: BLE001 - output is best effort
+        pass
+
+
+def _log(sink: Fanout, event: str, **fields: Any) -> None:
+    """Write to run.log unless it has failed (a full disk is recorded once, not raised again)."""
+    if sink.log is None:
+        return
+    try:
+        sink.log.info(event, **fields)
+    except OSError as exc:
+        sink.log = None
+        sink.failures.append(f"run.log stopped: {exc}")
+
+
+def _start_local(options: RunOptions, stack: ExitStack, console: Console, sink: Fanout) -> Target:
     """Start the embedded cluster; it is stopped when the run ends, whatever happens."""
-    cluster = LocalCluster(options.local_nodes, log=lambda line: log.info("cluster", detail=line))
-    stack.callback(_stop_cluster, cluster, console, log)
-    console.print(
-        f"starting embedded PostgreSQL cluster ({options.local_nodes} nodes on 127.0.0.1)...", highlight=False
-    )
+    cluster = LocalCluster(options.local_nodes, log=lambda line: _log(sink, "cluster", detail=line))
+    stack.callback(_stop_cluster, cluster, console, sink)
+    _say(console, f"starting embedded PostgreSQL cluster ({options.local_nodes} nodes on 127.0.0.1)...")
     nodes = cluster.start()
-    log.info("cluster_started", nodes=[n.dsn for n in nodes])
+    _log(sink, "cluster_started", nodes=[n.dsn for n in nodes])
     return local_target([n.dsn for n in nodes])
 
 
-def _stop_cluster(cluster: LocalCluster, console: Console, log: Any) -> None:
+def _stop_cluster(cluster: LocalCluster, console: Console, sink: Fanout) -> None:
     cluster.stop()
-    log.info("cluster_stopped")
-    console.print("embedded cluster stopped and removed", highlight=False)
+    _log(sink, "cluster_stopped")
+    _say(console, "embedded cluster stopped and removed")
 
 
 async def _drive(
@@ -145,9 +209,10 @@ async def _drive(
     async with anyio.create_task_group() as tg:
         engine_scope = anyio.CancelScope()
 
-        async def watch_signals() -> None:
+        async def watch_signals(*, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
             nonlocal stopped
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                task_status.started()
                 async for signum in signals:
                     stopped = True
                     sink.emit(
@@ -160,7 +225,7 @@ async def _drive(
                     engine_scope.cancel()
                     return
 
-        tg.start_soon(watch_signals)
+        await tg.start(watch_signals)
         sink.emit(RunStarted(time.time(), run_id, scenario.name, target.name, tuple(target.node_names())))
         with engine_scope:
             try:

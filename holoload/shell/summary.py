@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from holoload import __version__
 from holoload.core.aggregate import CanaryAggregator
-from holoload.core.gates import Verdict
+from holoload.core.gates import Call, Literal, Verdict, parse_gate
 from holoload.core.scenario import Scenario, dump
 from holoload.core.target import Target
 from holoload.core.window import OpStats
@@ -32,12 +31,15 @@ class RunRecord:
     problems: list[str] = field(default_factory=list)
 
 
-def p95_threshold_ms(op: str, verdicts: list[Verdict]) -> float | None:
-    """The SLO of a `p95(op) <= X` gate, in milliseconds, if the scenario has one."""
-    pattern = re.compile(rf"^\s*p95\(\s*{re.escape(op)}\s*\)\s*<=?")
-    for v in verdicts:
-        if pattern.match(v.expression) and v.threshold is not None:
-            return v.threshold * 1000
+def p95_threshold_ms(op: str, gates: dict[str, str]) -> float | None:
+    """The SLO of a gate comparing `p95(op)` with a duration literal, in milliseconds."""
+    for text in gates.values():
+        gate = parse_gate(text)
+        sides = (gate.left, gate.right)
+        calls = [s for s in sides if isinstance(s, Call) and s.function.name == "p95" and s.op == op]
+        limits = [s for s in sides if isinstance(s, Literal)]
+        if calls and limits:
+            return limits[0].value * 1000
     return None
 
 
@@ -69,7 +71,7 @@ def text_keys(
         ("split_after_batch_index", splits[0].batch_index if splits else ""),
     ]
     for group in scenario.batches:
-        keys.append((f"slo_p95_{group.label}_ms", p95_threshold_ms(group.op, verdicts)))
+        keys.append((f"slo_p95_{group.label}_ms", p95_threshold_ms(group.op, scenario.active_gates())))
     for group in scenario.batches:
         keys.append((f"observed_p95_{group.label}_ms", observed_p95_ms(agg, group.op)))
     keys += [
