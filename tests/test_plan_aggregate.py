@@ -7,7 +7,7 @@ import pytest
 from holoload.core.aggregate import CanaryAggregator
 from holoload.core.events import BaselineTaken, BatchFinished, ChaosFinished, FinalCount
 from holoload.core.plan import plan_batches, rows_after
-from holoload.core.scenario import load_scenario
+from holoload.shell.files import load_scenario
 from tests.conftest import FIXTURES, REPO, SHARED_FIXTURES
 
 SALES = REPO / "scenarios" / "sales_facts.toml"

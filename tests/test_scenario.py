@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from holoload.core.errors import ExitCode, ScenarioError
-from holoload.core.scenario import load_scenario
-from holoload.core.target import load_target
+from holoload.shell.files import load_scenario, load_target
 from tests.conftest import REPO
 
 SALES = REPO / "scenarios" / "sales_facts.toml"

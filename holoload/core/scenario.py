@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
@@ -198,14 +197,18 @@ CANARY_SCALARS = (
 LOAD_SCALARS = ("phases", "dropped", "errors_total")
 
 
-def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
-    """Read, override and validate a scenario file, including its gate expressions.
+def parse_scenario(text: str, file: str, overrides: list[str] | None = None) -> Scenario:
+    """Parse, override and validate scenario text, including its gate expressions.
+
+    Args:
+        text: the TOML document.
+        file: its name, for error messages.
+        overrides: `key.path=value` items applied before validation.
 
     Raises:
-        ScenarioError: unreadable file, bad TOML, bad keys/values, or bad gates (exit 2).
+        ScenarioError: bad TOML, bad keys/values, or bad gates (exit 2).
     """
-    file = str(path)
-    data = validation.parse_toml(read_text(path), file)
+    data = validation.parse_toml(text, file)
     validation.apply_overrides(data, overrides or [])
     scenario = validation.validate(Scenario, data, file)
     problems = gate_problems(scenario)
@@ -235,16 +238,6 @@ def _check_gates(where: str, gates: dict[str, str], ops: list[str], scalars: tup
         for problem in check_gate(gate, ops, scalars) + keyword_problems(gate):
             problems.append((f"{where}.{name}", problem))
     return problems
-
-
-def read_text(path: str | Path) -> str:
-    """Read a UTF-8 input file, turning OS errors into a ScenarioError (exit 2)."""
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(str(path), [("", "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(str(path), [("", f"cannot read: {exc}")]) from None
 
 
 def dump(scenario: Scenario) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -10,7 +9,6 @@ from pydantic import AfterValidator, Field, model_validator
 
 from holoload.core import validation
 from holoload.core.model_types import PositiveSeconds, Strict
-from holoload.core.scenario import read_text
 
 DataSharing = Literal["shared", "per_node"]
 
@@ -84,15 +82,13 @@ class Target(Strict):
         return [n.name or f"node{i}" for i, n in enumerate(self.nodes, start=1)]
 
 
-def load_target(path: str | Path) -> Target:
-    """Read and validate a target file.
+def parse_target(text: str, file: str) -> Target:
+    """Parse and validate target text.
 
     Raises:
-        ScenarioError: unreadable file, bad TOML or bad keys/values (exit 2).
+        ScenarioError: bad TOML or bad keys/values (exit 2).
     """
-    file = str(path)
-    data = validation.parse_toml(read_text(path), file)
-    return validation.validate(Target, data, file)
+    return validation.validate(Target, validation.parse_toml(text, file), file)
 
 
 def local_target(dsns: list[str]) -> Target:

@@ -13,8 +13,7 @@ from rich.console import Console
 
 from holoload import __version__
 from holoload.core.errors import ExitCode, HololoadError, InputError
-from holoload.core.scenario import load_scenario
-from holoload.core.target import load_target
+from holoload.shell.files import load_scenario, load_target
 
 SUBCOMMANDS = ("run", "validate", "cluster")
 
