@@ -98,9 +98,10 @@ class LiveDisplay:
         self._stop_spinner()
         if verdicts:
             self.console.print("[bold]gates[/bold]", highlight=False)
+        width = max([16, *(len(v.name) + 1 for v in verdicts)])
         for v in verdicts:
             mark = "[green]PASS[/green]" if v.passed else "[bold red]FAIL[/bold red]"
-            self.console.print(f"  {mark} {v.name:<16} {escape(v.reason)}", highlight=False)
+            self.console.print(f"  {mark} {escape(v.name):<{width}} {escape(v.reason)}", highlight=False)
         style = {"PASS": "bold green", "FAIL": "bold red"}.get(status, "bold yellow")
         note = "" if enforce else " (--no-enforce: exit 0 whatever the gates say)"
         self.console.print(f"[{style}]{status}[/{style}] exit {exit_code}{note}  results: {results}", highlight=False)

@@ -9,6 +9,7 @@ from rich.text import Text
 
 from holoload.core.events import Event, GateChanged, PhaseChanged, RunProblem, WindowClosed, WindowRow
 from holoload.core.scenario import Scenario
+from holoload.core.workload import gate_text
 from holoload.shell.live import LiveDisplay
 
 _GATE_STYLE = {"pass": "green", "fail": "bold red", "pending": "dim"}
@@ -33,7 +34,14 @@ class LoadDisplay(LiveDisplay):
         super().__init__(console, quiet=quiet)
         self.durations = {p.name: p.duration for p in scenario.phases}
         self.total_s = sum(d or 0 for d in self.durations.values())
-        self.gates: dict[str, tuple[str, str]] = {}
+        self.gates: dict[str, tuple[str, str]] = {
+            name: ("pending", text) for name, text in scenario.active_gates().items()
+        }
+        for phase in scenario.phases:
+            for name, value in phase.gates.items():
+                text = gate_text(value)
+                if text.strip():
+                    self.gates[f"{phase.name}.{name}"] = ("pending", text)
         self.phase = ""
         self.phase_started_s = 0.0
         self.last: WindowClosed | None = None
