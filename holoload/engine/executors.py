@@ -94,21 +94,23 @@ class WriterLoop:
         ops = run.workload.ops
         self.ops = [CompiledOp(op, rng, _allocator(run, op.params)) for op in ops]
         self.mix = WeightedCycle([op.weight for op in ops])
+        self.single = len(ops) == 1
         now = run.perf_ns()
         self.recorders: list[OpRecorder] = [
             run.aggregator.recorder(OpKey(run.phase, run.workload.name, op.name, writer.name), now) for op in ops
         ]
         self.rng = rng
 
-    async def execute(self, intended_ns: int, *, open_loop: bool = False) -> None:
-        """One operation, retried per the workload's policy; its latency counts from `intended_ns`.
+    async def execute(self, intended_ns: int | None = None, *, open_loop: bool = False) -> None:
+        """One operation, retried per the workload's policy.
 
+        Latency counts from `intended_ns` (open loop), else from the first attempt's send.
         Open loop: the schedule lag (start - intended) is recorded; an operation that starts
         early (timer granularity) counts from its actual start, so latency is never understated.
         """
-        i = self.mix.next()
+        i = 0 if self.single else self.mix.next()
         op, rec = self.ops[i], self.recorders[i]
-        if open_loop:
+        if open_loop and intended_ns is not None:
             started = self.run.perf_ns()
             rec.schedule_lag(intended_ns, started)
             intended_ns = max(intended_ns, started)
@@ -121,6 +123,8 @@ class WriterLoop:
                 rec.failure(ErrorClass.CONNECTION)
                 return
             sent_ns = self.run.perf_ns()
+            if intended_ns is None:
+                intended_ns = sent_ns
             try:
                 rows = await op.run(writer)
             except DB_ERRORS as exc:
@@ -178,7 +182,7 @@ async def _closed_worker(
             continue
         if not run.take_iteration():
             return
-        await loop.execute(now)
+        await loop.execute()
         if think:
             await anyio.sleep(think)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,7 +37,7 @@ class CompiledOp:
         seq: the process-wide id allocator (ids unique across writers and endpoints).
     """
 
-    __slots__ = ("name", "rows", "_gens", "_sql", "_run", "_table", "_columns")
+    __slots__ = ("name", "rows", "_gens", "_sql", "run", "_table", "_columns", "_stmt", "_conn")
 
     def __init__(self, op: Operation, rng: random.Random, seq: SeqAllocator) -> None:
         self.name = op.name
@@ -47,32 +47,39 @@ class CompiledOp:
         ]
         self._table = op.table
         self._columns = op.columns
+        self._stmt: Any = None
+        self._conn: Any = None
+        self.run: Callable[[Writer], Awaitable[int]]
         if op.rows == 1:
             self._sql = op.sql
-            self._run = self._single
+            self.run = self._single
         elif op.insert_mode == "values":
             self._sql = values_sql(op.sql, op.rows, len(op.params))
-            self._run = self._values
+            self.run = self._values
         elif op.insert_mode == "executemany":
             self._sql = op.sql
-            self._run = self._executemany
+            self.run = self._executemany
         else:
             self._sql = ""
-            self._run = self._copy
+            self.run = self._copy
 
     def args(self) -> list[Any]:
         return [g() for g in self._gens]
 
-    async def run(self, writer: Writer) -> int:
-        return await self._run(writer)
+    async def _statement(self, writer: Writer) -> Any:
+        """The prepared statement on the writer's current connection (re-prepared after a reconnect)."""
+        if self._conn is not writer.conn:
+            self._stmt = await writer.prepared(self._sql)
+            self._conn = writer.conn
+        return self._stmt
 
     async def _single(self, writer: Writer) -> int:
-        stmt = await writer.prepared(self._sql)
+        stmt = self._stmt if self._conn is writer.conn else await self._statement(writer)
         result = await stmt.fetch(*[g() for g in self._gens])
         return len(result) or 1
 
     async def _values(self, writer: Writer) -> int:
-        stmt = await writer.prepared(self._sql)
+        stmt = await self._statement(writer)
         flat: list[Any] = []
         for _ in range(self.rows):
             flat.extend(g() for g in self._gens)
