@@ -55,14 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="target file describing the cluster; default: start a local cluster",
     )
-    run.add_argument(
-        "--set",
-        "-s",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY.PATH=VALUE",
-        help="override a scenario field, e.g. --set gates.p95_20k='p95(batch_20k) <= 10s' "
+    _add_set(
+        run,
+        "override a scenario field, e.g. --set gates.p95_20k='p95(batch_20k) <= 10s' "
         "or --set chaos.0.enabled=false (repeatable; values are read as TOML)",
     )
     run.add_argument(
@@ -86,15 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="check scenario and target files without running anything")
     val.add_argument("files", nargs="+", metavar="FILE")
-    val.add_argument(
-        "--set",
-        "-s",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY.PATH=VALUE",
-        help="apply overrides to scenario files before checking",
-    )
+    _add_set(val, "apply overrides to scenario files before checking")
 
     cluster = sub.add_parser("cluster", help="start, inspect or stop a long-lived local cluster")
     cluster.add_argument("action", choices=("up", "status", "down"))
@@ -107,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="first port to try for 'up' (default 55432)",
     )
     return parser
+
+
+def _add_set(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument(
+        "--set", "-s", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE", help=help_text
+    )
 
 
 def normalise_argv(argv: Sequence[str]) -> list[str]:

@@ -43,6 +43,17 @@ def p95_threshold_ms(op: str, gates: dict[str, str]) -> float | None:
     return None
 
 
+def latency_ms(
+    count: int, min_us: float, mean_us: float, max_us: float, percentiles_us: dict[float, int | None]
+) -> dict[str, float] | None:
+    """min/mean/max and percentiles in milliseconds, or None when nothing was recorded."""
+    if count == 0:
+        return None
+    out = {"min": min_us / 1000, "mean": mean_us / 1000, "max": max_us / 1000}
+    out.update({f"p{p:g}": (v or 0) / 1000 for p, v in percentiles_us.items()})
+    return out
+
+
 def observed_p95_ms(agg: CanaryAggregator, op: str) -> float | None:
     hist = agg.histogram(op)
     value = hist.percentile_us(95) if hist is not None else None
@@ -102,14 +113,9 @@ def summary_json(
             "errors": stats.errors,
             "delta_mismatches": stats.mismatches,
             "count": h.count,
-            "latency_ms": None
-            if h.count == 0
-            else {
-                "min": h.min_us / 1000,
-                "mean": h.mean_us / 1000,
-                "max": h.max_us / 1000,
-                **{f"p{p:g}": (h.percentile_us(p) or 0) / 1000 for p in (50, 90, 95, 99)},
-            },
+            "latency_ms": latency_ms(
+                h.count, h.min_us, h.mean_us, h.max_us, {p: h.percentile_us(p) for p in (50, 90, 95, 99)}
+            ),
         }
     return {
         "holoload_version": __version__,
@@ -159,7 +165,8 @@ def _target_dict(target: Target | None) -> dict[str, Any] | None:
 def _op_figures(stats: OpStats, seconds: float) -> dict[str, Any]:
     h = stats.latency
     service = stats.service if stats.service.count else h  # closed loop: service time is the latency
-    pcts = h.percentiles_us((50, 90, 95, 99, 99.9))
+    ps = (50, 90, 95, 99, 99.9)
+    pcts = dict(zip(ps, h.percentiles_us(ps), strict=True))
     return {
         "ok": stats.ok,
         "rows": stats.rows,
@@ -168,14 +175,7 @@ def _op_figures(stats: OpStats, seconds: float) -> dict[str, Any]:
         "dropped": stats.dropped,
         "retries": stats.retries,
         "ops_per_s": stats.ok / seconds if seconds > 0 else None,
-        "latency_ms": None
-        if h.count == 0
-        else {
-            "min": h.min_us / 1000,
-            "mean": h.mean_us / 1000,
-            "max": h.max_us / 1000,
-            **{f"p{p:g}": (v or 0) / 1000 for p, v in zip((50, 90, 95, 99, 99.9), pcts, strict=True)},
-        },
+        "latency_ms": latency_ms(h.count, h.min_us, h.mean_us, h.max_us, pcts),
         "service_p99_ms": (service.percentile_us(99) or 0) / 1000 if service.count else None,
         "early_starts": stats.early,
         "schedule_lag_p99_ms": (stats.lag.percentile_us(99) or 0) / 1000 if stats.lag.count else None,
