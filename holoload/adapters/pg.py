@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from holoload.core.errors import SetupError
-from holoload.core.outcome import ErrorClass, classify_sqlstate
+from holoload.core.outcome import ErrorClass, ErrorRules, classify_sqlstate
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,13 +26,17 @@ class StatementError:
         return f"{self.error_class.value} ({code}): {self.message}"
 
 
-def describe_error(exc: BaseException) -> StatementError:
-    """Classify an exception raised while talking to the database (by SQLSTATE, never by text)."""
+def describe_error(exc: BaseException, rules: ErrorRules | None = None) -> StatementError:
+    """Classify an exception raised while talking to the database.
+
+    By SQLSTATE; message text only through a target's explicit `rules`.
+    """
     sqlstate = getattr(exc, "sqlstate", None)
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)) and sqlstate is None:
+    if isinstance(exc, TimeoutError) and sqlstate is None:
         return StatementError(ErrorClass.TIMEOUT, None, "client-side timeout")
     message = str(exc).strip() or type(exc).__name__
-    return StatementError(classify_sqlstate(sqlstate), sqlstate, message)
+    error_class = rules.classify(sqlstate, message) if rules else classify_sqlstate(sqlstate)
+    return StatementError(error_class, sqlstate, message)
 
 
 def redact(dsn: str) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
-__all__ = ["ErrorClass", "classify_sqlstate"]
+__all__ = ["ErrorClass", "ErrorRules", "classify_sqlstate"]
 
 
 class ErrorClass(StrEnum):
@@ -64,3 +65,25 @@ def classify_sqlstate(code: str | None) -> ErrorClass:
     if exact is not None:
         return exact
     return _BY_CLASS.get(normalized[:2], ErrorClass.OTHER)
+
+
+class ErrorRules:
+    """A target's message-pattern rules, for systems that report many faults under one code.
+
+    HoloFusion reports storage faults as `XX000` with text; a rule such as
+    (`XX000`, `leader not found|shard unavailable`, RETRYABLE) reclassifies them. Rules are
+    tried in order; the first whose SQLSTATE (None: any) and pattern both match wins, otherwise
+    the SQLSTATE decides. This is the one place message text is read, and only by explicit rules.
+    """
+
+    def __init__(self, rules: list[tuple[str | None, str, ErrorClass]] | None = None) -> None:
+        self._rules = [(code.upper() if code else None, re.compile(pattern), cls) for code, pattern, cls in rules or []]
+
+    def classify(self, code: str | None, message: str) -> ErrorClass:
+        for rule_code, pattern, cls in self._rules:
+            if (rule_code is None or rule_code == (code or "").upper()) and pattern.search(message):
+                return cls
+        return classify_sqlstate(code)
+
+    def __bool__(self) -> bool:
+        return bool(self._rules)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from holoload.core import validation
 from holoload.core.model_types import PositiveSeconds, Strict
+from holoload.core.outcome import ErrorClass, ErrorRules
 
 DataSharing = Literal["shared", "per_node"]
 
@@ -56,6 +58,23 @@ class SplitCapability(Strict):
     method: Literal["holoctl", "partition", "none"] = "none"
 
 
+class ErrorRule(Strict):
+    """Reclassify errors whose message matches `pattern` (and whose SQLSTATE is `sqlstate`)."""
+
+    sqlstate: str | None = Field(default=None, pattern=r"^[0-9A-Za-z]{5}$")
+    pattern: str
+    error_class: ErrorClass = Field(alias="class")
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
 class Target(Strict):
     """A whole target file."""
 
@@ -69,6 +88,7 @@ class Target(Strict):
     nodes: list[Node] = Field(min_length=1, max_length=64)
     topology: TopologySource = TopologySource()
     split: SplitCapability = SplitCapability()
+    error_rules: list[ErrorRule] = Field(default=[], description="message-pattern rules, tried in order")
 
     @model_validator(mode="after")
     def _consistent(self) -> Target:
@@ -77,6 +97,9 @@ class Target(Strict):
         if self.split.method == "holoctl" and self.topology.source != "holoctl":
             raise ValueError("split.method 'holoctl' needs topology.source = 'holoctl' (its target)")
         return self
+
+    def rules(self) -> ErrorRules:
+        return ErrorRules([(r.sqlstate, r.pattern, r.error_class) for r in self.error_rules])
 
     def node_names(self) -> list[str]:
         return [n.name or f"node{i}" for i, n in enumerate(self.nodes, start=1)]

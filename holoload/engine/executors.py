@@ -14,7 +14,7 @@ import asyncpg
 from holoload.adapters.pg import describe_error
 from holoload.adapters.pool import Writer
 from holoload.core.generators import SeqAllocator
-from holoload.core.outcome import ErrorClass
+from holoload.core.outcome import ErrorClass, ErrorRules
 from holoload.core.pacing import ArrivalSchedule, ConcurrencySchedule, Stage, WeightedCycle
 from holoload.core.window import Aggregator, OpKey, OpRecorder
 from holoload.core.workload import Workload
@@ -61,6 +61,7 @@ class WorkloadRun:
     perf_ns: Callable[[], int] = time.perf_counter_ns
     phase_end_ns: int | None = None
     remaining: int | None = None
+    rules: ErrorRules | None = None
     budget: RetryBudget = field(init=False)
     start_ns: int = 0
     lag_ns: int = 0
@@ -128,7 +129,7 @@ class WriterLoop:
             try:
                 rows = await op.run(writer)
             except DB_ERRORS as exc:
-                error_class = describe_error(exc).error_class
+                error_class = describe_error(exc, self.run.rules).error_class
                 rec.failure(error_class)
                 if error_class is ErrorClass.CONNECTION and writer.conn is not None:
                     writer.conn.terminate()

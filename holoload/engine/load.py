@@ -107,7 +107,15 @@ class LoadEngine:
             per_endpoint = self._writers_for(workload)
             every += [w for ws in per_endpoint for w in ws]
             runs.append(
-                WorkloadRun(phase.name, workload, per_endpoint, self.aggregator, self._seq, perf_ns=self.perf_ns)
+                WorkloadRun(
+                    phase.name,
+                    workload,
+                    per_endpoint,
+                    self.aggregator,
+                    self._seq,
+                    perf_ns=self.perf_ns,
+                    rules=self.surfaces.target.rules(),
+                )
             )
         return runs, every
 
