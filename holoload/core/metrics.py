@@ -1,0 +1,572 @@
+"""Node metrics: HoloFusion `name=value` and Prometheus text parsed into samples, families, a store."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from prometheus_client.parser import text_string_to_metric_families
+
+Labels = tuple[tuple[str, str], ...]
+Format = Literal["holofusion", "prometheus"]
+#: One long-format `metrics.csv` row: ts, node, name, labels (`k=v;k=v`), value.
+MetricRow = tuple[float, str, str, str, float | str]
+METRICS_CSV_HEADER = ("ts", "node", "name", "labels", "value")
+
+#: HoloFusion prints no TYPE lines. A numeric HoloFusion metric is a gauge when its name
+#: contains one of these fragments, else a counter. Gauges are levels that go up and down
+#: (queue depths, in-flight work, circuit state, lag, peaks, rates, timestamps, tracked jobs);
+#: everything else HoloFusion prints is a monotonically increasing count.
+HOLOFUSION_GAUGE_MARKERS = (
+    "queue_depth",
+    "inflight",
+    "circuit_state",
+    "active_query_sessions",
+    "_lag",
+    "_peak",
+    "rows_per_second",
+    "_at_unix_ns",
+    "jobs_tracked",
+)
+
+_INT_RE = re.compile(r"[+-]?\d+", re.ASCII)
+_FLOAT_RE = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+# What Rust's f64 Display prints for non-finite values.
+_SPECIAL_FLOATS = {"NaN", "inf", "-inf", "+inf"}
+_HOLOFUSION_LINE_RE = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*[ \t]*=")
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One metric value read from a node.
+
+    `value` is a number or a string. Integers are kept as `int` (the `float` annotation admits
+    them), so large counts and nanosecond timestamps stay exact. `kind` is "counter", "gauge",
+    "untyped", "info", or "string" for a string value. `labels` are sorted by key.
+    """
+
+    name: str
+    labels: Labels
+    value: float | str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """A HoloFusion metric that is one field of one member of a family.
+
+    `distributed_write_shard_2_apply_rows` is `Family("distributed_write_shard", "2", "apply_rows")`.
+    """
+
+    family: str
+    member: str
+    field: str
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+
+
+def parse_holofusion(text: str) -> list[Sample]:
+    """Parse HoloFusion `name=value` lines, one sample per non-blank line, in order.
+
+    Integers stay int, decimals/exponents (and NaN/inf) become float, anything else is a string
+    sample (kind "string"), including the empty value of `ingest_job_0_last_error=`. The value
+    is everything after the first `=`, trimmed. Numeric kinds follow `HOLOFUSION_GAUGE_MARKERS`.
+
+    Args:
+        text: the `/metrics` body.
+
+    Returns:
+        The samples, without labels.
+
+    Raises:
+        ValueError: a non-blank line has no `=` or an empty name (the message gives its number).
+    """
+    samples: list[Sample] = []
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, sep, raw = line.partition("=")
+        name = name.strip()
+        if not sep:
+            raise ValueError(f"metrics line {line_no}: expected name=value, got {line[:80]!r}")
+        if not name:
+            raise ValueError(f"metrics line {line_no}: empty metric name in {line[:80]!r}")
+        value = _holofusion_value(raw.strip())
+        samples.append(Sample(name, (), value, holofusion_kind(name, value)))
+    return samples
+
+
+def holofusion_kind(name: str, value: float | str) -> str:
+    """Classify a HoloFusion metric: "string", else "gauge" per the markers, else "counter".
+
+    Args:
+        name: the metric name.
+        value: its parsed value.
+
+    Returns:
+        The sample kind.
+    """
+    if isinstance(value, str):
+        return "string"
+    if any(marker in name for marker in HOLOFUSION_GAUGE_MARKERS):
+        return "gauge"
+    return "counter"
+
+
+def _holofusion_value(raw: str) -> float | str:
+    if _INT_RE.fullmatch(raw):
+        return int(raw)
+    if _FLOAT_RE.fullmatch(raw) or raw in _SPECIAL_FLOATS:
+        return float(raw)
+    return raw
+
+
+def parse_prometheus(text: str) -> list[Sample]:
+    """Parse the Prometheus text exposition format with `prometheus_client`'s parser.
+
+    Histograms and summaries are flattened into their samples (`_bucket` with its `le` label,
+    `_sum`, `_count`, and summary quantiles). Cumulative samples (counter `_total`, `_bucket`,
+    `_sum`, `_count`) are kind "counter"; gauges and summary quantiles "gauge"; "info" stays
+    "info"; anything without a TYPE line is "untyped". Counter names are kept as served:
+    the client library renames `# TYPE foo counter` samples to `foo_total`, which is undone.
+    Sample timestamps and exemplars are ignored (the sampler's time is what counts).
+
+    Args:
+        text: the exposition body.
+
+    Returns:
+        The samples in exposition order.
+
+    Raises:
+        ValueError: the text is not valid exposition format.
+    """
+    renamed_counters = _counters_renamed_by_client(text)
+    samples: list[Sample] = []
+    try:
+        for family in text_string_to_metric_families(text):
+            for raw in family.samples:
+                name = raw.name
+                if family.type == "counter" and family.name in renamed_counters and name.endswith("_total"):
+                    name = name[: -len("_total")]
+                labels = tuple(sorted(raw.labels.items()))
+                samples.append(Sample(name, labels, raw.value, _prometheus_kind(family.type, family.name, name)))
+    except (ValueError, IndexError, KeyError) as exc:
+        raise ValueError(f"invalid Prometheus exposition: {exc or type(exc).__name__}") from exc
+    return samples
+
+
+def _counters_renamed_by_client(text: str) -> set[str]:
+    """Names declared `# TYPE <name> counter` without `_total` (the client appends it)."""
+    names: set[str] = set()
+    for line in text.splitlines():
+        parts = line.split(None, 3)
+        if len(parts) == 4 and parts[0] == "#" and parts[1] == "TYPE" and parts[3].strip() == "counter":
+            name = parts[2].strip('"')
+            if not name.endswith("_total"):
+                names.add(name)
+    return names
+
+
+def _prometheus_kind(family_type: str, family_name: str, name: str) -> str:
+    suffix = name[len(family_name) :] if name.startswith(family_name) else ""
+    if family_type == "counter":
+        return "gauge" if suffix == "_created" else "counter"
+    if family_type in ("histogram", "summary"):
+        if suffix in ("_bucket", "_sum", "_count"):
+            return "counter"
+        return "gauge"
+    if family_type in ("gauge", "gaugehistogram", "stateset"):
+        return "gauge"
+    if family_type == "info":
+        return "info"
+    return "untyped"
+
+
+def detect_format(text: str) -> Format:
+    """Tell HoloFusion `name=value` text from Prometheus exposition text.
+
+    The first non-blank line decides: a `#` comment, or a name followed by `{` or a space and
+    a value, is Prometheus; a name followed by `=` is HoloFusion. Empty text is "holofusion".
+
+    Args:
+        text: a `/metrics` body.
+
+    Returns:
+        "holofusion" or "prometheus".
+    """
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped.startswith("#"):
+            return "prometheus"
+        return "holofusion" if _HOLOFUSION_LINE_RE.match(stripped) else "prometheus"
+    return "holofusion"
+
+
+def parse_metrics(text: str) -> list[Sample]:
+    """Parse a `/metrics` body in whichever format `detect_format` finds.
+
+    Args:
+        text: a `/metrics` body.
+
+    Returns:
+        The samples.
+
+    Raises:
+        ValueError: the text is malformed for its detected format.
+    """
+    if detect_format(text) == "prometheus":
+        return parse_prometheus(text)
+    return parse_holofusion(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# HoloFusion families
+
+#: Fields HoloFusion prints per write target (`distributed_write_target_<target>_<field>`).
+TARGET_FIELDS = (
+    "apply_failures",
+    "retryable_failures",
+    "non_retryable_failures",
+    "circuit_open_count",
+    "circuit_reject_count",
+    "circuit_state",
+)
+#: Fields HoloFusion prints per admission class; they tell `admission_write_admitted` (class
+#: "write") from global names such as `admission_reject_count`.
+ADMISSION_FIELDS = (
+    "admitted",
+    "rejected",
+    "rejected_queue_timeout",
+    "rejected_queue_limit",
+    "wait_count",
+    "wait_ns_total",
+    "queue_depth",
+    "queue_depth_peak",
+)
+
+
+def _alternatives(fields: tuple[str, ...]) -> str:
+    return "|".join(re.escape(f) for f in sorted(fields, key=len, reverse=True))
+
+
+_FAMILY_PATTERNS = (
+    ("distributed_write_shard", re.compile(r"distributed_write_shard_(\d+)_(\w+)")),
+    # Non-greedy target: `..._15051_non_retryable_failures` is target `..._15051`.
+    ("distributed_write_target", re.compile(rf"distributed_write_target_(\w+?)_({_alternatives(TARGET_FIELDS)})")),
+    ("admission", re.compile(rf"admission_(\w+?)_({_alternatives(ADMISSION_FIELDS)})")),
+    ("ingest_job", re.compile(r"ingest_job_(\d+)_(\w+)")),
+    ("active_query", re.compile(r"active_query_(\d+)_(\w+)")),
+)
+
+
+def family_of(name: str) -> Family | None:
+    """Recognise a HoloFusion per-member metric name.
+
+    Families: `distributed_write_shard_<n>_<field>`, `distributed_write_target_<target>_<field>`
+    (fields in `TARGET_FIELDS`), `admission_<class>_<field>` (fields in `ADMISSION_FIELDS`),
+    `ingest_job_<i>_<field>` (`ingest_job_0_shard_2_lag` has field `shard_2_lag`) and
+    `active_query_<i>_<field>`.
+
+    Args:
+        name: a metric name.
+
+    Returns:
+        The family, member id and field, or None for a name outside every family.
+    """
+    for family, pattern in _FAMILY_PATTERNS:
+        match = pattern.fullmatch(name)
+        if match:
+            return Family(family, match.group(1), match.group(2))
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The store
+
+
+def labels_text(labels: Labels) -> str:
+    r"""Render labels as `k=v;k=v` for `metrics.csv`; `\`, `;`, `=` and newlines are escaped.
+
+    Args:
+        labels: sorted (key, value) pairs.
+
+    Returns:
+        The text ("" without labels).
+    """
+    return ";".join(f"{_escape_label(k)}={_escape_label(v)}" for k, v in labels)
+
+
+def _escape_label(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(";", "\\;").replace("=", "\\=").replace("\n", "\\n")
+
+
+def rows(node: str, ts_s: float, samples: list[Sample]) -> list[MetricRow]:
+    """Long-format `metrics.csv` rows for one observation (columns `METRICS_CSV_HEADER`).
+
+    Args:
+        node: the node the samples came from.
+        ts_s: when they were taken (Unix seconds).
+        samples: the parsed samples; numeric and string values are both written.
+
+    Returns:
+        One row per sample.
+    """
+    return [(ts_s, node, s.name, labels_text(s.labels), s.value) for s in samples]
+
+
+class _Series:
+    """What the store keeps of one (node, name, labels) series: no history."""
+
+    __slots__ = (
+        "kind",
+        "first_ts",
+        "last_ts",
+        "first",
+        "last",
+        "last_finite",
+        "min",
+        "max",
+        "accumulated",
+        "resets",
+        "string",
+    )
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.first_ts: float | None = None  # of the first numeric value
+        self.last_ts: float | None = None
+        self.first: float | None = None  # first finite value (0 for a counter born mid-run)
+        self.last: float | None = None  # last numeric value, NaN and inf included
+        self.last_finite: float | None = None
+        self.min: float | None = None
+        self.max: float | None = None
+        self.accumulated: float = 0
+        self.resets = 0
+        self.string: str | None = None
+
+    def numeric(self, ts_s: float, value: float, born_at: float | None) -> None:
+        self.last = value
+        self.last_ts = ts_s
+        if self.first_ts is None:
+            self.first_ts = ts_s
+        if not math.isfinite(value):
+            return
+        if self.min is None or value < self.min:
+            self.min = value
+        if self.max is None or value > self.max:
+            self.max = value
+        previous = self.last_finite
+        self.last_finite = value
+        if previous is None:
+            if born_at is not None and self.kind == "counter" and value >= 0:
+                # A counter that appears on a node already observed (a new shard after a split,
+                # a new write target) counted from zero since the node's previous observation.
+                self.first, self.first_ts, self.accumulated = 0, born_at, value
+            else:
+                self.first = value
+        elif self.kind != "counter":
+            return
+        elif value >= previous:
+            self.accumulated += value - previous
+        else:
+            # Backwards: the node restarted; what it shows now was counted since the restart.
+            self.resets += 1
+            self.accumulated += max(value, 0)
+
+    def delta(self) -> float | None:
+        if self.first is None or self.last_finite is None:
+            return None
+        if self.kind == "counter":
+            return self.accumulated
+        return self.last_finite - self.first
+
+    def span_s(self) -> float:
+        if self.first_ts is None or self.last_ts is None:
+            return 0.0
+        return self.last_ts - self.first_ts
+
+
+class MetricsStore:
+    """First/last/min/max and reset-aware counter deltas per (node, name, labels) series.
+
+    Memory is bounded by the number of series, never by the run's length: nothing is kept per
+    observation. Counters: a value lower than the previous one is a reset (node restart), so
+    the delta adds the new value (counted since the restart) and never goes negative; a counter
+    first seen on a node that was already observed counts from zero (so per-shard deltas add up
+    to the node total across a split). Gauges and untyped series: delta is last - first.
+    Non-finite values (NaN, inf) become `last` but never enter min/max or deltas.
+
+    Queries take `node=None` to cover every node and `labels=None` to cover every label set;
+    given labels select the series carrying at least those pairs.
+    """
+
+    def __init__(self) -> None:
+        self._series: dict[tuple[str, str, Labels], _Series] = {}
+        self._node_last_ts: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._series)
+
+    def observe(self, node: str, ts_s: float, samples: list[Sample]) -> None:
+        """Fold one scrape of a node into the series.
+
+        Args:
+            node: the node scraped.
+            ts_s: when (seconds; any monotonic-enough clock, the same for every node).
+            samples: what it served.
+        """
+        born_at = self._node_last_ts.get(node)
+        for sample in samples:
+            key = (node, sample.name, sample.labels)
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = _Series(sample.kind)
+            if isinstance(sample.value, str):
+                series.string = sample.value
+                continue
+            if sample.kind != "string":
+                series.kind = sample.kind
+            series.numeric(ts_s, sample.value, born_at)
+        if samples:  # an empty scrape sets no baseline: later series must not count from zero
+            self._node_last_ts[node] = ts_s
+
+    def _select(self, name: str, node: str | None, labels: Mapping[str, str] | None) -> Iterator[_Series]:
+        wanted = tuple(labels.items()) if labels else ()
+        for (series_node, series_name, series_labels), series in self._series.items():
+            if series_name != name or (node is not None and series_node != node):
+                continue
+            if wanted and not all(pair in series_labels for pair in wanted):
+                continue
+            if series.first_ts is not None:
+                yield series
+
+    def delta(self, name: str, node: str | None = None, labels: Mapping[str, str] | None = None) -> float | None:
+        """Increase of a metric over the observed span, summed over the selected series.
+
+        Args:
+            name: the metric name.
+            node: one node, or None for the sum over nodes.
+            labels: label pairs the series must carry, or None for every label set.
+
+        Returns:
+            The sum of per-series deltas (reset-aware for counters), or None if no numeric
+            series matches.
+        """
+        deltas = [d for s in self._select(name, node, labels) if (d := s.delta()) is not None]
+        return sum(deltas) if deltas else None
+
+    def rate(self, name: str, node: str | None = None, labels: Mapping[str, str] | None = None) -> float | None:
+        """Per-second increase: each series' delta over its own observed span, summed.
+
+        Args:
+            name: the metric name.
+            node: one node, or None for the sum of the per-node rates.
+            labels: label pairs the series must carry, or None for every label set.
+
+        Returns:
+            The summed rate, or None if no matching series was observed over a span > 0.
+        """
+        rates = [
+            d / s.span_s() for s in self._select(name, node, labels) if s.span_s() > 0 and (d := s.delta()) is not None
+        ]
+        return sum(rates) if rates else None
+
+    def last(self, name: str, node: str | None = None, labels: Mapping[str, str] | None = None) -> float | None:
+        """The latest numeric value, summed over the selected series (e.g. every node's).
+
+        Args:
+            name: the metric name.
+            node: one node, or None for the sum over nodes.
+            labels: label pairs the series must carry, or None for every label set.
+
+        Returns:
+            The sum of last values (NaN if one of them is NaN), or None if nothing matches.
+        """
+        values = [s.last for s in self._select(name, node, labels) if s.last is not None]
+        return sum(values) if values else None
+
+    def max(self, name: str, node: str | None = None, labels: Mapping[str, str] | None = None) -> float | None:
+        """The largest finite value any selected series showed (for gauges: the peak seen).
+
+        Not summed over nodes: peaks on different nodes need not coincide, so a sum of
+        per-node maxima would be a value the cluster never showed. With node=None this is the
+        worst node's peak.
+
+        Args:
+            name: the metric name.
+            node: one node, or None for the largest over every node.
+            labels: label pairs the series must carry, or None for every label set.
+
+        Returns:
+            The maximum, or None if no finite value matched.
+        """
+        values = [s.max for s in self._select(name, node, labels) if s.max is not None]
+        return max(values) if values else None
+
+    def min(self, name: str, node: str | None = None, labels: Mapping[str, str] | None = None) -> float | None:
+        """The smallest finite value any selected series showed (the counterpart of `max`).
+
+        Args:
+            name: the metric name.
+            node: one node, or None for the smallest over every node.
+            labels: label pairs the series must carry, or None for every label set.
+
+        Returns:
+            The minimum, or None if no finite value matched.
+        """
+        values = [s.min for s in self._select(name, node, labels) if s.min is not None]
+        return min(values) if values else None
+
+    def resets(self, name: str | None = None, node: str | None = None) -> int:
+        """How many counter resets (values going backwards) were seen.
+
+        Args:
+            name: one metric, or None for every metric.
+            node: one node, or None for every node.
+
+        Returns:
+            The number of resets over the selected series.
+        """
+        return sum(
+            series.resets
+            for (series_node, series_name, _labels), series in self._series.items()
+            if (name is None or series_name == name) and (node is None or series_node == node)
+        )
+
+    def nodes(self) -> list[str]:
+        """Nodes observed at least once, sorted."""
+        return sorted(self._node_last_ts)
+
+    def names(self, node: str | None = None) -> list[str]:
+        """Metric names seen (numeric or string), sorted.
+
+        Args:
+            node: one node, or None for every node.
+
+        Returns:
+            The distinct names.
+        """
+        return sorted({name for (n, name, _labels) in self._series if node is None or n == node})
+
+    def string_values(self, node: str) -> dict[str, str]:
+        """The latest string value of each string metric of a node.
+
+        Args:
+            node: the node.
+
+        Returns:
+            Name (with `{k=v;k=v}` appended when labelled) -> last string value.
+        """
+        values: dict[str, str] = {}
+        for (series_node, name, labels), series in self._series.items():
+            if series_node == node and series.string is not None:
+                key = f"{name}{{{labels_text(labels)}}}" if labels else name
+                values[key] = series.string
+        return values
