@@ -10,7 +10,6 @@ import pytest
 from holoload.core.metrics import (
     HOLOFUSION_GAUGE_MARKERS,
     Family,
-    MetricsStore,
     Sample,
     detect_format,
     family_of,
@@ -20,6 +19,7 @@ from holoload.core.metrics import (
     parse_prometheus,
     rows,
 )
+from holoload.core.metrics_store import MetricsStore
 
 FIXTURES = Path(__file__).parent / "fixtures" / "holofusion"
 

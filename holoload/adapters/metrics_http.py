@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 import aiohttp
 
 from holoload.core.errors import HololoadError
+from holoload.core.metrics import parse_holofusion
 
 MetricValue = int | float | str
-
-_INT_RE = re.compile(r"[+-]?\d+", re.ASCII)
-_FLOAT_RE = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?", re.ASCII)
-# What Rust's f64 Display prints for non-finite values.
-_SPECIAL_FLOATS = {"NaN", "inf", "-inf", "+inf"}
 
 
 class MetricsFetchError(HololoadError):
@@ -32,36 +26,14 @@ class MetricsFetchError(HololoadError):
 
 
 def parse_metrics_text(text: str) -> dict[str, MetricValue]:
-    """Parse HoloFusion `name=value` lines.
+    """HoloFusion `name=value` lines as a dict (a repeated name keeps its last value).
 
-    Integers stay int, decimals/exponents (and NaN/inf) become float, anything else is kept as
-    a str, including the empty string (`ingest_job_0_last_error=`). The value is everything
-    after the first `=`; surrounding whitespace is trimmed. Blank lines are skipped; a
-    repeated name keeps its last value.
+    The parsing rules are `holoload.core.metrics.parse_holofusion`'s.
 
     Raises:
         ValueError: a non-blank line has no `=` or an empty name (the message gives its number).
     """
-    metrics: dict[str, MetricValue] = {}
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        name, sep, raw = line.partition("=")
-        name = name.strip()
-        if not sep:
-            raise ValueError(f"metrics line {line_no}: expected name=value, got {line[:80]!r}")
-        if not name:
-            raise ValueError(f"metrics line {line_no}: empty metric name in {line[:80]!r}")
-        metrics[name] = _value(raw.strip())
-    return metrics
-
-
-def _value(raw: str) -> MetricValue:
-    if _INT_RE.fullmatch(raw):
-        return int(raw)
-    if _FLOAT_RE.fullmatch(raw) or raw in _SPECIAL_FLOATS:
-        return float(raw)
-    return raw
+    return {s.name: s.value for s in parse_holofusion(text)}
 
 
 async def fetch_text(session: aiohttp.ClientSession, url: str, *, timeout_s: float = 5.0) -> str:

@@ -201,19 +201,19 @@ def _shard_changes(before: Topology, after: Topology) -> list[TopologyChange]:
         elif was is not None and now is not None and was.range_text != now.range_text:
             changes.append(TopologyChange(RANGE_CHANGED, subject, was.range_text, now.range_text))
         pairs = (
-            (LEASEHOLDER_MOVED, _attr(was, "leaseholder"), _attr(now, "leaseholder")),
-            (REPLICAS_CHANGED, _attr(was, "replicas"), _attr(now, "replicas")),
-            (SHARD_STATE_CHANGED, _attr(was, "state"), _attr(now, "state")),
+            (LEASEHOLDER_MOVED, _get(was, "leaseholder"), _get(now, "leaseholder")),
+            (REPLICAS_CHANGED, _get(was, "replicas"), _get(now, "replicas")),
+            (SHARD_STATE_CHANGED, _get(was, "state"), _get(now, "state")),
         )
         changes.extend(TopologyChange(kind, subject, a, b) for kind, a, b in pairs if a != b)
     return changes
 
 
-def _attr(view: _ShardView | None, name: str) -> str | None:
+def _get(view: _ShardView | None, field: str) -> str | None:
+    """A shard attribute, None for an absent shard."""
     if view is None:
         return None
-    value: str | None = getattr(view, name)
-    return value
+    return {"leaseholder": view.leaseholder, "replicas": view.replicas, "state": view.state}[field]
 
 
 def _record_changes(before: Topology, after: Topology) -> list[TopologyChange]:

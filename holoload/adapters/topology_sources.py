@@ -1,0 +1,847 @@
+"""Topology sources: holoctl, local partitions, any SQL query or JSON command -> one `Topology`.
+
+Every source has a `name` and `async read() -> TopologyReading`. A read never raises for a
+failing cluster: a command that exits non-zero, a node that does not answer, output that
+does not parse, or a read that outlives its timeout all come back as `error` text, so a
+snapshot that cannot be taken is recorded rather than ending the run. Constructors raise
+`ValueError` for a bad configuration (that is a mistake in the target file, not the cluster).
+
+`make_source(kind, **kwargs)` maps the target file's `topology.source` to a class:
+
+    "holoctl"       HoloctlStateSource(holoctl=Holoctl(...))
+    "holoctl_table" HoloctlTableSource(holoctl=Holoctl(...))
+    "partitions"    SqlPartitionSource(conns=[conn or async getter per data node], table="t")
+    "sql"           SqlQuerySource(conn=conn or async getter, query="...", columns={...})
+    "command"       CommandJsonSource(argv=["/path/to/tool", "--json"], timeout_s=10)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anyio
+import asyncpg
+from anyio.abc import ByteReceiveStream, Process
+
+from holoload.adapters import localpg
+from holoload.adapters.holoctl import CommandResult, Holoctl
+from holoload.adapters.pg import describe_error
+from holoload.core.errors import HololoadError
+from holoload.core.holoctl_state import parse_state
+from holoload.core.topology import (
+    RECORDS_UNKNOWN,
+    ROLE_LEASEHOLDER,
+    ROLE_REPLICA,
+    Placement,
+    SplitHealth,
+    Topology,
+    any_unknown_records,
+    format_count,
+    format_range,
+    id_sort_key,
+)
+from holoload.core.topology_table import parse_table, render_table
+
+SOURCE_KINDS = ("holoctl", "holoctl_table", "partitions", "sql", "command")
+#: Node state of rows whose source does not report membership (SQL queries, minimal JSON).
+NODE_STATE_UNKNOWN = "Unknown"
+#: Role of a local PostgreSQL partition: the only copy, no lease.
+ROLE_PRIMARY = "primary"
+#: Extra time a multi-command read gets over its commands' own timeout (process teardown).
+GRACE_S = 5.0
+
+#: Errors of talking to a database or process, described by SQLSTATE where there is one.
+IO_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+#: Errors a read turns into `TopologyReading.error` (anything else is a bug and propagates).
+READ_ERRORS = (*IO_ERRORS, ValueError, HololoadError)
+
+#: An asyncpg connection, or an async callable returning one (e.g. a node's control connection).
+ConnectionGetter = Callable[[], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class TopologyReading:
+    """One read of a topology source.
+
+    Args:
+        topology: the normalised topology, or None when the read failed.
+        raw: what the source printed, kept as the snapshot text. For holoctl sources the
+            exact stdout (HoloctlStateSource: the state JSON followed by the table); SQL
+            sources print nothing of their own, so theirs is `render_table(topology)`;
+            empty when nothing usable came back.
+        error: why the read failed, or None.
+        notes: degradations of a successful read ("holoctl state failed; topology from the
+            table"), for the run's problem list.
+    """
+
+    topology: Topology | None
+    raw: str
+    error: str | None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when the read produced a topology."""
+        return self.error is None and self.topology is not None
+
+
+class TopologySource(Protocol):
+    """Where topology readings come from; `read` is bounded by a timeout and never raises."""
+
+    name: str
+
+    async def read(self) -> TopologyReading:
+        """Take one reading."""
+        ...
+
+
+def failed(error: str, raw: str = "") -> TopologyReading:
+    """A reading that produced no topology.
+
+    Args:
+        error: why, for people.
+        raw: whatever output there was.
+
+    Returns:
+        The reading.
+    """
+    return TopologyReading(None, raw, error)
+
+
+async def _bounded(name: str, timeout_s: float, read: Callable[[], Awaitable[TopologyReading]]) -> TopologyReading:
+    """Run `read`, turning a timeout or a translated error into a failed reading."""
+    try:
+        with anyio.move_on_after(timeout_s) as scope:
+            return await read()
+    except READ_ERRORS as exc:
+        return failed(f"{name}: {_describe(exc)}")
+    assert scope.cancelled_caught
+    return failed(f"timeout: {name} did not answer within {timeout_s:g}s")
+
+
+def _describe(exc: BaseException) -> str:
+    """Database and I/O errors by class and SQLSTATE; our own errors (bad output) by message."""
+    return str(describe_error(exc)) if isinstance(exc, IO_ERRORS) else str(exc)
+
+
+# --- holoctl --------------------------------------------------------------------------------
+
+
+class HoloctlStateSource:
+    """`holoctl state` (structured) with record counts merged in from `holoctl topology`.
+
+    Both commands run concurrently. Counts are taken from the table only for rows whose
+    (node, shard) and range match the state (a split between the two commands leaves the
+    moved rows unknown rather than wrong). When `state` fails or does not parse, the table
+    alone is the topology; when the table fails, counts stay unknown ("n/a", partial).
+
+    Args:
+        holoctl: the holoctl client (each command bounded by its `timeout_s`).
+        timeout_s: bound on the whole read; default: holoctl's timeout plus GRACE_S.
+        name: label used in errors and notes.
+    """
+
+    def __init__(self, holoctl: Holoctl, *, timeout_s: float | None = None, name: str = "holoctl") -> None:
+        self.holoctl = holoctl
+        self.timeout_s = holoctl.timeout_s + GRACE_S if timeout_s is None else timeout_s
+        self.name = name
+
+    async def read(self) -> TopologyReading:
+        """Run state and topology; merge; fall back to the table. Never raises."""
+        return await _bounded(self.name, self.timeout_s, self._read)
+
+    async def _read(self) -> TopologyReading:
+        results: dict[str, CommandResult | str] = {}
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_run_holoctl, self.holoctl, "state", results)
+            tg.start_soon(_run_holoctl, self.holoctl, "topology", results)
+        state, state_error = _parse_output("holoctl state", results["state"], parse_state)
+        table, table_error = _parse_output("holoctl topology", results["topology"], parse_table)
+        raw = "".join(r.stdout for r in results.values() if isinstance(r, CommandResult) and r.ok)
+        if state is not None:
+            if table is None:
+                return TopologyReading(state, raw, None, (f"record counts unknown: {table_error}",))
+            merged, unmatched = merge_table_records(state, table)
+            notes = (f"record counts unknown for {', '.join(unmatched)}: the table disagrees with the state",)
+            return TopologyReading(merged, raw, None, notes if unmatched else ())
+        if table is not None:
+            return TopologyReading(table, raw, None, (f"{state_error}; topology from the table only",))
+        return failed(f"{state_error}; {table_error}", raw)
+
+
+class HoloctlTableSource:
+    """`holoctl topology` alone: the ASCII table, parsed.
+
+    Args:
+        holoctl: the holoctl client (bounded by its `timeout_s`).
+        timeout_s: bound on the read; default: holoctl's timeout plus GRACE_S.
+        name: label used in errors.
+    """
+
+    def __init__(self, holoctl: Holoctl, *, timeout_s: float | None = None, name: str = "holoctl") -> None:
+        self.holoctl = holoctl
+        self.timeout_s = holoctl.timeout_s + GRACE_S if timeout_s is None else timeout_s
+        self.name = name
+
+    async def read(self) -> TopologyReading:
+        """Run and parse `holoctl topology`. Never raises."""
+        return await _bounded(self.name, self.timeout_s, self._read)
+
+    async def _read(self) -> TopologyReading:
+        results: dict[str, CommandResult | str] = {}
+        await _run_holoctl(self.holoctl, "topology", results)
+        result = results["topology"]
+        topology, error = _parse_output("holoctl topology", result, parse_table)
+        raw = result.stdout if isinstance(result, CommandResult) and result.ok else ""
+        return TopologyReading(topology, raw, error)
+
+
+async def _run_holoctl(holoctl: Holoctl, command: str, results: dict[str, CommandResult | str]) -> None:
+    """Store the command's result, or the text of why it could not start."""
+    try:
+        results[command] = await (holoctl.state() if command == "state" else holoctl.topology())
+    except HololoadError as exc:
+        results[command] = f"holoctl {command}: {exc}"
+
+
+def _parse_output(
+    label: str, result: CommandResult | str, parse: Callable[[str], Topology]
+) -> tuple[Topology | None, str | None]:
+    if isinstance(result, str):
+        return None, result
+    if not result.ok:
+        detail = result.stderr.strip() or "no output on stderr"
+        return None, f"{label} exited {result.returncode}: {detail}"
+    try:
+        return parse(result.stdout), None
+    except ValueError as exc:
+        return None, f"{label}: cannot parse its output: {exc}"
+
+
+def merge_table_records(state: Topology, table: Topology) -> tuple[Topology, list[str]]:
+    """Fill a state-derived topology's record counts from a parsed table.
+
+    Args:
+        state: from `parse_state` (records unknown).
+        table: from `parse_table` of the same cluster.
+
+    Returns:
+        The state topology with the table's count (or its ERR/n/a text) on every row whose
+        (node, shard) and range the table shows identically, and the "node N shard S" rows
+        the table did not match (their counts stay unknown).
+    """
+    rows = {(p.node_id, p.shard_id): p for p in table.placements if p.holds_shard}
+    records: dict[tuple[str, str], int | str | None] = {}
+    unmatched: list[str] = []
+    for placement in state.placements:
+        if not placement.holds_shard:
+            continue
+        row = rows.get((placement.node_id, placement.shard_id))
+        if row is None or row.range_text != placement.range_text:
+            unmatched.append(f"node {placement.node_id} shard {placement.shard_id}")
+            continue
+        records[(placement.node_id, placement.shard_id)] = row.records if row.records is not None else row.records_text
+    return state.with_records(records), unmatched
+
+
+# --- local PostgreSQL partitions ----------------------------------------------------------
+
+
+class SqlPartitionSource:
+    """The local PostgreSQL partition layout: each node's range partitions of one table.
+
+    Node ids are 1-based positions in `conns`. Nodes of a per_node cluster hold different
+    rows, so each partition is its own shard (`n<node>.<partition>`, role "primary", node
+    state "Active"), never a replica of another node's. The SPLIT footer sums every node's
+    `holoload_split_log` (reason "manual"). Any node failing fails the reading, naming it.
+    The source never closes the connections it is given.
+
+    Args:
+        conns: per data node, an asyncpg connection or an async callable returning one
+            (TargetSurfaces.control bound to the node, so a closed connection is reopened).
+        table: the partitioned table.
+        timeout_s: bound on the whole read.
+        name: label used in errors.
+    """
+
+    def __init__(
+        self,
+        conns: Sequence[Any | ConnectionGetter],
+        table: str,
+        *,
+        timeout_s: float = 30.0,
+        name: str = "partitions",
+    ) -> None:
+        if not conns:
+            raise ValueError("SqlPartitionSource needs at least one connection")
+        self.conns = list(conns)
+        self.table = table
+        self.timeout_s = timeout_s
+        self.name = name
+
+    async def read(self) -> TopologyReading:
+        """Read every node's partitions and split log. Never raises."""
+        return await _bounded(self.name, self.timeout_s, self._read)
+
+    async def _read(self) -> TopologyReading:
+        placements: list[Placement] = []
+        attempts = successes = failures = 0
+        for i, item in enumerate(self.conns):
+            node_id = str(i + 1)
+            try:
+                conn = await _connection(item)
+                parts = await localpg.partitions(conn, self.table)
+                log = await localpg.split_log(conn, self.table)
+            except READ_ERRORS as exc:
+                return failed(f"{self.name}: node {node_id}: {_describe(exc)}")
+            placements.extend(partition_placement(node_id, part) for part in parts)
+            attempts += log.attempts
+            successes += log.successes
+            failures += log.failures
+        by = (("manual", attempts),) if attempts else ()
+        split = SplitHealth(attempts=attempts, successes=successes, failures=failures, attempts_by=by)
+        topology = Topology(placements=tuple(placements), split=split, partial=False)
+        return TopologyReading(topology, render_table(topology), None)
+
+
+def partition_placement(node_id: str, part: localpg.Partition) -> Placement:
+    """One node's range partition as a placement (shard `n<node>.<partition name>`).
+
+    Args:
+        node_id: the node's 1-based id as text.
+        part: the partition with its exact row count.
+
+    Returns:
+        The placement.
+    """
+    return Placement(
+        node_id=node_id,
+        node_state="Active",
+        role=ROLE_PRIMARY,
+        shard_id=f"n{node_id}.{part.name}",
+        range_text=partition_range_text(part.lower, part.upper),
+        records=part.rows,
+        records_text=format_count(part.rows),
+        state="",
+    )
+
+
+def partition_range_text(lower: int | None, upper: int | None) -> str:
+    """An integer-key partition's RANGE cell: "all_keys", "[start, 50000)", "[50000, end)".
+
+    Args:
+        lower: inclusive lower bound, None for MINVALUE.
+        upper: exclusive upper bound, None for MAXVALUE.
+
+    Returns:
+        The cell text.
+    """
+    if lower is None and upper is None:
+        return "all_keys"
+    lo = "start" if lower is None else str(lower)
+    hi = "end" if upper is None else str(upper)
+    return f"[{lo}, {hi})"
+
+
+async def _connection(item: Any | ConnectionGetter) -> Any:
+    # An asyncpg connection is not callable; a getter is.
+    if callable(item):
+        return await item()
+    return item
+
+
+# --- any SQL query --------------------------------------------------------------------------
+
+#: Model fields a query's columns map to (see SqlQuerySource).
+QUERY_FIELDS = frozenset(
+    {
+        "shard_id",
+        "start_key",
+        "end_key",
+        "range",
+        "replicas",
+        "node_id",
+        "leaseholder",
+        "records",
+        "node_state",
+        "state",
+    }
+)
+
+#: CockroachDB (v23.1+), one row per range: `SHOW RANGES FROM TABLE t WITH DETAILS` has no
+#: row counts, so records stay unknown. Not tested here (no CockroachDB in CI).
+COCKROACH_RANGES_QUERY = (
+    "SELECT range_id, start_key, end_key, replicas, lease_holder FROM [SHOW RANGES FROM TABLE {table} WITH DETAILS]"
+)
+COCKROACH_COLUMNS: Mapping[str, str] = {
+    "shard_id": "range_id",
+    "start_key": "start_key",
+    "end_key": "end_key",
+    "replicas": "replicas",
+    "leaseholder": "lease_holder",
+}
+
+
+class SqlQuerySource:
+    """A configurable SQL query whose rows describe the topology, mapped to the model by name.
+
+    `columns` maps model fields to result column names. Two row shapes are accepted:
+
+    - one row per shard: `shard_id` and `replicas` (an array of node ids, or text such as
+      "{1,2,3}" or "1,2,3"); `leaseholder` is the lease holder's node id; `records`, if
+      mapped, is the shard's count and is given to every replica row;
+    - one row per replica: `shard_id` and `node_id`; `leaseholder` is either a boolean
+      ("this row holds the lease") or the lease holder's node id; `node_state` may be mapped.
+
+    Either shape takes the range from `range` (text used as is) or `start_key`/`end_key`
+    (bytes, text or integers, printed like holoctl; NULL or empty is unbounded), and an
+    optional `state` (the STATE column). Unmapped: no leaseholder (all rows "replica"),
+    records unknown ("n/a", partial), node state `node_state` (default "Unknown").
+    There is no split footer (`split` is None).
+
+    CockroachDB example (untested here): `query=COCKROACH_RANGES_QUERY.format(table="t")`,
+    `columns=COCKROACH_COLUMNS`, i.e. range_id -> shard_id, start_key/end_key (pretty keys
+    such as "…/1/50000" become text bounds), replicas (INT[]) and lease_holder.
+
+    Args:
+        conn: an asyncpg connection or an async callable returning one (never closed here).
+        query: the SQL text; `args` are its $1.. parameters.
+        columns: model field -> result column name.
+        timeout_s: bound on the read.
+        node_state: membership state given to every node of a per-shard row.
+        name: label used in errors.
+
+    Raises:
+        ValueError: `columns` names an unknown field, lacks `shard_id`, or has neither or
+            both of `replicas` and `node_id`.
+    """
+
+    def __init__(
+        self,
+        conn: Any | ConnectionGetter,
+        query: str,
+        columns: Mapping[str, str],
+        *,
+        args: Sequence[Any] = (),
+        timeout_s: float = 30.0,
+        node_state: str = NODE_STATE_UNKNOWN,
+        name: str = "sql",
+    ) -> None:
+        check_columns(columns)
+        self.conn = conn
+        self.query = query
+        self.columns = dict(columns)
+        self.args = tuple(args)
+        self.timeout_s = timeout_s
+        self.node_state = node_state
+        self.name = name
+
+    async def read(self) -> TopologyReading:
+        """Run the query and map its rows. Never raises."""
+        return await _bounded(self.name, self.timeout_s, self._read)
+
+    async def _read(self) -> TopologyReading:
+        conn = await _connection(self.conn)
+        records = await conn.fetch(self.query, *self.args)
+        topology = topology_from_rows([dict(r.items()) for r in records], self.columns, node_state=self.node_state)
+        return TopologyReading(topology, render_table(topology), None)
+
+
+def check_columns(columns: Mapping[str, str]) -> None:
+    """Validate a model field -> column mapping (see SqlQuerySource).
+
+    Raises:
+        ValueError: unknown field, no `shard_id`, or not exactly one of `replicas`/`node_id`.
+    """
+    unknown = sorted(set(columns) - QUERY_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"unknown topology column field(s) {', '.join(unknown)}; known: {', '.join(sorted(QUERY_FIELDS))}"
+        )
+    if "shard_id" not in columns:
+        raise ValueError("topology columns must map 'shard_id'")
+    if ("replicas" in columns) == ("node_id" in columns):
+        raise ValueError(
+            "topology columns must map exactly one of 'replicas' (row per shard) or 'node_id' (row per replica)"
+        )
+    if "range" in columns and ({"start_key", "end_key"} & columns.keys()):
+        raise ValueError("topology columns map either 'range' or 'start_key'/'end_key', not both")
+
+
+def topology_from_rows(
+    rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str], *, node_state: str = NODE_STATE_UNKNOWN
+) -> Topology:
+    """Map query rows to a Topology (pure; see SqlQuerySource for the shapes).
+
+    Args:
+        rows: result rows as column -> value.
+        columns: model field -> column name (validated with `check_columns`).
+        node_state: node state where none is mapped.
+
+    Returns:
+        The topology, placements ordered by node then shard, split None.
+
+    Raises:
+        ValueError: a mapped column is missing from a row or holds a value of the wrong kind
+            (the message names the row and column), or a node holds a shard twice.
+    """
+    check_columns(columns)
+    placements: list[Placement] = []
+    for i, row in enumerate(rows, start=1):
+        cell = _Cells(row, columns, i)
+        shard_id = cell.ident("shard_id")
+        range_text = cell.text("range") if "range" in columns else _key_range(cell)
+        records = cell.count("records")
+        state = cell.text("state") if "state" in columns else ""
+        if "replicas" in columns:
+            leaseholder = cell.optional_ident("leaseholder")
+            for node_id in cell.replicas():
+                role = ROLE_LEASEHOLDER if node_id == leaseholder else ROLE_REPLICA
+                placements.append(_placement(node_id, node_state, role, shard_id, range_text, records, state))
+        else:
+            node_id = cell.ident("node_id")
+            lease = row.get(columns["leaseholder"]) if "leaseholder" in columns else None
+            is_leaseholder = lease if isinstance(lease, bool) else cell.optional_ident("leaseholder") == node_id
+            role = ROLE_LEASEHOLDER if is_leaseholder else ROLE_REPLICA
+            own_state = cell.text("node_state") if "node_state" in columns else node_state
+            placements.append(_placement(node_id, own_state, role, shard_id, range_text, records, state))
+    placements.sort(key=lambda p: (id_sort_key(p.node_id), id_sort_key(p.shard_id)))
+    return Topology(tuple(placements), None, partial=any_unknown_records(placements))
+
+
+def _placement(
+    node_id: str, node_state: str, role: str, shard_id: str, range_text: str, records: int | None, state: str
+) -> Placement:
+    text = RECORDS_UNKNOWN if records is None else format_count(records)
+    return Placement(node_id, node_state, role, shard_id, range_text, records, text, state)
+
+
+def _key_range(cell: _Cells) -> str:
+    return format_range(cell.key("start_key"), cell.key("end_key"))
+
+
+_LIST_SPLIT = re.compile(r"[\s,{}\[\]]+")
+
+
+class _Cells:
+    """Typed access to one mapped row; errors name the row and the column."""
+
+    def __init__(self, row: Mapping[str, Any], columns: Mapping[str, str], index: int) -> None:
+        self.row = row
+        self.columns = columns
+        self.index = index
+
+    def _value(self, field: str) -> Any:
+        column = self.columns[field]
+        if column not in self.row:
+            have = ", ".join(self.row) or "none"
+            raise ValueError(f"row {self.index}: no column {column!r} (mapped from {field}); columns: {have}")
+        return self.row[column]
+
+    def _bad(self, field: str, expected: str, value: Any) -> ValueError:
+        column = self.columns[field]
+        return ValueError(f"row {self.index}: column {column!r} ({field}): expected {expected}, got {value!r}")
+
+    def optional_ident(self, field: str) -> str | None:
+        if field not in self.columns or self._value(field) is None:
+            return None
+        return self.ident(field)
+
+    def ident(self, field: str) -> str:
+        value = self._value(field)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, str) and value:
+            return value
+        raise self._bad(field, "an id (integer or text)", value)
+
+    def text(self, field: str) -> str:
+        value = self._value(field)
+        if value is None:
+            return ""
+        if isinstance(value, str):
+            return value
+        raise self._bad(field, "text", value)
+
+    def count(self, field: str) -> int | None:
+        if field not in self.columns:
+            return None
+        value = self._value(field)
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        raise self._bad(field, "a non-negative integer or NULL", value)
+
+    def key(self, field: str) -> bytes | None:
+        if field not in self.columns:
+            return None
+        value = self._value(field)
+        if value is None:
+            return None
+        if isinstance(value, bytes | bytearray | memoryview):
+            return bytes(value)
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value).encode("ascii")
+        raise self._bad(field, "bytes, text or an integer", value)
+
+    def replicas(self) -> list[str]:
+        value = self._value("replicas")
+        if isinstance(value, str):
+            items: list[Any] = [v for v in _LIST_SPLIT.split(value) if v]
+        elif isinstance(value, list | tuple):
+            items = list(value)
+        else:
+            raise self._bad("replicas", "an array of node ids or text like '{1,2,3}'", value)
+        out: list[str] = []
+        for item in items:
+            if isinstance(item, bool) or not isinstance(item, int | str) or item == "":
+                raise self._bad("replicas", "node ids", value)
+            out.append(str(item))
+        return out
+
+
+# --- any command printing JSON --------------------------------------------------------------
+
+
+class CommandJsonSource:
+    """Any command (argv, no shell) that prints a topology as JSON on stdout.
+
+    Accepted shapes (see `parse_topology_json`): `Topology.to_dict()`'s, a minimal one
+    (`{"placements": [{"node_id": 1, "shard_id": 7}], "split": null}`), or `holoctl state`
+    JSON (detected by its `members` and `shards` keys). The process runs in its own session
+    and its whole group is killed when it outlives `timeout_s`.
+
+    Args:
+        argv: the program and its arguments.
+        timeout_s: bound on the command.
+        env: full environment for the child; default: inherit this process's.
+        name: label used in errors.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        timeout_s: float = 30.0,
+        *,
+        env: Mapping[str, str] | None = None,
+        name: str = "command",
+    ) -> None:
+        if not argv:
+            raise ValueError("CommandJsonSource needs a command (argv is empty)")
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+        self.argv = tuple(argv)
+        self.timeout_s = timeout_s
+        self.env = None if env is None else dict(env)
+        self.name = name
+
+    async def read(self) -> TopologyReading:
+        """Run the command and parse its stdout. Never raises."""
+        return await _bounded(self.name, self.timeout_s + GRACE_S, self._read)
+
+    async def _read(self) -> TopologyReading:
+        try:
+            result = await run_command(self.argv, timeout_s=self.timeout_s, env=self.env)
+        except OSError as exc:
+            return failed(f"{self.name}: cannot run {self.argv[0]!r}: {exc}")
+        if not result.ok:
+            detail = result.stderr.strip() or "no output on stderr"
+            return failed(f"{self.name}: exited {result.returncode}: {detail}", result.stdout)
+        try:
+            topology = parse_topology_json(result.stdout)
+        except ValueError as exc:
+            return failed(f"{self.name}: cannot parse its output: {exc}", result.stdout)
+        return TopologyReading(topology, result.stdout, None)
+
+
+async def run_command(argv: Sequence[str], *, timeout_s: float, env: Mapping[str, str] | None = None) -> CommandResult:
+    """Run argv in its own session, collect its output, kill its group after `timeout_s`.
+
+    Args:
+        argv: program and arguments (no shell).
+        timeout_s: bound on the process; on expiry returncode is -1 and stderr says so.
+        env: full environment for the child; None inherits.
+
+    Returns:
+        The result (exit codes are data).
+
+    Raises:
+        OSError: the program cannot be started.
+    """
+    started = time.monotonic()
+    process = await anyio.open_process(
+        list(argv), stdin=subprocess.DEVNULL, env=None if env is None else dict(env), start_new_session=True
+    )
+    stdout: list[bytes] = []
+    stderr: list[bytes] = []
+    deadline = anyio.move_on_after(timeout_s)
+    try:
+        with deadline:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_drain, process.stdout, stdout)
+                tg.start_soon(_drain, process.stderr, stderr)
+                await process.wait()
+    finally:
+        with anyio.CancelScope(shield=True):
+            if process.returncode is None or deadline.cancelled_caught:
+                _kill_group(process)
+            await process.aclose()
+    err_text = b"".join(stderr).decode("utf-8", errors="replace")
+    returncode = process.returncode if process.returncode is not None else -1
+    if deadline.cancelled_caught:
+        returncode = -1
+        err_text = f"timeout: {argv[0]} did not finish within {timeout_s:g}s and was killed\n{err_text}"
+    return CommandResult(
+        argv=tuple(argv),
+        returncode=returncode,
+        stdout=b"".join(stdout).decode("utf-8", errors="replace"),
+        stderr=err_text,
+        elapsed_s=time.monotonic() - started,
+    )
+
+
+async def _drain(stream: ByteReceiveStream | None, chunks: list[bytes]) -> None:
+    if stream is None:
+        return
+    async for chunk in stream:
+        chunks.append(chunk)
+
+
+def _kill_group(process: Process) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def parse_topology_json(text: str) -> Topology:
+    """Parse a topology printed as JSON.
+
+    Shapes: `holoctl state` JSON (has `members` and `shards`), or an object with
+    `placements`, a list of objects with `node_id` and `shard_id` (integers or text) and
+    optional `node_state` (default "Unknown"), `role` (default "replica"), `range_text`
+    (default "n/a"), `records` (integer or null, default null), `records_text` (default
+    derived from records), `state` (default ""); and an optional `split` object (`attempts`,
+    `successes`, `failures`, `transient`, `backoff`, `attempts_by` as {reason: count}) or
+    null. `Topology.to_dict()` output is accepted as is; its derived keys and `partial` are
+    recomputed, not read.
+
+    Raises:
+        ValueError: not JSON or a field is missing or mistyped (the message gives its path).
+    """
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"expected a JSON object, got {type(doc).__name__}")
+    if "members" in doc and "shards" in doc:
+        return parse_state(text)
+    rows = doc.get("placements")
+    if not isinstance(rows, list):
+        raise ValueError("placements: expected an array")
+    placements = [_json_placement(row, f"placements[{i}]") for i, row in enumerate(rows)]
+    split = None if doc.get("split") is None else _json_split(doc["split"])
+    return Topology(tuple(placements), split, partial=any_unknown_records(placements))
+
+
+def _json_placement(row: Any, path: str) -> Placement:
+    if not isinstance(row, dict):
+        raise ValueError(f"{path}: expected an object")
+
+    def ident(key: str) -> str:
+        value = row.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, str) and value:
+            return value
+        raise ValueError(f"{path}.{key}: expected an id (integer or text), got {value!r}")
+
+    def text(key: str, default: str) -> str:
+        value = row.get(key, default)
+        if not isinstance(value, str):
+            raise ValueError(f"{path}.{key}: expected text, got {value!r}")
+        return value
+
+    records = row.get("records")
+    if records is not None and (not isinstance(records, int) or isinstance(records, bool) or records < 0):
+        raise ValueError(f"{path}.records: expected a non-negative integer or null, got {records!r}")
+    default_text = RECORDS_UNKNOWN if records is None else format_count(records)
+    return Placement(
+        node_id=ident("node_id"),
+        node_state=text("node_state", NODE_STATE_UNKNOWN),
+        role=text("role", ROLE_REPLICA),
+        shard_id=ident("shard_id"),
+        range_text=text("range_text", RECORDS_UNKNOWN),
+        records=records,
+        records_text=text("records_text", default_text),
+        state=text("state", ""),
+    )
+
+
+def _json_split(raw: Any) -> SplitHealth:
+    if not isinstance(raw, dict):
+        raise ValueError("split: expected an object or null")
+
+    def count(key: str, value: Any) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"split.{key}: expected a non-negative integer, got {value!r}")
+        return value
+
+    reasons = raw.get("attempts_by", {})
+    if not isinstance(reasons, dict):
+        raise ValueError("split.attempts_by: expected an object of reason: count")
+    attempts_by = sorted(
+        ((str(k), count(f"attempts_by.{k}", v)) for k, v in reasons.items()), key=lambda item: (-item[1], item[0])
+    )
+    return SplitHealth(
+        attempts=count("attempts", raw.get("attempts", 0)),
+        successes=count("successes", raw.get("successes", 0)),
+        failures=count("failures", raw.get("failures", 0)),
+        transient=count("transient", raw.get("transient", 0)),
+        backoff=count("backoff", raw.get("backoff", 0)),
+        attempts_by=tuple(attempts_by),
+    )
+
+
+# --- factory ----------------------------------------------------------------------------------
+
+
+def make_source(kind: str, **kwargs: Any) -> TopologySource:
+    """The source for a target file's `topology.source`.
+
+    Args:
+        kind: "holoctl" (HoloctlStateSource), "holoctl_table" (HoloctlTableSource),
+            "partitions" (SqlPartitionSource), "sql" (SqlQuerySource) or "command"
+            (CommandJsonSource).
+        **kwargs: that class's constructor arguments.
+
+    Returns:
+        The source.
+
+    Raises:
+        ValueError: unknown kind, or a bad configuration for that kind.
+        TypeError: arguments the class does not take.
+    """
+    factories: dict[str, Callable[..., TopologySource]] = {
+        "holoctl": HoloctlStateSource,
+        "holoctl_table": HoloctlTableSource,
+        "partitions": SqlPartitionSource,
+        "sql": SqlQuerySource,
+        "command": CommandJsonSource,
+    }
+    factory = factories.get(kind)
+    if factory is None:
+        raise ValueError(f"unknown topology source {kind!r}; expected one of {', '.join(SOURCE_KINDS)}")
+    return factory(**kwargs)
