@@ -236,7 +236,7 @@ def fake_holofusion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: i
         yield url, state
 
 
-def holofusion_target(tmp_path: Path, node: LocalNode, metrics_base: str) -> str:
+def holofusion_target(tmp_path: Path, node: LocalNode, metrics_base: str, *, health: bool = True) -> str:
     """Three 'HoloFusion' endpoints sharing one table (all on one real PostgreSQL)."""
     lines = ['name = "fake-holofusion"', 'data = "shared"']
     for i in range(3):
@@ -245,6 +245,7 @@ def holofusion_target(tmp_path: Path, node: LocalNode, metrics_base: str) -> str
             f'name = "node{i + 1}"',
             f'dsn = "{node.dsn}"',
             f'metrics_url = "{metrics_base}/metrics"',
+            *([f'health_url = "{metrics_base}"'] if health else []),
         ]
     lines += [
         "[topology]",
@@ -273,6 +274,12 @@ def test_canary_against_fake_holofusion_surfaces(
             str(tmp_path / "r"),
             "--set",
             "table.name=hf_sales_facts",
+            "--set",
+            "gates.conflicts=delta(tx_conflict_count, node=2) == 1",
+            "--set",
+            "gates.rows_applied=delta(distributed_write_apply_rows) == 150000",
+            "--set",
+            "gates.shards=max(topology.shards) >= 2",
             "-q",
         ]
     )
@@ -299,6 +306,18 @@ def test_canary_against_fake_holofusion_surfaces(
     s = summary(run)
     assert s["topology_target"] == "127.0.0.1:15051"
     assert s["observed_final_row_count"] == "210000"
+    data = json.loads((run / "summary.json").read_text())
+    verdicts = {g["name"]: g for g in data["gates"]}
+    # each fake node serves the before sample until the split, the after sample from then on
+    assert verdicts["conflicts"]["passed"] and verdicts["conflicts"]["observed"] == 1
+    assert verdicts["rows_applied"]["observed"] == 150000  # 3 nodes x (90,000 - 40,000)
+    assert verdicts["shards"]["passed"] and verdicts["split_seen"]["passed"]
+    metrics_csv = (run / "metrics.csv").read_text().splitlines()
+    assert metrics_csv[0] == "ts,node,name,labels,value"
+    assert any(",node2,ingest_job_0_status,,running" in line for line in metrics_csv)
+    changes = [json.loads(line) for line in (run / "topology.jsonl").read_text().splitlines()]
+    assert changes[0]["kind"] == "initial"
+    assert {"shard_added", "split_succeeded"} <= {c["kind"] for c in changes}
 
 
 def test_failed_holoctl_split_fails_the_split_gate(
@@ -335,6 +354,7 @@ def test_failed_holoctl_split_fails_the_split_gate(
         "deltas_exact": True,
         "final_count": True,
         "split": False,
+        "split_seen": False,
     }
     chaos = [e for e in events(run) if e["kind"] == "chaos_finished"]
     assert chaos and chaos[0]["ok"] is False and "exit 1" in str(chaos[0]["detail"])
@@ -349,7 +369,7 @@ def test_missing_holoctl_is_a_setup_error(
         [
             SALES,
             "--target",
-            holofusion_target(tmp_path, pg_cluster[0], "http://127.0.0.1:9"),
+            holofusion_target(tmp_path, pg_cluster[0], "http://127.0.0.1:9", health=False),
             "--results-dir",
             str(tmp_path / "r"),
             "-q",

@@ -165,7 +165,9 @@ class HoloctlStateSource:
             tg.start_soon(_run_holoctl, self.holoctl, "topology", results)
         state, state_error = _parse_output("holoctl state", results["state"], parse_state)
         table, table_error = _parse_output("holoctl topology", results["topology"], parse_table)
-        raw = "".join(r.stdout for r in results.values() if isinstance(r, CommandResult) and r.ok)
+        # Commands finish in any order; raw is always state first, then the table.
+        outputs = (results["state"], results["topology"])
+        raw = "".join(r.stdout for r in outputs if isinstance(r, CommandResult) and r.ok)
         if state is not None:
             if table is None:
                 return TopologyReading(state, raw, None, (f"record counts unknown: {table_error}",))

@@ -46,6 +46,7 @@ class CanaryAggregator:
         self.split_ok = 0
         self.chaos_failed = 0
         self.failed_batch_indexes: list[int] = []
+        self.server: object | None = None  # a ServerView, for gates on sampled cluster signals
 
     def emit(self, event: Event) -> None:
         """Fold one event in; events of other kinds are ignored."""

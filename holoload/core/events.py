@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -173,6 +174,37 @@ class GateChanged(Event):
     name: str
     state: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSampled(Event):
+    """One node's metrics poll: its rows go to metrics.csv (not events.jsonl); an error is kept."""
+
+    kind: ClassVar[str] = "metrics"
+    node: str
+    ok: bool
+    rows: tuple[tuple[float, str, str, str, float | str], ...]
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TopologyChanged(Event):
+    """The topology differs from the previous reading (the first reading counts as a change)."""
+
+    kind: ClassVar[str] = "topology"
+    changes: tuple[dict[str, str | None], ...]
+    summary: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class HealthChanged(Event):
+    """A node's /live, /ready, /state answer changed."""
+
+    kind: ClassVar[str] = "health"
+    node: str
+    ready: bool | None
+    state: str | None
+    detail: str
 
 
 class EventSink(Protocol):

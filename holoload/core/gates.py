@@ -57,6 +57,9 @@ class GateFunction:
     measure: Callable[[GateContext, str, Mapping[str, str]], float | None]
     keywords: frozenset[str] = frozenset()
     missing_reason: str = "no samples for op '{op}'"
+    kind_of: Callable[[str], Kind] | None = None  # when the argument decides the kind (max(topology.x))
+    server_side: Callable[[str], bool] | None = None  # arguments naming sampled series, not ops
+    series_fallback: bool = False  # an argument that is no known op names a sampled series
 
 
 FunctionBuilder = Callable[["re.Match[str]"], "GateFunction | None"]
@@ -166,8 +169,15 @@ class Call:
 
     @property
     def kind(self) -> Kind:
-        """The kind of value the function returns."""
+        """The kind of value the function returns (for some functions, decided by the argument)."""
+        if self.function.kind_of is not None:
+            return self.function.kind_of(self.op)
         return self.function.kind
+
+    @property
+    def reads_series(self) -> bool:
+        """Whether the argument certainly names a sampled server series rather than an op."""
+        return self.function.server_side is not None and self.function.server_side(self.op)
 
 
 Operand = Literal | ScalarRef | Call
@@ -175,10 +185,16 @@ Operand = Literal | ScalarRef | Call
 
 @dataclass(frozen=True, slots=True)
 class GateRefs:
-    """The op names (read by function calls) and scalar names a gate reads."""
+    """The op names (read by function calls), scalar names and sampled series a gate reads.
+
+    `maybe_series` are arguments of functions such as `rate()` that read an op when one has that
+    name and a sampled server series otherwise.
+    """
 
     ops: frozenset[str]
     scalars: frozenset[str]
+    series: frozenset[str] = frozenset()
+    maybe_series: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,9 +208,12 @@ class Gate:
 
     def references(self) -> GateRefs:
         """Return the op and scalar names this gate reads."""
-        sides = (self.left, self.right)
-        ops = frozenset(side.op for side in sides if isinstance(side, Call))
-        return GateRefs(ops, frozenset(s.text for s in sides if isinstance(s, ScalarRef)))
+        calls = [side for side in (self.left, self.right) if isinstance(side, Call)]
+        series = frozenset(c.op for c in calls if c.reads_series)
+        maybe = frozenset(c.op for c in calls if not c.reads_series and c.function.series_fallback)
+        ops = frozenset(c.op for c in calls if not c.reads_series and not c.function.series_fallback)
+        scalars = frozenset(s.text for s in (self.left, self.right) if isinstance(s, ScalarRef))
+        return GateRefs(ops, scalars, series, maybe)
 
 
 _TOKEN = re.compile(

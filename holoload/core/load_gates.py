@@ -43,7 +43,9 @@ class LoadGateContext:
         phases: list[str] | None,
         now_ns: int,
         scalars: Mapping[str, float] | None = None,
+        server: object | None = None,
     ) -> None:
+        self.server = server
         self.agg = aggregator
         self.phases = phases
         self.now_ns = now_ns
@@ -101,7 +103,8 @@ def _error_rate(ctx: object, op: str, keywords: Mapping[str, str]) -> float | No
     return stats.error_count / attempts if attempts else None
 
 
-def _rate(ctx: object, op: str, keywords: Mapping[str, str]) -> float | None:
+def measure_rate(ctx: object, op: str, keywords: Mapping[str, str]) -> float | None:
+    """Successful operations per second of an op selector (over `window=` or the phases' time)."""
     stats = _stats(ctx, op, keywords)
     if stats is None or not isinstance(ctx, LoadGateContext):
         return None
@@ -141,7 +144,7 @@ def _error_class_keyword(match: re.Match[str]) -> GateFunction:
 
 register_function(r"p(\d+(?:\.\d+)?)", _percentile, "p<N> (p50, p95, p99.9; window=1m)")
 register_function("error_rate", lambda m: GateFunction("error_rate", Kind.RATIO, _error_rate, frozenset({"window"})))
-register_function("rate", lambda m: GateFunction("rate", Kind.RATE, _rate, frozenset({"window"})))
+register_function("rate", lambda m: GateFunction("rate", Kind.RATE, measure_rate, frozenset({"window"})))
 register_function("errors", _error_class_keyword, "errors (class=retryable)")
 register_function("dropped", lambda m: _counter("dropped"))
 register_function("retries", lambda m: _counter("retries"))

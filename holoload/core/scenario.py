@@ -6,7 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from holoload.core import validation
+from holoload.core import (
+    server_gates,  # noqa: F401 - registers delta(), rate(), max(topology.x)...
+    validation,
+)
 from holoload.core.errors import ScenarioError
 from holoload.core.gates import GateSyntaxError, check_gate, parse_gate
 from holoload.core.load_gates import keyword_problems

@@ -39,7 +39,10 @@ class Node(Strict):
     name: str = Field(default="", description="display name; defaults to node<N>")
     dsn: Dsn
     metrics_url: HttpUrl | None = Field(
-        default=None, description="GET returns name=value lines; omitted: a SQL snapshot is taken"
+        default=None, description="GET returns name=value lines or Prometheus text; omitted: SQL metrics"
+    )
+    health_url: HttpUrl | None = Field(
+        default=None, description="base URL serving /live, /ready, /state (HoloFusion: http://host:18081)"
     )
 
 
@@ -50,6 +53,7 @@ class TopologySource(Strict):
     holoctl: str | None = Field(default=None, description="holoctl binary; HOLOCTL_BIN overrides")
     holoctl_target: str = "127.0.0.1:15051"
     timeout: PositiveSeconds = 30.0
+    interval: PositiveSeconds = Field(default=5.0, description="topology polling during sustained load")
 
 
 class SplitCapability(Strict):
@@ -89,6 +93,8 @@ class Target(Strict):
     topology: TopologySource = TopologySource()
     split: SplitCapability = SplitCapability()
     error_rules: list[ErrorRule] = Field(default=[], description="message-pattern rules, tried in order")
+    metrics_interval: PositiveSeconds = Field(default=1.0, description="metrics and health polling interval")
+    ready_timeout: PositiveSeconds = Field(default=60.0, description="wait for /ready of every node before load")
 
     @model_validator(mode="after")
     def _consistent(self) -> Target:

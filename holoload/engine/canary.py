@@ -25,6 +25,7 @@ from holoload.core.events import (
 )
 from holoload.core.plan import PlannedBatch, plan_batches, rows_after
 from holoload.core.scenario import ChaosAction, Scenario, fill_template
+from holoload.engine.watch import ClusterWatch
 
 
 @dataclass
@@ -44,6 +45,7 @@ class CanaryEngine:
     sink: EventSink
     clock: Callable[[], float] = time.time
     perf: Callable[[], float] = time.perf_counter
+    watch: ClusterWatch | None = None
 
     @property
     def table(self) -> str:
@@ -184,6 +186,14 @@ class CanaryEngine:
                 continue
             ok, text = result
             source = "topology" if name == "topology" else "metrics"
-            self.sink.emit(SnapshotTaken(self.clock(), f"{prefix}_{name}.txt", source, ok, text))
+            ts = self.clock()
+            self.sink.emit(SnapshotTaken(ts, f"{prefix}_{name}.txt", source, ok, text))
+            if ok and self.watch is not None:  # snapshots are the canary's samples
+                if source == "topology":
+                    self.watch.topology_text(ts, text)
+                else:
+                    self.watch.metrics_text(
+                        self.surfaces.names[int(name.removeprefix("metrics_node")) - 1], ts, text, None
+                    )
             if not ok:
                 self.sink.emit(RunProblem(self.clock(), "snapshot", f"{prefix}_{name}: {text.strip()}"))

@@ -6,6 +6,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import anyio
 
@@ -20,6 +21,7 @@ from holoload.core.scenario import Scenario
 from holoload.core.window import NS, Aggregator
 from holoload.core.workload import Phase, Workload, gate_spec
 from holoload.engine.executors import WorkloadRun, run_closed_loop, run_open_loop
+from holoload.engine.watch import ClusterWatch
 from holoload.engine.window_rows import window_rows
 
 
@@ -44,6 +46,7 @@ class LoadEngine:
     current_phase: str = ""
     _seq: dict[int, SeqAllocator] = field(init=False, default_factory=dict)
     _started_phases: list[str] = field(init=False, default_factory=list)
+    watch: ClusterWatch | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.aggregator = Aggregator(self.perf_ns(), window_s=self.scenario.window)
@@ -72,8 +75,17 @@ class LoadEngine:
         for i in self.surfaces.data_nodes():
             for sql in self.scenario.setup.sql:
                 await self.surfaces.conns[i].execute(sql)
+        self.watch = ClusterWatch(self.surfaces, self.sink, self.scenario.table.name, self.clock)
+        target = self.surfaces.target
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._ticker, tg.cancel_scope)
+            tg.start_soon(
+                partial(
+                    self.watch.run,
+                    metrics_interval_s=target.metrics_interval,
+                    topology_interval_s=target.topology.interval,
+                )
+            )
             for phase in self.scenario.phases:
                 await self._phase(phase)
             tg.cancel_scope.cancel()
@@ -189,7 +201,8 @@ class LoadEngine:
             "dropped": float(dropped),
             "errors_total": float(errors),
         }
-        return LoadGateContext(self.aggregator, monitor.phases, now_ns, scalars)
+        server = None if self.watch is None else self.watch.view
+        return LoadGateContext(self.aggregator, monitor.phases, now_ns, scalars, server)
 
     def verdicts(self) -> list[Verdict]:
         """Final verdicts of every gate (call after run())."""

@@ -11,7 +11,8 @@ from typing import IO, Any
 
 import orjson
 
-from holoload.core.events import BatchFinished, Event, SnapshotTaken, WindowClosed
+from holoload.core.events import BatchFinished, Event, MetricsSampled, SnapshotTaken, TopologyChanged, WindowClosed
+from holoload.core.metrics import METRICS_CSV_HEADER
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -45,6 +46,8 @@ class ArtifactWriter:
         self.root = root
         self.snapshots = root / "snapshots"
         self._events: IO[bytes] | None = None
+        self._metrics_fh: IO[str] | None = None
+        self._metrics_csv: Any = None
         self.batches: list[BatchFinished] = []
         self.write_errors: list[str] = []
 
@@ -54,23 +57,47 @@ class ArtifactWriter:
         return self
 
     def close(self) -> None:
-        if self._events is not None:
-            self._events.close()
-            self._events = None
+        for fh in (self._events, self._metrics_fh):
+            if fh is not None:
+                fh.close()
+        self._events = self._metrics_fh = None
+        self._metrics_csv = None
 
     def emit(self, event: Event) -> None:
         """Append the event to events.jsonl; snapshots also become files under snapshots/."""
         if isinstance(event, BatchFinished):
             self.batches.append(event)
-        if isinstance(event, WindowClosed):
-            return  # windows go to timeseries.csv (TimeseriesWriter), not the event log
         try:
+            if isinstance(event, MetricsSampled):
+                self._metrics(event)
+                if event.ok:
+                    return  # samples go to metrics.csv; a failed poll is an event worth keeping
+            if isinstance(event, WindowClosed):
+                return  # windows go to timeseries.csv (TimeseriesWriter), not the event log
+            if isinstance(event, TopologyChanged):
+                self._topology(event)
             if isinstance(event, SnapshotTaken):
                 name = _SAFE_NAME.sub("_", event.name)
                 (self.snapshots / name).write_bytes(event.text.encode())
             self._append(event.to_dict())
         except OSError as exc:  # a full disk must not kill the run; it is reported at the end
             self.write_errors.append(f"{type(event).__name__}: {exc}")
+
+    def _metrics(self, event: MetricsSampled) -> None:
+        if self._metrics_csv is None:
+            self._metrics_fh = (self.root / "metrics.csv").open("a", newline="")
+            self._metrics_csv = csv.writer(self._metrics_fh, lineterminator="\n")
+            self._metrics_csv.writerow(METRICS_CSV_HEADER)
+        self._metrics_csv.writerows(
+            (f"{ts:.3f}", node, name, labels, value) for ts, node, name, labels, value in event.rows
+        )
+        assert self._metrics_fh is not None
+        self._metrics_fh.flush()
+
+    def _topology(self, event: TopologyChanged) -> None:
+        with (self.root / "topology.jsonl").open("ab") as fh:
+            for change in event.changes:
+                fh.write(orjson.dumps({"ts": event.ts, **change, "summary": dict(event.summary)}) + b"\n")
 
     def _append(self, record: dict[str, Any]) -> None:
         if self._events is None:

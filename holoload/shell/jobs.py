@@ -15,6 +15,7 @@ from holoload.core.scenario import Scenario
 from holoload.core.target import Target
 from holoload.engine.canary import CanaryEngine
 from holoload.engine.load import LoadEngine
+from holoload.engine.watch import ClusterWatch
 from holoload.shell.artifacts import ArtifactWriter, TimeseriesWriter
 from holoload.shell.live import LiveDisplay
 from holoload.shell.live_load import LoadDisplay
@@ -49,7 +50,9 @@ class CanaryJob:
         self.sinks: list[EventSink] = [self.agg, self.display]
 
     async def run(self, surfaces: TargetSurfaces, sink: EventSink) -> None:
-        await CanaryEngine(self.scenario, surfaces, sink).run()
+        watch = ClusterWatch(surfaces, sink, self.scenario.table.name)
+        self.agg.server = watch.view
+        await CanaryEngine(self.scenario, surfaces, sink, watch=watch).run()
 
     def verdicts(self) -> list[Verdict]:
         return [evaluate(name, parse_gate(text), self.agg) for name, text in self.scenario.active_gates().items()]

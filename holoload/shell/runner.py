@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
+import aiohttp
 import anyio
 import anyio.abc
 import structlog
@@ -20,6 +21,7 @@ from rich.console import Console
 
 from holoload.adapters.cluster import LocalCluster
 from holoload.adapters.pg import redact
+from holoload.adapters.samplers import wait_ready
 from holoload.adapters.surfaces import TargetSurfaces
 from holoload.core.errors import ExitCode, HololoadError, InputError
 from holoload.core.events import Event, EventSink, RunProblem, RunStarted, WindowClosed
@@ -229,6 +231,7 @@ async def _drive(
         sink.emit(RunStarted(time.time(), run_id, scenario.name, target.name, tuple(target.node_names())))
         with engine_scope:
             try:
+                await _wait_ready(target)
                 async with TargetSurfaces(
                     target,
                     connect_timeout_s=scenario.run.connect_timeout,
@@ -242,6 +245,14 @@ async def _drive(
     if failure is not None:
         raise failure
     return stopped
+
+
+async def _wait_ready(target: Target) -> None:
+    """Before any load: every node with a health_url must answer /ready (bounded; exit 3 if not)."""
+    nodes = [(name, n.health_url) for name, n in zip(target.node_names(), target.nodes, strict=True) if n.health_url]
+    if nodes:
+        async with aiohttp.ClientSession() as session:
+            await wait_ready(nodes, timeout_s=target.ready_timeout, session=session)
 
 
 def _loop_options() -> dict[str, Any]:

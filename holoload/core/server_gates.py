@@ -1,0 +1,96 @@
+"""Gate functions over the cluster's sampled signals: `delta(tx_conflict_count) <= 10`,
+`rate(admission_reject_count) == 0`, `max(topology.shards) >= 2`, `delta(split.successes) >= 1`,
+per node (`node=2`) or summed over nodes.
+
+`rate(x)` reads the op `x` when the run has one and the metric `x` otherwise; `max`/`min` read a
+topology series when the name starts with `topology.` or `split.` and op latency otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+
+from holoload.core import load_gates
+from holoload.core.gates import GateFunction, Kind, lookup_function, register_function
+from holoload.core.server_view import ServerView, is_topology_series
+
+SERVER_KEYWORDS = frozenset({"node"})
+
+
+def _server(ctx: object) -> ServerView | None:
+    server = getattr(ctx, "server", None)
+    return server if isinstance(server, ServerView) else None
+
+
+Measure = Callable[[object, str, Mapping[str, str]], "float | None"]
+
+
+def _series(how: str) -> Measure:
+    def measure(ctx: object, name: str, keywords: Mapping[str, str]) -> float | None:
+        server = _server(ctx)
+        return None if server is None else server.value(how, name, keywords.get("node"))
+
+    return measure
+
+
+def _always_series(_name: str) -> bool:
+    return True
+
+
+def _server_function(how: str, kind: Kind) -> GateFunction:
+    return GateFunction(
+        how,
+        kind,
+        _series(how),
+        SERVER_KEYWORDS,
+        missing_reason="no samples of series '{op}'",
+        server_side=_always_series,
+    )
+
+
+def _rate_either(match: re.Match[str]) -> GateFunction:
+    server_rate = _series("rate")
+
+    def measure(ctx: object, name: str, keywords: Mapping[str, str]) -> float | None:
+        if isinstance(ctx, load_gates.LoadGateContext) and ctx.agg.keys(name, ctx.phases):
+            value: float | None = load_gates.measure_rate(ctx, name, keywords)
+            return value
+        return server_rate(ctx, name, keywords)
+
+    return GateFunction(
+        "rate",
+        Kind.RATE,
+        measure,
+        frozenset({"window", "node"}),
+        missing_reason="no samples of op or series '{op}'",
+        series_fallback=True,
+    )
+
+
+def _extreme(how: str) -> GateFunction:
+    latency = lookup_function(how)  # the op-latency version registered by gates.py
+    assert latency is not None
+    topology = _series(how)
+
+    def measure(ctx: object, name: str, keywords: Mapping[str, str]) -> float | None:
+        if is_topology_series(name):
+            return topology(ctx, name, keywords)
+        value: float | None = latency.measure(ctx, name, keywords)  # type: ignore[arg-type]
+        return value
+
+    def kind_of(name: str) -> Kind:
+        return Kind.NUMBER if is_topology_series(name) else Kind.DURATION
+
+    return GateFunction(
+        how, Kind.DURATION, measure, latency.keywords | SERVER_KEYWORDS, kind_of=kind_of, server_side=is_topology_series
+    )
+
+
+_MAX, _MIN = _extreme("max"), _extreme("min")
+register_function("delta", lambda m: _server_function("delta", Kind.NUMBER))
+register_function("last", lambda m: _server_function("last", Kind.NUMBER))
+register_function("peak", lambda m: _server_function("peak", Kind.NUMBER))
+register_function("rate", _rate_either, "rate (ops or metrics; window=, node=)")
+register_function("max", lambda m: _MAX)
+register_function("min", lambda m: _MIN)
