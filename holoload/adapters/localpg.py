@@ -88,6 +88,9 @@ async def partitions(conn: asyncpg.Connection, table: str, *, with_counts: bool 
         "WHERE i.inhparent = $1::regclass",
         quote_ident(table),
     )
+    if not records:  # not partitioned: the whole table is one range
+        rows = await conn.fetchval(f"SELECT count(*) FROM {quote_ident(table)}") if with_counts else 0
+        return [Partition(table, None, None, int(rows))]
     parts = []
     for rec in records:
         lower, upper = parse_bound(rec["bound"])
@@ -175,7 +178,9 @@ async def _log_split(conn: asyncpg.Connection, table: str, key: int, *, ok: bool
 
 
 async def split_log(conn: asyncpg.Connection, table: str) -> SplitLog:
-    """Counts of split attempts on this node for the table."""
+    """Counts of split attempts on this node for the table (zeros when nothing was ever split)."""
+    if await conn.fetchval("SELECT to_regclass($1)", SPLIT_LOG) is None:
+        return SplitLog(attempts=0, successes=0, failures=0)
     row = await conn.fetchrow(
         f"SELECT count(*) AS attempts, count(*) FILTER (WHERE ok) AS ok FROM {SPLIT_LOG} WHERE table_name = $1",
         table,

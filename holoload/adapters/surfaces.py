@@ -7,6 +7,7 @@ action that races a batch never shares a connection with it.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -18,10 +19,11 @@ from holoload.adapters import localpg
 from holoload.adapters.holoctl import Holoctl, resolve_holoctl
 from holoload.adapters.metrics_http import fetch_text
 from holoload.adapters.pg import close_quietly, connect, count_rows, describe_error, quote_ident
+from holoload.adapters.topology_sources import SqlPartitionSource
 from holoload.core.errors import HololoadError, SetupError
 from holoload.core.splitkey import row_v1_split_key, to_hex
 from holoload.core.target import Target
-from holoload.core.topology import Placement, SplitHealth, Topology
+from holoload.core.topology import Topology
 from holoload.core.topology_table import render_table
 
 #: What talking to a node may raise besides our own errors (translated where it is caught).
@@ -206,37 +208,16 @@ class TargetSurfaces:
         return None
 
     async def partition_topology(self, table: str) -> Topology:
-        """The local partition layout in the normalised topology model (one row per node+partition).
+        """The local partition layout in the normalised topology model (see SqlPartitionSource).
 
-        Nodes of a per_node target hold different rows, so each node's partitions are distinct
-        shards (`n<node>.<partition>`), never replicas of each other.
+        Raises:
+            HololoadError: a node could not be read (its name and the cause are in the message).
         """
-        placements: list[Placement] = []
-        attempts = successes = failures = 0
-        for i in self.data_nodes():
-            node_id = str(i + 1)
-            conn = await self.control(i)
-            for part in await localpg.partitions(conn, table):
-                placements.append(
-                    Placement(
-                        node_id=node_id,
-                        node_state="Active",
-                        role="primary",
-                        shard_id=f"n{node_id}.{part.name}",
-                        range_text=_range_text(part.lower, part.upper),
-                        records=part.rows,
-                        records_text=f"{part.rows:,}",
-                        state="",
-                    )
-                )
-            log = await localpg.split_log(conn, table)
-            attempts, successes = attempts + log.attempts, successes + log.successes
-            failures += log.failures
-        by = (("manual", attempts),) if attempts else ()
-        split = SplitHealth(
-            attempts=attempts, successes=successes, failures=failures, transient=0, backoff=0, attempts_by=by
-        )
-        return Topology(placements=tuple(placements), split=split, partial=False)
+        getters = [functools.partial(self.control, i) for i in self.data_nodes()]
+        reading = await SqlPartitionSource(getters, table, timeout_s=self.control_timeout_s).read()
+        if reading.topology is None:
+            raise HololoadError(reading.error or "partition layout unavailable")
+        return reading.topology
 
     async def split(self, table: str, key: int | str, table_id: int, next_rows: int) -> SplitOutcome:
         """Split the range holding `key` (or, for "auto", max(pk) + half the next batch) on each data node.
@@ -281,11 +262,3 @@ class TargetSurfaces:
 async def _auto_key(conn: asyncpg.Connection, table: str, next_rows: int) -> int:
     max_id = await conn.fetchval(f"SELECT COALESCE(MAX(order_id), 0) FROM {quote_ident(table)}")
     return int(max_id) + max(1, next_rows // 2)
-
-
-def _range_text(lower: int | None, upper: int | None) -> str:
-    if lower is None and upper is None:
-        return "all_keys"
-    lo = "start" if lower is None else str(lower)
-    hi = "end" if upper is None else str(upper)
-    return f"[{lo}, {hi})"

@@ -164,6 +164,7 @@ class WindowClosed(Event):
     elapsed_s: float
     seconds: float
     rows: tuple[WindowRow, ...]
+    signals: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

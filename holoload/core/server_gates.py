@@ -83,7 +83,13 @@ def _extreme(how: str) -> GateFunction:
         return Kind.NUMBER if is_topology_series(name) else Kind.DURATION
 
     return GateFunction(
-        how, Kind.DURATION, measure, latency.keywords | SERVER_KEYWORDS, kind_of=kind_of, server_side=is_topology_series
+        how,
+        Kind.DURATION,
+        measure,
+        latency.keywords | SERVER_KEYWORDS,
+        missing_reason="no samples of op or topology series '{op}'",
+        kind_of=kind_of,
+        server_side=is_topology_series,
     )
 
 

@@ -172,7 +172,10 @@ class LoadEngine:
         window = self.aggregator.close_window(now)
         elapsed = (now - self.aggregator.start_ns) / NS
         rows = window_rows(window, self.aggregator, self.current_phase)
-        self.sink.emit(WindowClosed(self.clock(), self.current_phase, window.index, elapsed, window.seconds, rows))
+        signals = {} if self.watch is None else self.watch.signals()
+        self.sink.emit(
+            WindowClosed(self.clock(), self.current_phase, window.index, elapsed, window.seconds, rows, signals)
+        )
         self._watch_gates(now)
 
     def _watch_gates(self, now_ns: int) -> None:

@@ -17,13 +17,23 @@ import anyio
 from holoload.adapters import localpg
 from holoload.adapters.samplers import HealthObservation, HealthSampler, MetricsSampler
 from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
-from holoload.core.events import EventSink, HealthChanged, MetricsSampled, TopologyChanged
+from holoload.core.events import EventSink, HealthChanged, MetricsSampled, RunProblem, TopologyChanged
 from holoload.core.metrics import parse_metrics, rows
 from holoload.core.metrics_store import MetricsStore
 from holoload.core.server_view import ServerView, TopologySeries
 from holoload.core.topology import Topology
 from holoload.core.topology_diff import diff, summary
 from holoload.core.topology_table import parse_table
+
+#: (label, how, series) shown live when sampled: HoloFusion names first, then PostgreSQL's.
+SIGNALS = (
+    ("conflicts", "delta", "tx_conflict_count"),
+    ("conflicts", "delta", "pg_database_conflicts"),
+    ("deadlocks", "delta", "pg_database_deadlocks"),
+    ("admission rejects", "delta", "admission_reject_count"),
+    ("timeouts", "delta", "statement_timeout_count"),
+    ("shards", "last", "topology.shards"),
+)
 
 
 class ClusterWatch:
@@ -83,6 +93,18 @@ class ClusterWatch:
             self.health[obs.node] = state
             self.sink.emit(HealthChanged(obs.ts, obs.node, obs.ready, obs.state, state))
 
+    def signals(self) -> dict[str, float]:
+        """A few key server signals for the live view (those the cluster reports)."""
+        out: dict[str, float] = {}
+        for label, how, name in SIGNALS:
+            value = self.view.value(how, name)
+            if value is not None and label not in out:
+                out[label] = value
+        if self.health:
+            ready = sum(1 for state in self.health.values() if "ready=True" in state)
+            out["ready nodes"] = float(ready)
+        return out
+
     async def run(self, *, metrics_interval_s: float, topology_interval_s: float) -> None:
         """Poll every source until cancelled (load runs; the canary samples around batches)."""
         target = self.surfaces.target
@@ -127,8 +149,13 @@ class ClusterWatch:
             await anyio.sleep(interval_s)
 
     async def _topology(self, interval_s: float) -> None:
+        last_error = None
         while True:
             reading = await self.surfaces.topology_snapshot(self.table)
             if reading is not None and reading[0]:
                 self.topology_text(self.clock(), reading[1])
+                last_error = None
+            elif reading is not None and reading[1] != last_error:  # say it once, not every poll
+                last_error = reading[1]
+                self.sink.emit(RunProblem(self.clock(), "topology", reading[1].strip()))
             await anyio.sleep(interval_s)

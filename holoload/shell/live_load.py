@@ -76,9 +76,11 @@ class LoadDisplay(LiveDisplay):
                 continue
             errors = sum(row.errors.values())
             parts.append(
-                f"{row.workload}.{row.op} {row.ops_per_s:,.0f}/s p50 {_ms(row.p50_ms)}ms "
-                f"p95 {_ms(row.p95_ms)}ms p99 {_ms(row.p99_ms)}ms err {errors} drop {row.dropped}"
+                f"{row.workload}.{row.op} {row.ops_per_s:,.0f}/s p50 {_ms(row.p50_ms)} "
+                f"p95 {_ms(row.p95_ms)} p99 {_ms(row.p99_ms)} err {errors} drop {row.dropped}"
             )
+        if event.signals:
+            parts.append("server " + ", ".join(f"{k} {v:,.0f}" for k, v in event.signals.items()))
         return " | ".join(parts)
 
     def _refresh(self) -> None:
@@ -101,7 +103,8 @@ class LoadDisplay(LiveDisplay):
         for name, (state, reason) in self.gates.items():
             style = _GATE_STYLE.get(state, "")
             gates.add_row(Text(state.upper(), style=style), Text(name), Text(reason))
-        return Group(header, table, gates)
+        signals = "  ".join(f"{name} {value:,.0f}" for name, value in event.signals.items())
+        return Group(header, table, Text(f"server: {signals}" if signals else ""), gates)
 
     def _cells(self, row: WindowRow) -> list[str]:
         errors = ", ".join(f"{k} {v}" for k, v in sorted(row.errors.items())) or "0"
