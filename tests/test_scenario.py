@@ -140,7 +140,11 @@ def test_shipped_targets_validate() -> None:
     """Both shipped target files are valid and describe what they say."""
     holo = load_target(REPO / "targets" / "holofusion-dev.toml")
     assert [n.dsn.rsplit(":", 1)[1].split("/")[0] for n in holo.nodes] == ["55432", "55433", "55434"]
-    assert holo.topology.source == "holoctl" and holo.split.method == "holoctl"
+    assert holo.topology.source == "holoctl_state" and holo.split.method == "holoctl"
+    assert [n.health_url for n in holo.nodes] == [f"http://127.0.0.1:{p}" for p in (18081, 18082, 18083)]
+    roach = load_target(REPO / "targets" / "cockroach-local.toml")
+    assert roach.topology.source == "sql" and roach.topology.columns["shard_id"] == "range_id"
+    assert roach.split.sql == "ALTER TABLE {table} SPLIT AT VALUES ({key})"
     assert holo.data == "shared"
     pg = load_target(REPO / "targets" / "postgres.toml")
     assert pg.split.method == "none"

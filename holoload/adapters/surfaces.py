@@ -19,12 +19,19 @@ from holoload.adapters import localpg
 from holoload.adapters.holoctl import Holoctl, resolve_holoctl
 from holoload.adapters.metrics_http import fetch_text
 from holoload.adapters.pg import close_quietly, connect, count_rows, describe_error, quote_ident
-from holoload.adapters.topology_sources import SqlPartitionSource
+from holoload.adapters.topology_sources import (
+    CommandJsonSource,
+    SqlPartitionSource,
+    SqlQuerySource,
+    TopologyReading,
+    TopologySource,
+    make_source,
+)
 from holoload.core.errors import HololoadError, SetupError
+from holoload.core.scenario import fill_template
 from holoload.core.splitkey import row_v1_split_key, to_hex
 from holoload.core.target import Target
 from holoload.core.topology import Topology
-from holoload.core.topology_table import render_table
 
 #: What talking to a node may raise besides our own errors (translated where it is caught).
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
@@ -71,7 +78,7 @@ class TargetSurfaces:
 
     async def __aenter__(self) -> TargetSurfaces:
         """Connect to every node (in parallel); any failure is a SetupError (exit 3)."""
-        if self.target.topology.source == "holoctl":
+        if self.target.topology.source.startswith("holoctl") or self.target.split.method == "holoctl":
             binary = resolve_holoctl(self.target.topology.holoctl, self._env)
             self._holoctl = Holoctl(
                 binary,
@@ -191,21 +198,37 @@ class TargetSurfaces:
                 tg.start_soon(one, i)
         return out
 
+    def _topology_source(self, table: str) -> TopologySource | None:
+        """The target's topology source for `table` (None when the target has none)."""
+        cfg = self.target.topology
+        timeout = self.control_timeout_s
+        if cfg.source in ("holoctl", "holoctl_state") and self._holoctl is not None:
+            kind = "holoctl_table" if cfg.source == "holoctl" else "holoctl"
+            return make_source(kind, holoctl=self._holoctl, timeout_s=timeout)
+        if cfg.source == "partitions":
+            getters = [functools.partial(self.control, i) for i in self.data_nodes()]
+            return SqlPartitionSource(getters, table, timeout_s=timeout)
+        if cfg.source == "sql":
+            assert cfg.query is not None
+            query = fill_template(cfg.query, table=quote_ident(table))
+            return SqlQuerySource(functools.partial(self.control, 0), query, cfg.columns, timeout_s=timeout)
+        if cfg.source == "command":
+            return CommandJsonSource(cfg.command, timeout_s=timeout)
+        return None
+
+    async def topology_reading(self, table: str) -> TopologyReading | None:
+        """One reading of the target's topology (errors are data), or None without a source."""
+        source = self._topology_source(table)
+        return None if source is None else await source.read()
+
     async def topology_snapshot(self, table: str) -> tuple[bool, str] | None:
         """(ok, raw text) of the topology, or None when the target has no topology source."""
-        source = self.target.topology.source
-        try:
-            with anyio.fail_after(self.control_timeout_s):
-                if source == "holoctl" and self._holoctl is not None:
-                    result = await self._holoctl.topology()
-                    if result.returncode != 0:
-                        return False, f"ERROR: holoctl exited {result.returncode}: {result.stderr}"
-                    return True, result.stdout
-                if source == "partitions":
-                    return True, render_table(await self.partition_topology(table))
-        except (*DB_ERRORS, HololoadError) as exc:  # recorded, never fatal
-            return False, f"ERROR: {describe_error(exc)}\n"
-        return None
+        reading = await self.topology_reading(table)
+        if reading is None:
+            return None
+        if not reading.ok:
+            return False, f"ERROR: {reading.error}\n"
+        return True, reading.raw
 
     async def partition_topology(self, table: str) -> Topology:
         """The local partition layout in the normalised topology model (see SqlPartitionSource).
@@ -234,6 +257,11 @@ class TargetSurfaces:
                 pk = key if isinstance(key, int) else await _auto_key(conn, table, next_rows)
                 if method == "holoctl":
                     outcomes.append(await self._split_holoctl(table_id, pk))
+                elif method == "sql":
+                    assert self.target.split.sql is not None
+                    sql = fill_template(self.target.split.sql, table=quote_ident(table), key=pk)
+                    status = str(await conn.execute(sql))
+                    outcomes.append(SplitOutcome(True, f"{self.names[i]}: {sql}: {status}", status + "\n"))
                 else:
                     outcomes.append(await self._split_partition(conn, i, table, pk))
             except (*DB_ERRORS, HololoadError, ValueError) as exc:

@@ -49,17 +49,40 @@ class Node(Strict):
 class TopologySource(Strict):
     """Where the topology snapshots come from."""
 
-    source: Literal["holoctl", "partitions", "none"] = "none"
+    source: Literal["holoctl", "holoctl_state", "partitions", "sql", "command", "none"] = Field(
+        default="none",
+        description="holoctl: the topology table (snapshots keep it byte for byte); holoctl_state: state JSON "
+        "merged with the table's counts; partitions: local PostgreSQL; sql: `query` mapped by `columns`; "
+        "command: argv printing topology JSON",
+    )
     holoctl: str | None = Field(default=None, description="holoctl binary; HOLOCTL_BIN overrides")
     holoctl_target: str = "127.0.0.1:15051"
     timeout: PositiveSeconds = 30.0
     interval: PositiveSeconds = Field(default=5.0, description="topology polling during sustained load")
+    query: str | None = Field(default=None, description="sql: the query ({table} is filled in)")
+    columns: dict[str, str] = Field(default={}, description="sql: model field -> result column")
+    command: list[str] = Field(default=[], description="command: argv (no shell)")
+
+    @model_validator(mode="after")
+    def _needs(self) -> TopologySource:
+        if self.source == "sql" and (not self.query or not self.columns):
+            raise ValueError("topology.source 'sql' needs query and columns")
+        if self.source == "command" and not self.command:
+            raise ValueError("topology.source 'command' needs command (an argv list)")
+        return self
 
 
 class SplitCapability(Strict):
     """How a `split` chaos action is carried out on this target."""
 
-    method: Literal["holoctl", "partition", "none"] = "none"
+    method: Literal["holoctl", "partition", "sql", "none"] = "none"
+    sql: str | None = Field(default=None, description="sql: the split statement; {table} and {key} are filled in")
+
+    @model_validator(mode="after")
+    def _sql_given(self) -> SplitCapability:
+        if self.method == "sql" and not self.sql:
+            raise ValueError("split.method 'sql' needs split.sql, e.g. ALTER TABLE {table} SPLIT AT VALUES ({key})")
+        return self
 
 
 class ErrorRule(Strict):
@@ -100,7 +123,7 @@ class Target(Strict):
     def _consistent(self) -> Target:
         if self.split.method == "partition" and self.table_layout != "range_partitioned":
             raise ValueError("split.method 'partition' needs table_layout = 'range_partitioned'")
-        if self.split.method == "holoctl" and self.topology.source != "holoctl":
+        if self.split.method == "holoctl" and not self.topology.source.startswith("holoctl"):
             raise ValueError("split.method 'holoctl' needs topology.source = 'holoctl' (its target)")
         return self
 

@@ -170,7 +170,11 @@ class CanaryEngine:
             return
         results: dict[str, tuple[bool, str] | None] = {}
         with anyio.move_on_after(self.scenario.snapshots.timeout) as scope:
-            results["topology"] = await self.surfaces.topology_snapshot(self.table)
+            reading = await self.surfaces.topology_reading(self.table)
+            if reading is not None:
+                results["topology"] = (True, reading.raw) if reading.ok else (False, f"ERROR: {reading.error}\n")
+                if reading.topology is not None and self.watch is not None:
+                    self.watch.observe_topology(self.clock(), reading.topology)
             for i, (_, ok, text) in enumerate(await self.surfaces.metrics_snapshots(self.table), start=1):
                 results[f"metrics_node{i}"] = (ok, text)
         if scope.cancelled_caught:
@@ -189,9 +193,7 @@ class CanaryEngine:
             ts = self.clock()
             self.sink.emit(SnapshotTaken(ts, f"{prefix}_{name}.txt", source, ok, text))
             if ok and self.watch is not None:  # snapshots are the canary's samples
-                if source == "topology":
-                    self.watch.topology_text(ts, text)
-                else:
+                if source == "metrics":
                     self.watch.metrics_text(
                         self.surfaces.names[int(name.removeprefix("metrics_node")) - 1], ts, text, None
                     )

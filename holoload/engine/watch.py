@@ -23,7 +23,6 @@ from holoload.core.metrics_store import MetricsStore
 from holoload.core.server_view import ServerView, TopologySeries
 from holoload.core.topology import Topology
 from holoload.core.topology_diff import diff, summary
-from holoload.core.topology_table import parse_table
 
 #: (label, how, series) shown live when sampled: HoloFusion names first, then PostgreSQL's.
 SIGNALS = (
@@ -71,14 +70,6 @@ class ClusterWatch:
             return
         self.metrics.observe(node, ts, samples)
         self.sink.emit(MetricsSampled(ts, node, True, tuple(rows(node, ts, samples)), None))
-
-    def topology_text(self, ts: float, text: str) -> None:
-        """A topology table (holoctl's, or the local partition layout printed like it)."""
-        try:
-            topology = parse_table(text)
-        except ValueError:
-            return  # kept raw in the snapshot; nothing to compare
-        self.observe_topology(ts, topology)
 
     def observe_topology(self, ts: float, topology: Topology) -> None:
         self.topology.observe(ts, summary(topology))
@@ -151,11 +142,11 @@ class ClusterWatch:
     async def _topology(self, interval_s: float) -> None:
         last_error = None
         while True:
-            reading = await self.surfaces.topology_snapshot(self.table)
-            if reading is not None and reading[0]:
-                self.topology_text(self.clock(), reading[1])
+            reading = await self.surfaces.topology_reading(self.table)
+            if reading is not None and reading.topology is not None:
+                self.observe_topology(self.clock(), reading.topology)
                 last_error = None
-            elif reading is not None and reading[1] != last_error:  # say it once, not every poll
-                last_error = reading[1]
-                self.sink.emit(RunProblem(self.clock(), "topology", reading[1].strip()))
+            elif reading is not None and reading.error != last_error:  # say it once, not every poll
+                last_error = reading.error
+                self.sink.emit(RunProblem(self.clock(), "topology", str(reading.error)))
             await anyio.sleep(interval_s)
