@@ -195,7 +195,8 @@ SELECT numbackends, xact_commit, xact_rollback, blks_read, blks_hit, tup_returne
 FROM pg_stat_database WHERE datname = current_database()"""
 
 TABLE_METRICS_SQL = """\
-SELECT coalesce(sum(n_tup_ins), 0) AS n_tup_ins, coalesce(sum(n_tup_del), 0) AS n_tup_del,
+SELECT coalesce(sum(n_tup_ins), 0) AS n_tup_ins, coalesce(sum(n_tup_upd), 0) AS n_tup_upd,
+       coalesce(sum(n_tup_del), 0) AS n_tup_del,
        coalesce(sum(n_live_tup), 0) AS n_live_tup, count(*) AS relations
 FROM pg_stat_user_tables WHERE relname = $1 OR relname LIKE $1 || '\\_%'"""
 

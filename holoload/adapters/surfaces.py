@@ -34,7 +34,8 @@ from holoload.core.target import Target
 from holoload.core.topology import Topology
 
 #: What talking to a node may raise besides our own errors (translated where it is caught).
-DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+#: InternalClientError: asyncpg's protocol state after the server killed an idle connection.
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,8 @@ class TargetSurfaces:
         self.control_timeout_s = control_timeout_s
         self._env = dict(os.environ) if env is None else env
         self.conns: list[asyncpg.Connection] = []
-        self._control: list[asyncpg.Connection | None] = []
+        self._control: dict[tuple[int, str], asyncpg.Connection] = {}
+        self._control_lock = anyio.Lock()
         self._http: aiohttp.ClientSession | None = None
         self._holoctl: Holoctl | None = None
 
@@ -100,7 +102,6 @@ class TargetSurfaces:
         if failures:
             raise failures[0]
         self.conns = [c for c in slots if c is not None]
-        self._control = [None] * len(self.conns)
         if any(n.metrics_url for n in self.target.nodes):
             self._http = aiohttp.ClientSession()
         return self
@@ -121,7 +122,7 @@ class TargetSurfaces:
 
     async def __aexit__(self, *exc: object) -> None:
         with anyio.CancelScope(shield=True):
-            for conn in [*self.conns, *self._control]:
+            for conn in [*self.conns, *self._control.values()]:
                 await close_quietly(conn)
             if self._http is not None:
                 await self._http.close()
@@ -134,13 +135,19 @@ class TargetSurfaces:
         """Indexes of nodes holding distinct data: just the first when data is shared."""
         return range(1) if self.shared else range(len(self.conns))
 
-    async def control(self, node: int) -> asyncpg.Connection:
-        """The node's control connection, (re)opened when missing or closed."""
-        conn = self._control[node]
-        if conn is None or conn.is_closed():
-            await close_quietly(conn)
-            conn = self._control[node] = await self._connect(node)
-        return conn
+    async def control(self, node: int, purpose: str = "control") -> asyncpg.Connection:
+        """The node's connection for one purpose, (re)opened when missing or closed.
+
+        Purposes that may run at the same time get their own connection ("control": snapshots,
+        splits, chaos SQL, topology; "metrics": the SQL metrics poller). Opening is serialised,
+        so two tasks never open (and leak) two connections for the same slot.
+        """
+        async with self._control_lock:
+            conn = self._control.get((node, purpose))
+            if conn is None or conn.is_closed():
+                await close_quietly(conn)
+                conn = self._control[(node, purpose)] = await self._connect(node)
+            return conn
 
     async def prepare_table(self, table: str) -> None:
         """Create (or recreate, when partitioned) and empty the canary table on each data node.
@@ -254,7 +261,8 @@ class TargetSurfaces:
         for i in self.data_nodes():
             try:
                 conn = await self.control(i)
-                pk = key if isinstance(key, int) else await _auto_key(conn, table, next_rows)
+                with anyio.fail_after(self.control_timeout_s):  # a hung node must not hold up the others
+                    pk = key if isinstance(key, int) else await _auto_key(conn, table, next_rows)
                 if method == "holoctl":
                     outcomes.append(await self._split_holoctl(table_id, pk))
                 elif method == "sql":

@@ -105,11 +105,15 @@ def _error_rate(ctx: object, op: str, keywords: Mapping[str, str]) -> float | No
 
 def measure_rate(ctx: object, op: str, keywords: Mapping[str, str]) -> float | None:
     """Successful operations per second of an op selector (over `window=` or the phases' time)."""
-    stats = _stats(ctx, op, keywords)
-    if stats is None or not isinstance(ctx, LoadGateContext):
+    if not isinstance(ctx, LoadGateContext):
         return None
     window = _window(keywords)
-    seconds = window if window is not None else ctx.elapsed_s()
+    if window is not None:  # divide by the time the windows really cover, not the nominal length
+        stats, seconds = ctx.agg.recent(op, window, ctx.phases)
+    else:
+        stats, seconds = ctx.agg.total(op, ctx.phases), ctx.elapsed_s()
+    if stats is None:
+        return None
     return stats.ok / seconds if seconds > 0 else None
 
 

@@ -158,7 +158,7 @@ class Aggregator:
         self._recorders: dict[OpKey, OpRecorder] = {}
         self._gaps: dict[tuple[str, str], GapTracker] = {}
         self.totals: dict[OpKey, OpStats] = {}
-        self.recent: deque[Window] = deque(maxlen=max(2, int(ring_s / window_s) + 1))
+        self.recent_windows: deque[Window] = deque(maxlen=max(2, int(ring_s / window_s) + 1))
         self._window_start_ns = start_ns
         self._index = 0
         self.phase_spans: dict[str, tuple[int, int | None]] = {}
@@ -202,7 +202,7 @@ class Aggregator:
         window = Window(self._index, self._window_start_ns, now_ns, stats)
         self._index += 1
         self._window_start_ns = now_ns
-        self.recent.append(window)
+        self.recent_windows.append(window)
         return window
 
     def keys(self, selector: str, phases: Iterable[str] | None = None) -> list[OpKey]:
@@ -214,19 +214,30 @@ class Aggregator:
         keys = self.keys(selector, phases)
         return _merge(self.totals[k] for k in keys) if keys else None
 
-    def recent_total(self, selector: str, seconds: float, phases: Iterable[str] | None = None) -> OpStats | None:
-        """Merged stats of the last `seconds` of closed windows."""
+    def recent(
+        self, selector: str, seconds: float, phases: Iterable[str] | None = None
+    ) -> tuple[OpStats | None, float]:
+        """Merged stats of the last `seconds` of closed windows, and the seconds they cover.
+
+        Only windows in which the wanted phases ran count as covered (not connection set-up or
+        other phases); the stats are None when the selector matched nothing in them.
+        """
         wanted = None if phases is None else set(phases)
         picked: list[OpStats] = []
         covered = 0.0
-        for window in reversed(self.recent):
+        for window in reversed(self.recent_windows):
             if covered >= seconds - 1e-9:
                 break
+            keys = [k for k in window.stats if wanted is None or k.phase in wanted]
+            if not keys:
+                continue
             covered += window.seconds
-            picked += [
-                s for k, s in window.stats.items() if k.matches(selector) and (wanted is None or k.phase in wanted)
-            ]
-        return _merge(picked) if covered else None
+            picked += [window.stats[k] for k in keys if k.matches(selector)]
+        return (_merge(picked) if picked else None), covered
+
+    def recent_total(self, selector: str, seconds: float, phases: Iterable[str] | None = None) -> OpStats | None:
+        """Merged stats of the last `seconds` of closed windows (None: nothing matched)."""
+        return self.recent(selector, seconds, phases)[0]
 
     def max_gap_ns(self, selector: str, now_ns: int, phases: Iterable[str] | None = None) -> int | None:
         wanted = None if phases is None else set(phases)

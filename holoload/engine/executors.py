@@ -9,10 +9,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import anyio
-import asyncpg
 
 from holoload.adapters.pg import describe_error
 from holoload.adapters.pool import Writer
+from holoload.adapters.surfaces import DB_ERRORS
 from holoload.core.generators import SeqAllocator
 from holoload.core.outcome import ErrorClass, ErrorRules
 from holoload.core.pacing import ArrivalSchedule, ConcurrencySchedule, Stage, WeightedCycle
@@ -20,7 +20,6 @@ from holoload.core.window import Aggregator, OpKey, OpRecorder
 from holoload.core.workload import Workload
 from holoload.engine.operations import CompiledOp
 
-DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 NS = 1_000_000_000
 
 
@@ -199,7 +198,7 @@ async def run_open_loop(run: WorkloadRun) -> None:
     active = [i for i, ws in enumerate(run.writers) if ws]
     weights = [_endpoint_weight(run, i) for i in active]
     cycle = WeightedCycle(weights)
-    queues = {i: asyncio.Queue[int](maxsize=max(1, len(run.writers[i]))) for i in active}
+    queues = {i: asyncio.Queue[int | None](maxsize=max(1, len(run.writers[i]))) for i in active}
     loops = {i: [WriterLoop(run, wr, _seed(w, wr, s)) for s, wr in enumerate(run.writers[i])] for i in active}
     run.start_ns = run.perf_ns()
     end_ns = None if schedule.duration_s is None else run.start_ns + int(schedule.duration_s * NS)
@@ -208,7 +207,9 @@ async def run_open_loop(run: WorkloadRun) -> None:
             for loop in loops[i]:
                 tg.start_soon(_open_worker, run, loop, queues[i])
         await _dispatch(run, schedule, cycle, active, queues, loops, end_ns)
-        tg.cancel_scope.cancel()
+        for i in active:  # every queued operation still runs and is counted; then each worker stops
+            for _ in loops[i]:
+                await queues[i].put(None)
 
 
 async def _dispatch(
@@ -216,7 +217,7 @@ async def _dispatch(
     schedule: ArrivalSchedule,
     cycle: WeightedCycle,
     active: list[int],
-    queues: dict[int, asyncio.Queue[int]],
+    queues: dict[int, asyncio.Queue[int | None]],
     loops: dict[int, list[WriterLoop]],
     end_ns: int | None,
 ) -> None:
@@ -238,15 +239,10 @@ async def _dispatch(
             queues[endpoint].put_nowait(intended)
         except asyncio.QueueFull:  # every writer busy and as many waiting: counted, never hidden
             loops[endpoint][0].recorders[drop_mix.next()].drop()
-    # let queued operations finish before the phase moves on (bounded by the phase end)
-    for q in queues.values():
-        while not q.empty() and not run.over(run.perf_ns(), None):
-            await asyncio.sleep(0.005)
 
 
-async def _open_worker(run: WorkloadRun, loop: WriterLoop, queue: asyncio.Queue[int]) -> None:
-    while True:
-        intended = await queue.get()
+async def _open_worker(run: WorkloadRun, loop: WriterLoop, queue: asyncio.Queue[int | None]) -> None:
+    while (intended := await queue.get()) is not None:
         await loop.execute(intended, open_loop=True)
 
 

@@ -110,6 +110,7 @@ class LoadEngine:
                     tg.start_soon(run_open_loop if run.workload.open_loop else run_closed_loop, run)
         finally:
             self.aggregator.phase_ended(phase.name, self.perf_ns())
+            self._close_window()  # the phase's last operations belong to its own last window
             await close_writers(writers)
 
     def _build(self, phase: Phase) -> tuple[list[WorkloadRun], list[Writer]]:

@@ -236,6 +236,7 @@ async def _drive(
                     target,
                     connect_timeout_s=scenario.run.connect_timeout,
                     statement_timeout_s=scenario.run.statement_timeout,
+                    control_timeout_s=scenario.run.control_timeout,
                     env=env,
                 ) as surfaces:
                     await job.run(surfaces, sink)
@@ -303,6 +304,7 @@ def _run_logger(fh: IO[str]) -> Any:
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(),
         ],
     )
