@@ -105,6 +105,38 @@ def test_split_really_changes_the_partition_layout(tmp_path: Path, pg_cluster: l
     assert "shards: 6 " in after and "success: 3 " in after
     # node 1 ran batch 1 (2,000 rows): auto key = 2000 + 1000
     assert "[start, 3000)" in after and "[3000, end)" in after
+    run = only_run_dir(tmp_path)
+    changes = [json.loads(line) for line in (run / "topology.jsonl").read_text().splitlines()]
+    assert {"split_attempted", "split_succeeded", "shard_added"} <= {c["kind"] for c in changes}
+    assert any(e["kind"] == "topology" for e in events(run))
+    gates = {g["name"]: g for g in json.loads((run / "summary.json").read_text())["gates"]}
+    assert gates["split_seen"]["passed"] and gates["split_seen"]["observed"] == 3  # one split per node
+
+
+def test_a_server_side_gate_that_cannot_hold_fails_the_run(tmp_path: Path, pg_cluster: list[LocalNode]) -> None:
+    """A gate on the sampled topology (no more shards than nodes) fails the canary with exit 1."""
+    code = dispatch(
+        [
+            SALES,
+            "--target",
+            local_target(tmp_path, pg_cluster),
+            "--results-dir",
+            str(tmp_path),
+            "--set",
+            "batches.0.rows=100",
+            "--set",
+            "batches.1.rows=100",
+            "--set",
+            "table.name=gated_facts",
+            "--set",
+            "gates.no_new_shards=max(topology.shards) <= 3",
+            "-q",
+        ]
+    )
+    assert code == 1
+    gates = {g["name"]: g for g in json.loads((only_run_dir(tmp_path) / "summary.json").read_text())["gates"]}
+    assert not gates["no_new_shards"]["passed"] and gates["no_new_shards"]["observed"] == 6
+    assert all(g["passed"] for name, g in gates.items() if name != "no_new_shards")
 
 
 def test_rows_deleted_mid_batch_fail_the_run_and_name_the_batch(tmp_path: Path, pg_cluster: list[LocalNode]) -> None:

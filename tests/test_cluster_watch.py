@@ -124,3 +124,28 @@ def test_a_node_never_ready_is_a_setup_error(tmp_path: Path, pg_cluster: list[Lo
     problems = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
     assert any("lonely" in str(e.get("detail", "")) for e in problems if e["kind"] == "problem")
     assert not (run / "timeseries.csv").exists()
+
+
+def test_a_dead_metrics_endpoint_fails_loudly_while_the_run_goes_on(
+    tmp_path: Path, pg_cluster: list[LocalNode]
+) -> None:
+    """Node 2's /metrics refuses connections: its samples are failure events; node 1's still arrive."""
+    with ThreadedFakeHoloFusion(FIXTURES, tmp_path) as url:
+        target = tmp_path / "t.toml"
+        target.write_text(
+            f'name = "half"\ndata = "shared"\nmetrics_interval = "300ms"\n'
+            f'[[nodes]]\nname = "alive"\ndsn = "{pg_cluster[0].dsn}"\nmetrics_url = "{url}/metrics"\n'
+            f'[[nodes]]\nname = "dead"\ndsn = "{pg_cluster[0].dsn}"\nmetrics_url = "http://127.0.0.1:9/metrics"\n'
+        )
+        scenario = tmp_path / "s.toml"
+        scenario.write_text(SCENARIO)
+        code = dispatch([str(scenario), "--target", str(target), "--results-dir", str(tmp_path / "r"), "-q"])
+    assert code == 0
+    run = run_dir(tmp_path / "r")
+    failures = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    failures = [e for e in failures if e["kind"] == "metrics"]
+    assert failures and {e["node"] for e in failures} == {"dead"} and all(not e["ok"] for e in failures)
+    assert all(e["error"] and e["ts"] for e in failures)
+    with (run / "metrics.csv").open() as fh:
+        nodes = {r["node"] for r in csv.DictReader(fh)}
+    assert nodes == {"alive"}
