@@ -4,44 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 
-import anyio
-from anyio.abc import ByteReceiveStream, Process
-
+from holoload.adapters.process import CommandResult, run_command
 from holoload.core.errors import SetupError
 from holoload.core.splitkey import from_hex
 
 HOLOCTL_ENV = "HOLOCTL_BIN"
 DEFAULT_BINARY = "holoctl"
-
-
-@dataclass(frozen=True, slots=True)
-class CommandResult:
-    """What one holoctl invocation printed and how it ended.
-
-    Args:
-        argv: the exact argument vector run (no shell).
-        returncode: process exit status; -1 when holoload killed it on timeout (negative
-            signal numbers when something else killed it).
-        stdout / stderr: decoded output (UTF-8, undecodable bytes replaced).
-        elapsed_s: wall time from spawn to exit.
-    """
-
-    argv: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-    elapsed_s: float
-
-    @property
-    def ok(self) -> bool:
-        """True when holoctl exited 0."""
-        return self.returncode == 0
 
 
 def resolve_holoctl(configured: str | None, env: Mapping[str, str]) -> str:
@@ -124,66 +94,9 @@ class Holoctl:
 
     async def _run(self, *command: str) -> CommandResult:
         argv = (self.binary, "--target", self.target, *command)
-        started = time.monotonic()
         try:
-            process = await anyio.open_process(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                env=self._env,
-                start_new_session=True,  # so a timeout can kill holoctl's children too
-            )
+            return await run_command(argv, timeout_s=self.timeout_s, env=self._env, label=f"holoctl {command[0]}")
         except OSError as exc:
             raise SetupError(
                 f"cannot run holoctl {self.binary!r}: {exc}; set {HOLOCTL_ENV} to the holoctl executable"
             ) from exc
-
-        stdout: list[bytes] = []
-        stderr: list[bytes] = []
-        deadline = anyio.move_on_after(self.timeout_s)
-        try:
-            with deadline:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(_drain, process.stdout, stdout)
-                    tg.start_soon(_drain, process.stderr, stderr)
-                    await process.wait()
-        finally:
-            with anyio.CancelScope(shield=True):
-                # On timeout also kill an exited holoctl's children that still hold the pipes.
-                if process.returncode is None or deadline.cancelled_caught:
-                    _kill_group(process)
-                await process.aclose()
-        timed_out = deadline.cancelled_caught
-        elapsed_s = time.monotonic() - started
-
-        err_text = b"".join(stderr).decode("utf-8", errors="replace")
-        returncode = process.returncode if process.returncode is not None else -1
-        if timed_out:
-            returncode = -1
-            err_text = (
-                f"timeout: holoctl {command[0]} did not finish within {self.timeout_s:g}s and was killed\n{err_text}"
-            )
-        return CommandResult(
-            argv=argv,
-            returncode=returncode,
-            stdout=b"".join(stdout).decode("utf-8", errors="replace"),
-            stderr=err_text,
-            elapsed_s=elapsed_s,
-        )
-
-
-async def _drain(stream: ByteReceiveStream | None, chunks: list[bytes]) -> None:
-    if stream is None:
-        return
-    async for chunk in stream:
-        chunks.append(chunk)
-
-
-def _kill_group(process: Process) -> None:
-    """SIGKILL the process group holoctl leads (its own session); fall back to the process."""
-    try:
-        if hasattr(os, "killpg"):
-            os.killpg(process.pid, signal.SIGKILL)
-        else:  # pragma: no cover - Windows
-            process.kill()
-    except ProcessLookupError:
-        pass

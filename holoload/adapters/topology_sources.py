@@ -17,21 +17,17 @@ snapshot that cannot be taken is recorded rather than ending the run. Constructo
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
 import asyncpg
-from anyio.abc import ByteReceiveStream, Process
 
 from holoload.adapters import localpg
-from holoload.adapters.holoctl import CommandResult, Holoctl
+from holoload.adapters.holoctl import Holoctl
 from holoload.adapters.pg import describe_error
+from holoload.adapters.process import CommandResult, run_command
 from holoload.core.errors import HololoadError
 from holoload.core.holoctl_state import parse_state
 from holoload.core.topology import (
@@ -452,66 +448,6 @@ class CommandJsonSource:
         except ValueError as exc:
             return failed(f"{self.name}: cannot parse its output: {exc}", result.stdout)
         return TopologyReading(topology, result.stdout, None)
-
-
-async def run_command(argv: Sequence[str], *, timeout_s: float, env: Mapping[str, str] | None = None) -> CommandResult:
-    """Run argv in its own session, collect its output, kill its group after `timeout_s`.
-
-    Args:
-        argv: program and arguments (no shell).
-        timeout_s: bound on the process; on expiry returncode is -1 and stderr says so.
-        env: full environment for the child; None inherits.
-
-    Returns:
-        The result (exit codes are data).
-
-    Raises:
-        OSError: the program cannot be started.
-    """
-    started = time.monotonic()
-    process = await anyio.open_process(
-        list(argv), stdin=subprocess.DEVNULL, env=None if env is None else dict(env), start_new_session=True
-    )
-    stdout: list[bytes] = []
-    stderr: list[bytes] = []
-    deadline = anyio.move_on_after(timeout_s)
-    try:
-        with deadline:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_drain, process.stdout, stdout)
-                tg.start_soon(_drain, process.stderr, stderr)
-                await process.wait()
-    finally:
-        with anyio.CancelScope(shield=True):
-            if process.returncode is None or deadline.cancelled_caught:
-                _kill_group(process)
-            await process.aclose()
-    err_text = b"".join(stderr).decode("utf-8", errors="replace")
-    returncode = process.returncode if process.returncode is not None else -1
-    if deadline.cancelled_caught:
-        returncode = -1
-        err_text = f"timeout: {argv[0]} did not finish within {timeout_s:g}s and was killed\n{err_text}"
-    return CommandResult(
-        argv=tuple(argv),
-        returncode=returncode,
-        stdout=b"".join(stdout).decode("utf-8", errors="replace"),
-        stderr=err_text,
-        elapsed_s=time.monotonic() - started,
-    )
-
-
-async def _drain(stream: ByteReceiveStream | None, chunks: list[bytes]) -> None:
-    if stream is None:
-        return
-    async for chunk in stream:
-        chunks.append(chunk)
-
-
-def _kill_group(process: Process) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 # --- factory ----------------------------------------------------------------------------------
