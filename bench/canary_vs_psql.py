@@ -16,8 +16,6 @@ import argparse
 import asyncio
 import json
 import math
-import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -31,7 +29,11 @@ from typing import Any
 import asyncpg
 import uvloop
 
-from holoload.adapters.cluster import LocalCluster
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from vs_pgbench import BenchError, bounded_int, client_env, find_client  # noqa: E402  (a sibling script)
+
+from holoload.adapters.cluster import LocalCluster  # noqa: E402
 from holoload.adapters.localpg import prepare_plain_table
 from holoload.adapters.pg import close_quietly, connect, count_rows
 from holoload.core.scenario import CANARY_INSERT_SQL
@@ -47,10 +49,6 @@ CANARY_TIMEOUT_S = 300.0
 STATEMENT_TIMEOUT_S = 300.0
 CONNECT_TIMEOUT_S = 10.0
 SIDES = ("psql", "holoload")
-
-
-class BenchError(Exception):
-    """A measurement that must not be reported: wrong row delta, failed psql, broken canary."""
 
 
 @dataclass
@@ -71,22 +69,6 @@ def p95(values: Sequence[float]) -> float:
 # --- the two ways of running a batch -------------------------------------------------------
 
 
-def find_psql(bindir: Path) -> str:
-    """psql next to the cluster's server binaries, else on PATH."""
-    beside = bindir / "psql"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which("psql")
-    if found is None:
-        raise BenchError(f"no psql in {bindir} or on PATH (apt-get install postgresql-client)")
-    return found
-
-
-def psql_env() -> dict[str, str]:
-    # PG* variables (PGOPTIONS, PGHOST...) would make psql run differently from asyncpg.
-    return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-
-
 def run_psql_ms(psql: str, dsn: str, sql: str) -> float:
     """The bash canary's way: wall clock around one whole psql process (start, connect, run, exit)."""
     cmd = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-c", sql]
@@ -97,7 +79,7 @@ def run_psql_ms(psql: str, dsn: str, sql: str) -> float:
         capture_output=True,
         text=True,
         timeout=PSQL_TIMEOUT_S,
-        env=psql_env(),
+        env=client_env(),
         stdin=subprocess.DEVNULL,
     )
     elapsed_ms = (time.perf_counter() - started) * 1000
@@ -113,9 +95,7 @@ async def run_asyncpg_ms(conn: asyncpg.Connection, sql: str) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-async def checked(
-    conn: asyncpg.Connection, side: str, rows: int, batch: Callable[[], Awaitable[float]]
-) -> float:
+async def checked(conn: asyncpg.Connection, side: str, rows: int, batch: Callable[[], Awaitable[float]]) -> float:
     """Run one batch and fail loudly unless the table grew by exactly `rows`."""
     before = await count_rows(conn, TABLE)
     elapsed_ms = await batch()
@@ -233,16 +213,6 @@ def parse_sizes(text: str) -> list[int]:
     return sizes
 
 
-def bounded_int(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = int(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"expected {low}..{high}, got {value}")
-        return value
-
-    return parse
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
@@ -255,10 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cluster = LocalCluster(1, base_port=BASE_PORT)
     try:
         node = cluster.start()[0]
-        psql = find_psql(cluster.binaries.bindir)
-        print(
-            f"PostgreSQL {cluster.binaries.version} on 127.0.0.1:{node.port}; psql {psql}; asyncpg on uvloop"
-        )
+        psql = find_client(cluster.binaries.bindir, "psql")
+        print(f"PostgreSQL {cluster.binaries.version} on 127.0.0.1:{node.port}; psql {psql}; asyncpg on uvloop")
         results = uvloop.run(measure(node.dsn, psql, args.rows, args.reps, args.warmup))
     except BenchError as exc:
         print(f"bench failed: {exc}", file=sys.stderr)

@@ -212,19 +212,19 @@ def holoload_sample(workload: str, seconds: int, target: Path) -> Sample:
 # --- pgbench --------------------------------------------------------------------------------
 
 
-def find_pgbench(bindir: Path) -> str:
-    """pgbench next to the cluster's server binaries, else on PATH."""
-    beside = bindir / "pgbench"
+def find_client(bindir: Path, name: str) -> str:
+    """A PostgreSQL client program (pgbench, psql) next to the server binaries, else on PATH."""
+    beside = bindir / name
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)
-    found = shutil.which("pgbench")
+    found = shutil.which(name)
     if found is None:
-        raise BenchError(f"no pgbench in {bindir} or on PATH (Debian/Ubuntu: apt-get install postgresql)")
+        raise BenchError(f"no {name} in {bindir} or on PATH (Debian/Ubuntu: apt-get install postgresql)")
     return found
 
 
 def client_env() -> dict[str, str]:
-    # PG* variables (PGOPTIONS, PGHOST...) would make pgbench run differently from holoload.
+    # PG* variables (PGOPTIONS, PGHOST...) would make the clients run differently from holoload.
     return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
 
 
@@ -486,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cluster = LocalCluster(1, base_port=BASE_PORT)
     try:
         node = cluster.start()[0]
-        pgbench = find_pgbench(cluster.binaries.bindir)
+        pgbench = find_client(cluster.binaries.bindir, "pgbench")
         log(
             f"PostgreSQL {cluster.binaries.version} on 127.0.0.1:{node.port}; {pgbench}; "
             f"holoload {sys.executable} -m holoload; {os.cpu_count()} CPUs"
