@@ -10,13 +10,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from holoload.adapters.cluster import (
-    LocalCluster,
-    LocalNode,
-    PgBinaries,
-    find_postgres_binaries,
-    port_is_free,
-)
+from holoload.adapters.cluster import LocalCluster, LocalNode, port_is_free
+from holoload.adapters.pg_binaries import PgBinaries, find_postgres_binaries
 from holoload.adapters.cluster_registry import (
     NodeState,
     load_record,
