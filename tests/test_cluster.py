@@ -11,7 +11,6 @@ import asyncpg
 import pytest
 
 from holoload.adapters.cluster import LocalCluster, LocalNode, port_is_free
-from holoload.adapters.pg_binaries import PgBinaries, find_postgres_binaries
 from holoload.adapters.cluster_registry import (
     NodeState,
     load_record,
@@ -20,6 +19,7 @@ from holoload.adapters.cluster_registry import (
     status_of,
     stop_record,
 )
+from holoload.adapters.pg_binaries import PgBinaries, find_postgres_binaries
 from holoload.core.errors import ExitCode, InputError, PostgresNotFound, SetupError
 
 # Away from 55432 and from each other, so parallel test modules do not collide.
