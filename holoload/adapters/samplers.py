@@ -32,7 +32,34 @@ async def _next_tick(interval_s: float, started: float, tick: int) -> int:
     return tick
 
 
-class MetricsSampler:
+class _Poller:
+    """A periodic poll of one node: `poll_once` every `interval_s` on a fixed schedule."""
+
+    interval_s: float
+
+    def __init__(self, node: str, interval_s: float, timeout_s: float, clock: Callable[[], float]) -> None:
+        if interval_s <= 0 or timeout_s <= 0:
+            raise ValueError("interval_s and timeout_s must be positive")
+        self.node = node
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self._clock = clock
+        self.successes = 0
+        self.failures = 0
+
+    async def poll_once(self) -> object:
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        """Poll at once, then every `interval_s`, until cancelled."""
+        started = anyio.current_time()
+        tick = 0
+        while True:
+            await self.poll_once()
+            tick = await _next_tick(self.interval_s, started, tick)
+
+
+class MetricsSampler(_Poller):
     """Polls one node's `/metrics` every `interval_s` and hands each body (or error) on.
 
     Args:
@@ -57,17 +84,10 @@ class MetricsSampler:
         on_sample: OnSample,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if interval_s <= 0 or timeout_s <= 0:
-            raise ValueError("interval_s and timeout_s must be positive")
-        self.node = node
+        super().__init__(node, interval_s, timeout_s, clock)
         self.url = url
-        self.interval_s = interval_s
-        self.timeout_s = timeout_s
         self._session = session
         self._on_sample = on_sample
-        self._clock = clock
-        self.successes = 0
-        self.failures = 0
         self.last_error: str | None = None
 
     async def poll_once(self) -> bool:
@@ -96,14 +116,6 @@ class MetricsSampler:
             self.successes += 1
         self._on_sample(self.node, ts, text, error)
         return text is not None
-
-    async def run(self) -> None:
-        """Poll at once, then every `interval_s`, until cancelled."""
-        started = anyio.current_time()
-        tick = 0
-        while True:
-            await self.poll_once()
-            tick = await _next_tick(self.interval_s, started, tick)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +153,7 @@ class _Response:
     error: str | None = None
 
 
-class HealthSampler:
+class HealthSampler(_Poller):
     """Polls one node's `/live`, `/ready` and `/state` concurrently every `interval_s`.
 
     Args:
@@ -165,17 +177,10 @@ class HealthSampler:
         on_observation: Callable[[HealthObservation], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if interval_s <= 0 or timeout_s <= 0:
-            raise ValueError("interval_s and timeout_s must be positive")
-        self.node = node
+        super().__init__(node, interval_s, timeout_s, clock)
         self.base_url = base_url.rstrip("/")
-        self.interval_s = interval_s
-        self.timeout_s = timeout_s
         self._session = session
         self._on_observation = on_observation
-        self._clock = clock
-        self.successes = 0
-        self.failures = 0
         self.last: HealthObservation | None = None
 
     async def poll_once(self) -> HealthObservation:
@@ -212,14 +217,6 @@ class HealthSampler:
                 response.status = http.status
         except HTTP_ERRORS as exc:
             response.error = str(exc) or type(exc).__name__
-
-    async def run(self) -> None:
-        """Poll at once, then every `interval_s`, until cancelled."""
-        started = anyio.current_time()
-        tick = 0
-        while True:
-            await self.poll_once()
-            tick = await _next_tick(self.interval_s, started, tick)
 
 
 def _flag(response: _Response) -> bool | None:
