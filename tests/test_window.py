@@ -281,9 +281,9 @@ def test_latency_counts_from_intended_start_and_service_from_send() -> None:
 
 
 def test_closed_loop_success_records_latency_once() -> None:
-    """When intended == sent (closed loop), the latency is the service time: no service sample."""
+    """Closed loop without retries (service=False): the latency is the service time, no service sample."""
     agg = Aggregator(0)
-    agg.recorder(READ_N1, 0).success(5 * MS, 5 * MS, 8 * MS)
+    agg.recorder(READ_N1, 0).success(5 * MS, 5 * MS, 8 * MS, service=False)
     stats = agg.close_window(NS).stats[READ_N1]
     assert stats.latency.count == 1 and stats.latency.max_us == 3_000
     assert stats.service.count == 0

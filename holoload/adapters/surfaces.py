@@ -260,22 +260,27 @@ class TargetSurfaces:
         outcomes = []
         for i in self.data_nodes():
             try:
-                conn = await self.control(i)
                 with anyio.fail_after(self.control_timeout_s):  # a hung node must not hold up the others
+                    conn = await self.control(i)
                     pk = key if isinstance(key, int) else await _auto_key(conn, table, next_rows)
-                if method == "holoctl":
-                    outcomes.append(await self._split_holoctl(table_id, pk))
-                elif method == "sql":
-                    assert self.target.split.sql is not None
-                    sql = fill_template(self.target.split.sql, table=quote_ident(table), key=pk)
-                    status = str(await conn.execute(sql))
-                    outcomes.append(SplitOutcome(True, f"{self.names[i]}: {sql}: {status}", status + "\n"))
-                else:
-                    outcomes.append(await self._split_partition(conn, i, table, pk))
+                with anyio.fail_after(self._statement_timeout_s + 5):
+                    outcomes.append(await self._split_one(method, conn, i, table, table_id, pk))
             except (*DB_ERRORS, HololoadError, ValueError) as exc:
                 outcomes.append(SplitOutcome(False, f"{self.names[i]}: split failed: {describe_error(exc)}", ""))
         ok = all(o.ok for o in outcomes)
         return SplitOutcome(ok, "; ".join(o.detail for o in outcomes), "".join(o.output for o in outcomes))
+
+    async def _split_one(
+        self, method: str, conn: asyncpg.Connection, i: int, table: str, table_id: int, pk: int
+    ) -> SplitOutcome:
+        if method == "holoctl":
+            return await self._split_holoctl(table_id, pk)
+        if method == "sql":
+            assert self.target.split.sql is not None
+            sql = fill_template(self.target.split.sql, table=quote_ident(table), key=pk)
+            status = str(await conn.execute(sql))
+            return SplitOutcome(True, f"{self.names[i]}: {sql}: {status}", status + "\n")
+        return await self._split_partition(conn, i, table, pk)
 
     async def _split_holoctl(self, table_id: int, pk: int) -> SplitOutcome:
         assert self._holoctl is not None

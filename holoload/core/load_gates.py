@@ -232,8 +232,13 @@ class GateMonitor:
         return (now_ns - self.failing_since_ns) / NS >= self.grace_s
 
     def final(self, ctx: LoadGateContext) -> Verdict:
-        """The verdict for the summary (a last evaluation first, for cumulative gates)."""
-        verdict = self.observe(ctx)
+        """The verdict for the summary.
+
+        A cumulative gate is evaluated once more on the final figures. A windowed gate keeps
+        what its live evaluations found (its windows are over once its phase ended); it is
+        evaluated now only if it never was.
+        """
+        verdict = self.last if self.windowed and self.last is not None else self.observe(ctx)
         if self.windowed and self.first_failure is not None:
             first = self.first_failure
             return Verdict(

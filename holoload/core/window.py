@@ -95,11 +95,15 @@ class OpRecorder:
         self.stats = OpStats()
         self.gaps = gaps
 
-    def success(self, intended_ns: int, sent_ns: int, done_ns: int, rows: int = 1) -> None:
-        """A completed operation: latency from the intended start, service time from the send."""
+    def success(self, intended_ns: int, sent_ns: int, done_ns: int, rows: int = 1, *, service: bool = True) -> None:
+        """A completed operation: latency from the intended start, service time from the send.
+
+        `service=False` (closed loop without retries) skips the second record: the service
+        time then equals the latency, which readers fall back to.
+        """
         stats = self.stats
         stats.latency.record((done_ns - intended_ns) // 1000)
-        if sent_ns != intended_ns:  # closed loop: service time is the latency, recorded once
+        if service:
             stats.service.record((done_ns - sent_ns) // 1000)
         stats.ok += 1
         stats.rows += rows
@@ -228,9 +232,9 @@ class Aggregator:
         for window in reversed(self.recent_windows):
             if covered >= seconds - 1e-9:
                 break
+            if wanted is not None and not any(self._ran_during(p, window) for p in wanted):
+                continue  # the phase did not run in this window (set-up, other phases, after its end)
             keys = [k for k in window.stats if wanted is None or k.phase in wanted]
-            if not keys:
-                continue
             covered += window.seconds
             picked += [window.stats[k] for k in keys if k.matches(selector)]
         return (_merge(picked) if picked else None), covered
@@ -238,6 +242,13 @@ class Aggregator:
     def recent_total(self, selector: str, seconds: float, phases: Iterable[str] | None = None) -> OpStats | None:
         """Merged stats of the last `seconds` of closed windows (None: nothing matched)."""
         return self.recent(selector, seconds, phases)[0]
+
+    def _ran_during(self, phase: str, window: Window) -> bool:
+        span = self.phase_spans.get(phase)
+        if span is None:  # never marked started: judge by what the window holds
+            return any(k.phase == phase for k in window.stats)
+        start, end = span
+        return start < window.end_ns and (end is None or end > window.start_ns)
 
     def max_gap_ns(self, selector: str, now_ns: int, phases: Iterable[str] | None = None) -> int | None:
         wanted = None if phases is None else set(phases)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -61,6 +62,7 @@ class WorkloadRun:
     phase_end_ns: int | None = None
     remaining: int | None = None
     rules: ErrorRules | None = None
+    op_timeout_s: float | None = None
     budget: RetryBudget = field(init=False)
     start_ns: int = 0
     lag_ns: int = 0
@@ -92,7 +94,7 @@ class WriterLoop:
         self.writer = writer
         rng = random.Random(seed)
         ops = run.workload.ops
-        self.ops = [CompiledOp(op, rng, _allocator(run, op.params)) for op in ops]
+        self.ops = [CompiledOp(op, rng, _allocator(run, op.params), run.op_timeout_s) for op in ops]
         self.mix = WeightedCycle([op.weight for op in ops])
         self.single = len(ops) == 1
         now = run.perf_ns()
@@ -107,13 +109,15 @@ class WriterLoop:
         Latency counts from `intended_ns` (open loop), else from the first attempt's send.
         Open loop: the schedule lag (start - intended) is recorded; an operation that starts
         early (timer granularity) counts from its actual start, so latency is never understated.
+        Service time (from the last attempt's send) is recorded where it can differ from the
+        latency: open loop, or when retries are on.
         """
         i = 0 if self.single else self.mix.next()
         op, rec = self.ops[i], self.recorders[i]
         if open_loop and intended_ns is not None:
             started = self.run.perf_ns()
             rec.schedule_lag(intended_ns, started)
-            intended_ns = max(intended_ns, started)
+            intended_ns = min(intended_ns, started)  # an early start counts from when it really began
         policy = self.run.workload.retry
         self.run.budget.operations += 1
         attempt = 1
@@ -139,7 +143,7 @@ class WriterLoop:
                 await anyio.sleep(pause * self.rng.uniform(0.5, 1.5))
                 attempt += 1
                 continue
-            rec.success(intended_ns, sent_ns, self.run.perf_ns(), rows)
+            rec.success(intended_ns, sent_ns, self.run.perf_ns(), rows, service=open_loop or policy.max_attempts > 1)
             return
 
 
@@ -162,22 +166,30 @@ async def run_closed_loop(run: WorkloadRun) -> None:
     end_ns = None
     if schedule is not None and schedule.duration_s is not None:
         end_ns = run.start_ns + int(schedule.duration_s * NS)
+    top = max([w.start] + [s.target for s in w.stages]) or 1
     async with anyio.create_task_group() as tg:
         for endpoint_writers in run.writers:
+            # ramps are per endpoint of weight 1; a weighted endpoint has more (or fewer) writers
+            scale = len(endpoint_writers) / top
             for slot, writer in enumerate(endpoint_writers):
                 loop = WriterLoop(run, writer, seed=_seed(w, writer, slot))
-                tg.start_soon(_closed_worker, run, loop, slot, schedule, end_ns)
+                tg.start_soon(_closed_worker, run, loop, slot, schedule, end_ns, scale)
 
 
 async def _closed_worker(
-    run: WorkloadRun, loop: WriterLoop, slot: int, schedule: ConcurrencySchedule | None, end_ns: int | None
+    run: WorkloadRun,
+    loop: WriterLoop,
+    slot: int,
+    schedule: ConcurrencySchedule | None,
+    end_ns: int | None,
+    scale: float = 1.0,
 ) -> None:
     think = run.workload.think_time
     while True:
         now = run.perf_ns()
         if run.over(now, end_ns):
             return
-        if schedule is not None and slot >= schedule.target_at((now - run.start_ns) / NS):
+        if schedule is not None and slot >= round(schedule.target_at((now - run.start_ns) / NS) * scale):
             await anyio.sleep(0.02)  # parked: the ramp has not reached this slot yet
             continue
         if not run.take_iteration():
@@ -255,5 +267,6 @@ def _endpoint_weight(run: WorkloadRun, endpoint: int) -> float:
 
 
 def _seed(w: Workload, writer: Writer, slot: int) -> int:
+    """Per-writer seed: reproducible for a given `seed` (str hashes are salted per process)."""
     base = w.seed if w.seed is not None else random.SystemRandom().randrange(2**31)
-    return hash((base, w.name, writer.endpoint, slot)) & 0x7FFFFFFF
+    return zlib.crc32(f"{base}|{w.name}|{writer.endpoint}|{slot}".encode()) & 0x7FFFFFFF

@@ -10,8 +10,10 @@ from functools import partial
 
 import anyio
 
+from holoload.adapters.pg import describe_error
 from holoload.adapters.pool import Writer, close_writers, open_writers
-from holoload.adapters.surfaces import TargetSurfaces
+from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
+from holoload.core.errors import SetupError
 from holoload.core.events import EventSink, GateChanged, PhaseChanged, RunProblem, WindowClosed
 from holoload.core.gates import Verdict, parse_gate
 from holoload.core.generators import SeqAllocator
@@ -46,6 +48,7 @@ class LoadEngine:
     current_phase: str = ""
     _seq: dict[int, SeqAllocator] = field(init=False, default_factory=dict)
     _started_phases: list[str] = field(init=False, default_factory=list)
+    _ended_phases: set[str] = field(init=False, default_factory=set)
     watch: ClusterWatch | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -74,7 +77,14 @@ class LoadEngine:
         self.sink.emit(PhaseChanged(self.clock(), "setup", f"{len(self.scenario.setup.sql)} statements"))
         for i in self.surfaces.data_nodes():
             for sql in self.scenario.setup.sql:
-                await self.surfaces.conns[i].execute(sql)
+                try:
+                    with anyio.fail_after(self.scenario.run.statement_timeout + 5):
+                        await self.surfaces.conns[i].execute(sql)
+                except DB_ERRORS as exc:
+                    raise SetupError(
+                        f"setup statement failed on {self.surfaces.names[i]}: "
+                        f"{describe_error(exc)}\n  {sql.strip()[:200]}"
+                    ) from exc
         self.watch = ClusterWatch(self.surfaces, self.sink, self.scenario.table.name, self.clock)
         target = self.surfaces.target
         async with anyio.create_task_group() as tg:
@@ -89,7 +99,6 @@ class LoadEngine:
             for phase in self.scenario.phases:
                 await self._phase(phase)
             tg.cancel_scope.cancel()
-        self._close_window()
 
     async def _phase(self, phase: Phase) -> None:
         self.current_phase = phase.name
@@ -111,6 +120,7 @@ class LoadEngine:
         finally:
             self.aggregator.phase_ended(phase.name, self.perf_ns())
             self._close_window()  # the phase's last operations belong to its own last window
+            self._ended_phases.add(phase.name)
             await close_writers(writers)
 
     def _build(self, phase: Phase) -> tuple[list[WorkloadRun], list[Writer]]:
@@ -128,6 +138,7 @@ class LoadEngine:
                     self._seq,
                     perf_ns=self.perf_ns,
                     rules=self.surfaces.target.rules(),
+                    op_timeout_s=self.scenario.run.statement_timeout + 5,
                 )
             )
         return runs, every
@@ -183,6 +194,8 @@ class LoadEngine:
         for monitor in self.monitors:
             if monitor.phases and not set(monitor.phases) & set(self._started_phases):
                 continue
+            if monitor.phases and all(p in self._ended_phases for p in monitor.phases):
+                continue  # judged while it ran; its final verdict comes at the end
             before = monitor.state
             verdict = monitor.observe(self._context(monitor, now_ns))
             if monitor.state != before:

@@ -37,10 +37,11 @@ class CompiledOp:
         seq: the process-wide id allocator (ids unique across writers and endpoints).
     """
 
-    __slots__ = ("name", "rows", "_gens", "_sql", "run", "_table", "_columns", "_stmt", "_conn")
+    __slots__ = ("name", "rows", "_gens", "_sql", "run", "_table", "_columns", "_stmt", "_conn", "_timeout")
 
-    def __init__(self, op: Operation, rng: random.Random, seq: SeqAllocator) -> None:
+    def __init__(self, op: Operation, rng: random.Random, seq: SeqAllocator, timeout_s: float | None = None) -> None:
         self.name = op.name
+        self._timeout = timeout_s  # client side: a frozen server never answers statement_timeout
         self.rows = op.rows
         self._gens: list[Generator] = [
             build(p.model_dump(), rng=rng, seq_allocator=seq, clock=_utc_now) for p in op.params
@@ -75,7 +76,7 @@ class CompiledOp:
 
     async def _single(self, writer: Writer) -> int:
         stmt = self._stmt if self._conn is writer.conn else await self._statement(writer)
-        result = await stmt.fetch(*[g() for g in self._gens])
+        result = await stmt.fetch(*[g() for g in self._gens], timeout=self._timeout)
         return len(result) or 1
 
     async def _values(self, writer: Writer) -> int:
@@ -83,16 +84,20 @@ class CompiledOp:
         flat: list[Any] = []
         for _ in range(self.rows):
             flat.extend(g() for g in self._gens)
-        await stmt.fetch(*flat)
+        await stmt.fetch(*flat, timeout=self._timeout)
         return self.rows
 
     async def _executemany(self, writer: Writer) -> int:
         assert writer.conn is not None
-        await writer.conn.executemany(self._sql, [tuple(g() for g in self._gens) for _ in range(self.rows)])
+        await writer.conn.executemany(
+            self._sql, [tuple(g() for g in self._gens) for _ in range(self.rows)], timeout=self._timeout
+        )
         return self.rows
 
     async def _copy(self, writer: Writer) -> int:
         assert writer.conn is not None and self._table is not None
         records = [tuple(g() for g in self._gens) for _ in range(self.rows)]
-        await writer.conn.copy_records_to_table(self._table, records=records, columns=self._columns)
+        await writer.conn.copy_records_to_table(
+            self._table, records=records, columns=self._columns, timeout=self._timeout
+        )
         return self.rows

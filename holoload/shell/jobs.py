@@ -93,6 +93,10 @@ class LoadJob:
     ) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
         return load_summary(record, self.scenario, target, self.engine, verdicts)
 
+    @property
+    def write_errors(self) -> list[str]:
+        return self.timeseries.write_errors
+
     def close(self) -> None:
         self.timeseries.close()
         self.display.close()

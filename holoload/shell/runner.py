@@ -140,7 +140,7 @@ def run(options: RunOptions, console: Console) -> int:
         job.display.close()
         verdicts = [] if record.status == "ERROR" else job.verdicts()
         code = _finish(record, verdicts, options.enforce)
-        record.problems = writer.write_errors + sink.failures
+        record.problems = writer.write_errors + sink.failures + getattr(job, "write_errors", [])
         _write_summaries(job, writer, record, target, verdicts)
         try:
             job.display.verdicts(verdicts, record.status, options.enforce, code, str(root))
@@ -242,10 +242,20 @@ async def _drive(
                     await job.run(surfaces, sink)
             except HololoadError as exc:  # raised out of the task group, it would come wrapped
                 failure = exc
+            except BaseExceptionGroup as group:  # an engine's own task group wraps what it raises
+                ours, rest = group.split(HololoadError)
+                if rest is not None or ours is None:
+                    raise
+                failure = _first_leaf(ours)
         tg.cancel_scope.cancel()
     if failure is not None:
         raise failure
     return stopped
+
+
+def _first_leaf(group: BaseExceptionGroup[HololoadError]) -> HololoadError:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 async def _wait_ready(target: Target) -> None:
