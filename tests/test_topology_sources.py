@@ -276,8 +276,8 @@ async def _fill(conn: Any, table: str, first: int, last: int) -> None:
 
 @pytest.mark.cluster
 @pytest.mark.anyio
-async def test_partition_source_matches_surfaces_partition_topology(pg_cluster: list[LocalNode]) -> None:
-    """Split partitions on real nodes: the source gives exactly TargetSurfaces.partition_topology()."""
+async def test_partition_source_reads_each_nodes_layout_and_split_log(pg_cluster: list[LocalNode]) -> None:
+    """Split partitions on real nodes: exact layout and split counts, also through a local target's surfaces."""
     table = _table_name("topo_parts")
     async with _connections(pg_cluster) as conns:
         try:
@@ -293,7 +293,8 @@ async def test_partition_source_matches_surfaces_partition_topology(pg_cluster: 
             topology = _topology(reading)
             target = local_target([node.dsn for node in pg_cluster])
             async with TargetSurfaces(target, connect_timeout_s=10, statement_timeout_s=30) as surfaces:
-                assert topology == await surfaces.partition_topology(table)
+                through_target = await surfaces.topology_reading(table)
+                assert through_target is not None and through_target.topology == topology
             assert reading.raw == render_table(topology)
             assert [(p.node_id, p.shard_id, p.range_text, p.records) for p in topology.placements] == [
                 ("1", f"n1.{table}_min_500", "[start, 500)", 499),

@@ -31,7 +31,6 @@ from holoload.core.errors import HololoadError, SetupError
 from holoload.core.scenario import fill_template
 from holoload.core.splitkey import row_v1_split_key, to_hex
 from holoload.core.target import Target
-from holoload.core.topology import Topology
 
 #: What talking to a node may raise besides our own errors (translated where it is caught).
 #: InternalClientError: asyncpg's protocol state after the server killed an idle connection.
@@ -227,27 +226,6 @@ class TargetSurfaces:
         """One reading of the target's topology (errors are data), or None without a source."""
         source = self._topology_source(table)
         return None if source is None else await source.read()
-
-    async def topology_snapshot(self, table: str) -> tuple[bool, str] | None:
-        """(ok, raw text) of the topology, or None when the target has no topology source."""
-        reading = await self.topology_reading(table)
-        if reading is None:
-            return None
-        if not reading.ok:
-            return False, f"ERROR: {reading.error}\n"
-        return True, reading.raw
-
-    async def partition_topology(self, table: str) -> Topology:
-        """The local partition layout in the normalised topology model (see SqlPartitionSource).
-
-        Raises:
-            HololoadError: a node could not be read (its name and the cause are in the message).
-        """
-        getters = [functools.partial(self.control, i) for i in self.data_nodes()]
-        reading = await SqlPartitionSource(getters, table, timeout_s=self.control_timeout_s).read()
-        if reading.topology is None:
-            raise HololoadError(reading.error or "partition layout unavailable")
-        return reading.topology
 
     async def split(self, table: str, key: int | str, table_id: int, next_rows: int) -> SplitOutcome:
         """Split the range holding `key` (or, for "auto", max(pk) + half the next batch) on each data node.

@@ -168,15 +168,16 @@ class CanaryEngine:
         """Topology, then every node's metrics (nodes concurrently); each source fails on its own."""
         if not self.scenario.snapshots.enabled:
             return
-        results: dict[str, tuple[bool, str] | None] = {}
+        results: dict[str, tuple[bool, str, str | None]] = {}  # file part -> (ok, text, node of metrics)
         with anyio.move_on_after(self.scenario.snapshots.timeout) as scope:
             reading = await self.surfaces.topology_reading(self.table)
             if reading is not None:
-                results["topology"] = (True, reading.raw) if reading.ok else (False, f"ERROR: {reading.error}\n")
+                ok = reading.ok
+                results["topology"] = (ok, reading.raw if ok else f"ERROR: {reading.error}\n", None)
                 if reading.topology is not None and self.watch is not None:
                     self.watch.observe_topology(self.clock(), reading.topology)
-            for i, (_, ok, text) in enumerate(await self.surfaces.metrics_snapshots(self.table), start=1):
-                results[f"metrics_node{i}"] = (ok, text)
+            for i, (name, ok, text) in enumerate(await self.surfaces.metrics_snapshots(self.table), start=1):
+                results[f"metrics_node{i}"] = (ok, text, name)
         if scope.cancelled_caught:
             self.sink.emit(
                 RunProblem(
@@ -185,17 +186,10 @@ class CanaryEngine:
                     f"{prefix}: not complete after {self.scenario.snapshots.timeout:g}s; kept what arrived",
                 )
             )
-        for name, result in results.items():
-            if result is None:
-                continue
-            ok, text = result
-            source = "topology" if name == "topology" else "metrics"
+        for part, (ok, text, node) in results.items():
             ts = self.clock()
-            self.sink.emit(SnapshotTaken(ts, f"{prefix}_{name}.txt", source, ok, text))
-            if ok and self.watch is not None:  # snapshots are the canary's samples
-                if source == "metrics":
-                    self.watch.metrics_text(
-                        self.surfaces.names[int(name.removeprefix("metrics_node")) - 1], ts, text, None
-                    )
+            self.sink.emit(SnapshotTaken(ts, f"{prefix}_{part}.txt", "metrics" if node else "topology", ok, text))
+            if ok and node is not None and self.watch is not None:  # snapshots are the canary's samples
+                self.watch.metrics_text(node, ts, text, None)
             if not ok:
-                self.sink.emit(RunProblem(self.clock(), "snapshot", f"{prefix}_{name}: {text.strip()}"))
+                self.sink.emit(RunProblem(self.clock(), "snapshot", f"{prefix}_{part}: {text.strip()}"))

@@ -191,13 +191,14 @@ class LoadEngine:
         self._watch_gates(now)
 
     def _watch_gates(self, now_ns: int) -> None:
+        scalars = self._scalars()
         for monitor in self.monitors:
             if monitor.phases and not set(monitor.phases) & set(self._started_phases):
                 continue
             if monitor.phases and all(p in self._ended_phases for p in monitor.phases):
                 continue  # judged while it ran; its final verdict comes at the end
             before = monitor.state
-            verdict = monitor.observe(self._context(monitor, now_ns))
+            verdict = monitor.observe(self._context(monitor, now_ns, scalars))
             if monitor.state != before:
                 self.sink.emit(GateChanged(self.clock(), monitor.name, monitor.state, verdict.reason))
             if self.aborted_by is None and monitor.should_abort(now_ns):
@@ -210,18 +211,20 @@ class LoadEngine:
                     )
                 )
 
-    def _context(self, monitor: GateMonitor, now_ns: int) -> LoadGateContext:
-        dropped = sum(s.dropped for s in self.aggregator.totals.values())
-        errors = sum(s.error_count for s in self.aggregator.totals.values())
-        scalars = {
+    def _scalars(self) -> dict[str, float]:
+        totals = self.aggregator.totals.values()
+        return {
             "phases": float(len(self._started_phases)),
-            "dropped": float(dropped),
-            "errors_total": float(errors),
+            "dropped": float(sum(s.dropped for s in totals)),
+            "errors_total": float(sum(s.error_count for s in totals)),
         }
+
+    def _context(self, monitor: GateMonitor, now_ns: int, scalars: dict[str, float]) -> LoadGateContext:
         server = None if self.watch is None else self.watch.view
         return LoadGateContext(self.aggregator, monitor.phases, now_ns, scalars, server)
 
     def verdicts(self) -> list[Verdict]:
         """Final verdicts of every gate (call after run())."""
         now = self.perf_ns()
-        return [m.final(self._context(m, now)) for m in self.monitors]
+        scalars = self._scalars()
+        return [m.final(self._context(m, now, scalars)) for m in self.monitors]
