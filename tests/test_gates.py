@@ -18,6 +18,7 @@ from holoload.core.gates import (
     Kind,
     Literal,
     ScalarRef,
+    Scaled,
     check_gate,
     evaluate,
     parse_gate,
@@ -303,3 +304,141 @@ def test_registered_function_takes_keywords_and_reports_ratios(
         parse_gate("error_ratio(batch_20k, window=1m, window=2m) <= 1%")
     with pytest.raises(GateSyntaxError, match="unexpected keyword 'size'"):
         parse_gate("error_ratio(batch_20k, size=3) <= 1%")
+
+
+# ------------------------------------------------------------------ fields and scaling
+
+
+@pytest.fixture
+def with_fields(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Registers `tally(name).up|down` reading its field, and records what measure received."""
+    monkeypatch.setattr(gates, "_REGISTRY", list(gates._REGISTRY))
+    received: dict[str, str] = {}
+
+    def measure(ctx: GateContext, name: str, keywords: Mapping[str, str]) -> float | None:
+        received.update(keywords)
+        return {"up": 3.0, "down": 1.0}[keywords[gates.FIELD]]
+
+    function = GateFunction("tally", Kind.NUMBER, measure, fields=frozenset({"up", "down"}), names_fault=True)
+    gates.register_function("tally", lambda match: function)
+    return received
+
+
+def test_field_after_a_call_reaches_the_function(with_fields: dict[str, str]) -> None:
+    """`tally(x).up` parses into a Call with field "up", which measure finds under FIELD."""
+    gate = parse_gate("tally(split).up >= 3")
+    assert isinstance(gate.left, Call)
+    assert (gate.left.text, gate.left.op, gate.left.field) == ("tally(split).up", "split", "up")
+    verdict = evaluate("g", gate, FakeContext())
+    assert verdict.reason == "tally(split).up = 3 >= 3"
+    assert with_fields == {gates.FIELD: "up"}
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "expected"),
+    [
+        ("tally(split) >= 3", 14, "expected a field after tally(split), such as tally(split).down (one of down, up)"),
+        ("tally(split).sideways >= 3", 14, "unknown field 'sideways' of tally(); expected one of down, up"),
+        ("tally(split). >= 3", 15, "expected a field name after '.' (one of down, up), got '>='"),
+        ("p99(x).ok <= 1s", 7, "p99() has no fields; expected a comparison operator after p99(x)"),
+        ("tally() >= 3", 7, "expected a fault name as first argument of tally()"),
+    ],
+)
+def test_field_errors_say_column_and_accepted_fields(
+    with_fields: dict[str, str], text: str, column: int, expected: str
+) -> None:
+    """A missing, unknown or unwanted field is a syntax error at its column, listing the accepted fields."""
+    with pytest.raises(GateSyntaxError, match=re.escape(expected)) as info:
+        parse_gate(text)
+    assert info.value.column == column
+
+
+def test_fault_arguments_are_not_ops(with_fields: dict[str, str]) -> None:
+    """A function naming faults reports its argument in refs.faults, never as an unknown op."""
+    gate = parse_gate("tally(split).down <= lost")
+    refs = gate.references()
+    assert (refs.ops, refs.scalars, refs.faults) == (frozenset(), frozenset({"lost"}), frozenset({"split"}))
+    assert check_gate(gate, [], ["lost"]) == []
+    assert check_gate(gate, [], ["lost"], ["split", "kill1"]) == []
+    assert check_gate(gate, [], ["lost"], ["kill1"]) == ["unknown fault 'split' (known: kill1)"]
+
+
+@pytest.mark.parametrize(
+    ("text", "side", "factor", "first", "kind"),
+    [
+        ("2 * p99(a) >= p99(b)", "left", 2.0, True, Kind.DURATION),
+        ("p99(a) <= p99(b) * 2", "right", 2.0, False, Kind.DURATION),
+        ("p99(a) <= 0.5 * p99(b)", "right", 0.5, True, Kind.DURATION),
+        ("count(a)*1.5k >= 3", "left", 1500.0, False, Kind.NUMBER),
+        ("lost <= 0.01 * acknowledged", "right", 0.01, True, Kind.NUMBER),
+    ],
+)
+def test_calls_and_scalars_scale_by_a_number_on_either_side(
+    text: str, side: str, factor: float, first: bool, kind: Kind
+) -> None:
+    """`2 * x` and `x * 2` are Scaled operands keeping the operand's kind and the text as written."""
+    gate = parse_gate(text)
+    scaled = getattr(gate, side)
+    assert isinstance(scaled, Scaled)
+    assert scaled.factor == pytest.approx(factor)
+    assert (scaled.factor_first, scaled.kind) == (first, kind)
+    assert scaled.text in text and "*" in scaled.text
+
+
+def test_references_see_through_scaling() -> None:
+    """Ops and scalars inside scaled operands are still reported."""
+    refs = parse_gate("0.5 * count(batch_20k) >= failed_batches * 2").references()
+    assert (refs.ops, refs.scalars) == (frozenset({"batch_20k"}), frozenset({"failed_batches"}))
+    assert check_gate(parse_gate("2 * p95(batch_2k) <= 8s"), CANARY_OPS, CANARY_SCALARS) == [
+        "unknown op 'batch_2k' (known: batch_20k, batch_50k)"
+    ]
+
+
+def test_call_against_call_compares_measurements() -> None:
+    """`p99(a) <= p99(b)` reads both sides and names both values."""
+    ctx = FakeContext(histograms={"a": latencies_s(*[0.012] * 20), "b": latencies_s(*[0.005] * 20)})
+    verdict = evaluate("g", parse_gate("p99(a) <= p99(b)"), ctx)
+    assert verdict.passed is False
+    assert verdict.reason == "FAIL: p99(a) = 12ms > p99(b) = 5ms"
+
+
+def test_scaled_evaluation_multiplies_and_shows_both_values() -> None:
+    """The reason shows the measured value, the factor and the product of the scaled side."""
+    ctx = FakeContext(histograms={"a": latencies_s(*[0.012] * 20), "b": latencies_s(*[0.005] * 20)})
+    verdict = evaluate("g", parse_gate("p99(a) <= 2 * p99(b)"), ctx)
+    assert verdict.passed is False
+    assert verdict.reason == "FAIL: p99(a) = 12ms > 2 * p99(b) = 2 * 5ms = 10ms"
+    assert verdict.threshold == pytest.approx(0.010, rel=1e-2)
+    assert verdict.threshold_text == "2 * 5ms = 10ms"
+    passing = evaluate("g", parse_gate("p99(b) * 3 >= p99(a)"), ctx)
+    assert passing.passed is True
+    assert passing.reason == "p99(b) * 3 = 5ms * 3 = 15ms >= p99(a) = 12ms"
+    assert passing.observed == pytest.approx(0.015, rel=1e-2)
+
+
+def test_scaled_side_without_data_fails_with_the_operand_reason() -> None:
+    """No data inside a scaled operand fails the gate with the operand's own reason."""
+    ctx = FakeContext(histograms={"a": latencies_s(0.001)})
+    verdict = evaluate("g", parse_gate("p99(a) <= 2 * p99(b)"), ctx)
+    assert (verdict.passed, verdict.threshold, verdict.threshold_text) == (False, None, "no data")
+    assert verdict.reason == "no samples for op 'b'"
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "expected"),
+    [
+        ("2 * 3 <= lost", 5, "expected a function call or a scalar name after '2 *', got '3'"),
+        ("2s * p99(x) <= 1s", 1, "expected a plain number such as 2 or 0.5 as factor, got '2s' (a duration)"),
+        ("p99(x) * 10% <= 1s", 10, "got '10%' (a ratio)"),
+        ("p99(x) * p99(y) <= 1s", 10, "expected a number such as 2 or 0.5 after 'p99(x) *', got 'p99'"),
+        ("p99(x) * <= 1s", 10, "expected a number such as 2 or 0.5 after 'p99(x) *', got '<='"),
+        ("p99(x) * 2 * 3 <= 1s", 12, "expected a comparison operator"),
+        ("2 * p99(x) <= 5", 15, "2 * p99(x) is a duration; compare it with a duration such as 8s, not 5 (a number)"),
+        ("lost * 2s <= 1", 8, "expected a plain number such as 2 or 0.5 as factor, got '2s' (a duration)"),
+    ],
+)
+def test_scaling_errors_say_column_and_expectation(text: str, column: int, expected: str) -> None:
+    """Bad factors, missing operands and kind mismatches of scaled operands carry their column."""
+    with pytest.raises(GateSyntaxError, match=re.escape(expected)) as info:
+        parse_gate(text)
+    assert info.value.column == column

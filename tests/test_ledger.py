@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from holoload.core.generators import SeqAllocator
-from holoload.core.ledger import IntervalSet, Ledger, WriteOutcome, check, outcome_of
+from holoload.core.ledger import (
+    CheckReport,
+    Finding,
+    IntervalSet,
+    Ledger,
+    WriteOutcome,
+    check,
+    merge_reports,
+    outcome_of,
+)
 
 PROPERTY = settings(max_examples=200, deadline=None)
+FEWER = settings(max_examples=60, deadline=None)  # the costlier models below
 
 ranges = st.tuples(st.integers(0, 60), st.one_of(st.just(0), st.integers(0, 12))).map(lambda t: (t[0], t[0] + t[1]))
 ops = st.lists(st.tuples(st.booleans(), ranges), max_size=30)
@@ -377,3 +389,205 @@ def test_check_scales_to_a_million_ids_in_blocks() -> None:
     assert report.recovered.count == 5_000 and report.in_doubt_absent.count == 5_000
     assert report.untracked.count == 0
     assert not report.ok
+
+
+# record_write and multi-row statements
+
+statement = st.lists(ranges, min_size=1, max_size=2)
+writes = st.lists(st.tuples(st.sampled_from(list(WriteOutcome)), statement), max_size=20)
+
+
+@FEWER
+@given(writes)
+def test_record_write_records_each_interval_like_record(
+    writes_: list[tuple[WriteOutcome, list[tuple[int, int]]]],
+) -> None:
+    """``record_write`` leaves the same states as ``record`` per interval, and remembers only multi-id statements."""
+    by_statement, by_interval = Ledger(), Ledger()
+    for outcome, intervals in writes_:
+        by_statement.record_write(outcome, intervals)
+        for start, end in intervals:
+            by_interval.record(outcome, start, end)
+    assert states(by_statement) == states(by_interval)
+    multi = [set().union(*(range(s, e) for s, e in intervals)) for _, intervals in writes_]
+    remembered = [{i for s, e in spans for i in range(s, e)} for spans in by_statement.statement_intervals()]
+    assert remembered == [ids for ids in multi if len(ids) > 1]
+    for spans in by_statement.statement_intervals():
+        assert_normalized(IntervalSet.from_intervals(spans))
+        assert list(spans) == sorted(spans)
+
+
+def test_single_row_writes_are_not_remembered() -> None:
+    """Memory for statements does not grow with single-row writes (nor empty ones)."""
+    ledger = Ledger()
+    for i in range(10_000):
+        ledger.record_write(WriteOutcome.ACKNOWLEDGED, [(i, i + 1)])
+    ledger.record_write(WriteOutcome.IN_DOUBT, [(20_000, 20_000), (20_001, 20_002)])
+    ledger.record_write(WriteOutcome.FAILED, [(30_000, 30_001), (30_000, 30_001)])  # the same id twice: one row
+    assert ledger.statements == 0 and ledger.statements_untracked == 0
+    assert list(ledger.statement_intervals()) == []
+    assert len(ledger.acknowledged) == 10_000 and ledger.acknowledged.interval_count == 1
+
+
+def test_record_write_merges_a_statements_intervals() -> None:
+    """A statement's intervals are kept sorted and merged: two touching blocks become one interval."""
+    ledger = Ledger()
+    ledger.record_write(WriteOutcome.ACKNOWLEDGED, [(90, 100), (0, 10)])
+    ledger.record_write(WriteOutcome.ACKNOWLEDGED, [(10, 20), (20, 30)])
+    assert list(ledger.statement_intervals()) == [((0, 10), (90, 100)), ((10, 30),)]
+
+
+def test_statements_past_the_cap_are_counted_untracked() -> None:
+    """Past ``max_statement_intervals`` whole statements are counted, not stored; their ids are still recorded."""
+    ledger = Ledger(max_statement_intervals=3)
+    ledger.record_write(WriteOutcome.ACKNOWLEDGED, [(0, 10), (20, 30)])
+    ledger.record_write(WriteOutcome.ACKNOWLEDGED, [(40, 50), (60, 70)])  # would make 4: untracked
+    ledger.record_write(WriteOutcome.IN_DOUBT, [(80, 90)])  # makes 3: fits
+    ledger.record_write(WriteOutcome.IN_DOUBT, [(90, 95)])
+    assert (ledger.statements, ledger.statements_untracked) == (2, 2)
+    assert list(ledger.statement_intervals()) == [((0, 10), (20, 30)), ((80, 90),)]
+    assert len(ledger.acknowledged) == 40 and len(ledger.in_doubt) == 15
+    report = check(ledger, IntervalSet.from_intervals([(0, 10), (40, 45), (80, 85), (90, 92)]))
+    assert (report.partial.count, report.partial.sample) == (2, ((0, 10), (20, 30), (80, 90)))  # the stored ones only
+
+
+@pytest.mark.parametrize("intervals", [[(0, 5), (7, 3)], [(-1, 3)], [(0, 5), (1, 2**63)]])
+def test_record_write_refuses_a_bad_interval_before_recording_anything(intervals: list[tuple[int, int]]) -> None:
+    """One bad interval rejects the whole statement; the ledger is untouched."""
+    ledger = Ledger()
+    with pytest.raises(ValueError):
+        ledger.record_write(WriteOutcome.ACKNOWLEDGED, intervals)
+    assert len(ledger.acknowledged) == 0 and ledger.statements == 0
+    with pytest.raises(ValueError):
+        Ledger(max_statement_intervals=-1)
+
+
+def test_record_retry_duplicate_recovers_every_interval() -> None:
+    """The statement-level proof moves the in-doubt ids of all its intervals."""
+    ledger = Ledger()
+    ledger.record_write(WriteOutcome.IN_DOUBT, [(0, 10), (50, 60)])
+    assert ledger.record_retry_duplicate([(0, 10), (50, 60)]) == 20
+    assert expand(ledger.recovered) == set(range(10)) | set(range(50, 60))
+
+
+# partial statements
+
+partial_case = st.tuples(
+    st.lists(st.tuples(st.sampled_from(list(WriteOutcome)), statement), max_size=15),
+    ops,
+    st.integers(0, 4),
+)
+
+
+@FEWER
+@given(partial_case)
+def test_partial_statements_match_a_set_model(
+    case: tuple[list[tuple[WriteOutcome, list[tuple[int, int]]]], list[tuple[bool, tuple[int, int]]], int],
+) -> None:
+    """``partial`` is exactly the multi-id statements, of any outcome, with some but not all ids observed."""
+    writes_, observed_ops, sample_size = case
+    ledger = Ledger()
+    for outcome, intervals in writes_:
+        ledger.record_write(outcome, intervals)
+    observed, reference = build(observed_ops)
+
+    report = check(ledger, observed, sample_size=sample_size)
+
+    expected = []
+    for _, intervals in writes_:
+        ids_ = set().union(*(range(s, e) for s, e in intervals))
+        if len(ids_) > 1 and 0 < len(ids_ & reference) < len(ids_):
+            expected.append(list(IntervalSet.from_intervals(intervals).intervals()))
+    assert report.partial.count == len(expected)
+    assert report.partial.intervals == sum(len(spans) for spans in expected)
+    assert report.partial.sample == tuple(span for spans in expected for span in spans)[:sample_size]
+    assert report.ok == (report.partial.count == 0 and report.lost.count == 0 and report.unexpected.count == 0)
+
+
+def test_partial_alone_fails_the_check() -> None:
+    """An in-doubt statement half applied breaks atomicity: not ok, though nothing is lost or unexpected."""
+    ledger = Ledger()
+    ledger.record_write(WriteOutcome.IN_DOUBT, [(0, 10)])
+    report = check(ledger, IntervalSet.from_intervals([(0, 5)]))
+    assert report.lost.count == report.unexpected.count == report.duplicated.count == 0
+    assert (report.partial.count, report.partial.intervals, report.partial.sample) == (1, 1, ((0, 10),))
+    assert not report.ok
+    assert check(ledger, IntervalSet.from_intervals([(0, 10)])).ok
+    assert check(ledger, IntervalSet()).ok
+
+
+def test_partial_check_scales_to_a_large_cap() -> None:
+    """200,000 remembered statements are checked in one pass, O(log n) each; the next one is counted untracked."""
+    ledger = Ledger(max_statement_intervals=200_000)
+    for start in range(0, 400_000, 2):
+        ledger.record_write(WriteOutcome.ACKNOWLEDGED, [(start, start + 2)])
+    ledger.record_write(WriteOutcome.ACKNOWLEDGED, [(500_000, 500_010)])
+    assert (ledger.statements, ledger.statements_untracked) == (200_000, 1)
+    observed = IntervalSet.from_intervals([(0, 300_001), (300_003, 400_000)])
+    report = check(ledger, observed)
+    assert (report.partial.count, report.partial.sample) == (2, ((300_000, 300_002), (300_002, 300_004)))
+    assert report.lost.sample == ((300_001, 300_003), (500_000, 500_010))
+
+
+# reports
+
+
+def test_report_to_dict_is_plain_json() -> None:
+    """Every finding becomes count, intervals and a list-of-lists sample; ``ok`` is included."""
+    ledger = Ledger()
+    ledger.record_write(WriteOutcome.ACKNOWLEDGED, [(0, 10)])
+    report = check(ledger, IntervalSet.from_intervals([(0, 4), (6, 10)]))
+    as_dict = report.to_dict()
+    assert json.loads(json.dumps(as_dict)) == as_dict
+    assert as_dict["ok"] is False
+    assert as_dict["lost"] == {"count": 2, "intervals": 1, "sample": [[4, 6]]}
+    assert as_dict["partial"] == {"count": 1, "intervals": 1, "sample": [[0, 10]]}
+    assert set(as_dict) == {
+        "ok",
+        "lost",
+        "unexpected",
+        "recovered",
+        "in_doubt_absent",
+        "duplicated",
+        "untracked",
+        "partial",
+    }
+    assert report.counts() == {k: v["count"] for k, v in as_dict.items() if k != "ok"}
+
+
+def test_merge_reports_sums_counts_and_keeps_the_first_samples() -> None:
+    """Per-node reports combine by adding counts; samples come from the first reports, up to sample_size."""
+    finding = Finding(3, 2, ((1, 2), (5, 7)))
+    empty = Finding(0, 0, ())
+    a = CheckReport(finding, empty, empty, empty, empty, empty, partial=Finding(1, 1, ((0, 9),)))
+    b = CheckReport(Finding(1, 1, ((100, 101),)), finding, empty, empty, empty, empty)
+    merged = merge_reports([a, b], sample_size=3)
+    assert merged.lost == Finding(4, 3, ((1, 2), (5, 7), (100, 101)))
+    assert merged.unexpected == finding and merged.partial == Finding(1, 1, ((0, 9),))
+    assert not merged.ok
+    nothing = merge_reports([])
+    assert nothing.ok and nothing.to_dict()["lost"] == {"count": 0, "intervals": 0, "sample": []}
+
+
+@FEWER
+@given(partial_case, partial_case)
+def test_merging_reports_of_disjoint_parts_counts_like_one_check(
+    left: tuple[list[tuple[WriteOutcome, list[tuple[int, int]]]], list[tuple[bool, tuple[int, int]]], int],
+    right: tuple[list[tuple[WriteOutcome, list[tuple[int, int]]]], list[tuple[bool, tuple[int, int]]], int],
+) -> None:
+    """Two nodes' ledgers on disjoint ids: the merged per-node reports count what one check of both finds."""
+    offset = 1_000
+    whole, whole_observed = Ledger(), IntervalSet()
+    reports = []
+    for shift, (writes_, observed_ops, _) in ((0, left), (offset, right)):
+        part = Ledger()
+        observed, _ = build(observed_ops)
+        for outcome, intervals in writes_:
+            part.record_write(outcome, intervals)
+            whole.record_write(outcome, [(s + shift, e + shift) for s, e in intervals])
+        for s, e in observed.intervals():
+            whole_observed.add(s + shift, e + shift)
+        reports.append(check(part, observed))
+    merged, single = merge_reports(reports), check(whole, whole_observed)
+    assert merged.counts() == single.counts()
+    assert merged.ok == single.ok

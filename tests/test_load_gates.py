@@ -10,6 +10,8 @@ from holoload.core.load_gates import (
     GateMonitor,
     GateState,
     LoadGateContext,
+    gate_during_tags,
+    gate_phase_names,
     is_windowed,
     keyword_problems,
 )
@@ -375,3 +377,147 @@ def test_data_that_disappears_after_a_pass_fails_the_gate() -> None:
     agg.close_window(2 * NS)  # nothing completed in this window
     verdict = mon.observe(ctx(agg, 2 * NS))
     assert not verdict.passed and mon.state == GateState.FAIL
+
+
+# ------------------------------------------------------------------ during= and phase=
+
+
+BASE = OpKey("baseline", "w", "op", "node1")
+
+
+def chaos_run() -> Aggregator:
+    """A baseline phase at 5 ms, then a main phase at 2 ms with one split window at 12 ms."""
+    agg = Aggregator(0)
+    agg.phase_started("baseline", 0)
+    feed(agg, BASE, 500 * MS, 100, latency_ms=5)
+    agg.close_window(NS)
+    agg.phase_ended("baseline", NS)
+    agg.phase_started("main", NS)
+    feed(agg, KEY, 1500 * MS, 100, latency_ms=2)
+    agg.close_window(2 * NS)
+    feed(agg, KEY, 2500 * MS, 100, latency_ms=12)
+    rec = agg.recorder(KEY, 2500 * MS)
+    for _ in range(25):
+        rec.failure(ErrorClass.CONNECTION)
+    agg.close_window(3 * NS, ["split-1", "split"])
+    feed(agg, KEY, 3500 * MS, 100, latency_ms=2)
+    agg.close_window(4 * NS)
+    return agg
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "p99(op, during=split) <= 2 * p99(op, phase=baseline)",
+        "error_rate(op, during=split) < 1%",
+        "errors(op, during=split, class=connection) == 0",
+        "dropped(op, phase=main) == 0",
+        "retries(w.op, during=kill) <= 5",
+        "max_gap(op, phase=baseline) <= 5s",
+        "p99(op, during=split, phase=main) <= 10ms",
+    ],
+)
+def test_during_and_phase_keywords_parse(text: str) -> None:
+    """during= and phase= are accepted by the functions over an op's stats."""
+    gate = parse_gate(text)
+    assert keyword_problems(gate) == []
+    assert not is_windowed(gate)
+
+
+@pytest.mark.parametrize(
+    ("text", "keyword"),
+    [
+        ("max_gap(op, during=split) <= 5s", "during"),
+        ("count(op, phase=main) >= 1", "phase"),
+        ("rate(op, during=split) >= 1/s", "during"),
+    ],
+)
+def test_during_and_phase_are_refused_where_they_mean_nothing(text: str, keyword: str) -> None:
+    """Functions that cannot read tagged totals (or phases) reject the keyword at parse time."""
+    with pytest.raises(GateSyntaxError, match=f"unexpected keyword '{keyword}'"):
+        parse_gate(text)
+
+
+def test_percentile_during_a_tag_reads_only_its_windows() -> None:
+    """p99(op, during=split) sees the split window's 12 ms; the phase's p50 stays at 2 ms."""
+    agg = chaos_run()
+    passed, observed, _ = check("p99(op, during=split) <= 10ms", agg, 4 * NS)
+    assert not passed and observed == pytest.approx(0.012, rel=1e-2)
+    assert check("p50(op) <= 3ms", agg, 4 * NS)[0]
+    assert check("p99(op, during=split-1) >= 11ms", agg, 4 * NS)[0]
+
+
+def test_percentile_of_another_phase_ignores_the_gates_phases() -> None:
+    """phase=baseline reads the baseline phase although the context is limited to main."""
+    agg = chaos_run()
+    passed, observed, _ = check("p99(op, phase=baseline) <= 6ms", agg, 4 * NS)
+    assert passed and observed == pytest.approx(0.005, rel=1e-2)
+    passed, observed, reason = check("p99(op, phase=nowhere) <= 6ms", agg, 4 * NS)
+    assert not passed and observed is None and "no samples" in reason
+
+
+def test_chaos_gate_compares_the_fault_windows_with_twice_the_baseline() -> None:
+    """`p99(op, during=split) <= 2 * p99(op, phase=baseline)` fails naming both measured values."""
+    agg = chaos_run()
+    passed, observed, reason = check("p99(op, during=split) <= 2 * p99(op, phase=baseline)", agg, 4 * NS)
+    assert not passed and observed == pytest.approx(0.012, rel=1e-2)
+    assert reason == "FAIL: p99(op, during=split) = 12ms > 2 * p99(op, phase=baseline) = 2 * 5ms = 10ms"
+    assert check("p99(op, during=split) <= 3 * p99(op, phase=baseline)", agg, 4 * NS)[0]
+
+
+def test_error_rate_and_errors_during_a_tag() -> None:
+    """Failures of the split window count under during=split and not in the other windows' rate."""
+    agg = chaos_run()
+    passed, observed, _ = check("error_rate(op, during=split) < 1%", agg, 4 * NS)
+    assert not passed and observed == pytest.approx(0.2)
+    assert check("errors(op, during=split, class=connection) == 25", agg, 4 * NS)[0]
+    assert check("errors(op, phase=baseline) == 0", agg, 4 * NS)[0]
+    assert check("dropped(op, during=split) == 0", agg, 4 * NS)[0]
+
+
+def test_during_a_tag_that_never_occurred_is_no_data() -> None:
+    """A tag without windows gives no data, so the gate fails saying so instead of passing on zeros."""
+    agg = chaos_run()
+    passed, observed, reason = check("p99(op, during=kill) <= 1s", agg, 4 * NS)
+    assert not passed and observed is None
+    assert reason == "no samples for op 'op' (during=kill)"
+    assert check("errors(op, during=kill) == 0", agg, 4 * NS)[1] is None
+
+
+def test_during_respects_the_gates_phases() -> None:
+    """A baseline-only context sees nothing of a split that happened during main."""
+    agg = chaos_run()
+    verdict = evaluate("g", parse_gate("p99(op, during=split) <= 1s"), ctx(agg, 4 * NS, ["baseline"]))
+    assert verdict.observed is None
+    verdict = evaluate("g", parse_gate("p99(op, during=split) <= 1s"), LoadGateContext(agg, None, 4 * NS))
+    assert verdict.passed
+
+
+def test_max_gap_of_another_phase() -> None:
+    """max_gap(op, phase=baseline) reads that phase's gap trackers only."""
+    agg = chaos_run()
+    passed, observed, _ = check("max_gap(op, phase=baseline) <= 1s", agg, 4 * NS)
+    assert passed and observed == pytest.approx(0.5)
+
+
+def test_window_and_during_together_are_a_keyword_problem() -> None:
+    """window= and during= exclude each other; keyword_problems says so (also inside a scaled side)."""
+    problems = keyword_problems(parse_gate("p99(op, window=1m, during=split) <= 2 * p99(op, window=x)"))
+    assert problems == [
+        "p99(op, window=1m, during=split): window= and during= cannot be combined"
+        " (during= reads every window the tag was active in)",
+        "p99(op, window=x): window: " + problems[1].split("window: ", 1)[1],
+    ]
+
+
+def test_scaled_windowed_gates_are_windowed() -> None:
+    """A window= call inside a scaled operand still makes the gate windowed."""
+    assert is_windowed(parse_gate("p99(op) <= 2 * p99(op, window=1m)"))
+
+
+def test_gate_phase_names_and_during_tags_list_keyword_values() -> None:
+    """gate_phase_names/gate_during_tags give the names for the scenario validator to check."""
+    gate = parse_gate("p99(op, during=split, phase=main) <= 2 * p99(op, phase=baseline)")
+    assert gate_phase_names(gate) == {"main", "baseline"}
+    assert gate_during_tags(gate) == {"split"}
+    assert gate_phase_names(parse_gate("lost == 0")) == set()

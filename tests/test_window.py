@@ -299,3 +299,57 @@ def test_elapsed_sums_phase_spans() -> None:
     assert agg.elapsed_s(["p", "q"], 10 * NS) == 8.0
     assert agg.elapsed_s(["never"], 10 * NS) == 0.0
     assert agg.elapsed_s(None, 10 * NS) == 10.0
+
+
+def test_tagged_windows_fold_into_per_tag_totals() -> None:
+    """A window closed with tags is merged into each tag's totals; untagged windows are not."""
+    agg = Aggregator(0)
+    ok(agg, READ_N1, 500 * MS, n=1)
+    agg.close_window(NS)  # no fault active
+    ok(agg, READ_N1, 1500 * MS, n=10, latency_ns=80 * MS)
+    ok(agg, WRITE_N1, 1500 * MS, n=2)
+    window = agg.close_window(2 * NS, ["split-1", "split"])
+    assert window.tags == frozenset({"split-1", "split"})
+    ok(agg, READ_N1, 2500 * MS, n=100)
+    agg.close_window(3 * NS, ["kill-2", "kill", "split"])
+
+    split = agg.tagged_total("read", "split")
+    assert split is not None and split.ok == 110
+    first = agg.tagged_total("mixed.read", "split-1")
+    assert first is not None and first.ok == 10 and first.latency.min_us >= 79_000
+    kill = agg.tagged_total("mixed", "kill")
+    assert kill is not None and (kill.ok, kill.latency.count) == (100, 100)
+    assert agg.total("read").ok == 111  # type: ignore[union-attr]
+    assert set(agg.tagged) == {"split-1", "split", "kill-2", "kill"}
+    assert set(agg.tagged["split"]) == {READ_N1, WRITE_N1}  # bounded by tags x keys
+
+
+def test_tagged_total_is_none_for_an_unknown_tag_or_selector() -> None:
+    """A tag that never occurred, or a selector it never saw, gives None (gates say "no data")."""
+    agg = Aggregator(0)
+    ok(agg, READ_N1, 500 * MS, n=3)
+    agg.close_window(NS, ["net"])
+    assert agg.tagged_total("read", "split") is None
+    assert agg.tagged_total("write", "net") is None
+    quiet = agg.tagged_total("read", "net")
+    assert quiet is not None and quiet.ok == 3
+
+
+def test_tagged_total_respects_phases_and_keeps_a_key_that_saw_nothing() -> None:
+    """Phases filter the tagged keys; a key idle during the tag has zero stats, not None."""
+    agg = Aggregator(0)
+    ok(agg, READ_N1, 500 * MS, n=3)
+    agg.recorder(LATER_READ, 0)
+    agg.close_window(NS, ("split",))
+    assert agg.tagged_total("read", "split", ["p"]).ok == 3  # type: ignore[union-attr]
+    idle = agg.tagged_total("read", "split", ["q"])
+    assert idle is not None and idle.ok == 0 and idle.latency.count == 0
+    assert agg.tagged_total("read", "split", ["warmup"]) is None
+
+
+def test_repeated_tags_in_one_window_count_once() -> None:
+    """A tag listed twice for one window (a fault and its kind alike named) merges the window once."""
+    agg = Aggregator(0)
+    ok(agg, READ_N1, 500 * MS, n=4)
+    agg.close_window(NS, ["split", "split"])
+    assert agg.tagged_total("read", "split").ok == 4  # type: ignore[union-attr]

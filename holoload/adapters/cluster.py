@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import pwd
 import shutil
@@ -17,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 from holoload.adapters.pg_binaries import PgBinaries, find_postgres_binaries
 from holoload.core.errors import InputError, SetupError
@@ -238,6 +240,58 @@ def live_postmaster(datadir: Path) -> int | None:
     return pid
 
 
+def process_tree(root_pid: int) -> list[int]:
+    """root_pid and its live descendants, parents first; [] when root_pid is gone.
+
+    Read from the parent links in /proc/*/stat (zombies left out). Without /proc only the
+    root itself can be found.
+    """
+    if not Path("/proc/self").exists():
+        try:
+            os.kill(root_pid, 0)
+        except ProcessLookupError:
+            return []
+        except PermissionError:
+            pass
+        return [root_pid]
+    children: dict[int, list[int]] = {}
+    live: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited while we looked
+        if fields[0] == "Z":
+            continue
+        pid = int(entry.name)
+        live.add(pid)
+        children.setdefault(int(fields[1]), []).append(pid)
+    if root_pid not in live:
+        return []
+    tree = [root_pid]
+    for pid in tree:  # grows while iterating: breadth first
+        tree.extend(children.get(pid, []))
+    return tree
+
+
+def continue_server(datadir: Path) -> None:
+    """SIGCONT a server's postmaster and all its descendants; a no-op for a running server.
+
+    A paused (SIGSTOPped) server ignores `pg_ctl stop` until its timeouts expire, and once
+    its postmaster is killed its stopped backends stay behind as orphans: stop paths call this.
+    """
+    pid = live_postmaster(datadir)
+    if pid is None:
+        return
+    for member in process_tree(pid):
+        try:
+            os.kill(member, signal.SIGCONT)
+        except OSError:
+            pass  # exited meanwhile
+
+
 def _write_settings(datadir: Path, port: int, settings: Mapping[str, str]) -> None:
     node_dir = datadir.parent
     lines = [
@@ -263,6 +317,7 @@ def stop_datadir(bindir: Path, datadir: Path, *, index: int) -> None:
     """Stop the server of one data dir: fast, then immediate, then SIGKILL; bounded time."""
     if live_postmaster(datadir) is None:
         return
+    continue_server(datadir)  # a paused node would ignore the stop below
     pg_ctl = str(bindir / "pg_ctl")
     for mode, timeout_s in (("fast", STOP_TIMEOUT_S), ("immediate", 10)):
         cmd = [pg_ctl, "-D", str(datadir), "-m", mode, "-w", "-t", str(timeout_s), "stop"]
@@ -376,6 +431,66 @@ class LocalCluster:
             return
         self._teardown(remove=not self.keep)
 
+    def node(self, index: int) -> LocalNode:
+        """The started node with this 1-based index.
+
+        Raises:
+            InputError: no such node, or the cluster is not started.
+        """
+        if not 1 <= index <= len(self.nodes):
+            raise InputError(f"no node {index}: the local cluster has {len(self.nodes)} started node(s)")
+        return self.nodes[index - 1]
+
+    def start_node(self, index: int, *, timeout_s: float = START_TIMEOUT_S) -> bool:
+        """Start one node again (after a stop or a crash) and wait until it accepts connections.
+
+        After a crash (kill) PostgreSQL runs crash recovery. The lock files of a postmaster
+        that is not running (postmaster.pid, the socket's .lock) are removed first: PostgreSQL
+        would set them aside itself, except when the dead postmaster is an unreaped zombie (a
+        container whose init does not reap), which its `kill(pid, 0)` check takes for alive.
+        That is safe: PostgreSQL still refuses to start while old backends hold the data
+        dir's shared memory.
+
+        Returns:
+            False when the node was already running (its readiness is still checked).
+
+        Raises:
+            InputError: no such node.
+            SetupError: pg_ctl failed or no connection within timeout_s (with the log tail).
+        """
+        node = self.node(index)
+        deadline = time.monotonic() + timeout_s
+        was_down = live_postmaster(node.datadir) is None
+        if was_down:
+            for lock in [node.datadir / "postmaster.pid", *node.datadir.parent.glob(".s.PGSQL.*.lock")]:
+                lock.unlink(missing_ok=True)
+            self._log(f"starting node {index} on {LOOPBACK}:{node.port}")
+            self._start_server(index, node.datadir, timeout_s=max(1, math.ceil(timeout_s)), slack_s=2)
+        self._wait_connectable(index, node.port, node.datadir, timeout_s=max(0.1, deadline - time.monotonic()))
+        return was_down
+
+    def stop_node(
+        self, index: int, *, mode: Literal["smart", "fast", "immediate"] = "fast", timeout_s: float = STOP_TIMEOUT_S
+    ) -> bool:
+        """Stop one node with `pg_ctl stop -m mode` (a paused node is resumed first).
+
+        Returns:
+            False when the node was not running.
+
+        Raises:
+            InputError: no such node.
+            SetupError: pg_ctl failed or timed out.
+        """
+        node = self.node(index)
+        if live_postmaster(node.datadir) is None:
+            return False
+        continue_server(node.datadir)
+        self._log(f"stopping node {index} ({mode})")
+        wait_s = str(max(1, math.ceil(timeout_s)))
+        cmd = [self.binaries.program("pg_ctl"), "-D", str(node.datadir), "-m", mode, "-w", "-t", wait_s, "stop"]
+        run_server_program(cmd, what=f"node {index}: stop", timeout_s=timeout_s + 2, log_file=_node_log(node.datadir))
+        return True
+
     def __enter__(self) -> LocalCluster:
         self.start()
         return self
@@ -466,7 +581,9 @@ class LocalCluster:
         ]
         run_server_program(cmd, what=f"node {index}: initdb", timeout_s=120)
 
-    def _start_server(self, index: int, datadir: Path) -> None:
+    def _start_server(
+        self, index: int, datadir: Path, *, timeout_s: int = START_TIMEOUT_S, slack_s: float = 10
+    ) -> None:
         log_file = _node_log(datadir)
         cmd = [
             self.binaries.program("pg_ctl"),
@@ -476,20 +593,20 @@ class LocalCluster:
             str(log_file),
             "-w",
             "-t",
-            str(START_TIMEOUT_S),
+            str(timeout_s),
             "start",
         ]
         what = f"node {index}: start"
-        run_server_program(cmd, what=what, timeout_s=START_TIMEOUT_S + 10, log_file=log_file)
+        run_server_program(cmd, what=what, timeout_s=timeout_s + slack_s, log_file=log_file)
 
-    def _wait_connectable(self, index: int, port: int, datadir: Path) -> None:
-        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    def _wait_connectable(self, index: int, port: int, datadir: Path, *, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
         while (reason := accepts_connection(port)) is not None:
             if time.monotonic() > deadline:
                 tail = log_tail(_node_log(datadir))
                 raise SetupError(
                     f"node {index}: no connection on {LOOPBACK}:{port} within "
-                    f"{CONNECT_TIMEOUT_S:g} s ({reason})\n--- server log tail ---\n{tail}"
+                    f"{timeout_s:g} s ({reason})\n--- server log tail ---\n{tail}"
                 )
             time.sleep(0.05)
 

@@ -74,10 +74,14 @@ class BatchFinished(Event):
 
 @dataclass(frozen=True, slots=True)
 class ChaosStarted(Event):
+    """A chaos step began: `step` is fire (the action) or heal (undoing a fault)."""
+
     kind: ClassVar[str] = "chaos_started"
     name: str
     action: str
     trigger: str
+    step: str = "fire"
+    node: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,8 @@ class ChaosFinished(Event):
     elapsed_s: float
     detail: str
     output: str = ""
+    step: str = "fire"
+    node: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +212,21 @@ class HealthChanged(Event):
     ready: bool | None
     state: str | None
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckFinished(Event):
+    """The acknowledged-write checker read one ledger back through one endpoint."""
+
+    kind: ClassVar[str] = "check"
+    table: str
+    node: str
+    ok: bool
+    report: Mapping[str, object]
+    ledger: Mapping[str, int]
+    queries: int
+    elapsed_s: float
+    error: str | None = None
 
 
 class EventSink(Protocol):

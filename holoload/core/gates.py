@@ -48,9 +48,18 @@ class GateContext(Protocol):
     def scalar(self, name: str) -> float | None: ...
 
 
+#: The key under which ``measure`` receives the field written after a call (``chaos(split).ok``).
+#: No keyword can be spelled so, since keyword names start with a letter.
+FIELD = "."
+
+
 @dataclass(frozen=True, slots=True)
 class GateFunction:
-    """A gate function ``name(op, key=value)``: ``measure`` gives base units or None (no data)."""
+    """A gate function ``name(op, key=value)``: ``measure`` gives base units or None (no data).
+
+    A function with ``fields`` must be called with one of them, as in ``chaos(split).ok``;
+    ``measure`` then finds it in ``keywords[FIELD]``.
+    """
 
     name: str
     kind: Kind
@@ -60,6 +69,8 @@ class GateFunction:
     kind_of: Callable[[str], Kind] | None = None  # when the argument decides the kind (max(topology.x))
     server_side: Callable[[str], bool] | None = None  # arguments naming sampled series, not ops
     series_fallback: bool = False  # an argument that is no known op names a sampled series
+    fields: frozenset[str] = frozenset()  # `.name` after the call; one is required when any exist
+    names_fault: bool = False  # the argument names a chaos fault (or action kind), not an op
 
 
 FunctionBuilder = Callable[["re.Match[str]"], "GateFunction | None"]
@@ -160,12 +171,13 @@ class ScalarRef:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """A function applied to an op, such as ``p95(batch_20k)``; ``text`` as written."""
+    """A function applied to an op, such as ``p95(batch_20k)`` or ``chaos(split).ok``; ``text`` as written."""
 
     text: str
     function: GateFunction
     op: str
     keywords: tuple[tuple[str, str], ...] = ()
+    field: str = ""  # the name after the call (`ok` in `chaos(split).ok`), "" when none
 
     @property
     def kind(self) -> Kind:
@@ -180,21 +192,42 @@ class Call:
         return self.function.server_side is not None and self.function.server_side(self.op)
 
 
-Operand = Literal | ScalarRef | Call
+@dataclass(frozen=True, slots=True)
+class Scaled:
+    """A call or scalar multiplied by a plain number, such as ``2 * p99(insert)``; ``text`` as written.
+
+    Its kind is the operand's (a number factor keeps durations durations).
+    """
+
+    text: str
+    operand: ScalarRef | Call
+    factor: float
+    factor_text: str
+    factor_first: bool = True  # `2 * x` rather than `x * 2`, for showing values as written
+
+    @property
+    def kind(self) -> Kind:
+        """The operand's kind."""
+        return self.operand.kind
+
+
+Operand = Literal | ScalarRef | Call | Scaled
 
 
 @dataclass(frozen=True, slots=True)
 class GateRefs:
-    """The op names (read by function calls), scalar names and sampled series a gate reads.
+    """The op names (read by function calls), scalar names, sampled series and faults a gate reads.
 
     `maybe_series` are arguments of functions such as `rate()` that read an op when one has that
-    name and a sampled server series otherwise.
+    name and a sampled server series otherwise; `faults` are arguments of functions such as
+    `chaos()` and `recovery()` that name a chaos fault or action kind.
     """
 
     ops: frozenset[str]
     scalars: frozenset[str]
     series: frozenset[str] = frozenset()
     maybe_series: frozenset[str] = frozenset()
+    faults: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,14 +239,23 @@ class Gate:
     comparison: Comparison
     right: Operand
 
+    def operands(self) -> tuple[Literal | ScalarRef | Call, ...]:
+        """Both sides, with scaled operands unwrapped (``2 * p99(x)`` gives ``p99(x)``)."""
+        return tuple(side.operand if isinstance(side, Scaled) else side for side in (self.left, self.right))
+
+    def calls(self) -> list[Call]:
+        """The function calls of both sides, scaled or not."""
+        return [side for side in self.operands() if isinstance(side, Call)]
+
     def references(self) -> GateRefs:
-        """Return the op and scalar names this gate reads."""
-        calls = [side for side in (self.left, self.right) if isinstance(side, Call)]
+        """Return the op, scalar, series and fault names this gate reads."""
+        faults = frozenset(c.op for c in self.calls() if c.function.names_fault)
+        calls = [c for c in self.calls() if not c.function.names_fault]
         series = frozenset(c.op for c in calls if c.reads_series)
         maybe = frozenset(c.op for c in calls if not c.reads_series and c.function.series_fallback)
         ops = frozenset(c.op for c in calls if not c.reads_series and not c.function.series_fallback)
-        scalars = frozenset(s.text for s in (self.left, self.right) if isinstance(s, ScalarRef))
-        return GateRefs(ops, scalars, series, maybe)
+        scalars = frozenset(s.text for s in self.operands() if isinstance(s, ScalarRef))
+        return GateRefs(ops, scalars, series, maybe, faults)
 
 
 _TOKEN = re.compile(
@@ -221,7 +263,7 @@ _TOKEN = re.compile(
     | (?P<number>\d+(?:\.\d+)?(?:[A-Za-zµ%]+(?:\d+(?:\.\d+)?[A-Za-zµ]+)*)?(?:/s)?)
     | (?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)
     | (?P<cmp><=|>=|==|!=|<|>)
-    | (?P<punct>[(),=])""",
+    | (?P<punct>[(),=.*])""",
     re.VERBOSE,
 )
 _EXAMPLES = {Kind.DURATION: "8s", Kind.NUMBER: "0", Kind.RATIO: "1%", Kind.RATE: "1000/s"}
@@ -278,10 +320,38 @@ class _Parser:
             raise GateSyntaxError(self.source, at.column, detail)
         return Gate(self.source, left, Comparison(symbol.text), right)
 
+    def end_column(self) -> int:
+        """The column just after the last token taken (0-based end, for slicing the source)."""
+        last = self.tokens[self.position - 1]
+        return last.column - 1 + len(last.text)
+
     def operand(self) -> Operand:
-        if self.tokens[self.position].kind == "number":
-            return self.literal(self.take())
-        name = self.take("name", expected=_OPERAND_EXPECTED)
+        first = self.tokens[self.position]
+        if first.kind == "number":
+            number = self.literal(self.take())
+            if self.tokens[self.position].text != "*":
+                return number
+            self.take()
+            factor = self.factor(number, first)
+            expected = f"expected a function call or a scalar name after '{first.text} *'"
+            inner = self.term(expected)
+            return Scaled(self.source[first.column - 1 : self.end_column()], inner, factor, first.text, True)
+        inner = self.term(_OPERAND_EXPECTED)
+        if self.tokens[self.position].text != "*":
+            return inner
+        self.take()
+        token = self.take("number", expected=f"expected a number such as 2 or 0.5 after '{inner.text} *'")
+        factor = self.factor(self.literal(token), token)
+        return Scaled(self.source[first.column - 1 : self.end_column()], inner, factor, token.text, False)
+
+    def factor(self, number: Literal, token: _Token) -> float:
+        if number.kind is not Kind.NUMBER:
+            detail = f"expected a plain number such as 2 or 0.5 as factor, got {token.text!r} (a {number.kind.value})"
+            raise GateSyntaxError(self.source, token.column, detail)
+        return number.value
+
+    def term(self, expected: str) -> ScalarRef | Call:
+        name = self.take("name", expected=expected)
         if self.tokens[self.position].text != "(":
             return ScalarRef(name.text)
         function = lookup_function(name.text)
@@ -290,7 +360,8 @@ class _Parser:
             detail = f"unknown function {name.text!r}; expected one of {known}"
             raise GateSyntaxError(self.source, name.column, detail)
         self.take()
-        op = self.take("name", expected=f"expected an op name as first argument of {name.text}()")
+        what = "a fault name" if function.names_fault else "an op name"
+        op = self.take("name", expected=f"expected {what} as first argument of {name.text}()")
         keywords: dict[str, str] = {}
         while self.tokens[self.position].text == ",":
             self.take()
@@ -302,9 +373,30 @@ class _Parser:
             self.take("punct", text="=", expected=f"expected '=' after {key.text}")
             value = self.take("name", "number", expected=f"expected a value for {key.text}")
             keywords[key.text] = value.text
-        close = self.take("punct", text=")", expected="expected ',' or ')'")
-        text = self.source[name.column - 1 : close.column]
-        return Call(text, function, op.text, tuple(keywords.items()))
+        self.take("punct", text=")", expected="expected ',' or ')'")
+        field = self.field(function, self.source[name.column - 1 : self.end_column()])
+        text = self.source[name.column - 1 : self.end_column()]
+        return Call(text, function, op.text, tuple(keywords.items()), field)
+
+    def field(self, function: GateFunction, call: str) -> str:
+        """The `.name` after a call: required by functions with fields, refused by the others."""
+        accepted = ", ".join(sorted(function.fields))
+        at = self.tokens[self.position]
+        if at.text != ".":
+            if function.fields:
+                example = f"{call}.{min(function.fields)}"
+                detail = f"expected a field after {call}, such as {example} (one of {accepted})"
+                raise GateSyntaxError(self.source, at.column, detail)
+            return ""
+        if not function.fields:
+            detail = f"{function.name}() has no fields; expected a comparison operator after {call}"
+            raise GateSyntaxError(self.source, at.column, detail)
+        self.take()
+        name = self.take("name", expected=f"expected a field name after '.' (one of {accepted})")
+        if name.text not in function.fields:
+            detail = f"unknown field {name.text!r} of {function.name}(); expected one of {accepted}"
+            raise GateSyntaxError(self.source, name.column, detail)
+        return name.text
 
     def literal(self, token: _Token) -> Literal:
         rate = re.fullmatch(r"(\d+(?:\.\d+)?)(k|M|)/s", token.text)
@@ -326,8 +418,10 @@ def parse_gate(text: str) -> Gate:
     """Parse a gate expression such as ``p95(batch_20k) <= 8s``.
 
     Args:
-        text: ``<operand> <cmp> <operand>``; an operand is a call ``name(op, key=value)``,
-            a scalar name, or a number with optional unit (us/ms/s/m/h, %, k, M).
+        text: ``<operand> <cmp> <operand>``; an operand is a call ``name(op, key=value)``
+            (``name(fault).field`` for functions with fields), a scalar name, or a number with
+            optional unit (us/ms/s/m/h, %, k, M); a call or scalar may be multiplied by a plain
+            number on either side (``2 * p99(op)``, ``count(op) * 0.5``).
 
     Returns:
         The parsed gate; both sides are known to be of the same kind.
@@ -338,20 +432,29 @@ def parse_gate(text: str) -> Gate:
     return _Parser(text).gate()
 
 
-def check_gate(gate: Gate, known_ops: Collection[str], known_scalars: Collection[str]) -> list[str]:
+def check_gate(
+    gate: Gate,
+    known_ops: Collection[str],
+    known_scalars: Collection[str],
+    known_faults: Collection[str] | None = None,
+) -> list[str]:
     """List what a gate refers to that the scenario does not define.
 
     Args:
         gate: a parsed gate.
         known_ops: op names the scenario defines.
         known_scalars: scalar names the run will provide.
+        known_faults: fault names and action kinds `chaos()`/`recovery()` may name; None: not checked.
 
     Returns:
         One sentence per problem, such as "unknown op 'batch_2k' (known: batch_20k)".
     """
     refs = gate.references()
+    checks = [("op", refs.ops, known_ops), ("scalar", refs.scalars, known_scalars)]
+    if known_faults is not None:
+        checks.append(("fault", refs.faults, known_faults))
     problems: list[str] = []
-    for what, used, known in (("op", refs.ops, known_ops), ("scalar", refs.scalars, known_scalars)):
+    for what, used, known in checks:
         listed = ", ".join(sorted(known)) or "none"
         for name in sorted(set(used) - set(known)):
             problems.append(f"unknown {what} {name!r} (known: {listed})")
@@ -385,23 +488,47 @@ def _format_value(value: float, kind: Kind) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.6g}"
 
 
-def _measure(side: Operand, ctx: GateContext) -> tuple[float | None, str]:
+class _Measured(NamedTuple):
+    value: float | None  # what is compared (scaled)
+    unscaled: float | None  # the operand's own value, before any factor
+    why: str  # why there is no value
+
+
+def _measure(side: Operand, ctx: GateContext) -> _Measured:
     """The side's value as a float, or None and the reason there is none."""
     if isinstance(side, Literal):
-        return side.value, ""
+        return _Measured(side.value, side.value, "")
+    if isinstance(side, Scaled):
+        inner = _measure(side.operand, ctx)
+        scaled = None if inner.value is None else inner.value * side.factor
+        return _Measured(scaled, inner.value, inner.why)
     if isinstance(side, ScalarRef):
         value, why = ctx.scalar(side.text), f"no value for scalar {side.text!r}"
     else:
-        value = side.function.measure(ctx, side.op, dict(side.keywords))
+        keywords = dict(side.keywords)
+        if side.field:
+            keywords[FIELD] = side.field
+        value = side.function.measure(ctx, side.op, keywords)
         why = side.function.missing_reason.format(op=side.op)
-    return (None if value is None else float(value)), why
+        if side.keywords:  # "no samples for op 'insert' (during=split)": say which slice was empty
+            why += f" ({', '.join(f'{k}={v}' for k, v in side.keywords)})"
+    value = None if value is None else float(value)
+    return _Measured(value, value, why)
 
 
-def _shown(side: Operand, value: float | None, with_name: bool = False) -> str:
-    """A side for people: literals as written, measured values formatted."""
+def _shown(side: Operand, measured: _Measured, with_name: bool = False) -> str:
+    """A side for people: literals as written, measured values formatted, products spelled out."""
     if isinstance(side, Literal):
         return side.text
-    shown = "no data" if value is None else _format_value(value, side.kind)
+    value = measured.value
+    if value is None:
+        shown = "no data"
+    elif isinstance(side, Scaled) and measured.unscaled is not None:
+        inner = _format_value(measured.unscaled, side.kind)
+        product = f"{side.factor_text} * {inner}" if side.factor_first else f"{inner} * {side.factor_text}"
+        shown = f"{product} = {_format_value(value, side.kind)}"
+    else:
+        shown = _format_value(value, side.kind)
     return f"{side.text} = {shown}" if with_name else shown
 
 
@@ -417,13 +544,13 @@ def evaluate(name: str, gate: Gate, ctx: GateContext) -> Verdict:
         The verdict; ``observed`` is the side reading data (left if both do), with
         reasons like "p95(a) = 1.21s <= 8s" or "FAIL: p95(b) = 21.4s > 20s".
     """
-    (left, left_why), (right, right_why) = _measure(gate.left, ctx), _measure(gate.right, ctx)
-    if left is None or right is None:
-        passed, reason = False, left_why if left is None else right_why
+    left, right = _measure(gate.left, ctx), _measure(gate.right, ctx)
+    if left.value is None or right.value is None:
+        passed, reason = False, left.why if left.value is None else right.why
     else:
-        passed = gate.comparison.holds(left, right)
+        passed = gate.comparison.holds(left.value, right.value)
         symbol = (gate.comparison if passed else gate.comparison.negated).value
-        shown = [_shown(side, v, True) for side, v in ((gate.left, left), (gate.right, right))]
+        shown = [_shown(side, m, True) for side, m in ((gate.left, left), (gate.right, right))]
         reason = f"{'' if passed else 'FAIL: '}{shown[0]} {symbol} {shown[1]}"
     pairs = [(left, gate.left), (right, gate.right)]
     if isinstance(gate.left, Literal):  # the measured side is on the right
@@ -431,4 +558,4 @@ def evaluate(name: str, gate: Gate, ctx: GateContext) -> Verdict:
     (observed, observed_side), (threshold, threshold_side) = pairs
     observed_text = _shown(observed_side, observed)
     threshold_text = _shown(threshold_side, threshold)
-    return Verdict(name, gate.source, passed, observed, threshold, observed_text, threshold_text, reason)
+    return Verdict(name, gate.source, passed, observed.value, threshold.value, observed_text, threshold_text, reason)

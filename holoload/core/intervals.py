@@ -166,6 +166,14 @@ class IntervalSet:
         """
         return zip(self._starts, self._ends, strict=True)
 
+    def first(self) -> int | None:
+        """The smallest id, or None when empty."""
+        return self._starts[0] if self._starts else None
+
+    def last(self) -> int | None:
+        """The largest id, or None when empty."""
+        return self._ends[-1] - 1 if self._ends else None
+
     @property
     def interval_count(self) -> int:
         """How many disjoint, non-adjacent intervals hold the ids."""

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from array import array
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from itertools import islice
+from typing import Any
 
 from holoload.core.intervals import IntervalSet
 
-__all__ = ["CheckReport", "Finding", "IntervalSet", "Ledger", "WriteOutcome", "check", "outcome_of"]
+__all__ = [
+    "DEFAULT_MAX_STATEMENT_INTERVALS",
+    "CheckReport",
+    "Finding",
+    "IntervalSet",
+    "Ledger",
+    "WriteOutcome",
+    "check",
+    "merge_reports",
+    "outcome_of",
+]
+
+#: Multi-row statement intervals a ledger remembers for partial-visibility checks (24 MB at most).
+DEFAULT_MAX_STATEMENT_INTERVALS = 1_000_000
+_MAX_ID_END = 2**63 - 1  # statement intervals live in array('q'); ids are int8 in the database anyway
 
 
 class WriteOutcome(StrEnum):
@@ -99,15 +116,47 @@ class Ledger:
       proven present shows up as *unexpected* in ``check``, which is the signal wanted).
 
     The in-doubt recorder is ``mark_in_doubt`` because ``in_doubt`` names the set.
+
+    ``record_write`` also remembers each statement that covered more than one id (its
+    intervals, whatever its outcome), so ``check`` can find statements that are only
+    partly visible: a multi-row statement is atomic, so some-but-not-all of its rows is
+    a violation even when the statement was in doubt or failed. Statements are kept in
+    three ``array('q')`` (interval starts, interval ends, and each statement's first
+    interval), 8 bytes per statement plus 16 per interval; single-id writes are never
+    stored. Past ``max_statement_intervals`` stored intervals, further statements are
+    only counted in ``statements_untracked`` and escape the partial check.
+
+    Args:
+        max_statement_intervals: how many multi-row statement intervals to remember, >= 0.
+
+    Raises:
+        ValueError: ``max_statement_intervals`` is negative.
     """
 
-    __slots__ = ("_acknowledged", "_failed", "_in_doubt", "_recovered")
+    __slots__ = (
+        "_acknowledged",
+        "_failed",
+        "_in_doubt",
+        "_max_statement_intervals",
+        "_recovered",
+        "_statement_ends",
+        "_statement_firsts",
+        "_statement_starts",
+        "_statements_untracked",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_statement_intervals: int = DEFAULT_MAX_STATEMENT_INTERVALS) -> None:
+        if max_statement_intervals < 0:
+            raise ValueError(f"expected max_statement_intervals >= 0, got {max_statement_intervals}")
         self._acknowledged = IntervalSet()
         self._failed = IntervalSet()
         self._in_doubt = IntervalSet()
         self._recovered = IntervalSet()
+        self._max_statement_intervals = max_statement_intervals
+        self._statement_starts = array("q")
+        self._statement_ends = array("q")
+        self._statement_firsts = array("q")  # index into starts/ends of each statement's first interval
+        self._statements_untracked = 0
 
     @property
     def acknowledged(self) -> IntervalSet:
@@ -208,6 +257,82 @@ class Ledger:
         else:
             self.fail(start, end)
 
+    def record_write(self, outcome: WriteOutcome, intervals: Sequence[tuple[int, int]]) -> None:
+        """Record one write statement: its ids under ``outcome``, and the statement if it was multi-row.
+
+        Every interval is recorded as ``record`` would. When the statement covered more than
+        one id in total, its intervals (sorted and merged) are also remembered for the
+        partial-visibility check, up to ``max_statement_intervals``; past that the statement
+        is counted in ``statements_untracked``. Nothing is recorded if any interval is bad.
+
+        Args:
+            outcome: what the statement did.
+            intervals: the half-open ``(start, end)`` id intervals it wrote (usually one;
+                two when an allocator block ran out mid-statement).
+
+        Raises:
+            ValueError: an interval has ``start < 0``, ``end < start`` or ``end >= 2**63``.
+        """
+        if len(intervals) == 1:  # the common case, kept cheap
+            start, end = intervals[0]
+            _check_id_range(start, end)
+            self.record(outcome, start, end)
+            if end - start > 1:
+                self._remember(((start, end),))
+            return
+        for start, end in intervals:
+            _check_id_range(start, end)
+        for start, end in intervals:
+            self.record(outcome, start, end)
+        spans = tuple(IntervalSet.from_intervals(intervals).intervals())
+        if sum(end - start for start, end in spans) > 1:  # a single-row statement is atomic by itself
+            self._remember(spans)
+
+    def _remember(self, spans: tuple[tuple[int, int], ...]) -> None:
+        """Store a multi-row statement's sorted, merged intervals, or count it past the cap."""
+        if len(self._statement_starts) + len(spans) > self._max_statement_intervals:
+            self._statements_untracked += 1
+            return
+        self._statement_firsts.append(len(self._statement_starts))
+        for start, end in spans:
+            self._statement_starts.append(start)
+            self._statement_ends.append(end)
+
+    def record_retry_duplicate(self, intervals: Sequence[tuple[int, int]]) -> int:
+        """``duplicate_proof`` for each interval of a retried statement that hit 23505.
+
+        Args:
+            intervals: the retried statement's id intervals.
+
+        Returns:
+            How many ids moved from ``in_doubt`` to ``recovered``.
+
+        Raises:
+            ValueError: an interval has ``start < 0`` or ``end < start``.
+        """
+        return sum(self.duplicate_proof(start, end) for start, end in intervals)
+
+    @property
+    def statements(self) -> int:
+        """How many multi-row statements are remembered for the partial check."""
+        return len(self._statement_firsts)
+
+    @property
+    def statements_untracked(self) -> int:
+        """Multi-row statements not remembered because ``max_statement_intervals`` was reached."""
+        return self._statements_untracked
+
+    def statement_intervals(self) -> Iterator[tuple[tuple[int, int], ...]]:
+        """Iterate the remembered multi-row statements in recording order.
+
+        Returns:
+            An iterator of each statement's sorted, merged ``(start, end)`` intervals.
+        """
+        starts, ends, firsts = self._statement_starts, self._statement_ends, self._statement_firsts
+        for k, first in enumerate(firsts):
+            last = firsts[k + 1] if k + 1 < len(firsts) else len(starts)
+            yield tuple(zip(starts[first:last], ends[first:last], strict=True))
+
     def summary(self) -> dict[str, int]:
         """Counts of ids and intervals per state, for reports.
 
@@ -230,9 +355,15 @@ class Ledger:
         return free.intervals()
 
 
+def _check_id_range(start: int, end: int) -> None:
+    """Refuse what ``IntervalSet`` refuses, and ids that do not fit the int8 statement arrays."""
+    if start < 0 or end < start or end > _MAX_ID_END:
+        raise ValueError(f"expected 0 <= start <= end < 2**63, got [{start}, {end})")
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One checker category: how many ids, in how many intervals, and the first few."""
+    """One checker category: how many ids (statements, for ``partial``), in how many intervals, and the first few."""
 
     count: int
     intervals: int
@@ -251,10 +382,21 @@ class Finding:
         """
         return cls(len(ids), ids.interval_count, tuple(islice(ids.intervals(), sample_size)))
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form.
+
+        Returns:
+            ``{"count": n, "intervals": n, "sample": [[start, end], ...]}``.
+        """
+        return {"count": self.count, "intervals": self.intervals, "sample": [[s, e] for s, e in self.sample]}
+
+
+_NO_FINDING = Finding(0, 0, ())
+
 
 @dataclass(frozen=True, slots=True)
 class CheckReport:
-    """What ``check`` found; ``ok`` when nothing was lost, duplicated or unexpected."""
+    """What ``check`` found; ``ok`` when nothing was lost, duplicated, unexpected or partly visible."""
 
     lost: Finding
     """Acknowledged (or proven recovered) but missing."""
@@ -268,11 +410,65 @@ class CheckReport:
     """Seen more than once."""
     untracked: Finding
     """Present but never recorded by the ledger (another run's rows, or stray writes)."""
+    partial: Finding = _NO_FINDING
+    """Multi-row statements, of any outcome, with some ids present and some absent (atomicity
+    broken). ``count`` is statements; ``intervals`` and ``sample`` are their id intervals."""
 
     @property
     def ok(self) -> bool:
-        """No lost, duplicated or unexpected ids."""
-        return self.lost.count == 0 and self.duplicated.count == 0 and self.unexpected.count == 0
+        """No lost, duplicated, unexpected or partly visible ids."""
+        return (
+            self.lost.count == 0
+            and self.duplicated.count == 0
+            and self.unexpected.count == 0
+            and self.partial.count == 0
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Each finding's count by field name (``lost``, ..., ``partial``), e.g. as gate scalars.
+
+        Returns:
+            ``{"lost": n, "unexpected": n, "recovered": n, "in_doubt_absent": n, "duplicated": n,
+            "untracked": n, "partial": n}``.
+        """
+        return {name: getattr(self, name).count for name in _FINDING_NAMES}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form, for artifacts.
+
+        Returns:
+            ``{"ok": bool, "lost": Finding.to_dict(), ...}`` with every finding by field name.
+        """
+        result: dict[str, Any] = {"ok": self.ok}
+        for name in _FINDING_NAMES:
+            finding: Finding = getattr(self, name)
+            result[name] = finding.to_dict()
+        return result
+
+
+_FINDING_NAMES = tuple(f.name for f in fields(CheckReport))
+
+
+def merge_reports(reports: Iterable[CheckReport], *, sample_size: int = 5) -> CheckReport:
+    """Combine reports of disjoint parts (e.g. one per node of a per-node-data target).
+
+    Counts and interval counts add up (intervals that touch across parts are not merged);
+    each finding keeps the first ``sample_size`` sample intervals, in report order.
+
+    Args:
+        reports: the reports; none gives an all-zero (ok) report.
+        sample_size: how many sample intervals each merged finding keeps.
+
+    Returns:
+        The combined report.
+    """
+    reports = list(reports)
+    merged: dict[str, Finding] = {}
+    for name in _FINDING_NAMES:
+        parts: list[Finding] = [getattr(report, name) for report in reports]
+        sample = tuple(islice((span for part in parts for span in part.sample), sample_size))
+        merged[name] = Finding(sum(p.count for p in parts), sum(p.intervals for p in parts), sample)
+    return CheckReport(**merged)
 
 
 def check(
@@ -285,7 +481,14 @@ def check(
     """Compare the ledger with the ids visible in the database.
 
     Ids proven applied by ``duplicate_proof`` are held to the acknowledged standard: missing
-    means lost. Cost is linear in the number of intervals, not ids.
+    means lost. Multi-row statements remembered by ``record_write`` that are partly visible
+    land in ``partial`` whatever their outcome (an acknowledged one is then also ``lost``).
+    Cost is linear in the number of intervals, not ids, plus O(log n) per remembered
+    statement interval.
+
+    The partial check assumes a statement's ids are only ever retried as the whole
+    statement: re-inserting a subset of a failed statement's ids in a new statement would
+    make the old one look partial.
 
     Args:
         ledger: what the writers recorded.
@@ -305,4 +508,49 @@ def check(
         in_doubt_absent=Finding.of(ledger.in_doubt.difference(observed), sample_size),
         duplicated=Finding.of(duplicates if duplicates is not None else IntervalSet(), sample_size),
         untracked=Finding.of(observed.difference(recorded), sample_size),
+        partial=_partial_statements(ledger, observed, sample_size),
     )
+
+
+def _partial_statements(ledger: Ledger, observed: IntervalSet, sample_size: int) -> Finding:
+    """The remembered multi-row statements with some but not all ids in ``observed``."""
+    starts: list[int] = []
+    ends: list[int] = []
+    before: list[int] = []  # observed ids in the intervals before each one: count below x in O(log n)
+    total = 0
+    for start, end in observed.intervals():
+        starts.append(start)
+        ends.append(end)
+        before.append(total)
+        total += end - start
+    last = len(starts) - 1
+
+    def visible_below(x: int) -> int:
+        i = bisect_right(starts, x) - 1
+        return 0 if i < 0 else before[i] + min(x, ends[i]) - starts[i]
+
+    # Read the ledger's arrays directly: this loop runs once per remembered statement (up to a million).
+    stmt_starts, stmt_ends = ledger._statement_starts, ledger._statement_ends
+    firsts = ledger._statement_firsts.tolist()
+    firsts.append(len(stmt_starts))
+    count = intervals = 0
+    sample: list[tuple[int, int]] = []
+    for lo, hi in zip(firsts[:-1], firsts[1:], strict=True):
+        if hi - lo == 1:
+            start, end = stmt_starts[lo], stmt_ends[lo]
+            i = bisect_right(starts, start) - 1
+            if i >= 0 and end <= ends[i]:
+                continue  # inside one observed interval: all present
+            if (i < 0 or start >= ends[i]) and (i == last or end <= starts[i + 1]):
+                continue  # inside one gap: all absent
+            spans: tuple[tuple[int, int], ...] = ((start, end),)
+        else:
+            spans = tuple(zip(stmt_starts[lo:hi], stmt_ends[lo:hi], strict=True))
+            size = sum(end - start for start, end in spans)
+            present = sum(visible_below(end) - visible_below(start) for start, end in spans)
+            if present in (0, size):
+                continue
+        count += 1
+        intervals += len(spans)
+        sample.extend(spans[: max(0, sample_size - len(sample))])
+    return Finding(count, intervals, tuple(sample))

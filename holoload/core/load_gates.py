@@ -4,6 +4,12 @@ Registers gate functions that read an `Aggregator` through `LoadGateContext`:
 `pN(op, window=1m)`, `error_rate(op)`, `rate(op)`, `errors(op, class=retryable)`,
 `dropped(op)`, `retries(op)`, `max_gap(op)`. A gate with `window=` must hold in every
 window it is evaluated on (the verdict fails if it ever failed).
+
+`during=TAG` (pN, error_rate, errors, dropped, retries) reads only the windows closed with that
+tag, such as a chaos fault's name or action kind: `p99(insert, during=split)`. `phase=NAME` (the
+same functions and max_gap) reads that phase whatever phases the gate belongs to:
+`p99(insert, during=split) <= 2 * p99(insert, phase=baseline)`. `window=` and `during=` exclude
+each other. Importing this module also registers the chaos gates (`chaos()`, `recovery()`).
 """
 
 from __future__ import annotations
@@ -12,8 +18,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from holoload.core.chaos_gates import ChaosView
 from holoload.core.gates import (
-    Call,
     Gate,
     GateFunction,
     HistogramView,
@@ -34,7 +40,9 @@ class LoadGateContext:
         aggregator: the run's aggregator.
         phases: phase names whose data counts.
         now_ns: monotonic now (for rates and open gaps).
-        scalars: extra named scalars.
+        scalars: extra named scalars (ledger figures such as `lost` among them).
+        server: the cluster's sampled signals (a ServerView), for server-side gates.
+        chaos: the run's chaos results, for `chaos()` and `recovery()`.
     """
 
     def __init__(
@@ -44,8 +52,10 @@ class LoadGateContext:
         now_ns: int,
         scalars: Mapping[str, float] | None = None,
         server: object | None = None,
+        chaos: ChaosView | None = None,
     ) -> None:
         self.server = server
+        self.chaos = chaos
         self.agg = aggregator
         self.phases = phases
         self.now_ns = now_ns
@@ -58,10 +68,23 @@ class LoadGateContext:
     def scalar(self, name: str) -> float | None:
         return self.scalars.get(name)
 
-    def stats(self, op: str, window_s: float | None = None) -> OpStats | None:
+    def stats(
+        self, op: str, window_s: float | None = None, during: str | None = None, phase: str | None = None
+    ) -> OpStats | None:
+        """Merged stats of an op selector, or None when it picks nothing.
+
+        Args:
+            op: the op selector.
+            window_s: only the last `window_s` seconds of closed windows.
+            during: only the windows closed with this tag (wins over `window_s`).
+            phase: this phase instead of the context's phases.
+        """
+        phases = self.phases if phase is None else [phase]
+        if during is not None:
+            return self.agg.tagged_total(op, during, phases)
         if window_s is not None:
-            return self.agg.recent_total(op, window_s, self.phases)
-        return self.agg.total(op, self.phases)
+            return self.agg.recent_total(op, window_s, phases)
+        return self.agg.total(op, phases)
 
     def elapsed_s(self) -> float:
         return self.agg.elapsed_s(self.phases, self.now_ns)
@@ -75,7 +98,16 @@ def _window(keywords: Mapping[str, str]) -> float | None:
 def _stats(ctx: object, op: str, keywords: Mapping[str, str]) -> OpStats | None:
     if not isinstance(ctx, LoadGateContext):
         return None
-    return ctx.stats(op, _window(keywords))
+    return ctx.stats(op, _window(keywords), keywords.get("during"), keywords.get("phase"))
+
+
+def _phases(ctx: LoadGateContext, keywords: Mapping[str, str]) -> list[str] | None:
+    phase = keywords.get("phase")
+    return ctx.phases if phase is None else [phase]
+
+
+#: Keywords of functions over an op's stats: the last window, windows of a tag, another phase.
+STATS_KEYWORDS = frozenset({"window", "during", "phase"})
 
 
 def _percentile(match: re.Match[str]) -> GateFunction | None:
@@ -85,14 +117,14 @@ def _percentile(match: re.Match[str]) -> GateFunction | None:
 
     def measure(ctx: object, op: str, keywords: Mapping[str, str]) -> float | None:
         if isinstance(ctx, LoadGateContext):
-            stats = ctx.stats(op, _window(keywords))
+            stats = _stats(ctx, op, keywords)
             hist: HistogramView | None = None if stats is None else stats.latency
         else:
             hist = ctx.histogram(op)  # type: ignore[attr-defined]
         value = None if hist is None or hist.count == 0 else hist.percentile_us(p)
         return None if value is None else value / 1_000_000
 
-    return GateFunction(match[0], Kind.DURATION, measure, frozenset({"window"}))
+    return GateFunction(match[0], Kind.DURATION, measure, STATS_KEYWORDS)
 
 
 def _error_rate(ctx: object, op: str, keywords: Mapping[str, str]) -> float | None:
@@ -107,11 +139,11 @@ def measure_rate(ctx: object, op: str, keywords: Mapping[str, str]) -> float | N
     """Successful operations per second of an op selector (over `window=` or the phases' time)."""
     if not isinstance(ctx, LoadGateContext):
         return None
-    window = _window(keywords)
+    window, phases = _window(keywords), _phases(ctx, keywords)
     if window is not None:  # divide by the time the windows really cover, not the nominal length
-        stats, seconds = ctx.agg.recent(op, window, ctx.phases)
+        stats, seconds = ctx.agg.recent(op, window, phases)
     else:
-        stats, seconds = ctx.agg.total(op, ctx.phases), ctx.elapsed_s()
+        stats, seconds = ctx.agg.total(op, phases), ctx.agg.elapsed_s(phases, ctx.now_ns)
     if stats is None:
         return None
     return stats.ok / seconds if seconds > 0 else None
@@ -132,35 +164,40 @@ def _counter(name: str) -> GateFunction:
         stats = _stats(ctx, op, keywords)
         return None if stats is None else float(getattr(stats, name))
 
-    return GateFunction(name, Kind.NUMBER, measure, frozenset({"window"}))
+    return GateFunction(name, Kind.NUMBER, measure, STATS_KEYWORDS)
 
 
 def _max_gap(ctx: object, op: str, keywords: Mapping[str, str]) -> float | None:
     if not isinstance(ctx, LoadGateContext):
         return None
-    gap = ctx.agg.max_gap_ns(op, ctx.now_ns, ctx.phases)
+    gap = ctx.agg.max_gap_ns(op, ctx.now_ns, _phases(ctx, keywords))
     return None if gap is None else gap / NS
 
 
 def _error_class_keyword(match: re.Match[str]) -> GateFunction:
-    return GateFunction("errors", Kind.NUMBER, _errors, frozenset({"class", "window"}))
+    return GateFunction("errors", Kind.NUMBER, _errors, STATS_KEYWORDS | {"class"})
 
 
-register_function(r"p(\d+(?:\.\d+)?)", _percentile, "p<N> (p50, p95, p99.9; window=1m)")
-register_function("error_rate", lambda m: GateFunction("error_rate", Kind.RATIO, _error_rate, frozenset({"window"})))
+register_function(r"p(\d+(?:\.\d+)?)", _percentile, "p<N> (p50, p95, p99.9; window=1m, during=split, phase=x)")
+register_function("error_rate", lambda m: GateFunction("error_rate", Kind.RATIO, _error_rate, STATS_KEYWORDS))
 register_function("rate", lambda m: GateFunction("rate", Kind.RATE, measure_rate, frozenset({"window"})))
 register_function("errors", _error_class_keyword, "errors (class=retryable)")
 register_function("dropped", lambda m: _counter("dropped"))
 register_function("retries", lambda m: _counter("retries"))
-register_function("max_gap", lambda m: GateFunction("max_gap", Kind.DURATION, _max_gap))
+register_function("max_gap", lambda m: GateFunction("max_gap", Kind.DURATION, _max_gap, frozenset({"phase"})))
 
 
 def keyword_problems(gate: Gate) -> list[str]:
-    """Keyword values that cannot work (bad window durations, unknown error classes)."""
+    """Keyword values that cannot work (bad window durations, unknown error classes, window= with during=).
+
+    Phase names are checked by the scenario validator (see `gate_phase_names`).
+    """
     problems: list[str] = []
-    for side in (gate.left, gate.right):
-        if not isinstance(side, Call):
-            continue
+    for side in gate.calls():
+        keywords = dict(side.keywords)
+        if "window" in keywords and "during" in keywords:
+            detail = "window= and during= cannot be combined (during= reads every window the tag was active in)"
+            problems.append(f"{side.text}: {detail}")
         for key, value in side.keywords:
             if key == "window":
                 try:
@@ -175,7 +212,21 @@ def keyword_problems(gate: Gate) -> list[str]:
 
 def is_windowed(gate: Gate) -> bool:
     """Whether the gate reads windows (and so must hold in every one)."""
-    return any(isinstance(s, Call) and dict(s.keywords).get("window") for s in (gate.left, gate.right))
+    return any(dict(call.keywords).get("window") for call in gate.calls())
+
+
+def _keyword_values(gate: Gate, keyword: str) -> set[str]:
+    return {value for call in gate.calls() for key, value in call.keywords if key == keyword}
+
+
+def gate_phase_names(gate: Gate) -> set[str]:
+    """The phase names a gate's `phase=` keywords name, for the scenario validator to check."""
+    return _keyword_values(gate, "phase")
+
+
+def gate_during_tags(gate: Gate) -> set[str]:
+    """The tags a gate's `during=` keywords name (chaos fault names or action kinds)."""
+    return _keyword_values(gate, "during")
 
 
 class GateState:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import Field, model_validator
 
@@ -10,9 +11,12 @@ from holoload.core import (
     server_gates,  # noqa: F401 - registers delta(), rate(), max(topology.x)...
     validation,
 )
+from holoload.core.chaos import CANARY_ACTIONS, ChaosAction
+
+__all__ = ["CANARY_SCALARS", "LOAD_SCALARS", "ChaosAction", "Scenario", "fill_template", "parse_scenario"]
 from holoload.core.errors import ScenarioError
 from holoload.core.gates import GateSyntaxError, check_gate, parse_gate
-from holoload.core.load_gates import keyword_problems
+from holoload.core.load_gates import gate_during_tags, gate_phase_names, keyword_problems
 from holoload.core.model_types import Identifier, Label, PositiveSeconds, Rows, Strict
 from holoload.core.workload import GateValue, Phase, Setup, gate_text, selectors
 
@@ -41,9 +45,14 @@ def fill_template(sql: str, **values: object) -> str:
 
 
 class TableSpec(Strict):
-    """The table the canary fills."""
+    """The table the canary fills (and that splits, topology and SQL metrics refer to)."""
 
     name: Identifier = "sales_facts"
+    create: bool = Field(
+        default=False,
+        description="sustained load: create the canary-shaped table (range partitioned where the target "
+        "splits partitions) before setup; a canary always does",
+    )
 
 
 class BatchGroup(Strict):
@@ -63,37 +72,6 @@ class BatchGroup(Strict):
 
     def statement(self, table: str) -> str:
         return fill_template(self.sql or CANARY_INSERT_SQL, table=table, rows=self.rows)
-
-
-class ChaosAction(Strict):
-    """One chaos action fired between (or during) batches."""
-
-    name: Identifier
-    action: Literal["split", "sql"]
-    enabled: bool = True
-    after_batch: int | None = Field(default=None, ge=1, description="fire after this 1-based batch")
-    during_batch: int | None = Field(
-        default=None, ge=1, description="fire while this 1-based batch runs (after its before-count)"
-    )
-    key: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | Literal["auto"] = Field(
-        default="auto",
-        description="split key (primary key value); auto = max(order_id) + half the next batch",
-    )
-    table_id: int = Field(default=100, ge=0, le=2**64 - 1, description="HoloFusion table id for the split key")
-    sql: str | None = Field(default=None, description="statement for action = 'sql'; {table} filled in")
-    timeout: PositiveSeconds = 60.0
-
-    @model_validator(mode="after")
-    def _one_trigger(self) -> ChaosAction:
-        if (self.after_batch is None) == (self.during_batch is None):
-            raise ValueError("give exactly one of after_batch or during_batch")
-        if self.action == "sql" and not self.sql:
-            raise ValueError("action 'sql' needs a sql statement")
-        return self
-
-    @property
-    def batch_index(self) -> int:
-        return self.after_batch if self.after_batch is not None else self.during_batch or 0
 
 
 class SnapshotSpec(Strict):
@@ -142,19 +120,50 @@ class Scenario(Strict):
         phase_names = [p.name for p in self.phases]
         if len(set(phase_names)) != len(phase_names):
             raise ValueError("phase names must be unique")
-        if self.phases and self.chaos:
-            raise ValueError(
-                "chaos actions fire around batches (after_batch/during_batch); "
-                "scenarios with [[phases]] cannot use them yet"
-            )
         total = self.total_batches
         for action in self.chaos:
-            if action.batch_index > total:
-                raise ValueError(
-                    f"chaos action '{action.name}' refers to batch {action.batch_index}, "
-                    f"but the scenario has {total} batches"
-                )
+            if self.is_canary:
+                self._check_canary_chaos(action, total)
+            else:
+                self._check_load_chaos(action)
+        names = [a.name for a in self.chaos]
+        if len(set(names)) != len(names):
+            raise ValueError("chaos action names must be unique")
         return self
+
+    @staticmethod
+    def _check_canary_chaos(action: ChaosAction, total: int) -> None:
+        if not action.is_canary:
+            raise ValueError(
+                f"chaos action '{action.name}': a canary ([[batches]]) fires actions after_batch or during_batch"
+            )
+        if action.action not in CANARY_ACTIONS:
+            raise ValueError(f"chaos action '{action.name}': a canary supports split and sql, not {action.action}")
+        if isinstance(action.key, str) and action.key != "auto":
+            raise ValueError(f"chaos action '{action.name}': a canary's split key is an integer or auto")
+        if action.batch_index > total:
+            raise ValueError(
+                f"chaos action '{action.name}' refers to batch {action.batch_index}, "
+                f"but the scenario has {total} batches"
+            )
+
+    def _check_load_chaos(self, action: ChaosAction) -> None:
+        if action.is_canary:
+            raise ValueError(
+                f"chaos action '{action.name}': after_batch/during_batch need [[batches]]; "
+                "with [[phases]] use at, every, during or after_iterations"
+            )
+        phases = [p.name for p in self.phases]
+        if action.during is not None and action.during not in phases:
+            raise ValueError(
+                f"chaos action '{action.name}': during = '{action.during}' is not a phase ({', '.join(phases)})"
+            )
+        workloads = {w.name for p in self.phases for w in p.workloads}
+        if action.workload is not None and action.workload not in workloads:
+            raise ValueError(
+                f"chaos action '{action.name}': workload '{action.workload}' is not a workload "
+                f"({', '.join(sorted(workloads))})"
+            )
 
     @property
     def is_canary(self) -> bool:
@@ -197,7 +206,24 @@ CANARY_SCALARS = (
 
 
 #: Scalars a sustained-load run publishes to gates.
-LOAD_SCALARS = ("phases", "dropped", "errors_total")
+LOAD_SCALARS = (
+    "phases",
+    "dropped",
+    "errors_total",
+    # ledger ids recorded by the writers
+    "acknowledged_ids",
+    "failed_ids",
+    "in_doubt_ids",
+    "recovered_ids",
+    # the checker's findings (no data unless every ledger was read back)
+    "lost",
+    "duplicated",
+    "partial",
+    "unexpected",
+    "recovered",
+    "in_doubt_absent",
+    "untracked",
+)
 
 
 def parse_scenario(text: str, file: str, overrides: list[str] | None = None) -> Scenario:
@@ -223,14 +249,28 @@ def parse_scenario(text: str, file: str, overrides: list[str] | None = None) -> 
 def gate_problems(scenario: Scenario) -> list[tuple[str, str]]:
     """Parse and type-check every active gate against the scenario's ops and scalars."""
     scalars = CANARY_SCALARS if scenario.is_canary else LOAD_SCALARS
-    problems = _check_gates("gates", scenario.active_gates(), scenario.ops, scalars)
+    names = _Names(
+        phases=frozenset(p.name for p in scenario.phases),
+        faults=frozenset(n for a in scenario.chaos for n in (a.name, a.action)),
+    )
+    problems = _check_gates("gates", scenario.active_gates(), scenario.ops, scalars, names)
     for i, phase in enumerate(scenario.phases):
         texts = {name: gate_text(v) for name, v in phase.gates.items() if gate_text(v).strip()}
-        problems += _check_gates(f"phases[{i}].gates", texts, sorted(selectors([phase])), scalars)
+        problems += _check_gates(f"phases[{i}].gates", texts, sorted(selectors([phase])), scalars, names)
     return problems
 
 
-def _check_gates(where: str, gates: dict[str, str], ops: list[str], scalars: tuple[str, ...]) -> list[tuple[str, str]]:
+@dataclass(frozen=True, slots=True)
+class _Names:
+    """Phase names and chaos names/kinds that gate arguments may refer to."""
+
+    phases: frozenset[str]
+    faults: frozenset[str]
+
+
+def _check_gates(
+    where: str, gates: dict[str, str], ops: list[str], scalars: tuple[str, ...], names: _Names
+) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     for name, text in gates.items():
         try:
@@ -238,9 +278,17 @@ def _check_gates(where: str, gates: dict[str, str], ops: list[str], scalars: tup
         except GateSyntaxError as exc:
             problems.append((f"{where}.{name}", str(exc)))
             continue
-        for problem in check_gate(gate, ops, scalars) + keyword_problems(gate):
-            problems.append((f"{where}.{name}", problem))
+        found = check_gate(gate, ops, scalars, sorted(names.faults)) + keyword_problems(gate)
+        for phase in sorted(gate_phase_names(gate) - names.phases):
+            found.append(f"phase={phase}: no such phase (phases: {', '.join(sorted(names.phases)) or 'none'})")
+        for tag in sorted(gate_during_tags(gate) - names.faults):
+            found.append(f"during={tag}: no chaos action or action kind {tag!r} (known: {_known(names.faults)})")
+        problems += [(f"{where}.{name}", problem) for problem in found]
     return problems
+
+
+def _known(values: frozenset[str]) -> str:
+    return ", ".join(sorted(values)) or "none"
 
 
 def dump(scenario: Scenario) -> dict[str, Any]:

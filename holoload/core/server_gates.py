@@ -62,7 +62,7 @@ def _rate_either(match: re.Match[str]) -> GateFunction:
         "rate",
         Kind.RATE,
         measure,
-        frozenset({"window", "node"}),
+        frozenset({"window", "node", "phase"}),
         missing_reason="no samples of op or series '{op}'",
         series_fallback=True,
     )
@@ -97,6 +97,6 @@ _MAX, _MIN = _extreme("max"), _extreme("min")
 register_function("delta", lambda m: _server_function("delta", Kind.NUMBER))
 register_function("last", lambda m: _server_function("last", Kind.NUMBER))
 register_function("peak", lambda m: _server_function("peak", Kind.NUMBER))
-register_function("rate", _rate_either, "rate (ops or metrics; window=, node=)")
+register_function("rate", _rate_either, "rate (ops or metrics; window=, node=, phase=)")
 register_function("max", lambda m: _MAX)
 register_function("min", lambda m: _MIN)

@@ -118,11 +118,18 @@ class Target(Strict):
     error_rules: list[ErrorRule] = Field(default=[], description="message-pattern rules, tried in order")
     metrics_interval: PositiveSeconds = Field(default=1.0, description="metrics and health polling interval")
     ready_timeout: PositiveSeconds = Field(default=60.0, description="wait for /ready of every node before load")
+    control: dict[Literal["kill", "stop", "start", "restart", "pause", "resume"], list[str]] = Field(
+        default={},
+        description="argv per node action for chaos on remote clusters ({node} is the node's name; no shell)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Target:
         if self.split.method == "partition" and self.table_layout != "range_partitioned":
             raise ValueError("split.method 'partition' needs table_layout = 'range_partitioned'")
+        empty = [action for action, argv in self.control.items() if not argv]
+        if empty:
+            raise ValueError(f"control.{empty[0]} is an empty command")
         if self.split.method == "holoctl" and not self.topology.source.startswith("holoctl"):
             raise ValueError("split.method 'holoctl' needs topology.source = 'holoctl' (its target)")
         return self

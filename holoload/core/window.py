@@ -3,14 +3,15 @@
 Workers never allocate per operation beyond a histogram bucket increment: each
 (workload, op, endpoint) key has one `OpRecorder` for the open window. `Aggregator.close_window`
 swaps every recorder's contents out, folds them into per-phase totals, keeps the last few
-windows for windowed gates, and returns the closed window. Memory is bounded by the number
-of keys and the ring length, never by the run's length.
+windows for windowed gates, and returns the closed window. A window closed with tags (the
+chaos faults active during it) is also folded into per-tag totals. Memory is bounded by the
+number of keys, tags and the ring length, never by the run's length.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from holoload.core.outcome import ErrorClass
@@ -136,12 +137,13 @@ class OpRecorder:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """One closed window: per-key stats between `start_ns` and `end_ns` (monotonic)."""
+    """One closed window: per-key stats between `start_ns` and `end_ns` (monotonic), and its tags."""
 
     index: int
     start_ns: int
     end_ns: int
     stats: dict[OpKey, OpStats]
+    tags: frozenset[str] = frozenset()
 
     @property
     def seconds(self) -> float:
@@ -150,6 +152,8 @@ class Window:
 
 class Aggregator:
     """Owns the recorders, closes windows, keeps per-phase totals and a ring of recent windows.
+
+    `tagged[tag][key]` is the merge of every window of `key` closed with `tag` (see `close_window`).
 
     Args:
         start_ns: monotonic start of the run.
@@ -162,6 +166,7 @@ class Aggregator:
         self._recorders: dict[OpKey, OpRecorder] = {}
         self._gaps: dict[tuple[str, str], GapTracker] = {}
         self.totals: dict[OpKey, OpStats] = {}
+        self.tagged: dict[str, dict[OpKey, OpStats]] = {}
         self.recent_windows: deque[Window] = deque(maxlen=max(2, int(ring_s / window_s) + 1))
         self._window_start_ns = start_ns
         self._index = 0
@@ -196,14 +201,26 @@ class Aggregator:
                 tracker.max_gap_ns = tracker.gap_ns(now_ns)
                 tracker.last_ok_ns = now_ns
 
-    def close_window(self, now_ns: int) -> Window:
-        """Swap every recorder out and fold the window into the totals."""
+    def close_window(self, now_ns: int, tags: Collection[str] = ()) -> Window:
+        """Swap every recorder out and fold the window into the totals.
+
+        Args:
+            now_ns: monotonic end of the window (the start of the next one).
+            tags: labels of the window, such as the names and action kinds of the chaos faults
+                active at any time during it; its stats are also folded into each tag's totals.
+
+        Returns:
+            The closed window.
+        """
         stats: dict[OpKey, OpStats] = {}
+        tagged = [self.tagged.setdefault(tag, {}) for tag in dict.fromkeys(tags)]
         for key, rec in self._recorders.items():
             window_stats = rec.swap()
             stats[key] = window_stats
             self.totals[key].merge(window_stats)
-        window = Window(self._index, self._window_start_ns, now_ns, stats)
+            for per_key in tagged:
+                per_key.setdefault(key, OpStats()).merge(window_stats)
+        window = Window(self._index, self._window_start_ns, now_ns, stats, frozenset(tags))
         self._index += 1
         self._window_start_ns = now_ns
         self.recent_windows.append(window)
@@ -217,6 +234,25 @@ class Aggregator:
         """Merged totals of the keys a selector picks, or None when it picks none."""
         keys = self.keys(selector, phases)
         return _merge(self.totals[k] for k in keys) if keys else None
+
+    def tagged_total(self, selector: str, tag: str, phases: Iterable[str] | None = None) -> OpStats | None:
+        """Merged stats of the keys a selector picks over every window closed with `tag`.
+
+        Args:
+            selector: `workload`, `op` or `workload.op`.
+            tag: a tag given to `close_window`, such as a fault name or "split".
+            phases: phase names whose keys count (None: every phase).
+
+        Returns:
+            The merged stats, or None when the tag never occurred or the selector picks no key of
+            the wanted phases in its windows (gates then report "no data" rather than a zero).
+        """
+        per_key = self.tagged.get(tag)
+        if per_key is None:
+            return None
+        wanted = None if phases is None else set(phases)
+        picked = [s for k, s in per_key.items() if k.matches(selector) and (wanted is None or k.phase in wanted)]
+        return _merge(picked) if picked else None
 
     def recent(
         self, selector: str, seconds: float, phases: Iterable[str] | None = None

@@ -79,6 +79,19 @@ Param = Annotated[
 ]
 
 
+class LedgerSpec(Strict):
+    """Track this write's ids in the acknowledged-write ledger; the checker reads them back.
+
+    The op's first `seq` param is the id (one per row). `unique = true` says the id column is
+    unique (a primary key): only then is an in-doubt write retried, with the same ids, and a
+    23505 on that retry proves the earlier attempt applied (recovered, never counted twice).
+    """
+
+    table: Identifier
+    id_column: Identifier = "id"
+    unique: bool = True
+
+
 class Operation(Strict):
     """One SQL statement of a workload's mix, with generated parameters.
 
@@ -96,9 +109,12 @@ class Operation(Strict):
     table: str | None = None
     columns: list[str] | None = None
     fetch: bool = Field(default=False, description="read the result rows (SELECTs)")
+    ledger: LedgerSpec | None = Field(default=None, description="record acknowledged / failed / in-doubt ids")
 
     @model_validator(mode="after")
     def _consistent(self) -> Operation:
+        if self.ledger is not None and self.id_param is None:
+            raise ValueError("ledger needs a { gen = \"seq\" } param: its values are the ids")
         if self.insert_mode == "copy" and self.rows > 1:
             if not self.table or not self.columns:
                 raise ValueError("insert_mode 'copy' needs table and columns")
@@ -107,6 +123,11 @@ class Operation(Strict):
         elif not self.sql.strip():
             raise ValueError("sql is required (except for insert_mode 'copy')")
         return self
+
+    @property
+    def id_param(self) -> int | None:
+        """Index of the first `seq` param (the ledger's id), or None."""
+        return next((i for i, p in enumerate(self.params) if isinstance(p, SeqParam)), None)
 
 
 class RetryPolicy(Strict):

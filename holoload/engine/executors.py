@@ -15,11 +15,15 @@ from holoload.adapters.pg import describe_error
 from holoload.adapters.pool import Writer
 from holoload.adapters.surfaces import DB_ERRORS
 from holoload.core.generators import SeqAllocator
+from holoload.core.ledger import Ledger, WriteOutcome, outcome_of
 from holoload.core.outcome import ErrorClass, ErrorRules
 from holoload.core.pacing import ArrivalSchedule, ConcurrencySchedule, Stage, WeightedCycle
 from holoload.core.window import Aggregator, OpKey, OpRecorder
 from holoload.core.workload import Workload
+from holoload.engine.ledgers import LedgerBook, Pulse
 from holoload.engine.operations import CompiledOp
+
+UNIQUE_VIOLATION = "23505"
 
 NS = 1_000_000_000
 
@@ -63,6 +67,9 @@ class WorkloadRun:
     remaining: int | None = None
     rules: ErrorRules | None = None
     op_timeout_s: float | None = None
+    ledgers: LedgerBook | None = None
+    pulses: Sequence[Pulse] = ()
+    completed: int = 0
     budget: RetryBudget = field(init=False)
     start_ns: int = 0
     lag_ns: int = 0
@@ -94,7 +101,17 @@ class WriterLoop:
         self.writer = writer
         rng = random.Random(seed)
         ops = run.workload.ops
-        self.ops = [CompiledOp(op, rng, _allocator(run, op.params), run.op_timeout_s) for op in ops]
+        self.ops = [
+            CompiledOp(
+                op,
+                rng,
+                _allocator(run, op.params),
+                run.op_timeout_s,
+                None if run.ledgers is None or op.ledger is None else run.ledgers.ledger(op.ledger, writer.endpoint),
+            )
+            for op in ops
+        ]
+        self.pulse = run.pulses[writer.endpoint] if writer.endpoint < len(run.pulses) else None
         self.mix = WeightedCycle([op.weight for op in ops])
         self.single = len(ops) == 1
         now = run.perf_ns()
@@ -118,6 +135,10 @@ class WriterLoop:
             started = self.run.perf_ns()
             rec.schedule_lag(intended_ns, started)
             intended_ns = min(intended_ns, started)  # an early start counts from when it really began
+        self.run.completed += 1
+        if op.ledger is not None:
+            await self._tracked(op, op.ledger, rec, intended_ns, open_loop)
+            return
         policy = self.run.workload.retry
         self.run.budget.operations += 1
         attempt = 1
@@ -143,8 +164,71 @@ class WriterLoop:
                 await anyio.sleep(pause * self.rng.uniform(0.5, 1.5))
                 attempt += 1
                 continue
-            rec.success(intended_ns, sent_ns, self.run.perf_ns(), rows, service=open_loop or policy.max_attempts > 1)
+            done_ns = self.run.perf_ns()
+            rec.success(intended_ns, sent_ns, done_ns, rows, service=open_loop or policy.max_attempts > 1)
+            if self.pulse is not None and self.pulse.armed:
+                self.pulse.hit(done_ns)
             return
+
+    async def _tracked(
+        self, op: CompiledOp, ledger: Ledger, rec: OpRecorder, intended_ns: int | None, open_loop: bool
+    ) -> None:
+        """A ledger write: its ids are recorded acknowledged, failed or in doubt.
+
+        A retry reuses the same ids. An in-doubt write is retried only when the id column is
+        unique; a 23505 on such a retry proves the earlier attempt applied (recovered).
+        """
+        ids = op.draw()
+        policy = self.run.workload.retry
+        unique = op.unique_ids
+        self.run.budget.operations += 1
+        attempt, doubted = 1, False
+        while True:
+            writer = self.writer
+            if writer.broken() and not await writer.ensure(time.monotonic() + 1.0):
+                rec.failure(ErrorClass.CONNECTION)
+                ledger.record_write(outcome_of(None, sent=False), ids)  # never sent: nothing applied
+                return
+            sent_ns = self.run.perf_ns()
+            if intended_ns is None:
+                intended_ns = sent_ns
+            try:
+                rows = await op.replay(writer)
+            except DB_ERRORS as exc:
+                error = describe_error(exc, self.run.rules)
+                if doubted and error.sqlstate == UNIQUE_VIOLATION:
+                    for start, end in ids:  # the earlier, in-doubt attempt had applied
+                        ledger.duplicate_proof(start, end)
+                    self._succeeded(rec, intended_ns, sent_ns, op.rows, open_loop or policy.max_attempts > 1)
+                    return
+                outcome = outcome_of(error.sqlstate, sent=True)
+                ledger.record_write(outcome, ids)
+                doubted = doubted or outcome is WriteOutcome.IN_DOUBT
+                rec.failure(error.error_class)
+                if error.error_class is ErrorClass.CONNECTION and writer.conn is not None:
+                    writer.conn.terminate()
+                retry_ok = outcome is WriteOutcome.FAILED or unique
+                if (
+                    not retry_ok
+                    or attempt >= policy.max_attempts
+                    or error.error_class not in policy.on
+                    or not self.run.budget.allow()
+                ):
+                    return
+                rec.retry()
+                pause = min(policy.max_backoff, policy.backoff * 2 ** (attempt - 1))
+                await anyio.sleep(pause * self.rng.uniform(0.5, 1.5))
+                attempt += 1
+                continue
+            ledger.record_write(WriteOutcome.ACKNOWLEDGED, ids)
+            self._succeeded(rec, intended_ns, sent_ns, rows, open_loop or policy.max_attempts > 1)
+            return
+
+    def _succeeded(self, rec: OpRecorder, intended_ns: int, sent_ns: int, rows: int, service: bool) -> None:
+        done_ns = self.run.perf_ns()
+        rec.success(intended_ns, sent_ns, done_ns, rows, service=service)
+        if self.pulse is not None and self.pulse.armed:
+            self.pulse.hit(done_ns)
 
 
 def _allocator(run: WorkloadRun, params: Sequence[object]) -> SeqAllocator:

@@ -7,9 +7,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
+from holoload.adapters.netproxy import FaultProxy
+from holoload.adapters.node_control import NodeControl
 from holoload.adapters.pg import describe_error
 from holoload.adapters.pool import Writer, close_writers, open_writers
 from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
@@ -22,7 +25,10 @@ from holoload.core.pacing import split_weighted
 from holoload.core.scenario import Scenario
 from holoload.core.window import NS, Aggregator
 from holoload.core.workload import Phase, Workload, gate_spec
+from holoload.engine.chaos import FaultRunner, check_problems
 from holoload.engine.executors import WorkloadRun, run_closed_loop, run_open_loop
+from holoload.engine.ledgers import LedgerBook, Pulse
+from holoload.engine.verification import Verification, verify_ledgers
 from holoload.engine.watch import ClusterWatch
 from holoload.engine.window_rows import window_rows
 
@@ -50,9 +56,37 @@ class LoadEngine:
     _started_phases: list[str] = field(init=False, default_factory=list)
     _ended_phases: set[str] = field(init=False, default_factory=set)
     watch: ClusterWatch | None = field(init=False, default=None)
+    node_control: NodeControl | None = None
+    file: str = "scenario"
+    seed: int | None = None
+    book: LedgerBook = field(init=False)
+    pulses: list[Pulse] = field(init=False)
+    chaos: FaultRunner | None = field(init=False, default=None)
+    verification: Verification | None = field(init=False, default=None)
+    _proxies: dict[int, FaultProxy] = field(init=False, default_factory=dict)
+    _runs: list[WorkloadRun] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.aggregator = Aggregator(self.perf_ns(), window_s=self.scenario.window)
+        self.book = LedgerBook(shared=self.surfaces.shared)
+        self.pulses = [Pulse() for _ in self.surfaces.names]
+        if self.seed is None:
+            self.seed = random.SystemRandom().randrange(2**31)
+        actions = self.scenario.enabled_chaos()
+        if actions:
+            self.chaos = FaultRunner(
+                actions,
+                surfaces=self.surfaces,
+                sink=self.sink,
+                book=self.book,
+                pulses=self.pulses,
+                node_control=self.node_control,
+                proxies=self._proxies,
+                table=self.scenario.table.name,
+                seed=self.seed,
+                clock=self.clock,
+                perf_ns=self.perf_ns,
+            )
         measured = [p.name for p in self.scenario.phases if p.measured]
         for name, value in self.scenario.gates.items():
             spec = gate_spec(value)
@@ -73,8 +107,39 @@ class LoadEngine:
                     )
 
     async def run(self) -> None:
-        """Setup, then every phase; an abort_on_fail gate cancels the rest (verdict FAIL)."""
+        """Setup, then every phase; an abort_on_fail gate cancels the rest (verdict FAIL).
+
+        With chaos: the actions are checked against the target first (exit 2), every fault is
+        healed when the load ends (also on Ctrl-C), then the ledgers are read back.
+        """
+        if self.chaos is not None:
+            check_problems(self.chaos, self.file)
+        try:
+            await self._start_proxies()
+            await self._setup()
+            await self._load()
+        finally:
+            with anyio.CancelScope(shield=True):
+                if self.chaos is not None:
+                    await self.chaos.heal_all()
+                for proxy in self._proxies.values():
+                    await proxy.aclose()
+        if self.book.entries():
+            self.sink.emit(PhaseChanged(self.clock(), "verify", f"{len(self.book.entries())} ledgers"))
+            run = self.scenario.run
+            self.verification = await verify_ledgers(
+                self.surfaces,
+                self.book,
+                self.sink,
+                reconnect_s=self.surfaces.target.ready_timeout,
+                timeout_s=run.statement_timeout,
+                clock=self.clock,
+            )
+
+    async def _setup(self) -> None:
         self.sink.emit(PhaseChanged(self.clock(), "setup", f"{len(self.scenario.setup.sql)} statements"))
+        if self.scenario.table.create:
+            await self.surfaces.prepare_table(self.scenario.table.name)
         for i in self.surfaces.data_nodes():
             for sql in self.scenario.setup.sql:
                 try:
@@ -85,6 +150,30 @@ class LoadEngine:
                         f"setup statement failed on {self.surfaces.names[i]}: "
                         f"{describe_error(exc)}\n  {sql.strip()[:200]}"
                     ) from exc
+
+    async def _start_proxies(self) -> None:
+        """A TCP fault proxy in front of each node a `net` action targets; writers go through it."""
+        if self.chaos is None:
+            return
+        for i in sorted(self.chaos.net_nodes()):
+            parts = urlsplit(self.surfaces.target.nodes[i].dsn)
+            proxy = FaultProxy(
+                parts.hostname or "127.0.0.1", parts.port or 5432, seed=self.seed, name=self.surfaces.names[i]
+            )
+            await proxy.start()
+            self._proxies[i] = proxy
+
+    def _work_dsn(self, i: int) -> str:
+        dsn = self.surfaces.target.nodes[i].dsn
+        proxy = self._proxies.get(i)
+        if proxy is None:
+            return dsn
+        parts = urlsplit(dsn)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        netloc = parts.netloc[: len(parts.netloc) - len(host)] + f"127.0.0.1:{proxy.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    async def _load(self) -> None:
         self.watch = ClusterWatch(self.surfaces, self.sink, self.scenario.table.name, self.clock)
         target = self.surfaces.target
         async with anyio.create_task_group() as tg:
@@ -96,9 +185,19 @@ class LoadEngine:
                     topology_interval_s=target.topology.interval,
                 )
             )
+            if self.chaos is not None:
+                tg.start_soon(self.chaos.run_frame, None, self._horizon_s())
+                tg.start_soon(self.chaos.watch_iterations, self._completed)
             for phase in self.scenario.phases:
                 await self._phase(phase)
             tg.cancel_scope.cancel()
+
+    def _horizon_s(self) -> float | None:
+        durations = [p.duration for p in self.scenario.phases]
+        return None if any(d is None for d in durations) else sum(d or 0.0 for d in durations)
+
+    def _completed(self, workload: str) -> int:
+        return sum(r.completed for r in self._runs if r.workload.name == workload)
 
     async def _phase(self, phase: Phase) -> None:
         self.current_phase = phase.name
@@ -114,10 +213,16 @@ class LoadEngine:
             end = start + int(phase.duration * NS) if phase.duration else None
             for run in runs:
                 run.phase_end_ns = end
-            async with anyio.create_task_group() as tg:
-                for run in runs:
-                    tg.start_soon(run_open_loop if run.workload.open_loop else run_closed_loop, run)
+            async with anyio.create_task_group() as frame:
+                if self.chaos is not None:
+                    frame.start_soon(self.chaos.run_frame, phase.name, phase.duration)
+                async with anyio.create_task_group() as tg:
+                    for run in runs:
+                        tg.start_soon(run_open_loop if run.workload.open_loop else run_closed_loop, run)
+                frame.cancel_scope.cancel()
         finally:
+            if self.chaos is not None:
+                await self.chaos.heal_frame(phase.name)
             self.aggregator.phase_ended(phase.name, self.perf_ns())
             self._close_window()  # the phase's last operations belong to its own last window
             self._ended_phases.add(phase.name)
@@ -139,8 +244,11 @@ class LoadEngine:
                     perf_ns=self.perf_ns,
                     rules=self.surfaces.target.rules(),
                     op_timeout_s=self.scenario.run.statement_timeout + 5,
+                    ledgers=self.book,
+                    pulses=self.pulses,
                 )
             )
+        self._runs += runs
         return runs, every
 
     def _writers_for(self, workload: Workload) -> list[list[Writer]]:
@@ -161,7 +269,7 @@ class LoadEngine:
                 Writer(
                     i,
                     names[i],
-                    self.surfaces.target.nodes[i].dsn,
+                    self._work_dsn(i),
                     connect_timeout_s=run.connect_timeout,
                     statement_timeout_s=run.statement_timeout,
                     rng=random.Random(rng.random()),
@@ -181,7 +289,8 @@ class LoadEngine:
 
     def _close_window(self) -> None:
         now = self.perf_ns()
-        window = self.aggregator.close_window(now)
+        tags = () if self.chaos is None else self.chaos.window_tags()
+        window = self.aggregator.close_window(now, tags=tags)
         elapsed = (now - self.aggregator.start_ns) / NS
         rows = window_rows(window, self.aggregator, self.current_phase)
         signals = {} if self.watch is None else self.watch.signals()
@@ -213,15 +322,21 @@ class LoadEngine:
 
     def _scalars(self) -> dict[str, float]:
         totals = self.aggregator.totals.values()
-        return {
+        scalars = {
             "phases": float(len(self._started_phases)),
             "dropped": float(sum(s.dropped for s in totals)),
             "errors_total": float(sum(s.error_count for s in totals)),
         }
+        ledger = self.book.totals()
+        if ledger:
+            scalars.update({f"{k}_ids": float(ledger[k]) for k in ("acknowledged", "failed", "in_doubt", "recovered")})
+        if self.verification is not None:
+            scalars.update(self.verification.scalars())
+        return scalars
 
     def _context(self, monitor: GateMonitor, now_ns: int, scalars: dict[str, float]) -> LoadGateContext:
         server = None if self.watch is None else self.watch.view
-        return LoadGateContext(self.aggregator, monitor.phases, now_ns, scalars, server)
+        return LoadGateContext(self.aggregator, monitor.phases, now_ns, scalars, server, chaos=self.chaos)
 
     def verdicts(self) -> list[Verdict]:
         """Final verdicts of every gate (call after run())."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from holoload.adapters.pool import Writer
 from holoload.core.generators import SeqAllocator, build
+from holoload.core.ledger import Ledger
 from holoload.core.workload import Operation
 
 Generator = Callable[[], Any]
@@ -24,6 +25,18 @@ def values_sql(sql: str, rows: int, params: int) -> str:
     return sql.rstrip().rstrip(";") + " " + ", ".join(tuples)
 
 
+def id_intervals(ids: list[int]) -> list[tuple[int, int]]:
+    """Ids as sorted, merged half-open intervals: [5, 6, 7, 9] -> [(5, 8), (9, 10)]."""
+    out: list[tuple[int, int]] = []
+    for value in sorted(ids):
+        if out and value <= out[-1][1]:
+            if value == out[-1][1]:
+                out[-1] = (out[-1][0], value + 1)
+            continue
+        out.append((value, value + 1))
+    return out
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -37,15 +50,45 @@ class CompiledOp:
         seq: the process-wide id allocator (ids unique across writers and endpoints).
     """
 
-    __slots__ = ("name", "rows", "_gens", "_sql", "run", "_table", "_columns", "_stmt", "_conn", "_timeout")
+    __slots__ = (
+        "name",
+        "rows",
+        "_gens",
+        "_sql",
+        "run",
+        "_table",
+        "_columns",
+        "_stmt",
+        "_conn",
+        "_timeout",
+        "ledger",
+        "_ids",
+        "_args",
+        "_mode",
+        "unique_ids",
+    )
 
-    def __init__(self, op: Operation, rng: random.Random, seq: SeqAllocator, timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        op: Operation,
+        rng: random.Random,
+        seq: SeqAllocator,
+        timeout_s: float | None = None,
+        ledger: Ledger | None = None,
+    ) -> None:
         self.name = op.name
         self._timeout = timeout_s  # client side: a frozen server never answers statement_timeout
         self.rows = op.rows
         self._gens: list[Generator] = [
             build(p.model_dump(), rng=rng, seq_allocator=seq, clock=_utc_now) for p in op.params
         ]
+        self.ledger = ledger if op.ledger is not None else None
+        self.unique_ids = op.ledger is not None and op.ledger.unique
+        self._ids: list[int] = []
+        self._args: Any = None
+        if self.ledger is not None and op.id_param is not None:
+            self._gens[op.id_param] = self._capturing(self._gens[op.id_param])
+        self._mode = "single" if op.rows == 1 else op.insert_mode
         self._table = op.table
         self._columns = op.columns
         self._stmt: Any = None
@@ -66,6 +109,47 @@ class CompiledOp:
 
     def args(self) -> list[Any]:
         return [g() for g in self._gens]
+
+    def _capturing(self, gen: Generator) -> Generator:
+        ids = self._ids
+
+        def draw() -> Any:
+            value = gen()
+            ids.append(value)
+            return value
+
+        return draw
+
+    def draw(self) -> list[tuple[int, int]]:
+        """Ledger ops: generate the next statement's arguments and return its ids as intervals."""
+        self._ids.clear()
+        if self._mode == "single":
+            self._args = [g() for g in self._gens]
+        elif self._mode == "values":
+            self._args = [g() for _ in range(self.rows) for g in self._gens]
+        else:
+            self._args = [tuple(g() for g in self._gens) for _ in range(self.rows)]
+        return id_intervals(self._ids)
+
+    async def replay(self, writer: Writer) -> int:
+        """Ledger ops: run the statement `draw()` made (again, on a retry: same ids)."""
+        args = self._args
+        if self._mode == "single":
+            stmt = await self._statement(writer)
+            result = await stmt.fetch(*args, timeout=self._timeout)
+            return len(result) or 1
+        if self._mode == "values":
+            stmt = await self._statement(writer)
+            await stmt.fetch(*args, timeout=self._timeout)
+        elif self._mode == "executemany":
+            assert writer.conn is not None
+            await writer.conn.executemany(self._sql, args, timeout=self._timeout)
+        else:
+            assert writer.conn is not None and self._table is not None
+            await writer.conn.copy_records_to_table(
+                self._table, records=args, columns=self._columns, timeout=self._timeout
+            )
+        return self.rows
 
     async def _statement(self, writer: Writer) -> Any:
         """The prepared statement on the writer's current connection (re-prepared after a reconnect)."""

@@ -160,6 +160,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         enforce=not args.no_enforce,
         quiet=args.quiet,
         env=dict(os.environ),
+        scenario_file=args.scenario,
     )
     return run(options, console)
 

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from rich.console import Console
 
+from holoload.adapters.node_control import NodeControl
 from holoload.adapters.surfaces import TargetSurfaces
 from holoload.core.aggregate import CanaryAggregator
 from holoload.core.events import EventSink
@@ -27,6 +28,8 @@ class Job(Protocol):
 
     sinks: list[EventSink]
     display: LiveDisplay
+    node_control: NodeControl | None
+    file: str
 
     async def run(self, surfaces: TargetSurfaces, sink: EventSink) -> None: ...
 
@@ -48,6 +51,8 @@ class CanaryJob:
         self.agg = CanaryAggregator(scenario.ops, scenario.total_rows, split_expected)
         self.display = LiveDisplay(console, quiet=quiet)
         self.sinks: list[EventSink] = [self.agg, self.display]
+        self.node_control: NodeControl | None = None  # canary chaos needs no node control
+        self.file = "scenario"
 
     async def run(self, surfaces: TargetSurfaces, sink: EventSink) -> None:
         watch = ClusterWatch(surfaces, sink, self.scenario.table.name)
@@ -77,12 +82,14 @@ class LoadJob:
     def __init__(self, scenario: Scenario, console: Console, root: Path, *, quiet: bool) -> None:
         self.scenario = scenario
         self.engine: LoadEngine | None = None
+        self.node_control: NodeControl | None = None
+        self.file = "scenario"
         self.timeseries = TimeseriesWriter(root / "timeseries.csv")
         self.display: LiveDisplay = LoadDisplay(console, scenario, quiet=quiet)
         self.sinks: list[EventSink] = [self.timeseries, self.display]
 
     async def run(self, surfaces: TargetSurfaces, sink: EventSink) -> None:
-        self.engine = LoadEngine(self.scenario, surfaces, sink)
+        self.engine = LoadEngine(self.scenario, surfaces, sink, node_control=self.node_control, file=self.file)
         await self.engine.run()
 
     def verdicts(self) -> list[Verdict]:

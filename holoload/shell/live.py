@@ -12,6 +12,7 @@ from holoload.core.events import (
     BatchStarted,
     ChaosFinished,
     ChaosStarted,
+    CheckFinished,
     Event,
     FinalCount,
     PhaseChanged,
@@ -21,6 +22,23 @@ from holoload.core.gates import Verdict
 from holoload.core.units import format_duration
 
 _STATUS_STYLE = {"ok": "green", "delta_mismatch": "bold red", "error": "bold red"}
+
+
+def check_line(event: CheckFinished) -> str:
+    """One line per checker read-back: the verdict, then every finding's count."""
+    if event.error:
+        failed = "[bold red]NOT CHECKED[/bold red]"
+        return f"[bold]\\[check][/bold] {event.table} via {event.node}: {failed} {escape(event.error)}"
+    mark = "[green]ok[/green]" if event.ok else "[bold red]FAILED[/bold red]"
+    counts = ", ".join(
+        f"{name} {finding['count']:,}"  # type: ignore[index]
+        for name, finding in event.report.items()
+        if isinstance(finding, dict)
+    )
+    return (
+        f"[bold]\\[check][/bold] {event.table} via {event.node}: {mark} "
+        f"({event.queries} queries, {format_duration(event.elapsed_s)}) {counts}"
+    )
 
 
 class LiveDisplay:
@@ -68,10 +86,14 @@ class LiveDisplay:
             return text
         if isinstance(event, ChaosFinished):
             mark = "[green]ok[/green]" if event.ok else "[bold red]FAILED[/bold red]"
+            what = event.action if event.step == "fire" else f"{event.action} heal"
+            where = f" {event.node}" if event.node else ""
             return (
-                f"[bold]\\[chaos][/bold] {event.name} ({event.action}) {mark} in "
+                f"[bold]\\[chaos][/bold] {event.name} ({what}{where}) {mark} in "
                 f"{format_duration(event.elapsed_s)}: {escape(event.detail)}"
             )
+        if isinstance(event, CheckFinished):
+            return check_line(event)
         if isinstance(event, FinalCount):
             return f"final count: {event.final_count:,} rows"
         if isinstance(event, RunProblem):

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from holoload.core.events import Event, GateChanged, PhaseChanged, RunProblem, WindowClosed, WindowRow
+from holoload.core.events import (
+    ChaosFinished,
+    ChaosStarted,
+    CheckFinished,
+    Event,
+    GateChanged,
+    PhaseChanged,
+    RunProblem,
+    WindowClosed,
+    WindowRow,
+)
 from holoload.core.scenario import Scenario
 from holoload.core.workload import gate_text
 from holoload.shell.live import LiveDisplay
@@ -64,7 +75,13 @@ class LoadDisplay(LiveDisplay):
             else:
                 self.console.print(self._window_line(event), highlight=False, markup=False)
             return
-        if isinstance(event, (PhaseChanged, RunProblem)) and self._live is not None:
+        if isinstance(event, ChaosStarted):
+            where = f" on {event.node}" if event.node else ""
+            what = f"{escape(event.name)} {event.step} ({event.action}{where})"
+            line = f"[bold]\\[chaos][/bold] {what} {escape(event.trigger)}"
+            (self._live.console if self._live is not None else self.console).print(line, highlight=False)
+            return
+        if isinstance(event, (PhaseChanged, RunProblem, ChaosFinished, CheckFinished)) and self._live is not None:
             self._live.console.print(super()._line(event) or "", highlight=False)
             return
         super().emit(event)

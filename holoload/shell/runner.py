@@ -20,6 +20,7 @@ import structlog
 from rich.console import Console
 
 from holoload.adapters.cluster import LocalCluster
+from holoload.adapters.node_control import CommandNodeControl, LocalNodeControl
 from holoload.adapters.pg import redact
 from holoload.adapters.samplers import wait_ready
 from holoload.adapters.surfaces import TargetSurfaces
@@ -45,6 +46,7 @@ class RunOptions:
     enforce: bool = True
     quiet: bool = False
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    scenario_file: str = "scenario"
 
 
 class Fanout:
@@ -91,6 +93,7 @@ def run(options: RunOptions, console: Console) -> int:
     except OSError as exc:
         raise InputError(f"cannot create a results directory under {base}: {exc}") from exc
     job = make_job(scenario, console, root, quiet=options.quiet)
+    job.file = options.scenario_file
     record = RunRecord(
         run_id=f"{scenario.name}-{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",
         started_at=started.isoformat(),
@@ -111,7 +114,10 @@ def run(options: RunOptions, console: Console) -> int:
         )
         target = options.target
         try:
-            target = target or _start_local(options, stack, console, sink)
+            if target is None:
+                target = _start_local(options, stack, console, sink, job)
+            elif target.control:
+                job.node_control = CommandNodeControl(target.control, target.node_names(), options.env)
             record.pg_url = ",".join(redact(n.dsn) for n in target.nodes)
             record.topology_target = _topology_label(target)
             interrupted = anyio.run(
@@ -186,14 +192,16 @@ def _log(sink: Fanout, event: str, **fields: Any) -> None:
         sink.failures.append(f"run.log stopped: {exc}")
 
 
-def _start_local(options: RunOptions, stack: ExitStack, console: Console, sink: Fanout) -> Target:
+def _start_local(options: RunOptions, stack: ExitStack, console: Console, sink: Fanout, job: Job) -> Target:
     """Start the embedded cluster; it is stopped when the run ends, whatever happens."""
     cluster = LocalCluster(options.local_nodes, log=lambda line: _log(sink, "cluster", detail=line))
     stack.callback(_stop_cluster, cluster, console, sink)
     _say(console, f"starting embedded PostgreSQL cluster ({options.local_nodes} nodes on 127.0.0.1)...")
     nodes = cluster.start()
     _log(sink, "cluster_started", nodes=[n.dsn for n in nodes])
-    return local_target([n.dsn for n in nodes])
+    target = local_target([n.dsn for n in nodes])
+    job.node_control = LocalNodeControl(cluster, target.node_names())
+    return target
 
 
 def _stop_cluster(cluster: LocalCluster, console: Console, sink: Fanout) -> None:

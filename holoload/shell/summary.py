@@ -183,6 +183,21 @@ def _op_figures(stats: OpStats, seconds: float) -> dict[str, Any]:
     }
 
 
+def _check_summary(engine: LoadEngine | None) -> dict[str, Any]:
+    """The ledgers and the checker's findings (empty when no op kept a ledger)."""
+    if engine is None or not engine.book.entries():
+        return {}
+    result: dict[str, Any] = {"ledger": engine.book.totals(), "complete": False, "counts": None, "report": None}
+    verification = engine.verification
+    if verification is not None:
+        result["complete"] = verification.complete
+        if verification.report is not None:
+            result["report"] = verification.report.to_dict()
+            result["counts"] = verification.scalars() or None
+            result["ok"] = verification.complete and verification.report.ok
+    return result
+
+
 def load_summary(
     record: RunRecord,
     scenario: Scenario,
@@ -221,6 +236,12 @@ def load_summary(
                             (f"{prefix}.p99_ms", lat.get("p99")),
                         ]
             phases[phase.name] = {"measured": phase.measured, "seconds": seconds, "ops": ops}
+    chaos = [] if engine is None or engine.chaos is None else engine.chaos.summary()
+    for fault in chaos:
+        keys.append((f"chaos.{fault['name']}", f"fired {fault['fired']} ok {fault['ok']} healed {fault['healed']}"))
+    check = _check_summary(engine)
+    for name, value in (check.get("counts") or {}).items():
+        keys.append((f"check.{name}", value))
     keys.append(("slo_status", record.status))
     data = {
         "holoload_version": __version__,
@@ -228,6 +249,8 @@ def load_summary(
         "verdict": record.status,
         "exit_code": record.exit_code,
         "aborted_by": None if engine is None else engine.aborted_by,
+        "chaos": chaos,
+        "check": check,
         "scenario": dump(scenario),
         "target": _target_dict(target),
         "phases": phases,

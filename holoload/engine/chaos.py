@@ -1,0 +1,356 @@
+"""Fires chaos actions on schedule during sustained load, heals every fault, and keeps the record.
+
+Each time-triggered action runs in its own task inside a *frame*: the whole load, or one
+phase (`during`). A fault is marked active before it fires, so a fault interrupted by the end
+of its frame is still healed; `heal_frame` / `heal_all` undo whatever is active, shielded
+from cancellation and bounded by the action's timeout. Every step is a ChaosStarted /
+ChaosFinished pair on the run's timeline.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anyio
+
+from holoload.adapters.netproxy import FaultProxy, NetFaults
+from holoload.adapters.node_control import NodeAction, NodeControl
+from holoload.adapters.pg import describe_error, quote_ident
+from holoload.adapters.process import run_command
+from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
+from holoload.core.chaos import NODE_ACTIONS, ChaosAction, firings, resolve_node, split_key
+from holoload.core.errors import HololoadError, InputError
+from holoload.core.events import ChaosFinished, ChaosStarted, EventSink
+from holoload.core.scenario import fill_template
+from holoload.core.window import NS
+from holoload.engine.ledgers import LedgerBook, Pulse, Recovery
+
+#: How many recent acknowledged ids `random_recent` picks a split key from.
+RECENT_SPAN = 10_000
+_OUTPUT_LIMIT = 4000
+_RECOVERING = frozenset({"kill", "stop", "pause", "net", "start", "restart", "resume"})
+
+
+class Counter(Protocol):
+    def __call__(self, workload: str) -> int: ...
+
+
+@dataclass
+class FaultRecord:
+    """What one action did so far."""
+
+    action: ChaosAction
+    node: int | None
+    fired: int = 0
+    ok: int = 0
+    failed: int = 0
+    healed: int = 0
+    heal_failed: int = 0
+    active: bool = False
+    busy: int = 0
+    recoveries: list[Recovery] = field(default_factory=list)
+
+    def to_dict(self, now_ns: int) -> dict[str, Any]:
+        return {
+            "name": self.action.name,
+            "action": self.action.action,
+            "trigger": self.action.trigger,
+            "fired": self.fired,
+            "ok": self.ok,
+            "failed": self.failed,
+            "healed": self.healed,
+            "heal_failed": self.heal_failed,
+            "recovery_s": [round(r.seconds(now_ns), 3) for r in self.recoveries],
+        }
+
+
+class FaultRunner:
+    """Runs a scenario's `[[chaos]]` actions against one target.
+
+    Args:
+        actions: the enabled actions (sustained-load triggers).
+        surfaces: the opened target (split, SQL, node names).
+        sink: where chaos events go.
+        book: ledgers, for split keys such as `last_acked + 1`.
+        pulses: per endpoint, for recovery times after heals.
+        node_control: kills, stops, pauses nodes (None: node actions are refused up front).
+        proxies: TCP fault proxies by endpoint index (for `net`).
+        table: the scenario's table (split, `{table}` in SQL).
+        seed: the run's seed for jitter and random keys.
+    """
+
+    def __init__(
+        self,
+        actions: Sequence[ChaosAction],
+        *,
+        surfaces: TargetSurfaces,
+        sink: EventSink,
+        book: LedgerBook,
+        pulses: Sequence[Pulse],
+        node_control: NodeControl | None,
+        proxies: Mapping[int, FaultProxy],
+        table: str,
+        seed: int,
+        clock: Callable[[], float] = time.time,
+        perf_ns: Callable[[], int] = time.perf_counter_ns,
+    ) -> None:
+        self.surfaces = surfaces
+        self.sink = sink
+        self.book = book
+        self.pulses = pulses
+        self.node_control = node_control
+        self.proxies = proxies
+        self.table = table
+        self.seed = seed
+        self.clock = clock
+        self.perf_ns = perf_ns
+        names = list(surfaces.names)
+        self.records = [FaultRecord(a, None if a.node is None else resolve_node(a.node, names)) for a in actions]
+        self._touched: set[str] = set()
+
+    # ------------------------------------------------------------------ validation
+
+    def problems(self) -> list[tuple[str, str]]:
+        """What cannot work on this target: (key path, problem); checked before any load starts."""
+        out: list[tuple[str, str]] = []
+        names = ", ".join(self.surfaces.names)
+        for i, rec in enumerate(self.records):
+            a, where = rec.action, f"chaos[{i}]"
+            if a.node is not None and rec.node is None:
+                out.append((f"{where}.node", f"no node {a.node!r} in the target (nodes: {names})"))
+            if a.action in NODE_ACTIONS and self.node_control is None:
+                out.append(
+                    (
+                        f"{where}.action",
+                        f"'{a.action}' needs the embedded local cluster or [control] commands in the target",
+                    )
+                )
+            if a.action == "split" and self.surfaces.target.split.method == "none":
+                out.append((f"{where}.action", f"target '{self.surfaces.target.name}' has no split method"))
+            if a.action == "split" and split_key(a.key).auto:
+                out.append((f"{where}.key", "'auto' is for canaries; use an integer, last_acked + N or random_recent"))
+        return out
+
+    def net_nodes(self) -> set[int]:
+        """Endpoints that need a fault proxy in front of them."""
+        return {r.node for r in self.records if r.action.action == "net" and r.node is not None}
+
+    # ------------------------------------------------------------------ scheduling
+
+    async def run_frame(self, phase: str | None, horizon_s: float | None) -> None:
+        """Fire the time-triggered actions of one frame (None: the whole load) until cancelled."""
+        async with anyio.create_task_group() as tg:
+            for rec in self.records:
+                a = rec.action
+                if a.during != phase or a.after_iterations is not None:
+                    continue
+                tg.start_soon(self._drive, rec, horizon_s)
+
+    async def watch_iterations(self, completed: Counter) -> None:
+        """Fire `after_iterations` actions once their workload has run that many ops."""
+        waiting = [r for r in self.records if r.action.after_iterations is not None]
+        async with anyio.create_task_group() as tg:
+            for rec in waiting:
+                tg.start_soon(self._after_iterations, rec, completed)
+
+    async def _after_iterations(self, rec: FaultRecord, completed: Counter) -> None:
+        a = rec.action
+        assert a.workload is not None and a.after_iterations is not None
+        while completed(a.workload) < a.after_iterations:
+            await anyio.sleep(0.02)
+        await self._episode(rec, 1, a.duration)
+
+    async def _drive(self, rec: FaultRecord, horizon_s: float | None) -> None:
+        rng = random.Random(zlib.crc32(f"{self.seed}|{rec.action.name}".encode()))
+        start = self.perf_ns()
+        for firing in firings(rec.action, horizon_s, rng):
+            delay = start + int(firing.offset_s * NS) - self.perf_ns()
+            if delay > 0:
+                await anyio.sleep(delay / NS)
+            await self._episode(rec, firing.index, firing.heal_after_s)
+
+    async def _episode(self, rec: FaultRecord, index: int, heal_after_s: float | None) -> None:
+        trigger = rec.action.trigger + (f" (#{index})" if rec.action.every else "")
+        await self._step(rec, "fire", trigger)
+        if heal_after_s is not None and rec.active:
+            await anyio.sleep(heal_after_s)
+            await self.heal(rec, f"{heal_after_s:g}s after firing")
+
+    # ------------------------------------------------------------------ healing
+
+    async def heal(self, rec: FaultRecord, why: str) -> None:
+        """Undo an active fault (shielded: a heal is never abandoned half way)."""
+        if not rec.active or rec.action.heal is None:
+            return
+        with anyio.CancelScope(shield=True):
+            await self._step(rec, "heal", why)
+
+    async def heal_frame(self, phase: str) -> None:
+        """Heal the faults of a `during` phase that ended."""
+        for rec in self.records:
+            if rec.action.during == phase:
+                await self.heal(rec, f"phase {phase} ended")
+
+    async def heal_all(self) -> None:
+        """Heal every fault still active, then ask node control to bring back anything left down."""
+        with anyio.CancelScope(shield=True):
+            for rec in self.records:
+                await self.heal(rec, "run ending: heal before verification")
+            for proxy in self.proxies.values():
+                proxy.heal()
+            if self.node_control is not None and any(r.action.action in NODE_ACTIONS for r in self.records):
+                with anyio.move_on_after(120):
+                    await self.node_control.heal_all(timeout_s=60)
+
+    # ------------------------------------------------------------------ steps
+
+    async def _step(self, rec: FaultRecord, step: str, trigger: str) -> None:
+        a = rec.action
+        node = "" if rec.node is None else self.surfaces.names[rec.node]
+        verb = a.action if step == "fire" else (a.heal or "")
+        self.sink.emit(ChaosStarted(self.clock(), a.name, a.action, trigger, step, node))
+        self._touch(a)
+        rec.busy += 1
+        if step == "fire":
+            rec.fired += 1
+            rec.active = a.heal is not None
+        started = self.perf_ns()
+        if step == "heal" or a.action in ("start", "restart", "resume"):
+            self._arm_recovery(rec, node, started)
+        try:
+            with anyio.fail_after(a.timeout):
+                ok, detail, output = await self._do(rec, verb)
+        except TimeoutError:
+            ok, detail, output = False, f"{verb} timed out after {a.timeout:g}s", ""
+        except DB_ERRORS as exc:
+            ok, detail, output = False, str(describe_error(exc)), ""
+        except (HololoadError, ValueError, OSError) as exc:
+            ok, detail, output = False, str(exc), ""
+        finally:
+            rec.busy -= 1
+            self._touch(a)
+        if step == "fire":
+            rec.ok += ok
+            rec.failed += not ok
+        else:
+            rec.healed += ok
+            rec.heal_failed += not ok
+            rec.active = not ok and a.action != "net"
+        elapsed = (self.perf_ns() - started) / NS
+        self.sink.emit(
+            ChaosFinished(self.clock(), a.name, a.action, ok, elapsed, detail, output[-_OUTPUT_LIMIT:], step, node)
+        )
+
+    def _arm_recovery(self, rec: FaultRecord, node: str, now_ns: int) -> None:
+        if rec.node is not None and rec.action.action in _RECOVERING and rec.node < len(self.pulses):
+            rec.recoveries.append(self.pulses[rec.node].arm(node, now_ns))
+
+    async def _do(self, rec: FaultRecord, verb: str) -> tuple[bool, str, str]:
+        a = rec.action
+        if verb == "split":
+            return await self._split(a)
+        if verb == "sql":
+            assert a.sql is not None
+            node = rec.node or 0
+            status = await self.surfaces.run_sql(node, fill_template(a.sql, table=quote_ident(self.table)))
+            return True, f"{self.surfaces.names[node]}: {status}", status
+        if verb == "command":
+            assert a.command is not None
+            argv = ["/bin/sh", "-c", a.command] if isinstance(a.command, str) else list(a.command)
+            result = await run_command(argv, timeout_s=a.timeout, env=a.env or None)
+            detail = f"{argv[0]} exited {result.returncode} after {result.elapsed_s:.2f}s"
+            return result.ok, detail, result.stdout + result.stderr
+        if verb in ("net", "heal") and a.action == "net":
+            return self._net(rec, verb == "net")
+        assert self.node_control is not None and rec.node is not None
+        name = self.surfaces.names[rec.node]
+        done = await self.node_control.act(NodeAction(verb), name, timeout_s=a.timeout)
+        return done.ok, done.detail, ""
+
+    async def _split(self, a: ChaosAction) -> tuple[bool, str, str]:
+        key = split_key(a.key)
+        value: int
+        if key.literal is not None:
+            value = key.literal
+        elif key.after_last_acked is not None:
+            last = self.book.last_acked(self.table)
+            if last is None:
+                return False, f"no acknowledged ids in {self.table} yet: no key for last_acked", ""
+            value = last + key.after_last_acked
+        else:
+            span = self.book.recent_acked(self.table, RECENT_SPAN)
+            if span is None:
+                return False, f"no acknowledged ids in {self.table} yet: no key for random_recent", ""
+            value = random.Random(zlib.crc32(f"{self.seed}|{a.name}|{span}".encode())).randrange(*span)
+        outcome = await self.surfaces.split(self.table, value, a.table_id, 0)
+        return outcome.ok, outcome.detail, outcome.output
+
+    def _net(self, rec: FaultRecord, on: bool) -> tuple[bool, str, str]:
+        assert rec.node is not None and rec.action.net is not None
+        proxy = self.proxies.get(rec.node)
+        if proxy is None:
+            return False, "no proxy in front of this node", ""
+        if not on:
+            proxy.heal()
+            return True, "network faults removed", ""
+        spec = rec.action.net
+        proxy.set_faults(
+            NetFaults(
+                latency_s=spec.latency,
+                jitter_s=spec.jitter,
+                bandwidth_bps=None if spec.bandwidth is None else float(spec.bandwidth),
+                blackhole=spec.blackhole,
+                refuse=spec.refuse,
+            )
+        )
+        parts = [f"{k}={v}" for k, v in spec.model_dump(exclude_defaults=True).items()]
+        if spec.reset:
+            parts.append(f"{proxy.reset_connections()} connections reset")
+        return True, "proxy: " + ", ".join(parts), ""
+
+    # ------------------------------------------------------------------ what gates and windows read
+
+    def _touch(self, a: ChaosAction) -> None:
+        self._touched.update((a.name, a.action))
+
+    def window_tags(self) -> set[str]:
+        """Names and kinds of actions active at any time since the previous call."""
+        tags = set(self._touched)
+        self._touched.clear()
+        for rec in self.records:
+            if rec.active or rec.busy:
+                tags.update((rec.action.name, rec.action.action))
+        return tags
+
+    def _matching(self, name: str) -> list[FaultRecord]:
+        return [r for r in self.records if name in (r.action.name, r.action.action)]
+
+    def chaos_count(self, name: str, field: str) -> float | None:
+        """`chaos(name).field` for gates: summed over the action named `name`, or all of that kind."""
+        recs = self._matching(name)
+        if not recs:
+            return None
+        return float(sum(getattr(r, field) for r in recs))
+
+    def recovery_s(self, name: str) -> float | None:
+        """`recovery(name)`: the longest recovery after its heals (still waiting: the time so far)."""
+        now = self.perf_ns()
+        times = [rv.seconds(now) for r in self._matching(name) for rv in r.recoveries]
+        return max(times) if times else None
+
+    def summary(self) -> list[dict[str, Any]]:
+        now = self.perf_ns()
+        return [r.to_dict(now) for r in self.records]
+
+
+def check_problems(runner: FaultRunner, file: str) -> None:
+    """Raise InputError (exit 2, before any load) when the chaos cannot run on this target."""
+    problems = runner.problems()
+    if problems:
+        lines = "\n".join(f"  {where}: {what}" for where, what in problems)
+        raise InputError(f"{file}: chaos cannot run on this target:\n{lines}")

@@ -1,0 +1,108 @@
+"""After the faults heal: read every ledger back from the cluster and report what was lost."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anyio
+
+from holoload.adapters.checker import verify
+from holoload.adapters.pg import describe_error
+from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
+from holoload.core.errors import HololoadError
+from holoload.core.events import CheckFinished, EventSink, RunProblem
+from holoload.core.ledger import CheckReport, merge_reports
+from holoload.engine.ledgers import LedgerBook
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """The merged checker report; `complete` is False when some ledger could not be read back."""
+
+    report: CheckReport | None
+    complete: bool
+    ledgers: int
+
+    def scalars(self) -> dict[str, float]:
+        """Gate scalars: lost, duplicated, partial, unexpected, recovered, in_doubt_absent, untracked.
+
+        Missing (so gates on them fail with 'no data') unless every ledger was checked.
+        """
+        if self.report is None or not self.complete:
+            return {}
+        return {name: float(count) for name, count in self.report.counts().items()}
+
+
+async def verify_ledgers(
+    surfaces: TargetSurfaces,
+    book: LedgerBook,
+    sink: EventSink,
+    *,
+    reconnect_s: float,
+    timeout_s: float,
+    clock: Callable[[], float] = time.time,
+) -> Verification:
+    """Check each ledger through the endpoint owning its data (every endpoint when data is shared).
+
+    A node that cannot be reached within `reconnect_s` is a failed check, reported as such
+    (its acknowledged ids count as not verified, never as verified).
+
+    Returns:
+        The reports merged, and whether every check ran.
+    """
+    reports: list[CheckReport] = []
+    complete = True
+    for entry in book.entries():
+        nodes = range(len(surfaces.names)) if entry.endpoint is None else [entry.endpoint]
+        for node in nodes:
+            name = surfaces.names[node]
+            started = time.perf_counter()
+            try:
+                conn = await _connect(surfaces, node, reconnect_s)
+                report, seen = await verify(conn, entry.table, entry.id_column, entry.ledger, timeout_s=timeout_s)
+            except (*DB_ERRORS, HololoadError, TimeoutError) as exc:
+                detail = str(describe_error(exc)) if not isinstance(exc, HololoadError) else str(exc)
+                sink.emit(RunProblem(clock(), "check", f"{entry.table} through {name}: {detail}"))
+                sink.emit(
+                    CheckFinished(
+                        clock(),
+                        entry.table,
+                        name,
+                        False,
+                        {},
+                        entry.ledger.summary(),
+                        0,
+                        time.perf_counter() - started,
+                        detail,
+                    )
+                )
+                complete = False
+                continue
+            reports.append(report)
+            sink.emit(
+                CheckFinished(
+                    clock(),
+                    entry.table,
+                    name,
+                    report.ok,
+                    report.to_dict(),
+                    entry.ledger.summary(),
+                    seen.queries,
+                    time.perf_counter() - started,
+                )
+            )
+    return Verification(merge_reports(reports) if reports else None, complete, len(book.entries()))
+
+
+async def _connect(surfaces: TargetSurfaces, node: int, within_s: float) -> object:
+    """The node's checker connection, retried while a restarted node comes back."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            return await surfaces.control(node, "checker")
+        except HololoadError:
+            if time.monotonic() >= deadline:
+                raise
+            await anyio.sleep(0.5)
