@@ -93,6 +93,8 @@ async def partitions(conn: asyncpg.Connection, table: str, *, with_counts: bool 
         return [Partition(table, None, None, int(rows))]
     parts = []
     for rec in records:
+        if rec["bound"] is None:  # caught between DETACH and ATTACH of a concurrent split
+            raise ValueError(f"partition {rec['relname']} of {table} has no bound yet (a split is under way)")
         lower, upper = parse_bound(rec["bound"])
         rows = await conn.fetchval(f"SELECT count(*) FROM {quote_ident(rec['relname'])}") if with_counts else 0
         parts.append(Partition(rec["relname"], lower, upper, int(rows)))

@@ -137,9 +137,9 @@ class TargetSurfaces:
     async def control(self, node: int, purpose: str = "control") -> asyncpg.Connection:
         """The node's connection for one purpose, (re)opened when missing or closed.
 
-        Purposes that may run at the same time get their own connection ("control": snapshots,
-        splits, chaos SQL, topology; "metrics": the SQL metrics poller). Opening is serialised,
-        so two tasks never open (and leak) two connections for the same slot.
+        Purposes that may run at the same time get their own connection ("control": snapshots and
+        topology; "chaos": splits and chaos SQL; "metrics": the SQL metrics poller; "checker").
+        Opening is serialised, so two tasks never open (and leak) two connections for one slot.
         """
         async with self._control_lock:
             conn = self._control.get((node, purpose))
@@ -239,7 +239,7 @@ class TargetSurfaces:
         for i in self.data_nodes():
             try:
                 with anyio.fail_after(self.control_timeout_s):  # a hung node must not hold up the others
-                    conn = await self.control(i)
+                    conn = await self.control(i, "chaos")
                     pk = key if isinstance(key, int) else await _auto_key(conn, table, next_rows)
                 with anyio.fail_after(self._statement_timeout_s + 5):
                     outcomes.append(await self._split_one(method, conn, i, table, table_id, pk))
@@ -275,7 +275,7 @@ class TargetSurfaces:
 
     async def run_sql(self, node: int, sql: str) -> str:
         """Run a statement on the node's control connection (safe beside a running batch)."""
-        return str(await (await self.control(node)).execute(sql))
+        return str(await (await self.control(node, "chaos")).execute(sql))
 
 
 async def _auto_key(conn: asyncpg.Connection, table: str, next_rows: int) -> int:
