@@ -1,9 +1,9 @@
 """Fires chaos actions on schedule during sustained load, heals every fault, and keeps the record.
 
 Each time-triggered action runs in its own task inside a *frame*: the whole load, or one
-phase (`during`). A fault is marked active before it fires, so a fault interrupted by the end
-of its frame is still healed; `heal_frame` / `heal_all` undo whatever is active, shielded
-from cancellation and bounded by the action's timeout. Every step is a ChaosStarted /
+phase (`during`). Ending a frame cancels its schedule, never a step under way: every step is
+shielded and bounded by its action's timeout. A fault is marked active before it fires, so
+`heal_frame` / `heal_all` undo whatever the end of a frame left active. Every step is a ChaosStarted /
 ChaosFinished pair on the run's timeline.
 """
 
@@ -223,7 +223,9 @@ class FaultRunner:
         if step == "heal" or a.action in ("start", "restart", "resume"):
             self._arm_recovery(rec, node, started)
         try:
-            with anyio.fail_after(a.timeout):
+            # Shielded: the end of a frame stops the schedule, never a step half way (a split
+            # cancelled mid-transaction would leave its lock for the checker to trip over).
+            with anyio.CancelScope(shield=True), anyio.fail_after(a.timeout):
                 ok, detail, output = await self._do(rec, verb)
         except TimeoutError:
             ok, detail, output = False, f"{verb} timed out after {a.timeout:g}s", ""
