@@ -244,7 +244,8 @@ class TargetSurfaces:
                 with anyio.fail_after(self._statement_timeout_s + 5):
                     outcomes.append(await self._split_one(method, conn, i, table, table_id, pk))
             except (*DB_ERRORS, HololoadError, ValueError) as exc:
-                outcomes.append(SplitOutcome(False, f"{self.names[i]}: split failed: {describe_error(exc)}", ""))
+                why = exc if isinstance(exc, (HololoadError, ValueError)) else describe_error(exc)
+                outcomes.append(SplitOutcome(False, f"{self.names[i]}: split failed: {why}", ""))
         ok = all(o.ok for o in outcomes)
         return SplitOutcome(ok, "; ".join(o.detail for o in outcomes), "".join(o.output for o in outcomes))
 

@@ -51,6 +51,7 @@ class FaultRecord:
     failed: int = 0
     healed: int = 0
     heal_failed: int = 0
+    skipped: int = 0
     active: bool = False
     busy: int = 0
     recoveries: list[Recovery] = field(default_factory=list)
@@ -65,6 +66,7 @@ class FaultRecord:
             "failed": self.failed,
             "healed": self.healed,
             "heal_failed": self.heal_failed,
+            "skipped": self.skipped,
             "recovery_s": [round(r.seconds(now_ns), 3) for r in self.recoveries],
         }
 
@@ -168,10 +170,14 @@ class FaultRunner:
     async def _drive(self, rec: FaultRecord, horizon_s: float | None) -> None:
         rng = random.Random(zlib.crc32(f"{self.seed}|{rec.action.name}".encode()))
         start = self.perf_ns()
-        for firing in firings(rec.action, horizon_s, rng):
+        plan = list(firings(rec.action, horizon_s, rng))
+        for n, firing in enumerate(plan):
             delay = start + int(firing.offset_s * NS) - self.perf_ns()
             if delay > 0:
                 await anyio.sleep(delay / NS)
+            elif n + 1 < len(plan) and start + int(plan[n + 1].offset_s * NS) <= self.perf_ns():
+                rec.skipped += 1  # an overrunning episode: missed slots fold into one firing, never a burst
+                continue
             await self._episode(rec, firing.index, firing.heal_after_s)
 
     async def _episode(self, rec: FaultRecord, index: int, heal_after_s: float | None) -> None:
