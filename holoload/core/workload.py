@@ -114,7 +114,7 @@ class Operation(Strict):
     @model_validator(mode="after")
     def _consistent(self) -> Operation:
         if self.ledger is not None and self.id_param is None:
-            raise ValueError("ledger needs a { gen = \"seq\" } param: its values are the ids")
+            raise ValueError('ledger needs a { gen = "seq" } param: its values are the ids')
         if self.insert_mode == "copy" and self.rows > 1:
             if not self.table or not self.columns:
                 raise ValueError("insert_mode 'copy' needs table and columns")
