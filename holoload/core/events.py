@@ -171,6 +171,8 @@ class WindowClosed(Event):
     seconds: float
     rows: tuple[WindowRow, ...]
     signals: Mapping[str, float] = field(default_factory=dict)
+    histograms: tuple[tuple[str, int, str], ...] = ()
+    """(hlog tag, max latency in µs, encoded HDR histogram) per op and endpoint with samples."""
 
 
 @dataclass(frozen=True, slots=True)

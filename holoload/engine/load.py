@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from urllib.parse import urlsplit, urlunsplit
@@ -16,6 +16,7 @@ from holoload.adapters.node_control import NodeControl
 from holoload.adapters.pg import describe_error
 from holoload.adapters.pool import Writer, close_writers, open_writers
 from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
+from holoload.core import hlog
 from holoload.core.errors import SetupError
 from holoload.core.events import EventSink, GateChanged, PhaseChanged, RunProblem, WindowClosed
 from holoload.core.gates import Verdict, parse_gate
@@ -23,7 +24,7 @@ from holoload.core.generators import SeqAllocator
 from holoload.core.load_gates import GateMonitor, LoadGateContext
 from holoload.core.pacing import split_weighted
 from holoload.core.scenario import Scenario
-from holoload.core.window import NS, Aggregator
+from holoload.core.window import NS, Aggregator, Window
 from holoload.core.workload import Phase, Workload, gate_spec
 from holoload.engine.chaos import FaultRunner, check_problems
 from holoload.engine.executors import WorkloadRun, run_closed_loop, run_open_loop
@@ -294,8 +295,11 @@ class LoadEngine:
         elapsed = (now - self.aggregator.start_ns) / NS
         rows = window_rows(window, self.aggregator, self.current_phase)
         signals = {} if self.watch is None else self.watch.signals()
+        histograms = tuple(_encoded(window))
         self.sink.emit(
-            WindowClosed(self.clock(), self.current_phase, window.index, elapsed, window.seconds, rows, signals)
+            WindowClosed(
+                self.clock(), self.current_phase, window.index, elapsed, window.seconds, rows, signals, histograms
+            )
         )
         self._watch_gates(now)
 
@@ -343,3 +347,13 @@ class LoadEngine:
         now = self.perf_ns()
         scalars = self._scalars()
         return [m.final(self._context(m, now, scalars)) for m in self.monitors]
+
+
+def _encoded(window: Window) -> Iterator[tuple[str, int, str]]:
+    """Each key's latency histogram of the window, HDR-encoded for latency.hlog."""
+    for key, stats in window.stats.items():
+        if stats.latency.count == 0:
+            continue
+        histogram = stats.latency.to_latency_histogram()
+        payload = histogram.encode().decode("ascii")
+        yield hlog.tag(key.phase, key.workload, key.op, key.endpoint), histogram.max_us or 0, payload

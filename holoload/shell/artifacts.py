@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import re
@@ -11,6 +12,7 @@ from typing import IO, Any
 
 import orjson
 
+from holoload.core import hlog
 from holoload.core.events import BatchFinished, Event, MetricsSampled, SnapshotTaken, TopologyChanged, WindowClosed
 from holoload.core.metrics import METRICS_CSV_HEADER
 
@@ -163,6 +165,39 @@ TIMESERIES_COLUMNS = (
     "service_p99_ms",
     "lag_p99_ms",
 )
+
+
+class HlogWriter:
+    """latency.hlog: an HdrHistogram interval log, one tagged line per op and endpoint per window.
+
+    Appended and flushed as each window closes, so a killed run loses at most the open window.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: IO[str] | None = None
+        self.write_errors: list[str] = []
+
+    def emit(self, event: Event) -> None:
+        if not isinstance(event, WindowClosed) or not event.histograms or self.write_errors:
+            return
+        start_ts = event.ts - event.elapsed_s  # the run's base time: the aggregator's start
+        window_start = event.elapsed_s - event.seconds
+        try:
+            if self._fh is None:
+                self._fh = self.path.open("a")
+                self._fh.write(hlog.header(start_ts))
+            for tag, max_us, payload in event.histograms:
+                self._fh.write(hlog.interval_line(tag, window_start, event.seconds, max_us, payload))
+            self._fh.flush()
+        except OSError as exc:
+            self.write_errors.append(f"{self.path.name}: {exc}")
+
+    def close(self) -> None:
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.close()
+            self._fh = None
 
 
 class TimeseriesWriter:

@@ -17,7 +17,7 @@ from holoload.core.target import Target
 from holoload.engine.canary import CanaryEngine
 from holoload.engine.load import LoadEngine
 from holoload.engine.watch import ClusterWatch
-from holoload.shell.artifacts import ArtifactWriter, TimeseriesWriter
+from holoload.shell.artifacts import ArtifactWriter, HlogWriter, TimeseriesWriter
 from holoload.shell.live import LiveDisplay
 from holoload.shell.live_load import LoadDisplay
 from holoload.shell.summary import RunRecord, load_summary, summary_json, text_keys
@@ -85,8 +85,9 @@ class LoadJob:
         self.node_control: NodeControl | None = None
         self.file = "scenario"
         self.timeseries = TimeseriesWriter(root / "timeseries.csv")
+        self.hlog = HlogWriter(root / "latency.hlog")
         self.display: LiveDisplay = LoadDisplay(console, scenario, quiet=quiet)
-        self.sinks: list[EventSink] = [self.timeseries, self.display]
+        self.sinks: list[EventSink] = [self.timeseries, self.hlog, self.display]
 
     async def run(self, surfaces: TargetSurfaces, sink: EventSink) -> None:
         self.engine = LoadEngine(self.scenario, surfaces, sink, node_control=self.node_control, file=self.file)
@@ -102,10 +103,11 @@ class LoadJob:
 
     @property
     def write_errors(self) -> list[str]:
-        return self.timeseries.write_errors
+        return self.timeseries.write_errors + self.hlog.write_errors
 
     def close(self) -> None:
         self.timeseries.close()
+        self.hlog.close()
         self.display.close()
 
 
