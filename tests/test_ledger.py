@@ -8,17 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from holoload.core.findings import CheckReport, Finding, check, merge_reports
 from holoload.core.generators import SeqAllocator
-from holoload.core.ledger import (
-    CheckReport,
-    Finding,
-    IntervalSet,
-    Ledger,
-    WriteOutcome,
-    check,
-    merge_reports,
-    outcome_of,
-)
+from holoload.core.intervals import IntervalSet
+from holoload.core.ledger import Ledger, WriteOutcome, outcome_of
 
 PROPERTY = settings(max_examples=200, deadline=None)
 FEWER = settings(max_examples=60, deadline=None)  # the costlier models below

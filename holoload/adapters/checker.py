@@ -10,8 +10,9 @@ import asyncpg
 
 from holoload.adapters.pg import describe_error, quote_ident
 from holoload.core.errors import HololoadError
+from holoload.core.findings import CheckReport, check
 from holoload.core.intervals import IntervalSet
-from holoload.core.ledger import CheckReport, Ledger, check
+from holoload.core.ledger import Ledger
 
 __all__ = ["Observation", "ObservationError", "observe_ids", "verify"]
 

@@ -13,7 +13,7 @@ from holoload.adapters.pg import describe_error
 from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
 from holoload.core.errors import HololoadError
 from holoload.core.events import CheckFinished, EventSink, RunProblem
-from holoload.core.ledger import CheckReport, merge_reports
+from holoload.core.findings import CheckReport, merge_reports
 from holoload.engine.ledgers import LedgerBook
 
 
