@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from holoload.adapters.cluster import LocalCluster, LocalNode, port_is_free
+from holoload.adapters.cluster import LocalCluster, LocalNode
 from holoload.adapters.cluster_registry import (
     NodeState,
     load_record,
@@ -20,6 +20,7 @@ from holoload.adapters.cluster_registry import (
     stop_record,
 )
 from holoload.adapters.pg_binaries import PgBinaries, find_postgres_binaries
+from holoload.adapters.pg_server import port_is_free
 from holoload.core.errors import ExitCode, InputError, PostgresNotFound, SetupError
 
 # Away from 55432 and from each other, so parallel test modules do not collide.

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from holoload.adapters.cluster import LocalCluster, LocalNode, accepts_connection, postmaster_pid, run_server_program
+from holoload.adapters.cluster import LocalCluster, LocalNode
+from holoload.adapters.pg_server import accepts_connection, postmaster_pid, run_server_program
 from holoload.shell.cli import dispatch
 from tests.conftest import REPO
 

@@ -11,17 +11,8 @@ from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 
-from holoload.adapters.cluster import (
-    LOOPBACK,
-    LocalCluster,
-    LocalNode,
-    Log,
-    live_postmaster,
-    postmaster_pid,
-    remove_files,
-    run_server_program,
-    stop_all,
-)
+from holoload.adapters.cluster import LocalCluster, LocalNode, Log, remove_files, stop_all
+from holoload.adapters.pg_server import LOOPBACK, live_postmaster, postmaster_pid, run_server_program
 from holoload.core.errors import SetupError
 
 RECORD_FILE = "cluster.json"

@@ -13,7 +13,8 @@ from typing import Protocol
 
 import anyio
 
-from holoload.adapters.cluster import LocalCluster, live_postmaster, process_tree
+from holoload.adapters.cluster import LocalCluster
+from holoload.adapters.pg_server import live_postmaster, process_tree
 from holoload.adapters.process import run_command
 from holoload.core.errors import HololoadError, InputError
 
