@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from holoload.core.chaos_gates import CHAOS_FIELDS, ChaosView, chaos_view
-from holoload.core.gates import Call, GateSyntaxError, Kind, check_gate, evaluate, parse_gate
+from holoload.core.gates import Call, GateSyntaxError, Kind, check_gate, parse_gate
 from holoload.core.load_gates import LoadGateContext
+from holoload.core.verdicts import evaluate
 from holoload.core.window import NS, Aggregator
 
 

@@ -20,10 +20,10 @@ from holoload.core.gates import (
     ScalarRef,
     Scaled,
     check_gate,
-    evaluate,
     parse_gate,
 )
 from holoload.core.histogram import LatencyHistogram
+from holoload.core.verdicts import evaluate
 
 CANARY_GATES = {
     "batch_20k_p95": "p95(batch_20k) <= 8s",

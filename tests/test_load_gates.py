@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from holoload.core.errors import ScenarioError
-from holoload.core.gates import Call, GateSyntaxError, Kind, evaluate, parse_gate
+from holoload.core.gates import Call, GateSyntaxError, Kind, parse_gate
 from holoload.core.load_gates import (
     GateMonitor,
     GateState,
@@ -17,6 +17,7 @@ from holoload.core.load_gates import (
 )
 from holoload.core.outcome import ErrorClass
 from holoload.core.scenario import parse_scenario
+from holoload.core.verdicts import evaluate
 from holoload.core.window import NS, Aggregator, OpKey
 
 MS = 1_000_000

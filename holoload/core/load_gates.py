@@ -19,17 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from holoload.core.chaos_gates import ChaosView
-from holoload.core.gates import (
-    Gate,
-    GateFunction,
-    HistogramView,
-    Kind,
-    Verdict,
-    evaluate,
-    register_function,
-)
+from holoload.core.gates import Gate, GateFunction, HistogramView, Kind, register_function
 from holoload.core.outcome import ErrorClass
 from holoload.core.units import parse_duration
+from holoload.core.verdicts import Verdict, evaluate
 from holoload.core.window import NS, Aggregator, OpStats
 
 

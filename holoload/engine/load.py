@@ -19,11 +19,12 @@ from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
 from holoload.core import hlog
 from holoload.core.errors import SetupError
 from holoload.core.events import EventSink, GateChanged, PhaseChanged, RunProblem, WindowClosed
-from holoload.core.gates import Verdict, parse_gate
+from holoload.core.gates import parse_gate
 from holoload.core.generators import SeqAllocator
 from holoload.core.load_gates import GateMonitor, LoadGateContext
 from holoload.core.pacing import split_weighted
 from holoload.core.scenario import Scenario
+from holoload.core.verdicts import Verdict
 from holoload.core.window import NS, Aggregator, Window
 from holoload.core.workload import Phase, Workload, gate_spec
 from holoload.engine.chaos import FaultRunner, check_problems

@@ -11,9 +11,10 @@ from holoload.adapters.node_control import NodeControl
 from holoload.adapters.surfaces import TargetSurfaces
 from holoload.core.aggregate import CanaryAggregator
 from holoload.core.events import EventSink
-from holoload.core.gates import Verdict, evaluate, parse_gate
+from holoload.core.gates import parse_gate
 from holoload.core.scenario import Scenario
 from holoload.core.target import Target
+from holoload.core.verdicts import Verdict, evaluate
 from holoload.engine.canary import CanaryEngine
 from holoload.engine.load import LoadEngine
 from holoload.engine.watch import ClusterWatch

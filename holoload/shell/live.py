@@ -18,8 +18,8 @@ from holoload.core.events import (
     PhaseChanged,
     RunProblem,
 )
-from holoload.core.gates import Verdict
 from holoload.core.units import format_duration
+from holoload.core.verdicts import Verdict
 
 _STATUS_STYLE = {"ok": "green", "delta_mismatch": "bold red", "error": "bold red"}
 

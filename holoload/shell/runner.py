@@ -26,9 +26,9 @@ from holoload.adapters.samplers import wait_ready
 from holoload.adapters.surfaces import TargetSurfaces
 from holoload.core.errors import ExitCode, HololoadError, InputError
 from holoload.core.events import Event, EventSink, RunProblem, RunStarted, WindowClosed
-from holoload.core.gates import Verdict
 from holoload.core.scenario import Scenario
 from holoload.core.target import Target, local_target
+from holoload.core.verdicts import Verdict
 from holoload.shell.artifacts import ArtifactWriter, results_dir_for
 from holoload.shell.jobs import Job, make_job
 from holoload.shell.summary import RunRecord

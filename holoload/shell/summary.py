@@ -7,9 +7,10 @@ from typing import Any
 
 from holoload import __version__
 from holoload.core.aggregate import CanaryAggregator
-from holoload.core.gates import Call, Literal, Verdict, parse_gate
+from holoload.core.gates import Call, Literal, parse_gate
 from holoload.core.scenario import Scenario, dump
 from holoload.core.target import Target
+from holoload.core.verdicts import Verdict
 from holoload.core.window import OpStats
 from holoload.engine.load import LoadEngine
 
