@@ -154,20 +154,11 @@ class WriterLoop:
                 rows = await op.run(writer)
             except DB_ERRORS as exc:
                 error_class = describe_error(exc, self.run.rules).error_class
-                rec.failure(error_class)
-                if error_class is ErrorClass.CONNECTION and writer.conn is not None:
-                    writer.conn.terminate()
-                if attempt >= policy.max_attempts or error_class not in policy.on or not self.run.budget.allow():
+                if not await self._failed(rec, writer, error_class, attempt):
                     return
-                rec.retry()
-                pause = min(policy.max_backoff, policy.backoff * 2 ** (attempt - 1))
-                await anyio.sleep(pause * self.rng.uniform(0.5, 1.5))
                 attempt += 1
                 continue
-            done_ns = self.run.perf_ns()
-            rec.success(intended_ns, sent_ns, done_ns, rows, service=open_loop or policy.max_attempts > 1)
-            if self.pulse is not None and self.pulse.armed:
-                self.pulse.hit(done_ns)
+            self._succeeded(rec, intended_ns, sent_ns, rows, open_loop or policy.max_attempts > 1)
             return
 
     async def _tracked(
@@ -204,25 +195,34 @@ class WriterLoop:
                 outcome = outcome_of(error.sqlstate, sent=True)
                 ledger.record_write(outcome, ids)
                 doubted = doubted or outcome is WriteOutcome.IN_DOUBT
-                rec.failure(error.error_class)
-                if error.error_class is ErrorClass.CONNECTION and writer.conn is not None:
-                    writer.conn.terminate()
-                retry_ok = outcome is WriteOutcome.FAILED or unique
-                if (
-                    not retry_ok
-                    or attempt >= policy.max_attempts
-                    or error.error_class not in policy.on
-                    or not self.run.budget.allow()
-                ):
+                retry_ok = outcome is WriteOutcome.FAILED or unique  # never blindly re-run a write in doubt
+                if not await self._failed(rec, writer, error.error_class, attempt, retry_ok=retry_ok):
                     return
-                rec.retry()
-                pause = min(policy.max_backoff, policy.backoff * 2 ** (attempt - 1))
-                await anyio.sleep(pause * self.rng.uniform(0.5, 1.5))
                 attempt += 1
                 continue
             ledger.record_write(WriteOutcome.ACKNOWLEDGED, ids)
             self._succeeded(rec, intended_ns, sent_ns, rows, open_loop or policy.max_attempts > 1)
             return
+
+    async def _failed(
+        self, rec: OpRecorder, writer: Writer, error_class: ErrorClass, attempt: int, *, retry_ok: bool = True
+    ) -> bool:
+        """Count a failed attempt; True after the backoff when the policy allows another one."""
+        rec.failure(error_class)
+        if error_class is ErrorClass.CONNECTION and writer.conn is not None:
+            writer.conn.terminate()
+        policy = self.run.workload.retry
+        if (
+            not retry_ok
+            or attempt >= policy.max_attempts
+            or error_class not in policy.on
+            or not self.run.budget.allow()
+        ):
+            return False
+        rec.retry()
+        pause = min(policy.max_backoff, policy.backoff * 2 ** (attempt - 1))
+        await anyio.sleep(pause * self.rng.uniform(0.5, 1.5))
+        return True
 
     def _succeeded(self, rec: OpRecorder, intended_ns: int, sent_ns: int, rows: int, service: bool) -> None:
         done_ns = self.run.perf_ns()
