@@ -14,7 +14,7 @@ from typing import Protocol
 import anyio
 
 from holoload.adapters.cluster import LocalCluster
-from holoload.adapters.pg_server import live_postmaster, process_tree
+from holoload.adapters.pg_server import live_postmaster, proc_stat, process_tree
 from holoload.adapters.process import run_command
 from holoload.core.errors import HololoadError, InputError
 
@@ -75,10 +75,10 @@ _Pids = dict[int, int]  # pid -> start time in clock ticks: a pid plus its start
 
 def _stat(pid: int) -> tuple[str, int] | None:
     """(state letter, start ticks) of a process from /proc/<pid>/stat, None when it is gone."""
+    fields = proc_stat(pid)
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return fields[0], int(fields[19])
-    except (OSError, IndexError, ValueError):
+        return None if fields is None else (fields[0], int(fields[19]))
+    except (IndexError, ValueError):
         return None
 
 

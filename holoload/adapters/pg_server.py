@@ -188,6 +188,17 @@ def postmaster_pid(datadir: Path) -> int | None:
         return None
 
 
+def proc_stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first, then the parent pid...).
+
+    None when the process is gone (or there is no /proc).
+    """
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def live_postmaster(datadir: Path) -> int | None:
     """The PID of the postmaster serving datadir if it is alive, else None.
 
@@ -199,12 +210,12 @@ def live_postmaster(datadir: Path) -> int | None:
         return None
     proc = Path(f"/proc/{pid}")
     if Path("/proc/self").exists():
+        stat = proc_stat(pid)
         try:
             cmdline = (proc / "cmdline").read_bytes()
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
+        except OSError:
             return None
-        return pid if b"postgres" in cmdline and state != "Z" else None
+        return pid if stat and b"postgres" in cmdline and stat[0] != "Z" else None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -233,11 +244,8 @@ def process_tree(root_pid: int) -> list[int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # exited while we looked
-        if fields[0] == "Z":
+        fields = proc_stat(entry.name)
+        if fields is None or fields[0] == "Z":  # exited while we looked, or a zombie
             continue
         pid = int(entry.name)
         live.add(pid)

@@ -14,7 +14,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 
@@ -33,11 +33,10 @@ from holoload.engine.ledgers import LedgerBook, Pulse, Recovery
 #: How many recent acknowledged ids `random_recent` picks a split key from.
 RECENT_SPAN = 10_000
 _OUTPUT_LIMIT = 4000
-_RECOVERING = frozenset({"kill", "stop", "pause", "net", "start", "restart", "resume"})
+_RECOVERING = NODE_ACTIONS | {"net"}  # actions after which a node's writes must come back
 
 
-class Counter(Protocol):
-    def __call__(self, workload: str) -> int: ...
+Counter = Callable[[str], int]  # workload name -> operations run so far
 
 
 @dataclass

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
+import asyncpg
 
 from holoload.adapters.checker import verify
 from holoload.adapters.pg import describe_error
@@ -23,7 +24,6 @@ class Verification:
 
     report: CheckReport | None
     complete: bool
-    ledgers: int
 
     def scalars(self) -> dict[str, float]:
         """Gate scalars: lost, duplicated, partial, unexpected, recovered, in_doubt_absent, untracked.
@@ -93,10 +93,10 @@ async def verify_ledgers(
                     time.perf_counter() - started,
                 )
             )
-    return Verification(merge_reports(reports) if reports else None, complete, len(book.entries()))
+    return Verification(merge_reports(reports) if reports else None, complete)
 
 
-async def _connect(surfaces: TargetSurfaces, node: int, within_s: float) -> object:
+async def _connect(surfaces: TargetSurfaces, node: int, within_s: float) -> asyncpg.Connection:
     """The node's checker connection, retried while a restarted node comes back."""
     deadline = time.monotonic() + within_s
     while True:
