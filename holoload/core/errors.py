@@ -22,6 +22,7 @@ class ExitCode(IntEnum):
     BAD_INPUT = 2
     SETUP = 3
     INTERRUPTED = 130
+    TERMINATED = 143
 
 
 class HololoadError(Exception):

@@ -90,6 +90,11 @@ class RunSettings(Strict):
         default=30.0, description="row counts, metrics and topology queries: a hung node fails them"
     )
     results_dir: str = "results"
+    stop_grace: PositiveSeconds = Field(
+        default=30.0,
+        description="after Ctrl-C/SIGTERM: how long in-flight work may drain (then faults heal and the "
+        "checker runs); a second signal stops at once",
+    )
 
 
 class Scenario(Strict):

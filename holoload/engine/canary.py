@@ -46,6 +46,7 @@ class CanaryEngine:
     clock: Callable[[], float] = time.time
     perf: Callable[[], float] = time.perf_counter
     watch: ClusterWatch | None = None
+    stopping: bool = False
 
     @property
     def table(self) -> str:
@@ -63,6 +64,8 @@ class CanaryEngine:
         plan = plan_batches(self.scenario, len(self.surfaces.conns))
         self._phase("ingest", f"{len(plan)} batches")
         for batch in plan:
+            if self.stopping:
+                break  # asked to stop: no new batch; the final count still runs
             await self._snapshot(f"{batch.snapshot_prefix}_before")
             await self._batch(batch, plan)
             await self._snapshot(f"{batch.snapshot_prefix}_after")
@@ -75,6 +78,10 @@ class CanaryEngine:
             self.sink.emit(RunProblem(self.clock(), "final count", str(describe_error(exc))))
             return
         self.sink.emit(FinalCount(self.clock(), sum(counts), tuple(counts)))
+
+    def request_stop(self) -> None:
+        """Graceful stop: finish the batch under way, start no other, still take the final count."""
+        self.stopping = True
 
     def _phase(self, phase: str, detail: str) -> None:
         self.sink.emit(PhaseChanged(self.clock(), phase, detail))

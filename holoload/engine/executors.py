@@ -70,6 +70,7 @@ class WorkloadRun:
     ledgers: LedgerBook | None = None
     pulses: Sequence[Pulse] = ()
     completed: int = 0
+    stop_requested: bool = False
     budget: RetryBudget = field(init=False)
     start_ns: int = 0
     lag_ns: int = 0
@@ -88,6 +89,8 @@ class WorkloadRun:
         return True
 
     def over(self, now_ns: int, schedule_end_ns: int | None) -> bool:
+        if self.stop_requested:
+            return True
         if self.phase_end_ns is not None and now_ns >= self.phase_end_ns:
             return True
         return schedule_end_ns is not None and now_ns >= schedule_end_ns

@@ -67,6 +67,7 @@ class LoadEngine:
     verification: Verification | None = field(init=False, default=None)
     _proxies: dict[int, FaultProxy] = field(init=False, default_factory=dict)
     _runs: list[WorkloadRun] = field(init=False, default_factory=list)
+    stopping: bool = False
 
     def __post_init__(self) -> None:
         self.aggregator = Aggregator(self.perf_ns(), window_s=self.scenario.window)
@@ -191,8 +192,16 @@ class LoadEngine:
                 tg.start_soon(self.chaos.run_frame, None, self._horizon_s())
                 tg.start_soon(self.chaos.watch_iterations, self._completed)
             for phase in self.scenario.phases:
+                if self.stopping:
+                    break
                 await self._phase(phase)
             tg.cancel_scope.cancel()
+
+    def request_stop(self) -> None:
+        """Graceful stop: no new operations or phases; in-flight ones finish, faults heal, the checker runs."""
+        self.stopping = True
+        for run in self._runs:
+            run.stop_requested = True
 
     def _horizon_s(self) -> float | None:
         durations = [p.duration for p in self.scenario.phases]
@@ -248,6 +257,7 @@ class LoadEngine:
                     op_timeout_s=self.scenario.run.statement_timeout + 5,
                     ledgers=self.book,
                     pulses=self.pulses,
+                    stop_requested=self.stopping,
                 )
             )
         self._runs += runs

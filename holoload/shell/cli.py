@@ -28,7 +28,9 @@ holoload runs load scenarios against PostgreSQL-wire clusters and ends with PASS
 
 EPILOG = """\
 exit codes: 0 PASS, 1 a gate failed, 2 bad input or usage, 3 target unreachable or set-up
-failed, 130 interrupted (Ctrl-C/SIGTERM; what was measured is kept).
+failed, 130 interrupted by Ctrl-C, 143 by SIGTERM. The first signal stops gracefully (no new
+work, in-flight operations drain, faults heal, the checker runs); a second one stops at once.
+Either way what was measured is kept, with verdict INTERRUPTED.
 docs: README.md, docs/scenarios.md (file format), docs/results.md (artifacts)."""
 
 

@@ -36,6 +36,8 @@ class Job(Protocol):
 
     def verdicts(self) -> list[Verdict]: ...
 
+    def request_stop(self) -> None: ...
+
     def summaries(
         self, record: RunRecord, target: Target | None, writer: ArtifactWriter, verdicts: list[Verdict]
     ) -> tuple[dict[str, Any], list[tuple[str, Any]]]: ...
@@ -53,12 +55,18 @@ class CanaryJob:
         self.display = LiveDisplay(console, quiet=quiet)
         self.sinks: list[EventSink] = [self.agg, self.display]
         self.node_control: NodeControl | None = None  # canary chaos needs no node control
+        self.engine: CanaryEngine | None = None
         self.file = "scenario"
 
     async def run(self, surfaces: TargetSurfaces, sink: EventSink) -> None:
         watch = ClusterWatch(surfaces, sink, self.scenario.table.name)
         self.agg.server = watch.view
-        await CanaryEngine(self.scenario, surfaces, sink, watch=watch).run()
+        self.engine = CanaryEngine(self.scenario, surfaces, sink, watch=watch)
+        await self.engine.run()
+
+    def request_stop(self) -> None:
+        if self.engine is not None:
+            self.engine.request_stop()
 
     def verdicts(self) -> list[Verdict]:
         return [evaluate(name, parse_gate(text), self.agg) for name, text in self.scenario.active_gates().items()]
@@ -96,6 +104,10 @@ class LoadJob:
 
     def verdicts(self) -> list[Verdict]:
         return [] if self.engine is None else self.engine.verdicts()
+
+    def request_stop(self) -> None:
+        if self.engine is not None:
+            self.engine.request_stop()
 
     def summaries(
         self, record: RunRecord, target: Target | None, writer: ArtifactWriter, verdicts: list[Verdict]

@@ -31,9 +31,7 @@ def check_line(event: CheckFinished) -> str:
         return f"[bold]\\[check][/bold] {event.table} via {event.node}: {failed} {escape(event.error)}"
     mark = "[green]ok[/green]" if event.ok else "[bold red]FAILED[/bold red]"
     counts = ", ".join(
-        f"{name} {finding['count']:,}"
-        for name, finding in event.report.items()
-        if isinstance(finding, dict)
+        f"{name} {finding['count']:,}" for name, finding in event.report.items() if isinstance(finding, dict)
     )
     return (
         f"[bold]\\[check][/bold] {event.table} via {event.node}: {mark} "

@@ -104,7 +104,7 @@ def run(options: RunOptions, console: Console) -> int:
     )
     log = _run_logger(log_file)
     sink = Fanout([*job.sinks, writer], log)
-    with _sigterm_interrupts(), ExitStack() as stack:
+    with _sigterm_interrupts() as received, ExitStack() as stack:
         stack.callback(log_file.close)
         stack.callback(writer.close)
         stack.callback(job.close)
@@ -131,11 +131,13 @@ def run(options: RunOptions, console: Console) -> int:
                 backend="asyncio",
                 backend_options=_loop_options(),
             )
+            record.stop_signal = interrupted
             record.status = "INTERRUPTED" if interrupted else "RUNNING"
         except HololoadError as exc:
             sink.emit(RunProblem(time.time(), type(exc).__name__, str(exc)))
             record.status, record.exit_code = "ERROR", int(exc.exit_code)
         except KeyboardInterrupt:  # Ctrl-C/SIGTERM outside the engine (e.g. while the cluster starts)
+            record.stop_signal = received[0] if received else "SIGINT"
             sink.emit(RunProblem(time.time(), "interrupted", "stopped before the load ran to its end"))
             record.status = "INTERRUPTED"
         except Exception as exc:  # a bug: keep what was measured, say where the traceback is
@@ -157,19 +159,24 @@ def run(options: RunOptions, console: Console) -> int:
 
 
 @contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM outside the engine behaves like Ctrl-C, so cleanup and summaries still happen."""
+def _sigterm_interrupts() -> Iterator[list[str]]:
+    """SIGTERM outside the engine behaves like Ctrl-C, so cleanup and summaries still happen.
+
+    Yields the names of the signals that raised KeyboardInterrupt this way (for the exit code).
+    """
+    received: list[str] = []
 
     def interrupt(signum: int, frame: object) -> None:
+        received.append("SIGTERM")
         raise KeyboardInterrupt
 
     try:
         previous = signal.signal(signal.SIGTERM, interrupt)
     except ValueError:  # not the main thread: leave signals alone
-        yield
+        yield received
         return
     try:
-        yield
+        yield received
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -212,28 +219,49 @@ def _stop_cluster(cluster: LocalCluster, console: Console, sink: Fanout) -> None
 
 async def _drive(
     run_id: str, job: Job, scenario: Scenario, target: Target, sink: EventSink, env: dict[str, str]
-) -> bool:
-    """Run the engine under a signal watcher; returns True when SIGINT/SIGTERM stopped it."""
-    stopped = False
+) -> str | None:
+    """Run the engine under a signal watcher; returns the signal's name when SIGINT/SIGTERM stopped it.
+
+    The first signal stops gracefully: no new work, in-flight operations drain for up to
+    `run.stop_grace`, faults heal and the checker runs. A second signal (or the grace running
+    out) stops at once; what was measured is kept either way.
+    """
+    stopped: str | None = None
+    running = False
     failure: HololoadError | None = None
+    grace = scenario.run.stop_grace
     async with anyio.create_task_group() as tg:
         engine_scope = anyio.CancelScope()
+
+        def at_once(why: str) -> None:
+            sink.emit(RunProblem(time.time(), "interrupted", why))
+            engine_scope.cancel()
+
+        async def grace_deadline() -> None:
+            await anyio.sleep(grace)
+            at_once(f"still running {grace:g}s after the stop request: stopping at once, keeping what was measured")
 
         async def watch_signals(*, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
             nonlocal stopped
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 task_status.started()
                 async for signum in signals:
-                    stopped = True
+                    name = signal.Signals(signum).name
+                    if stopped is not None or not running:
+                        stopped = stopped or name
+                        at_once(f"{name}: stopping at once, keeping what was measured")
+                        return
+                    stopped = name
                     sink.emit(
                         RunProblem(
                             time.time(),
                             "interrupted",
-                            f"{signal.Signals(signum).name}: stopping, keeping what was measured",
+                            f"{name}: no new work; in-flight operations drain (up to {grace:g}s), faults heal "
+                            "and the checker runs; send it again to stop at once",
                         )
                     )
-                    engine_scope.cancel()
-                    return
+                    job.request_stop()
+                    tg.start_soon(grace_deadline)
 
         await tg.start(watch_signals)
         sink.emit(RunStarted(time.time(), run_id, scenario.name, target.name, tuple(target.node_names())))
@@ -247,6 +275,7 @@ async def _drive(
                     control_timeout_s=scenario.run.control_timeout,
                     env=env,
                 ) as surfaces:
+                    running = True
                     await job.run(surfaces, sink)
             except HololoadError as exc:  # raised out of the task group, it would come wrapped
                 failure = exc
@@ -287,8 +316,8 @@ def _finish(record: RunRecord, verdicts: list[Verdict], enforce: bool) -> int:
     if record.status == "ERROR":
         assert record.exit_code is not None
         code = record.exit_code
-    elif record.status == "INTERRUPTED":
-        code = int(ExitCode.INTERRUPTED)
+    elif record.status == "INTERRUPTED":  # 128 + the signal, as shells report it
+        code = int(ExitCode.TERMINATED if record.stop_signal == "SIGTERM" else ExitCode.INTERRUPTED)
     else:
         record.status = "PASS" if all(v.passed for v in verdicts) else "FAIL"
         code = int(ExitCode.PASS if record.status == "PASS" or not enforce else ExitCode.FAIL)

@@ -30,6 +30,7 @@ class RunRecord:
     ended_at: str | None = None
     duration_s: float | None = None
     problems: list[str] = field(default_factory=list)
+    stop_signal: str | None = None
 
 
 def p95_threshold_ms(op: str, gates: dict[str, str]) -> float | None:
