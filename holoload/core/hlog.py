@@ -16,6 +16,7 @@ timestamps are seconds relative to BaseTime.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 FORMAT_VERSION = "1.3"
@@ -43,3 +44,27 @@ def tag(phase: str, workload: str, op: str, endpoint: str) -> str:
 def interval_line(tag_: str, start_s: float, length_s: float, max_us: int, payload: str) -> str:
     """One interval: `Tag=...,start,length,max_ms,payload` with start relative to BaseTime."""
     return f"Tag={tag_},{max(start_s, 0.0):.3f},{length_s:.3f},{max_us / MAX_VALUE_UNIT_RATIO:.3f},{payload}\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """One interval line read back."""
+
+    tag: str
+    start_s: float
+    length_s: float
+    max_ms: float
+    payload: str
+
+
+def parse_line(line: str) -> Interval | None:
+    """Read an interval line written by `interval_line`; None for headers, comments and torn lines."""
+    if not line.startswith("Tag="):
+        return None
+    parts = line.rstrip("\n").split(",")
+    if len(parts) != 5 or not parts[4]:
+        return None
+    try:
+        return Interval(parts[0][4:], float(parts[1]), float(parts[2]), float(parts[3]), parts[4])
+    except ValueError:
+        return None

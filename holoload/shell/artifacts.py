@@ -118,6 +118,10 @@ class ArtifactWriter:
                 out.writerow([b.index, b.label, b.rows, f"{b.elapsed_s * 1000:.1f}", delta, b.status])
         return path
 
+    def write_json(self, name: str, data: Any) -> None:
+        """One JSON file in the results directory, written atomically (raises OSError)."""
+        _atomic_write(self.root / name, orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+
     def write_summary(self, summary: dict[str, Any], text_keys: list[tuple[str, Any]]) -> None:
         """summary.json (everything) and summary.txt (the bash canary's key=value lines)."""
         _atomic_write(self.root / "summary.json", orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")

@@ -12,10 +12,12 @@ from pathlib import Path
 from rich.console import Console
 
 from holoload import __version__
+from holoload.core.compare import Budget
 from holoload.core.errors import ExitCode, HololoadError, InputError
+from holoload.shell.compare_cmd import budget_from_env, load_summary, run_compare
 from holoload.shell.files import load_scenario, load_target
 
-SUBCOMMANDS = ("run", "validate", "cluster")
+SUBCOMMANDS = ("run", "validate", "cluster", "report", "compare")
 
 DESCRIPTION = """\
 holoload runs load scenarios against PostgreSQL-wire clusters and ends with PASS or FAIL.
@@ -24,6 +26,8 @@ holoload runs load scenarios against PostgreSQL-wire clusters and ends with PASS
   holoload SCENARIO.toml --target T.toml      run against the cluster a target file describes
   holoload validate FILE.toml...              check scenario/target files without running
   holoload cluster up|status|down             keep a local cluster running between runs
+  holoload report RESULTS_DIR                 rewrite a run's reports; rebuild a killed run's summary
+  holoload compare BASELINE_DIR RESULTS_DIR   fail (exit 1) when p95/p99 or throughput regressed
 """
 
 EPILOG = """\
@@ -80,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="report gate failures but exit 0 (the bash canary's ENFORCE_SLO=0)",
     )
     run.add_argument("--quiet", "-q", action="store_true", help="print only the verdict")
+    run.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="results directory of a baseline run: FAIL (exit 1) when a p95/p99 or the throughput of an op "
+        "regressed beyond the budget (default 10 %%)",
+    )
+    _add_budget(run)
 
     val = sub.add_parser("validate", help="check scenario and target files without running anything")
     val.add_argument("files", nargs="+", metavar="FILE")
@@ -95,7 +106,46 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="first port to try for 'up' (default 55432)",
     )
+    report = sub.add_parser(
+        "report",
+        help="write report.html, junit.xml and summary.md of a results directory "
+        "(rebuilding summary.json first when a killed run left none)",
+    )
+    report.add_argument("results_dir", metavar="RESULTS_DIR", help="a run's directory, results/<scenario>_<time>")
+    report.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="rebuild summary.json/summary.txt from events.jsonl, timeseries.csv and latency.hlog even if present",
+    )
+    cmp = sub.add_parser(
+        "compare",
+        help="compare a run with a baseline run: exit 1 when p95/p99 or throughput regressed beyond the budget",
+    )
+    cmp.add_argument("baseline", metavar="BASELINE_DIR")
+    cmp.add_argument("results", metavar="RESULTS_DIR")
+    _add_budget(cmp)
     return parser
+
+
+def _add_budget(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--budget",
+        action="append",
+        default=[],
+        metavar="KIND=LIMIT",
+        help="allowed regression: latency=15%% (p95/p99 up), throughput=5%% (ops/s down); default 10%% each; "
+        "HOLOLOAD_COMPARE_LATENCY / HOLOLOAD_COMPARE_THROUGHPUT set them from the environment",
+    )
+
+
+def _budget(items: list[str]) -> Budget:
+    overrides: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"--budget {item!r}: expected KIND=LIMIT such as latency=15%")
+        overrides[key.strip()] = value.strip()
+    return budget_from_env(os.environ, overrides)
 
 
 def _add_set(parser: argparse.ArgumentParser, help_text: str) -> None:
@@ -132,6 +182,12 @@ def dispatch(argv: Sequence[str]) -> int:
             from holoload.shell.cluster_cmd import cluster_command
 
             return cluster_command(args.action, args.nodes, args.base_port, console)
+        if args.command == "report":
+            from holoload.shell.report_cmd import report_command
+
+            return report_command(args.results_dir, rebuild=args.rebuild, console=console)
+        if args.command == "compare":
+            return run_compare(Path(args.baseline), Path(args.results), _budget(args.budget), console)
         if args.command == "run":
             return _run(args, console)
         parser.print_help()
@@ -152,6 +208,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         raise InputError(f"--nodes: expected 1..16, got {args.nodes}")
     scenario = load_scenario(args.scenario, args.overrides)
     target = load_target(args.target) if args.target else None
+    baseline = load_summary(Path(args.baseline)) if args.baseline else None  # bad baseline: exit 2 before load
+    budget = _budget(args.budget)
     label = f"{target.name} ({args.target})" if target else f"local ({args.nodes} nodes)"
     options = RunOptions(
         scenario=scenario,
@@ -163,6 +221,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         quiet=args.quiet,
         env=dict(os.environ),
         scenario_file=args.scenario,
+        baseline=baseline,
+        budget=budget,
     )
     return run(options, console)
 

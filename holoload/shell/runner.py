@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -24,13 +24,16 @@ from holoload.adapters.node_control import CommandNodeControl, LocalNodeControl
 from holoload.adapters.pg import redact
 from holoload.adapters.samplers import wait_ready
 from holoload.adapters.surfaces import TargetSurfaces
+from holoload.core.compare import Budget, compare
 from holoload.core.errors import ExitCode, HololoadError, InputError
 from holoload.core.events import Event, EventSink, RunProblem, RunStarted, WindowClosed
-from holoload.core.scenario import Scenario
+from holoload.core.scenario import Scenario, dump
 from holoload.core.target import Target, local_target
 from holoload.core.verdicts import Verdict
 from holoload.shell.artifacts import ArtifactWriter, results_dir_for
+from holoload.shell.compare_cmd import render
 from holoload.shell.jobs import Job, make_job
+from holoload.shell.outputs import write_reports
 from holoload.shell.summary import RunRecord
 
 
@@ -47,6 +50,8 @@ class RunOptions:
     quiet: bool = False
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     scenario_file: str = "scenario"
+    baseline: dict[str, Any] | None = None  # summary.json of a baseline run (--baseline)
+    budget: Budget = field(default_factory=Budget)
 
 
 class Fanout:
@@ -89,6 +94,7 @@ def run(options: RunOptions, console: Console) -> int:
     try:
         root = results_dir_for(base, scenario.name, started)
         writer = ArtifactWriter(root).open()
+        writer.write_json("scenario.json", dump(scenario))  # also proves the disk takes writes before load
         log_file = (root / "run.log").open("a")
     except OSError as exc:
         raise InputError(f"cannot create a results directory under {base}: {exc}") from exc
@@ -149,7 +155,7 @@ def run(options: RunOptions, console: Console) -> int:
         verdicts = [] if record.status == "ERROR" else job.verdicts()
         code = _finish(record, verdicts, options.enforce)
         record.problems = writer.write_errors + sink.failures + getattr(job, "write_errors", [])
-        _write_summaries(job, writer, record, target, verdicts)
+        code = _write_summaries(job, writer, record, target, verdicts, options, console)
         try:
             job.display.verdicts(verdicts, record.status, options.enforce, code, str(root))
         except (Exception, SystemExit):  # noqa: BLE001 - the terminal is gone; the summaries hold the verdict
@@ -181,9 +187,9 @@ def _sigterm_interrupts() -> Iterator[list[str]]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _say(console: Console, text: str) -> None:
+def _say(console: Console, text: str, *, markup: bool = True) -> None:
     try:
-        console.print(text, highlight=False)
+        console.print(text, highlight=False, markup=markup)
     except (Exception, SystemExit):  # noqa: BLE001 - output is best effort
         pass
 
@@ -330,13 +336,43 @@ def _finish(record: RunRecord, verdicts: list[Verdict], enforce: bool) -> int:
 
 
 def _write_summaries(
-    job: Job, writer: ArtifactWriter, record: RunRecord, target: Target | None, verdicts: list[Verdict]
-) -> None:
+    job: Job,
+    writer: ArtifactWriter,
+    record: RunRecord,
+    target: Target | None,
+    verdicts: list[Verdict],
+    options: RunOptions,
+    console: Console,
+) -> int:
+    """Write summary.json/.txt and the reports; a baseline regression turns PASS into FAIL.
+
+    Returns:
+        The run's exit code (changed only by the baseline guard).
+    """
+    assert record.exit_code is not None
+    data, keys = job.summaries(record, target, writer, verdicts)
+    if options.baseline is not None:
+        comparison = compare(options.baseline, data, options.budget)
+        data["baseline"] = {
+            "results_dir": options.baseline.get("run", {}).get("results_dir"),
+            "ok": comparison.ok,
+            "deltas": [asdict(d) for d in comparison.deltas],
+            "notes": list(comparison.notes),
+        }
+        _say(console, render(comparison, budget=options.budget), markup=False)
+        if not comparison.ok and record.status == "PASS":
+            record.status = data["verdict"] = "FAIL"
+            if options.enforce:
+                record.exit_code = data["exit_code"] = int(ExitCode.FAIL)
+            data["run"] = record.__dict__
+            keys = [(k, "FAIL" if k == "slo_status" else v) for k, v in keys]
     try:
-        data, keys = job.summaries(record, target, writer, verdicts)
         writer.write_summary(data, keys)
     except OSError as exc:
         print(f"holoload: could not write summaries to {writer.root}: {exc}", file=sys.stderr)
+    for problem in write_reports(writer.root, data):
+        print(f"holoload: {problem}", file=sys.stderr)
+    return record.exit_code
 
 
 def _topology_label(target: Target) -> str:

@@ -1,0 +1,55 @@
+"""`holoload report RESULTS_DIR`: (re)write a run's summaries and reports from its results directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from holoload.core.errors import InputError
+from holoload.shell.artifacts import ArtifactWriter
+from holoload.shell.outputs import write_reports
+from holoload.shell.rebuild import rebuild_summary
+
+
+def report_command(results_dir: str, *, rebuild: bool, console: Console) -> int:
+    """Rebuild the summary when it is missing (a killed run) or asked to, then write every report.
+
+    Returns:
+        0 when everything was written, 1 when some file could not be.
+
+    Raises:
+        InputError: not a results directory, or nothing in it to rebuild from (exit 2).
+    """
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise InputError(f"{root}: not a directory (expected a results directory such as results/<scenario>_<time>)")
+    summary_path = root / "summary.json"
+    if rebuild or not summary_path.exists():
+        try:
+            data, keys = rebuild_summary(root)
+        except FileNotFoundError as exc:
+            raise InputError(str(exc)) from exc
+        ArtifactWriter(root).write_summary(data, keys)
+        console.print(f"rebuilt {summary_path.name} and summary.txt from what the run appended", highlight=False)
+    else:
+        data = _load(summary_path)
+    problems = write_reports(root, data)
+    for problem in problems:
+        console.print(f"[yellow]problem[/yellow] {problem}", highlight=False)
+    console.print(f"{data.get('verdict')}: reports in {root}", highlight=False)
+    return 1 if problems else 0
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(
+            f"{path}: cannot read it ({exc}); run with --rebuild to rebuild it from the run's files"
+        ) from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object")
+    return data
