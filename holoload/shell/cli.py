@@ -16,6 +16,7 @@ from holoload.core.compare import Budget
 from holoload.core.errors import ExitCode, HololoadError, InputError
 from holoload.shell.compare_cmd import budget_from_env, load_summary, run_compare
 from holoload.shell.files import load_scenario, load_target
+from holoload.shell.prom_exporter import parse_listen
 
 SUBCOMMANDS = ("run", "validate", "cluster", "report", "compare")
 
@@ -91,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
         "regressed beyond the budget (default 10 %%)",
     )
     _add_budget(run)
+    run.add_argument(
+        "--serve-metrics",
+        metavar="HOST:PORT",
+        help="serve holoload's live stats (ops, errors, latency, gate states, chaos steps) in Prometheus "
+        "format at http://HOST:PORT/metrics while it runs, e.g. 127.0.0.1:9464",
+    )
 
     val = sub.add_parser("validate", help="check scenario and target files without running anything")
     val.add_argument("files", nargs="+", metavar="FILE")
@@ -223,6 +230,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         scenario_file=args.scenario,
         baseline=baseline,
         budget=budget,
+        serve_metrics=parse_listen(args.serve_metrics) if args.serve_metrics else None,
     )
     return run(options, console)
 

@@ -34,6 +34,7 @@ from holoload.shell.artifacts import ArtifactWriter, results_dir_for
 from holoload.shell.compare_cmd import render
 from holoload.shell.jobs import Job, make_job
 from holoload.shell.outputs import write_reports
+from holoload.shell.prom_exporter import MetricsExporter
 from holoload.shell.summary import RunRecord
 
 
@@ -52,6 +53,7 @@ class RunOptions:
     scenario_file: str = "scenario"
     baseline: dict[str, Any] | None = None  # summary.json of a baseline run (--baseline)
     budget: Budget = field(default_factory=Budget)
+    serve_metrics: tuple[str, int] | None = None  # --serve-metrics HOST:PORT
 
 
 class Fanout:
@@ -109,11 +111,21 @@ def run(options: RunOptions, console: Console) -> int:
         enforce=options.enforce,
     )
     log = _run_logger(log_file)
-    sink = Fanout([*job.sinks, writer], log)
+    exporter = None
+    if options.serve_metrics is not None:
+        try:
+            exporter = MetricsExporter(*options.serve_metrics)
+        except InputError:
+            log_file.close()
+            writer.close()
+            raise
+    sink = Fanout([*job.sinks, writer, *([exporter] if exporter else [])], log)
     with _sigterm_interrupts() as received, ExitStack() as stack:
         stack.callback(log_file.close)
         stack.callback(writer.close)
         stack.callback(job.close)
+        if exporter is not None:
+            stack.callback(exporter.close)
         _say(
             console,
             f"holoload · scenario [bold]{scenario.name}[/bold] · target {options.target_label} · results {root}",
