@@ -1,4 +1,4 @@
-"""The reports written from a finished summary: junit.xml, summary.md (and report.html)."""
+"""The reports written from a finished summary: report.html, junit.xml and summary.md."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from holoload.shell.ci_outputs import write_ci_outputs
+from holoload.shell.html_report import write_report
 
 
 def write_reports(root: Path, summary: dict[str, Any]) -> list[str]:
-    """Write every report derived from `summary` into `root`; returns what could not be written."""
-    return write_ci_outputs(root, summary)
+    """Write every report derived from `summary` (already in root/summary.json); returns what failed."""
+    return write_ci_outputs(root, summary) + write_report(root)

@@ -10,7 +10,6 @@ A torn last line (the write the kill interrupted) is skipped, never fatal.
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -19,35 +18,22 @@ from typing import Any
 from holoload import __version__
 from holoload.core import hlog
 from holoload.core.histogram import LatencyHistogram
+from holoload.shell.results_files import read_csv, read_jsonl
 from holoload.shell.summary import latency_ms
 
 PERCENTILES = (50, 90, 95, 99, 99.9)
 
 
 def read_events(root: Path) -> list[dict[str, Any]]:
-    """events.jsonl as dicts; unreadable lines (a torn last write) are skipped."""
-    out: list[dict[str, Any]] = []
+    """events.jsonl as dicts in time order; damaged lines (a torn last write) are skipped."""
     path = root / "events.jsonl"
-    if not path.exists():
-        return out
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            out.append(record)
-    return out
+    return read_jsonl(path, []) if path.exists() else []
 
 
 def read_timeseries(root: Path) -> list[dict[str, str]]:
     """timeseries.csv rows; a torn last row (too few fields) is skipped."""
     path = root / "timeseries.csv"
-    if not path.exists():
-        return []
-    with path.open(newline="", errors="replace") as fh:
-        rows = list(csv.DictReader(fh))
-    return [r for r in rows if None not in r.values() and r.get("lag_p99_ms") is not None]
+    return list(read_csv(path, None)) if path.exists() else []
 
 
 def read_hlog(root: Path) -> dict[str, LatencyHistogram]:
