@@ -7,9 +7,9 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -28,6 +28,7 @@ from holoload.core.compare import Budget, compare
 from holoload.core.errors import ExitCode, HololoadError, InputError
 from holoload.core.events import Event, EventSink, RunProblem, RunStarted, WindowClosed
 from holoload.core.scenario import Scenario, dump
+from holoload.core.secrets import Secrets
 from holoload.core.target import Target, local_target
 from holoload.core.verdicts import Verdict
 from holoload.shell.artifacts import ArtifactWriter, results_dir_for
@@ -63,12 +64,15 @@ class Fanout:
     the run and the other sinks go on.
     """
 
-    def __init__(self, sinks: list[EventSink], log: Any) -> None:
+    def __init__(self, sinks: list[EventSink], log: Any, secrets: Secrets | None = None) -> None:
         self.sinks = sinks
         self.log = log
         self.failures: list[str] = []
+        self.secrets = secrets or Secrets()
 
     def emit(self, event: Event) -> None:
+        if self.secrets and not isinstance(event, _NUMERIC_EVENTS):
+            event = _scrubbed(event, self.secrets)
         for sink in list(self.sinks):
             try:
                 sink.emit(event)
@@ -84,6 +88,33 @@ class Fanout:
             self.failures.append(f"run.log stopped: {exc}")
 
 
+_NUMERIC_EVENTS = (WindowClosed,)  # names and figures only: not worth scrubbing per window
+
+
+def _scrubbed(event: Event, secrets: Secrets) -> Event:
+    """The event with every secret in its text fields hidden."""
+    changes = {}
+    for f in fields(event):
+        value = getattr(event, f.name)
+        if isinstance(value, str | Mapping | tuple):
+            clean = secrets.scrub_obj(value)
+            if clean != value:
+                changes[f.name] = clean
+    return replace(event, **changes) if changes else event
+
+
+def secrets_of(options: RunOptions) -> Secrets:
+    """Every secret this run was given: target DSNs and URLs, the environment, chaos `env` values."""
+    urls: list[str] = []
+    if options.target is not None:
+        for node in options.target.nodes:
+            urls += [u for u in (node.dsn, node.metrics_url, node.health_url) if u]
+    env = dict(options.env)
+    for i, action in enumerate(options.scenario.chaos):
+        env.update({f"chaos{i}_{k}": v for k, v in action.env.items()})
+    return Secrets.collect(urls=urls, env=env)
+
+
 def run(options: RunOptions, console: Console) -> int:
     """Run a scenario end to end; every outcome, even a crash of the target, leaves artifacts.
 
@@ -93,10 +124,11 @@ def run(options: RunOptions, console: Console) -> int:
     scenario = options.scenario
     started = datetime.now(UTC)
     base = options.results_base or scenario.run.results_dir
+    secrets = secrets_of(options)
     try:
         root = results_dir_for(base, scenario.name, started)
         writer = ArtifactWriter(root).open()
-        writer.write_json("scenario.json", dump(scenario))  # also proves the disk takes writes before load
+        writer.write_json("scenario.json", secrets.scrub_obj(dump(scenario)))  # proves the disk takes writes
         log_file = (root / "run.log").open("a")
     except OSError as exc:
         raise InputError(f"cannot create a results directory under {base}: {exc}") from exc
@@ -110,7 +142,7 @@ def run(options: RunOptions, console: Console) -> int:
         topology_target="",
         enforce=options.enforce,
     )
-    log = _run_logger(log_file)
+    log = _run_logger(log_file, secrets)
     exporter = None
     if options.serve_metrics is not None:
         try:
@@ -119,7 +151,7 @@ def run(options: RunOptions, console: Console) -> int:
             log_file.close()
             writer.close()
             raise
-    sink = Fanout([*job.sinks, writer, *([exporter] if exporter else [])], log)
+    sink = Fanout([*job.sinks, writer, *([exporter] if exporter else [])], log, secrets)
     with _sigterm_interrupts() as received, ExitStack() as stack:
         stack.callback(log_file.close)
         stack.callback(writer.close)
@@ -167,7 +199,7 @@ def run(options: RunOptions, console: Console) -> int:
         verdicts = [] if record.status == "ERROR" else job.verdicts()
         code = _finish(record, verdicts, options.enforce)
         record.problems = writer.write_errors + sink.failures + getattr(job, "write_errors", [])
-        code = _write_summaries(job, writer, record, target, verdicts, options, console)
+        code = _write_summaries(job, writer, record, target, verdicts, options, console, secrets)
         try:
             job.display.verdicts(verdicts, record.status, options.enforce, code, str(root))
         except (Exception, SystemExit):  # noqa: BLE001 - the terminal is gone; the summaries hold the verdict
@@ -355,6 +387,7 @@ def _write_summaries(
     verdicts: list[Verdict],
     options: RunOptions,
     console: Console,
+    secrets: Secrets,
 ) -> int:
     """Write summary.json/.txt and the reports; a baseline regression turns PASS into FAIL.
 
@@ -378,6 +411,8 @@ def _write_summaries(
                 record.exit_code = data["exit_code"] = int(ExitCode.FAIL)
             data["run"] = record.__dict__
             keys = [(k, "FAIL" if k == "slo_status" else v) for k, v in keys]
+    data = secrets.scrub_obj(data)
+    keys = [(k, secrets.scrub(v) if isinstance(v, str) else v) for k, v in keys]
     try:
         writer.write_summary(data, keys)
     except OSError as exc:
@@ -393,13 +428,17 @@ def _topology_label(target: Target) -> str:
     return target.topology.source
 
 
-def _run_logger(fh: IO[str]) -> Any:
+def _run_logger(fh: IO[str], secrets: Secrets) -> Any:
+    def scrub(logger: Any, method: str, event_dict: Any) -> Any:
+        return secrets.scrub_obj(event_dict)
+
     return structlog.wrap_logger(
         structlog.WriteLogger(fh),
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            scrub,  # tracebacks too: a secret in an exception message stays hidden
             structlog.processors.JSONRenderer(),
         ],
     )
