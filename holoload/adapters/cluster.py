@@ -6,6 +6,7 @@ import math
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
+from holoload.adapters import cluster_watchdog
 from holoload.adapters.pg_binaries import PgBinaries, find_postgres_binaries
 from holoload.adapters.pg_server import (
     LOOPBACK,
@@ -32,6 +34,7 @@ from holoload.adapters.pg_server import (
 from holoload.core.errors import InputError, SetupError
 
 Log = Callable[[str], None]
+StopMode = Literal["smart", "fast", "immediate"]
 
 DEFAULT_SETTINGS: Mapping[str, str] = {"max_connections": "200"}
 RESERVED_SETTINGS = frozenset({"listen_addresses", "port", "unix_socket_directories"})
@@ -39,6 +42,8 @@ CONNECT_TIMEOUT_S = 30.0
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
 PORT_ATTEMPTS = 3
+#: How stop_datadir asks a server to stop, in order: (pg_ctl stop mode, seconds to wait); SIGKILL after the last.
+STOP_LADDER: tuple[tuple[StopMode, int], ...] = (("fast", STOP_TIMEOUT_S), ("immediate", 10))
 
 
 @dataclass(frozen=True)
@@ -72,13 +77,15 @@ def _node_log(datadir: Path) -> Path:
     return datadir.parent / "postgres.log"
 
 
-def stop_datadir(bindir: Path, datadir: Path, *, index: int) -> None:
-    """Stop the server of one data dir: fast, then immediate, then SIGKILL; bounded time."""
+def stop_datadir(
+    bindir: Path, datadir: Path, *, index: int, ladder: Sequence[tuple[StopMode, int]] = STOP_LADDER
+) -> None:
+    """Stop the server of one data dir: each pg_ctl mode of the ladder (fast, then immediate), then SIGKILL."""
     if live_postmaster(datadir) is None:
         return
     continue_server(datadir)  # a paused node would ignore the stop below
     pg_ctl = str(bindir / "pg_ctl")
-    for mode, timeout_s in (("fast", STOP_TIMEOUT_S), ("immediate", 10)):
+    for mode, timeout_s in ladder:
         cmd = [pg_ctl, "-D", str(datadir), "-m", mode, "-w", "-t", str(timeout_s), "stop"]
         try:
             run_server_program(cmd, what=f"node {index}: stop", timeout_s=timeout_s + 5)
@@ -94,8 +101,10 @@ def stop_datadir(bindir: Path, datadir: Path, *, index: int) -> None:
             pass
 
 
-def stop_all(bindir: Path, datadirs: Sequence[Path], log: Log) -> None:
-    """Stop several data dirs in parallel; failures are logged, never raised (cleanup path)."""
+def stop_all(
+    bindir: Path, datadirs: Sequence[Path], log: Log, *, ladder: Sequence[tuple[StopMode, int]] = STOP_LADDER
+) -> None:
+    """Stop several data dirs in parallel (see stop_datadir); failures are logged, never raised (cleanup path)."""
     running = [(i, d) for i, d in enumerate(datadirs, start=1) if live_postmaster(d) is not None]
     if not running:
         return
@@ -103,7 +112,7 @@ def stop_all(bindir: Path, datadirs: Sequence[Path], log: Log) -> None:
         futures = {}
         for index, datadir in running:
             log(f"stopping node {index}")
-            futures[index] = pool.submit(stop_datadir, bindir, datadir, index=index)
+            futures[index] = pool.submit(stop_datadir, bindir, datadir, index=index, ladder=ladder)
         for index, future in futures.items():
             if future.exception() is not None:
                 log(f"node {index}: stop failed: {future.exception()}")
@@ -125,6 +134,9 @@ class LocalCluster:
         binaries: server binaries; None means find_postgres_binaries().
         settings: extra postgresql.conf settings for every node.
         keep: stop() (and a failed start()) stops the servers but leaves their files.
+        watchdog: unless keep, start() also spawns a watchdog process (cluster_watchdog) that
+            stops the servers and deletes the files if this process dies without stop()
+            (SIGKILL); stop() ends it. A kept cluster outlives us on purpose: it gets none.
         log: receives one progress line per step.
     """
 
@@ -137,6 +149,7 @@ class LocalCluster:
         binaries: PgBinaries | None = None,
         settings: Mapping[str, str] | None = None,
         keep: bool = False,
+        watchdog: bool = True,
         log: Log | None = None,
     ) -> None:
         if nodes < 1:
@@ -149,6 +162,7 @@ class LocalCluster:
         self.node_count = nodes
         self.base_port = base_port
         self.keep = keep
+        self.watchdog = watchdog
         self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
         self._requested_workdir = workdir
         self._binaries = binaries
@@ -158,6 +172,7 @@ class LocalCluster:
         self.nodes: list[LocalNode] = []
         self._node_dirs: list[Path] = []
         self._abort = threading.Event()
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     @property
     def binaries(self) -> PgBinaries:
@@ -165,6 +180,11 @@ class LocalCluster:
         if self._binaries is None:
             self._binaries = find_postgres_binaries()
         return self._binaries
+
+    @property
+    def watchdog_pid(self) -> int | None:
+        """The pid of the running watchdog process, or None when there is none."""
+        return None if self._watchdog is None else self._watchdog.pid
 
     def start(self) -> list[LocalNode]:
         """Create, start and check every node; on any failure stop and clean what was made.
@@ -176,6 +196,7 @@ class LocalCluster:
             raise SetupError("this LocalCluster was already started")
         try:
             self._prepare_workdir()
+            self._start_watchdog()  # before any server starts: a SIGKILL during start-up is covered too
             self.nodes = self._bring_up_all()
         except BaseException as exc:
             self._teardown(remove=not self.keep)  # also on Ctrl-C: no orphan postmasters
@@ -286,6 +307,17 @@ class LocalCluster:
             give_to_server_account(node_dir)
         check_server_can_write(self._node_dirs[0])
 
+    def _start_watchdog(self) -> None:
+        if not self.watchdog or self.keep or self.workdir is None:
+            return
+        self._watchdog = cluster_watchdog.spawn(
+            bindir=self.binaries.bindir,
+            workdir=self.workdir,
+            owns_workdir=self.owns_workdir,
+            datadirs=[node_dir / "data" for node_dir in self._node_dirs],
+        )
+        self._log(f"cluster watchdog started (pid {self._watchdog.pid})")
+
     def _bring_up_all(self) -> list[LocalNode]:
         # Ports are picked up front so node i gets base_port + i - 1 whenever that is free.
         allocator = PortAllocator(self.base_port)
@@ -373,7 +405,14 @@ class LocalCluster:
         datadirs = [node_dir / "data" for node_dir in self._node_dirs]
         if datadirs and self._binaries is not None:
             stop_all(self._binaries.bindir, datadirs, self._log)
+        if self._node_dirs:  # an initdb or pg_ctl start interrupted by Ctrl-C may have left a server
+            cluster_watchdog.sweep(self._node_dirs, self._log)
         if remove and self.workdir is not None:
             remove_files(self.workdir, self._node_dirs, owns_workdir=self.owns_workdir)
         self.nodes = []
         self._node_dirs = []
+        # Only now, so it never races the cleanup above; if that was interrupted, the
+        # watchdog (still running) finishes it once this process exits.
+        if self._watchdog is not None:
+            cluster_watchdog.end(self._watchdog)
+            self._watchdog = None
