@@ -95,8 +95,15 @@ def test_two_node_cluster_answers_select_1_and_stop_removes_it(binaries: PgBinar
         nodes = cluster.nodes
         assert [n.index for n in nodes] == [1, 2]
         assert len({n.port for n in nodes}) == 2
-        assert all(n.dsn == f"postgresql://postgres@127.0.0.1:{n.port}/postgres" for n in nodes)
+        assert cluster.database.startswith("holoload_")
+        assert all(n.dsn == f"postgresql://postgres@127.0.0.1:{n.port}/{cluster.database}" for n in nodes)
         assert _answers(nodes) == [1, 1]
+        # another server on a node's port (say, after the node was killed) refuses this cluster's DSN
+        other = LocalCluster(1, base_port=BASE_TWO_NODES + 50, binaries=binaries)
+        with other:
+            foreign = nodes[0].dsn.replace(f":{nodes[0].port}/", f":{other.nodes[0].port}/")
+            with pytest.raises(asyncpg.InvalidCatalogNameError):
+                asyncio.run(_select_one(foreign))
         workdir = cluster.workdir
         assert workdir is not None and workdir.is_dir()
     assert not workdir.exists()

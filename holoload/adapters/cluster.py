@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -172,6 +173,10 @@ class LocalCluster:
         self.nodes: list[LocalNode] = []
         self._node_dirs: list[Path] = []
         self._abort = threading.Event()
+        # Every node gets this database, named for this cluster alone: when a node is down and
+        # another server takes its port, connections fail (3D000) instead of silently reaching
+        # the other server's tables (writes "acknowledged" there would look lost here).
+        self.database = f"holoload_{secrets.token_hex(4)}"
         self._watchdog: subprocess.Popen[bytes] | None = None
 
     @property
@@ -352,8 +357,19 @@ class LocalCluster:
                     raise
                 port = ports.take()
         self._wait_connectable(index, port, datadir)
-        dsn = f"postgresql://postgres@{LOOPBACK}:{port}/postgres"
+        database = self._create_database(index, port)
+        dsn = f"postgresql://postgres@{LOOPBACK}:{port}/{database}"
         return LocalNode(index=index, port=port, datadir=datadir, dsn=dsn)
+
+    def _create_database(self, index: int, port: int) -> str:
+        """This cluster's own database on the node (falls back to "postgres" without createdb)."""
+        createdb = self.binaries.bindir / "createdb"
+        if not createdb.exists():
+            self._log(f"node {index}: no createdb beside the server programs; using database postgres")
+            return "postgres"
+        cmd = [str(createdb), "-h", LOOPBACK, "-p", str(port), "-U", "postgres", self.database]
+        run_server_program(cmd, what=f"node {index}: createdb", timeout_s=CONNECT_TIMEOUT_S)
+        return self.database
 
     def _init_datadir(self, index: int, datadir: Path) -> None:
         self._log(f"initdb node {index}")
