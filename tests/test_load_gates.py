@@ -522,3 +522,15 @@ def test_gate_phase_names_and_during_tags_list_keyword_values() -> None:
     assert gate_phase_names(gate) == {"main", "baseline"}
     assert gate_during_tags(gate) == {"split"}
     assert gate_phase_names(parse_gate("lost == 0")) == set()
+
+
+def test_longest_window_is_what_the_aggregator_must_keep() -> None:
+    from holoload.core.load_gates import longest_window_s
+
+    gates = [
+        parse_gate("p99(a, window=1m) <= 5ms"),
+        parse_gate("2 * p95(b, window=90s) >= p95(c)"),
+        parse_gate("lost == 0"),
+    ]
+    assert longest_window_s(gates) == 90.0
+    assert longest_window_s([parse_gate("p99(a) <= 1s")]) is None

@@ -15,7 +15,7 @@ each other. Importing this module also registers the chaos gates (`chaos()`, `re
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from holoload.core.chaos_gates import ChaosView
@@ -201,6 +201,18 @@ def keyword_problems(gate: Gate) -> list[str]:
                 known = ", ".join(c.value for c in ErrorClass)
                 problems.append(f"{side.text}: unknown error class {value!r} (known: {known})")
     return problems
+
+
+def longest_window_s(gates: Iterable[Gate]) -> float | None:
+    """The longest `window=` any of the gates reads (how much history the aggregator must keep)."""
+    spans = [
+        parse_duration(value)
+        for gate in gates
+        for call in gate.calls()
+        for key, value in call.keywords
+        if key == "window"
+    ]
+    return max(spans, default=None)
 
 
 def is_windowed(gate: Gate) -> bool:

@@ -21,7 +21,7 @@ from holoload.core.errors import SetupError
 from holoload.core.events import EventSink, GateChanged, PhaseChanged, RunProblem, WindowClosed
 from holoload.core.gates import parse_gate
 from holoload.core.generators import SeqAllocator
-from holoload.core.load_gates import GateMonitor, LoadGateContext
+from holoload.core.load_gates import GateMonitor, LoadGateContext, longest_window_s
 from holoload.core.pacing import split_weighted
 from holoload.core.scenario import Scenario
 from holoload.core.verdicts import Verdict
@@ -70,7 +70,6 @@ class LoadEngine:
     stopping: bool = False
 
     def __post_init__(self) -> None:
-        self.aggregator = Aggregator(self.perf_ns(), window_s=self.scenario.window)
         self.book = LedgerBook(shared=self.surfaces.shared)
         self.pulses = [Pulse() for _ in self.surfaces.names]
         if self.seed is None:
@@ -108,6 +107,11 @@ class LoadEngine:
                             spec.grace,
                         )
                     )
+        # Keep only as much recent history as the windowed gates read (plus two windows): at high
+        # rates a window's histograms take about a megabyte, so a fixed 5 minutes held 300 MB.
+        longest = longest_window_s(m.gate for m in self.monitors) or 0.0
+        ring_s = longest + 2 * self.scenario.window
+        self.aggregator = Aggregator(self.perf_ns(), window_s=self.scenario.window, ring_s=ring_s)
 
     async def run(self) -> None:
         """Setup, then every phase; an abort_on_fail gate cancels the rest (verdict FAIL).
@@ -292,8 +296,14 @@ class LoadEngine:
         ]
 
     async def _ticker(self, scope: anyio.CancelScope) -> None:
+        """Close a window every `window` seconds on a fixed grid: closing work never stretches windows."""
+        step_ns = int(self.scenario.window * NS)
+        next_ns = self.perf_ns() + step_ns
         while True:
-            await anyio.sleep(self.scenario.window)
+            await anyio.sleep(max(0, next_ns - self.perf_ns()) / NS)
+            next_ns += step_ns
+            if next_ns <= self.perf_ns():  # fell more than a window behind: skip ahead, never burst
+                next_ns = self.perf_ns() + step_ns
             self._close_window()
             if self.aborted_by is not None:
                 scope.cancel()

@@ -1,0 +1,401 @@
+"""Benchmark: does a long soak grow holoload's memory, and how much do its results files take per window?
+
+    python bench/soak_memory.py [--minutes 3] [--results-dir DIR]
+
+Runs `python -m holoload scenarios/soak.toml` (its own embedded 3-node cluster) as a
+subprocess, compressed to minutes at a higher load: 10 s warm-up, a soak phase of
+`--minutes`, OLTP at 4 in flight per endpoint, ingest at 10 statements/s of 500 rows, a
+split every 20 s, 1 s windows. Every second it reads the holoload process's own VmRSS from
+/proc/<pid>/status (the `python -m holoload` process, not PostgreSQL) and follows the run's
+events.jsonl to know when the soak phase starts and ends.
+
+Prints RSS at the start and end of the soak phase, the growth per hour as the least-squares
+slope over the soak phase's samples (not end minus start), and the bytes the run wrote per
+window (timeseries.csv, latency.hlog, metrics.csv, events.jsonl over the run's windows).
+Target: < 20 MB/h of RSS growth, printed as PASS/MISS; a miss (or a gate failing in the run)
+does not change the exit code, 1 only when nothing could be measured. Ends with one JSON line.
+The run is bounded (warm-up + soak + 4 min, then SIGTERM) and the subprocess is always reaped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCENARIO = REPO_ROOT / "scenarios" / "soak.toml"
+WARMUP_S = 10
+SAMPLE_INTERVAL_S = 1.0
+RUN_SLACK_S = 240.0  # cluster start, 100k-row setup, the checker, summaries, cluster stop
+STOP_GRACE_S = 60.0  # after SIGTERM: in-flight work drains, the checker runs, the cluster stops
+TARGET_MB_PER_H = 20.0
+RESULT_FILES = ("timeseries.csv", "latency.hlog", "metrics.csv", "events.jsonl")
+MAX_MINUTES = 24 * 60
+# The aggregator keeps the recent windows its windowed gates read: soak.toml's longest is
+# window=1m, plus two windows (holoload/engine/load.py), so 63 windows of 1 s.
+RING_WINDOWS = 63
+MIN_STEADY_SAMPLES = 60
+
+
+def overrides(soak_s: int) -> list[str]:
+    """`--set` items compressing scenarios/soak.toml (phases.0 warm-up, phases.1 soak, chaos.0 split churn)."""
+    return [
+        "window=1s",
+        f"phases.0.duration={WARMUP_S}s",
+        f"phases.1.duration={soak_s}s",
+        "phases.1.workloads.0.concurrency=4",  # oltp: in flight per endpoint (2 in the file)
+        "phases.1.workloads.1.rate=10",  # ingest: 500-row statements/s over all endpoints (2)
+        "phases.1.workloads.1.max_inflight=12",
+        "chaos.0.every=20s",
+        "chaos.0.start=10s",
+        "chaos.0.jitter=2s",
+    ]
+
+
+class BenchError(Exception):
+    """Nothing to report: holoload did not run, or the soak phase never showed up."""
+
+
+@dataclass
+class Sample:
+    """One reading of the holoload process, on the wall clock events.jsonl uses."""
+
+    ts: float
+    rss_kb: int
+
+
+@dataclass
+class EventTail:
+    """Follows events.jsonl as holoload appends it; keeps the `phase` events' start times."""
+
+    path: Path
+    offset: int = 0
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def poll(self) -> None:
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return  # no complete line yet
+        self.offset += end + 1
+        for line in chunk[: end + 1].splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("kind") == "phase":
+                self.phases.setdefault(str(event.get("phase")), float(event["ts"]))
+
+    def phase_span(self, name: str) -> tuple[float, float | None] | None:
+        """(start, end) of a phase: it ends where the next phase starts (None while it runs)."""
+        start = self.phases.get(name)
+        if start is None:
+            return None
+        later = [ts for ts in self.phases.values() if ts > start]
+        return start, min(later) if later else None
+
+
+def rss_kb(pid: int) -> int | None:
+    """VmRSS of a live process, from /proc/<pid>/status (None once it is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return None  # a zombie has no VmRSS line
+
+
+def file_sizes(run_dir: Path | None) -> dict[str, int]:
+    sizes = {}
+    for name in RESULT_FILES:
+        try:
+            sizes[name] = (run_dir / name).stat().st_size if run_dir else 0
+        except OSError:
+            sizes[name] = 0
+    return sizes
+
+
+def run_dirs(results: Path) -> set[Path]:
+    return {p for p in results.glob("soak_*") if p.is_dir()}
+
+
+def stop(proc: subprocess.Popen[bytes], log: Callable[[str], None]) -> None:
+    """Stop holoload the way a user would and reap it: SIGTERM (graceful), again (at once), then SIGKILL."""
+    for sig, wait_s in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGTERM, 30.0)):
+        if proc.poll() is not None:
+            return
+        log(f"stopping holoload (pid {proc.pid}) with {sig.name}")
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    log(f"holoload (pid {proc.pid}) ignored SIGTERM twice: SIGKILL to its process group")
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # its own session (start_new_session), so only its tree
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+@dataclass
+class Soak:
+    """What one compressed soak left: RSS samples, the soak's span, the results directory."""
+
+    samples: list[Sample]
+    span: tuple[float, float]
+    run_dir: Path
+    exit_code: int
+    sizes_at_start: dict[str, int]
+    sizes_at_end: dict[str, int]
+
+
+def run_soak(soak_s: int, results: Path, log: Callable[[str], None]) -> Soak:
+    cmd = [sys.executable, "-m", "holoload", str(SCENARIO), "--results-dir", str(results)]
+    for item in overrides(soak_s):
+        cmd += ["--set", item]
+    log("$ " + " ".join(cmd))
+    earlier = run_dirs(results)  # a kept --results-dir may hold older runs
+    deadline = time.monotonic() + WARMUP_S + soak_s + RUN_SLACK_S
+    samples: list[Sample] = []
+    tail: EventTail | None = None
+    run_dir: Path | None = None
+    sizes_at_start: dict[str, int] = {}
+    sizes_at_end: dict[str, int] = {}
+    with (results / "holoload.out").open("wb") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            while proc.poll() is None:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"holoload still running after {WARMUP_S + soak_s + RUN_SLACK_S:.0f} s")
+                kb = rss_kb(proc.pid)
+                if kb is not None:
+                    samples.append(Sample(time.time(), kb))
+                if run_dir is None and (new := run_dirs(results) - earlier):
+                    run_dir = max(new)
+                    tail = EventTail(run_dir / "events.jsonl")
+                if tail is not None:
+                    tail.poll()
+                    span = tail.phase_span("soak")
+                    if span is not None and not sizes_at_start:
+                        sizes_at_start = file_sizes(run_dir)
+                        log(f"soak phase started; RSS {kb_to_mb(kb or 0):.1f} MB")
+                    if span is not None and span[1] is not None and not sizes_at_end:
+                        sizes_at_end = file_sizes(run_dir)
+                        log(f"soak phase ended; RSS {kb_to_mb(kb or 0):.1f} MB")
+                time.sleep(SAMPLE_INTERVAL_S)
+        finally:
+            stop(proc, log)
+    if run_dir is None or tail is None:
+        raise BenchError(f"holoload exited {proc.returncode} without a results directory")
+    tail.poll()
+    span = tail.phase_span("soak")
+    if span is None:
+        raise BenchError(f"holoload exited {proc.returncode} before the soak phase started")
+    start, end = span
+    if end is None:  # holoload stopped inside the soak phase
+        end = samples[-1].ts if samples else start
+    sizes_at_end = sizes_at_end or file_sizes(run_dir)
+    return Soak(samples, (start, end), run_dir, proc.returncode, sizes_at_start, sizes_at_end)
+
+
+def kb_to_mb(kb: float) -> float:
+    return kb / 1024.0
+
+
+def window_ends(timeseries: Path) -> dict[int, float]:
+    """Window number (counted over the whole run) -> when it closed, from timeseries.csv."""
+    ends: dict[int, float] = {}
+    with timeseries.open() as fh:
+        next(fh, None)
+        for line in fh:
+            cols = line.split(",", 4)
+            if len(cols) > 3:
+                ends.setdefault(int(cols[3]), float(cols[0]))
+    return ends
+
+
+def slope_mb_per_h(samples: Sequence[Sample], origin: float) -> float:
+    """Least-squares slope of RSS (MB) over time (hours)."""
+    hours = [(s.ts - origin) / 3600.0 for s in samples]
+    return statistics.linear_regression(hours, [kb_to_mb(s.rss_kb) for s in samples]).slope
+
+
+def write_samples(soak: Soak, path: Path) -> None:
+    """rss.csv: every sample, seconds from the soak phase's start (negative: warm-up and start-up)."""
+    start, end = soak.span
+    lines = ["ts,soak_s,in_soak,rss_kb"]
+    lines += [f"{s.ts:.3f},{s.ts - start:.3f},{int(start <= s.ts <= end)},{s.rss_kb}" for s in soak.samples]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def analyse(soak: Soak) -> dict[str, Any]:
+    start, end = soak.span
+    inside = [s for s in soak.samples if start <= s.ts <= end]
+    if len(inside) < 3:
+        raise BenchError(f"only {len(inside)} RSS samples inside the soak phase")
+    ends = window_ends(soak.run_dir / "timeseries.csv")
+    windows = len(ends)
+    # The aggregator keeps a ring of the last RING_WINDOWS windows for windowed gates: it fills
+    # (bounded by design) during the first minutes, so growth once it holds only soak windows is
+    # shown apart.
+    first = min((n for n, ts in ends.items() if ts >= start), default=None)
+    full = None if first is None else min((ts for n, ts in ends.items() if n >= first + RING_WINDOWS), default=None)
+    steady = [s for s in inside if full is not None and s.ts >= full]
+    sizes = file_sizes(soak.run_dir)
+    soak_windows = max(1, sum(start <= ts <= end for ts in ends.values()))
+    marginal = sum(soak.sizes_at_end.values()) - sum(soak.sizes_at_start.values()) if soak.sizes_at_start else None
+    summary = json.loads((soak.run_dir / "summary.json").read_text())
+    return {
+        "rss_start_mb": kb_to_mb(inside[0].rss_kb),
+        "rss_end_mb": kb_to_mb(inside[-1].rss_kb),
+        "rss_peak_mb": kb_to_mb(max(s.rss_kb for s in soak.samples)),
+        "rss_growth_mb_per_h": slope_mb_per_h(inside, start),
+        "ring_full_s": full - start if full is not None else None,
+        "rss_growth_steady_mb_per_h": slope_mb_per_h(steady, start) if len(steady) >= MIN_STEADY_SAMPLES else None,
+        "steady_samples": len(steady),
+        "soak_samples": len(inside),
+        "minutes": (end - start) / 60.0,
+        "windows": windows,
+        "sizes": sizes,
+        "bytes_per_window": sum(sizes.values()) / windows if windows else None,
+        "soak_bytes_per_window": marginal / soak_windows if marginal is not None else None,
+        "verdict": summary.get("verdict"),
+        "exit_code": soak.exit_code,
+        "check": summary.get("check") or {},
+        "gates": summary.get("gates") or [],
+        "phases": summary.get("phases") or {},
+    }
+
+
+def headline(fig: dict[str, Any]) -> float:
+    """Growth once the bounded ring of recent windows is full (the whole soak's slope before then)."""
+    steady = fig["rss_growth_steady_mb_per_h"]
+    return float(steady if steady is not None else fig["rss_growth_mb_per_h"])
+
+
+def report(fig: dict[str, Any]) -> dict[str, Any]:
+    ok = headline(fig) < TARGET_MB_PER_H
+    soak_ops = fig["phases"].get("soak", {}).get("ops", {})
+    print(f"\nholoload run: verdict {fig['verdict']} (exit {fig['exit_code']})")
+    for key, op in sorted(soak_ops.items()):
+        ok_n, rate, errors = op.get("ok", 0), op.get("ops_per_s", 0), op.get("error_count")
+        print(f"  soak {key:<16} {ok_n:>10,} ok {rate:>9,.0f}/s  errors {errors}")
+    check = fig["check"]
+    if check:
+        counts = check.get("counts") or {}
+        ledger = check.get("ledger") or {}
+        print(
+            f"  check complete={check.get('complete')} acknowledged={ledger.get('acknowledged')} "
+            f"lost={counts.get('lost')} duplicated={counts.get('duplicated')}"
+        )
+    failed = [g for g in fig["gates"] if not g.get("passed")]
+    for gate in failed:
+        print(f"  gate FAIL {gate.get('name')}: {gate.get('observed_text')} ({gate.get('expression')})")
+    steady, full = fig["rss_growth_steady_mb_per_h"], fig["ring_full_s"]
+    print(f"\nholoload process RSS over the soak phase ({fig['minutes']:.1f} min, {fig['soak_samples']} samples)")
+    print(
+        f"  start {fig['rss_start_mb']:.1f} MB, end {fig['rss_end_mb']:.1f} MB, "
+        f"peak (whole run) {fig['rss_peak_mb']:.1f} MB"
+    )
+    print(f"  growth (least-squares slope, all soak samples) {fig['rss_growth_mb_per_h']:+.2f} MB/h")
+    if steady is not None:
+        print(
+            f"  growth once the {RING_WINDOWS}-window ring holds only soak windows ({fig['steady_samples']} "
+            f"samples from {full:.0f} s; the figure judged) {steady:+.2f} MB/h"
+        )
+    else:
+        print(
+            f"  growth once the {RING_WINDOWS}-window ring holds only soak windows: n/a (needs "
+            f"{MIN_STEADY_SAMPLES} samples after {RING_WINDOWS} soak windows; try more --minutes): "
+            "the whole soak's slope is judged"
+        )
+    print(f"  {'PASS' if ok else 'MISS'} rss_growth_mb_per_h {headline(fig):+.2f} < {TARGET_MB_PER_H:g}")
+    print(f"\nresults files over {fig['windows']} windows")
+    for name, size in fig["sizes"].items():
+        per = size / fig["windows"] if fig["windows"] else 0
+        print(f"  {name:<16} {size:>12,} bytes  {per:>9,.0f} per window")
+    bpw = fig["bytes_per_window"] or 0.0
+    print(f"  total            {sum(fig['sizes'].values()):>12,} bytes  {bpw:>9,.0f} per window")
+    print(f"  i.e. about {bpw * 3600 / 2**20:,.1f} MiB per 3,600 windows (an hour of 1 s windows) at this load")
+    if fig["soak_bytes_per_window"] is not None:
+        print(f"  written during the soak phase only: {fig['soak_bytes_per_window']:,.0f} per window (info)")
+    return {
+        "bench": "soak_memory",
+        "rss_growth_mb_per_h": round(headline(fig), 3),
+        "rss_growth_whole_soak_mb_per_h": round(fig["rss_growth_mb_per_h"], 3),
+        "bytes_per_window": round(bpw, 1),
+        "rss_start_mb": round(fig["rss_start_mb"], 3),
+        "rss_end_mb": round(fig["rss_end_mb"], 3),
+        "minutes": round(fig["minutes"], 3),
+        "windows": fig["windows"],
+        "target_met": ok,
+    }
+
+
+def minutes_arg(text: str) -> float:
+    value = float(text)
+    if not 0.5 <= value <= MAX_MINUTES:
+        raise argparse.ArgumentTypeError(f"expected 0.5..{MAX_MINUTES}, got {value:g}")
+    return value
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through run_soak's finally, which stops holoload
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--minutes", type=minutes_arg, default=4.0, help="length of the soak phase (default 4)")
+    parser.add_argument("--results-dir", type=Path, help="keep holoload's results here (default: a removed temp dir)")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    soak_s = max(1, round(args.minutes * 60))
+    with tempfile.TemporaryDirectory(prefix="holoload-soak-") as tmp:
+        results = args.results_dir or Path(tmp)
+        results.mkdir(parents=True, exist_ok=True)
+        try:
+            soak = run_soak(soak_s, results, log)
+            write_samples(soak, results / "rss.csv")
+            if soak.exit_code not in (0, 1):  # 0 PASS, 1 a gate failed: both measured a whole soak
+                raise BenchError(f"holoload exited {soak.exit_code}")
+            fig = analyse(soak)
+        except (BenchError, OSError, ValueError) as exc:
+            out = results / "holoload.out"
+            tail = out.read_text(errors="replace")[-3000:] if out.exists() else ""
+            print(f"bench failed: {exc}\n{tail}", file=sys.stderr)
+            return 1
+        data = report(fig)
+        if args.results_dir:
+            print(f"results: {soak.run_dir}, RSS samples: {results / 'rss.csv'}")
+    print(json.dumps(data))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
