@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from holoload.core.metrics import HOLOFUSION_GAUGE_MARKERS
+from holoload.core.units import format_duration
 from holoload.shell import svg_charts as svg
 from holoload.shell.results_files import read_csv, read_jsonl
 from holoload.shell.svg_charts import Marker, Point, Series, Span
@@ -154,12 +155,17 @@ def _section(sid: str, title: str, body: list[str]) -> str:
     return f'<section id="{_e(sid)}"><h2>{_e(title)}</h2>\n' + "\n".join(body) + "\n</section>"
 
 
+def _duration(value: Any) -> str:
+    seconds = _num(value)
+    return "?" if seconds is None else format_duration(seconds)
+
+
 def _banner(run: _Run) -> str:
     s, info = run.summary, _dict(run.summary.get("run"))
     verdict = str(s.get("verdict") or "UNKNOWN")
     facts = [
         f"scenario <b>{_e(_dict(s.get('scenario')).get('name', '?'))}</b> · run {_e(info.get('run_id', '?'))}",
-        f"started {_e(info.get('started_at', '?'))} · {_e(info.get('duration_s', '?'))} s"
+        f"started {_e(info.get('started_at', '?'))} · {_e(_duration(info.get('duration_s')))}"
         f" · exit code {_e(s.get('exit_code', '?'))}",
     ]
     facts += [f"aborted by gate {_e(s['aborted_by'])}"] if s.get("aborted_by") else []
