@@ -60,3 +60,12 @@ class SetupError(HololoadError):
 
 class PostgresNotFound(SetupError):
     """No PostgreSQL server binaries could be found for the embedded cluster."""
+
+
+class WorkerLost(HololoadError):
+    """A worker process (or Ray actor) died or stopped answering; `detail` says how."""
+
+    def __init__(self, worker: int, detail: str) -> None:
+        self.worker = worker
+        self.detail = detail
+        super().__init__(f"worker {worker} lost: {detail}")

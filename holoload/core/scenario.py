@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -95,6 +95,22 @@ class RunSettings(Strict):
         description="after Ctrl-C/SIGTERM: how long in-flight work may drain (then faults heal and the "
         "checker runs); a second signal stops at once",
     )
+    workers: int | Literal["auto"] = Field(
+        default="auto",
+        description="sustained load: worker processes to split it across ('auto': one per CPU; 1: all in "
+        "this process); --workers overrides",
+    )
+    on_worker_loss: Literal["fail", "restart"] = Field(
+        default="fail",
+        description="a worker process that dies: fail the run, or start a new one for its share",
+    )
+    worker_restarts: int = Field(default=3, ge=0, le=100, description="restart: new workers allowed in all")
+
+    @model_validator(mode="after")
+    def _workers_range(self) -> RunSettings:
+        if self.workers != "auto" and not 1 <= self.workers <= 256:
+            raise ValueError(f"workers must be 'auto' or 1..256, got {self.workers}")
+        return self
 
 
 class Scenario(Strict):

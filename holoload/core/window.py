@@ -55,6 +55,29 @@ class GapTracker:
         return max(self.max_gap_ns, now_ns - self.last_ok_ns)
 
 
+class SuccessLog(GapTracker):
+    """A worker process's stand-in for a GapTracker: it notes the milliseconds with a success.
+
+    Gaps cannot be merged across processes from each one's longest gap, so a worker ships
+    these (see `wire.WorkerWindow`) and its coordinator feeds them, merged, to real trackers.
+    """
+
+    __slots__ = ("_ms",)
+
+    def __init__(self, start_ns: int) -> None:
+        super().__init__(start_ns)
+        self._ms: set[int] = set()
+
+    def success(self, done_ns: int) -> None:
+        self._ms.add(done_ns // 1_000_000)
+
+    def drain(self) -> list[int]:
+        """Sorted milliseconds with a success since the last drain."""
+        out = sorted(self._ms)
+        self._ms.clear()
+        return out
+
+
 @dataclass(slots=True)
 class OpStats:
     """Outcomes of one key over some span (a window, a phase)."""
@@ -159,12 +182,23 @@ class Aggregator:
         start_ns: monotonic start of the run.
         ring_s: how much recent history windowed gates may ask for.
         window_s: the window length (for sizing the ring).
+        success_logs: a worker process's aggregator: gap clocks are `SuccessLog`s, and each
+            endpoint gets one too (see `endpoint_logs`), for the coordinator to merge.
     """
 
-    def __init__(self, start_ns: int, *, window_s: float = 1.0, ring_s: float = 300.0) -> None:
+    def __init__(
+        self,
+        start_ns: int,
+        *,
+        window_s: float = 1.0,
+        ring_s: float = 300.0,
+        success_logs: bool = False,
+    ) -> None:
         self.start_ns = start_ns
         self._recorders: dict[OpKey, OpRecorder] = {}
         self._gaps: dict[tuple[str, str], GapTracker] = {}
+        self._gap_class: type[GapTracker] = SuccessLog if success_logs else GapTracker
+        self.endpoint_logs: dict[str, SuccessLog] | None = {} if success_logs else None
         self.totals: dict[OpKey, OpStats] = {}
         self.tagged: dict[str, dict[OpKey, OpStats]] = {}
         self.recent_windows: deque[Window] = deque(maxlen=max(2, int(ring_s / window_s) + 1))
@@ -176,10 +210,13 @@ class Aggregator:
         """The recorder for a key, created on first use."""
         rec = self._recorders.get(key)
         if rec is None:
-            gaps = (
+            gaps: tuple[GapTracker, ...] = (
                 self._gap(key.phase, f"{key.workload}.{key.op}", now_ns),
                 self._gap(key.phase, key.workload, now_ns),
             )
+            if self.endpoint_logs is not None:
+                log = self.endpoint_logs.setdefault(key.endpoint, SuccessLog(now_ns))
+                gaps += (log,)
             rec = self._recorders[key] = OpRecorder(key, gaps)
             self.totals.setdefault(key, OpStats())
         return rec
@@ -187,8 +224,26 @@ class Aggregator:
     def _gap(self, phase: str, name: str, now_ns: int) -> GapTracker:
         tracker = self._gaps.get((phase, name))
         if tracker is None:
-            tracker = self._gaps[(phase, name)] = GapTracker(now_ns)
+            tracker = self._gaps[(phase, name)] = self._gap_class(now_ns)
         return tracker
+
+    def absorb(self, key: OpKey, stats: OpStats, now_ns: int) -> None:
+        """Add stats measured elsewhere (a worker process) to the open window of `key`."""
+        self.recorder(key, now_ns).stats.merge(stats)
+
+    def absorb_successes(self, phase: str, name: str, times_ns: Iterable[int]) -> None:
+        """Feed success times measured elsewhere, in ascending order, to a gap clock."""
+        tracker = self._gaps.get((phase, name))
+        if tracker is None:
+            return  # the coordinator creates every clock when its phase starts
+        for t in times_ns:
+            tracker.success(t)
+
+    def success_logs(self) -> Iterator[tuple[tuple[str, str], SuccessLog]]:
+        """A worker's gap clocks (empty unless made with success_logs)."""
+        for key, tracker in self._gaps.items():
+            if isinstance(tracker, SuccessLog):
+                yield key, tracker
 
     def phase_started(self, phase: str, now_ns: int) -> None:
         self.phase_spans[phase] = (now_ns, None)

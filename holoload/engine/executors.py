@@ -55,6 +55,16 @@ class WorkloadRun:
         seq: id allocators by start value.
         perf_ns: monotonic clock.
         phase_end_ns: when the phase's duration runs out (None: no limit).
+        share: (this process's number, how many processes share the workload). Writer slot s of
+            an endpoint belongs to process s % count, and so do that slot's open-loop arrivals.
+        seq_part: (index, parts) of the seq id space this process allocates from.
+        totals: writers per endpoint over all processes (None: just this one's).
+        start_at_ns: when the workload's schedule starts (None: when its executor starts).
+        iterations: this process's share of an iterations workload (None: all of them).
+        endpoint_names: endpoint names by index (for endpoint weights when this process has no
+            writer on some endpoint).
+        skip_before_ns: open loop, a restarted worker process: arrivals intended before this
+            belonged to the dead one and are skipped.
     """
 
     phase: str
@@ -74,10 +84,34 @@ class WorkloadRun:
     budget: RetryBudget = field(init=False)
     start_ns: int = 0
     lag_ns: int = 0
+    share: tuple[int, int] = (0, 1)
+    seq_part: tuple[int, int] = (0, 1)
+    totals: list[int] | None = None
+    start_at_ns: int | None = None
+    iterations: int | None = None
+    endpoint_names: Sequence[str] = ()
+    skip_before_ns: int | None = None
 
     def __post_init__(self) -> None:
         self.budget = RetryBudget(self.workload.retry.budget)
-        self.remaining = self.workload.iterations if self.workload.executor == "iterations" else None
+        if self.workload.executor != "iterations":
+            self.remaining = None
+        else:
+            self.remaining = self.iterations if self.iterations is not None else self.workload.iterations
+
+    def endpoint_total(self, endpoint: int) -> int:
+        """Writers on an endpoint over every process."""
+        return len(self.writers[endpoint]) if self.totals is None else self.totals[endpoint]
+
+    def slots(self, endpoint: int) -> list[int]:
+        """The writer slots of an endpoint this process owns (their writers, in order)."""
+        index, count = self.share
+        return [s for s in range(self.endpoint_total(endpoint)) if s % count == index]
+
+    def begin(self) -> int:
+        """Mark the executor's start: the shared start time when one was given."""
+        self.start_ns = self.start_at_ns if self.start_at_ns is not None else self.perf_ns()
+        return self.start_ns
 
     def take_iteration(self) -> bool:
         """Iterations executor: claim one iteration; False when they are all claimed."""
@@ -238,7 +272,8 @@ def _allocator(run: WorkloadRun, params: Sequence[object]) -> SeqAllocator:
     starts = [getattr(p, "start", None) for p in params if getattr(p, "gen", "") == "seq"]
     start = int(starts[0]) if starts and starts[0] is not None else 1
     if start not in run.seq:
-        run.seq[start] = SeqAllocator(start)
+        index, parts = run.seq_part
+        run.seq[start] = SeqAllocator.partition(start, parts, index)
     return run.seq[start]
 
 
@@ -249,16 +284,16 @@ async def run_closed_loop(run: WorkloadRun) -> None:
     if w.executor == "ramping-concurrency":
         stages = [Stage(s.duration, s.target) for s in w.stages]
         schedule = ConcurrencySchedule.ramping(stages, w.start)
-    run.start_ns = run.perf_ns()
+    run.begin()
     end_ns = None
     if schedule is not None and schedule.duration_s is not None:
         end_ns = run.start_ns + int(schedule.duration_s * NS)
     top = max([w.start] + [s.target for s in w.stages]) or 1
     async with anyio.create_task_group() as tg:
-        for endpoint_writers in run.writers:
+        for endpoint, endpoint_writers in enumerate(run.writers):
             # ramps are per endpoint of weight 1; a weighted endpoint has more (or fewer) writers
-            scale = len(endpoint_writers) / top
-            for slot, writer in enumerate(endpoint_writers):
+            scale = run.endpoint_total(endpoint) / top
+            for slot, writer in zip(run.slots(endpoint), endpoint_writers, strict=True):
                 loop = WriterLoop(run, writer, seed=_seed(w, writer, slot))
                 tg.start_soon(_closed_worker, run, loop, slot, schedule, end_ns, scale)
 
@@ -294,19 +329,23 @@ async def run_open_loop(run: WorkloadRun) -> None:
         schedule = ArrivalSchedule.constant(w.rate, None)
     else:
         schedule = ArrivalSchedule.ramping([Stage(s.duration, s.target) for s in w.stages], w.start)
-    active = [i for i, ws in enumerate(run.writers) if ws]
+    active = [i for i in range(len(run.writers)) if run.endpoint_total(i) > 0]
     weights = [_endpoint_weight(run, i) for i in active]
     cycle = WeightedCycle(weights)
-    queues = {i: asyncio.Queue[int | None](maxsize=max(1, len(run.writers[i]))) for i in active}
-    loops = {i: [WriterLoop(run, wr, _seed(w, wr, s)) for s, wr in enumerate(run.writers[i])] for i in active}
-    run.start_ns = run.perf_ns()
+    mine = [i for i in active if run.writers[i]]
+    queues = {i: asyncio.Queue[int | None](maxsize=max(1, len(run.writers[i]))) for i in mine}
+    loops = {
+        i: [WriterLoop(run, wr, _seed(w, wr, s)) for s, wr in zip(run.slots(i), run.writers[i], strict=True)]
+        for i in mine
+    }
+    run.begin()
     end_ns = None if schedule.duration_s is None else run.start_ns + int(schedule.duration_s * NS)
     async with anyio.create_task_group() as tg:
-        for i in active:
+        for i in mine:
             for loop in loops[i]:
                 tg.start_soon(_open_worker, run, loop, queues[i])
         await _dispatch(run, schedule, cycle, active, queues, loops, end_ns)
-        for i in active:  # every queued operation still runs and is counted; then each worker stops
+        for i in mine:  # every queued operation still runs and is counted; then each worker stops
             for _ in loops[i]:
                 await queues[i].put(None)
 
@@ -322,10 +361,20 @@ async def _dispatch(
 ) -> None:
     start = run.start_ns
     drop_mix = WeightedCycle([op.weight for op in run.workload.ops])
+    index, count = run.share
+    arrivals = dict.fromkeys(active, 0)
     for offset_s in schedule.intended_times():
         intended = start + int(offset_s * NS)
         if run.over(intended, end_ns):
             break
+        endpoint = active[cycle.next()]
+        if count > 1:  # the schedule is global: arrival j of an endpoint goes to the owner of slot j
+            j = arrivals[endpoint]
+            arrivals[endpoint] = j + 1
+            if j % run.endpoint_total(endpoint) % count != index:
+                continue
+        if run.skip_before_ns is not None and intended < run.skip_before_ns:
+            continue
         now = run.perf_ns()
         if intended > now:
             await asyncio.sleep((intended - now) / NS)
@@ -333,7 +382,6 @@ async def _dispatch(
             await asyncio.sleep(0)  # behind schedule: let idle writers take what is queued
         if not run.take_iteration():
             break
-        endpoint = active[cycle.next()]
         try:
             queues[endpoint].put_nowait(intended)
         except asyncio.QueueFull:  # every writer busy and as many waiting: counted, never hidden
@@ -349,7 +397,10 @@ def _endpoint_weight(run: WorkloadRun, endpoint: int) -> float:
     weights = run.workload.endpoints
     if not weights:
         return 1.0
-    name = run.writers[endpoint][0].name if run.writers[endpoint] else ""
+    if run.endpoint_names:
+        name = run.endpoint_names[endpoint]
+    else:
+        name = run.writers[endpoint][0].name if run.writers[endpoint] else ""
     return weights.get(name, 0.0)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from holoload.core.ledger import Ledger
@@ -25,18 +26,24 @@ class LedgerBook:
     Args:
         shared: every endpoint sees the same data (one ledger per table, checked through every
             endpoint); otherwise writes through endpoint i live on node i only.
+        factory: makes each ledger (a worker process uses a `journal.JournalLedger`).
     """
 
-    def __init__(self, *, shared: bool) -> None:
+    def __init__(self, *, shared: bool, factory: Callable[[], Ledger] = Ledger) -> None:
         self.shared = shared
+        self._factory = factory
         self._ledgers: dict[tuple[str, str, int | None], LedgerEntry] = {}
 
     def ledger(self, spec: LedgerSpec, endpoint: int) -> Ledger:
         """The ledger recording writes of `spec` through `endpoint`."""
-        key = (spec.table, spec.id_column, None if self.shared else endpoint)
+        return self.at(spec.table, spec.id_column, None if self.shared else endpoint)
+
+    def at(self, table: str, id_column: str, endpoint: int | None) -> Ledger:
+        """The ledger of a table's id column, of one endpoint or (None) shared by all."""
+        key = (table, id_column, endpoint)
         entry = self._ledgers.get(key)
         if entry is None:
-            entry = self._ledgers[key] = LedgerEntry(spec.table, spec.id_column, key[2], Ledger())
+            entry = self._ledgers[key] = LedgerEntry(table, id_column, endpoint, self._factory())
         return entry.ledger
 
     def entries(self) -> list[LedgerEntry]:

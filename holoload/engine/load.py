@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -14,25 +15,29 @@ import anyio
 from holoload.adapters.netproxy import FaultProxy
 from holoload.adapters.node_control import NodeControl
 from holoload.adapters.pg import describe_error
-from holoload.adapters.pool import Writer, close_writers, open_writers
+from holoload.adapters.pool import close_writers, open_writers
 from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
+from holoload.adapters.worker_process import ProcessWorker
 from holoload.core import hlog
 from holoload.core.errors import SetupError
 from holoload.core.events import EventSink, GateChanged, PhaseChanged, RunProblem, WindowClosed
 from holoload.core.gates import parse_gate
-from holoload.core.generators import SeqAllocator
+from holoload.core.journal import replay
 from holoload.core.load_gates import GateMonitor, LoadGateContext, longest_window_s
-from holoload.core.pacing import split_weighted
 from holoload.core.scenario import Scenario
 from holoload.core.verdicts import Verdict
-from holoload.core.window import NS, Aggregator, Window
-from holoload.core.workload import Phase, Workload, gate_spec
+from holoload.core.window import NS, Aggregator, OpKey, Window
+from holoload.core.wire import WorkerWindow
+from holoload.core.workload import Phase, gate_spec
 from holoload.engine.chaos import FaultRunner, check_problems
 from holoload.engine.executors import WorkloadRun, run_closed_loop, run_open_loop
+from holoload.engine.fleet import Launcher, WorkerFleet
 from holoload.engine.ledgers import LedgerBook, Pulse
+from holoload.engine.phase_runs import RunBuilder, writer_counts
 from holoload.engine.verification import Verification, verify_ledgers
 from holoload.engine.watch import ClusterWatch
 from holoload.engine.window_rows import window_rows
+from holoload.engine.worker import WorkerSpec
 
 
 @dataclass
@@ -43,6 +48,10 @@ class LoadEngine:
         scenario: a scenario with [[phases]].
         surfaces: an opened TargetSurfaces (used for setup and node names).
         sink: where events go.
+        workers: worker processes to split the load across (1: the load runs in this process).
+        launcher: makes a worker slot's handle (default: a local `ProcessWorker`; `--ray`
+            gives Ray actors). With workers, this engine is the coordinator: gates, chaos,
+            samplers and the checker stay here and see the workers' merged windows.
     """
 
     scenario: Scenario
@@ -54,7 +63,6 @@ class LoadEngine:
     monitors: list[GateMonitor] = field(init=False, default_factory=list)
     aborted_by: str | None = None
     current_phase: str = ""
-    _seq: dict[int, SeqAllocator] = field(init=False, default_factory=dict)
     _started_phases: list[str] = field(init=False, default_factory=list)
     _ended_phases: set[str] = field(init=False, default_factory=set)
     watch: ClusterWatch | None = field(init=False, default=None)
@@ -68,6 +76,13 @@ class LoadEngine:
     _proxies: dict[int, FaultProxy] = field(init=False, default_factory=dict)
     _runs: list[WorkloadRun] = field(init=False, default_factory=list)
     stopping: bool = False
+    workers: int = 1
+    launcher: Launcher | None = None
+    fleet: WorkerFleet | None = field(init=False, default=None)
+    _builder: RunBuilder | None = field(init=False, default=None)
+    _remote_completed: dict[str, int] = field(init=False, default_factory=dict)
+    _window_lock: anyio.Lock = field(init=False, default_factory=anyio.Lock)
+    _tasks: set[asyncio.Task[None]] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self.book = LedgerBook(shared=self.surfaces.shared)
@@ -124,9 +139,23 @@ class LoadEngine:
         try:
             await self._start_proxies()
             await self._setup()
+            self._builder = RunBuilder(
+                self.surfaces.names,
+                [self._work_dsn(i) for i in range(len(self.surfaces.names))],
+                self.scenario.run,
+                self.surfaces.target.rules(),
+                self.aggregator,
+                self.book,
+                self.pulses,
+                perf_ns=self.perf_ns,
+            )
+            if self.workers > 1 or self.launcher is not None:
+                await self._start_fleet()
             await self._load()
         finally:
             with anyio.CancelScope(shield=True):
+                if self.fleet is not None:
+                    await self.fleet.close()
                 if self.chaos is not None:
                     await self.chaos.heal_all()
                 for proxy in self._proxies.values():
@@ -170,6 +199,40 @@ class LoadEngine:
             await proxy.start()
             self._proxies[i] = proxy
 
+    async def _start_fleet(self) -> None:
+        """Start the worker processes (or Ray actors) that will run the load."""
+        run = self.scenario.run
+        count = max(1, self.workers)
+        seq_parts = count * (run.worker_restarts + 1) if run.on_worker_loss == "restart" else count
+        assert self._builder is not None
+        specs = [
+            WorkerSpec(
+                self.scenario,
+                tuple(self.surfaces.names),
+                tuple(self._builder.dsns),
+                self.surfaces.target.rules(),
+                self.surfaces.shared,
+                slot,
+                count,
+                slot,
+                seq_parts,
+            )
+            for slot in range(count)
+        ]
+        launch: Launcher = self.launcher or ProcessWorker
+        self.fleet = WorkerFleet(
+            specs,
+            launch,
+            self.sink,
+            on_loss=run.on_worker_loss,
+            max_restarts=run.worker_restarts,
+            flush_timeout_s=max(30.0, 5 * self.scenario.window),
+            clock=self.clock,
+            perf_ns=self.perf_ns,
+        )
+        self.sink.emit(PhaseChanged(self.clock(), "workers", f"starting {count} workers"))
+        await self.fleet.start()
+
     def _work_dsn(self, i: int) -> str:
         dsn = self.surfaces.target.nodes[i].dsn
         proxy = self._proxies.get(i)
@@ -202,24 +265,37 @@ class LoadEngine:
             tg.cancel_scope.cancel()
 
     def request_stop(self) -> None:
-        """Graceful stop: no new operations or phases; in-flight ones finish, faults heal, the checker runs."""
+        """Graceful stop: no new operations or phases; in-flight ones finish, faults heal, the checker runs.
+
+        With workers, call it from the event loop's thread: it schedules their stop.
+        """
         self.stopping = True
         for run in self._runs:
             run.stop_requested = True
+        if self.fleet is not None:
+            task = asyncio.get_running_loop().create_task(self.fleet.stop())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def _horizon_s(self) -> float | None:
         durations = [p.duration for p in self.scenario.phases]
         return None if any(d is None for d in durations) else sum(d or 0.0 for d in durations)
 
     def _completed(self, workload: str) -> int:
-        return sum(r.completed for r in self._runs if r.workload.name == workload)
+        local = sum(r.completed for r in self._runs if r.workload.name == workload)
+        return local + self._remote_completed.get(workload, 0)
 
     async def _phase(self, phase: Phase) -> None:
         self.current_phase = phase.name
         self._started_phases.append(phase.name)
         detail = f"{len(phase.workloads)} workloads" + (f", {phase.duration:g}s" if phase.duration else "")
         self.sink.emit(PhaseChanged(self.clock(), phase.name, detail))
-        runs, writers = self._build(phase)
+        if self.fleet is not None:
+            await self._fleet_phase(phase, self.fleet)
+            return
+        assert self._builder is not None
+        runs, writers = self._builder.build(phase, stopping=self.stopping)
+        self._runs += runs
         try:
             await open_writers(writers)
             start = self.perf_ns()
@@ -243,57 +319,77 @@ class LoadEngine:
             self._ended_phases.add(phase.name)
             await close_writers(writers)
 
-    def _build(self, phase: Phase) -> tuple[list[WorkloadRun], list[Writer]]:
-        runs: list[WorkloadRun] = []
-        every: list[Writer] = []
-        for workload in phase.workloads:
-            per_endpoint = self._writers_for(workload)
-            every += [w for ws in per_endpoint for w in ws]
-            runs.append(
-                WorkloadRun(
-                    phase.name,
-                    workload,
-                    per_endpoint,
-                    self.aggregator,
-                    self._seq,
-                    perf_ns=self.perf_ns,
-                    rules=self.surfaces.target.rules(),
-                    op_timeout_s=self.scenario.run.statement_timeout + 5,
-                    ledgers=self.book,
-                    pulses=self.pulses,
-                    stop_requested=self.stopping,
-                )
-            )
-        self._runs += runs
-        return runs, every
+    async def _fleet_phase(self, phase: Phase, fleet: WorkerFleet) -> None:
+        """A phase run by the workers: the same windows, frames and gates as in one process."""
+        finished = False
+        ended: int | None = None
+        try:
+            await fleet.prepare(phase.name)
+            async with self._window_lock:
+                await self._collect()
+                start = self.perf_ns()
+                self.aggregator.close_window(start)  # connection set-up stays out of the phase's windows
+            self.aggregator.phase_started(phase.name, start)
+            names = self.surfaces.names
+            for workload in phase.workloads:  # every key's gap clocks start with the phase, as in one process
+                for i, total in enumerate(writer_counts(workload, names)):
+                    for op in workload.ops if total else ():
+                        self.aggregator.recorder(OpKey(phase.name, workload.name, op.name, names[i]), start)
+            end = start + int(phase.duration * NS) if phase.duration else None
+            async with anyio.create_task_group() as frame:
+                if self.chaos is not None:
+                    frame.start_soon(self.chaos.run_frame, phase.name, phase.duration)
+                ended = await fleet.run(phase.name, start, end)
+                frame.cancel_scope.cancel()
+            finished = True
+        finally:
+            with anyio.CancelScope(shield=True):
+                if not finished:
+                    await fleet.cancel()
+                if self.chaos is not None:
+                    await self.chaos.heal_frame(phase.name)
+                async with self._window_lock:
+                    await self._collect()
+                    # the load's end, not when the workers' connections were closed and windows handed over
+                    self.aggregator.phase_ended(phase.name, min(ended or self.perf_ns(), self.perf_ns()))
+                    self._close_window()  # the phase's last operations belong to its own last window
+                self._ended_phases.add(phase.name)
 
-    def _writers_for(self, workload: Workload) -> list[list[Writer]]:
-        names = self.surfaces.names
-        weights = [1.0 if not workload.endpoints else workload.endpoints.get(n, 0.0) for n in names]
-        if workload.open_loop:
-            counts = split_weighted(workload.max_inflight, weights)
-        elif workload.executor == "iterations":
-            counts = split_weighted(workload.concurrency or 1, weights)
-        else:
-            top = workload.concurrency or int(max([workload.start] + [s.target for s in workload.stages]))
-            active = sum(1 for w in weights if w > 0)
-            counts = split_weighted(top * active, weights)
-        run = self.scenario.run
-        rng = random.Random(workload.seed)
-        return [
-            [
-                Writer(
-                    i,
-                    names[i],
-                    self._work_dsn(i),
-                    connect_timeout_s=run.connect_timeout,
-                    statement_timeout_s=run.statement_timeout,
-                    rng=random.Random(rng.random()),
-                )
-                for _ in range(count)
-            ]
-            for i, count in enumerate(counts)
-        ]
+    async def _collect(self) -> None:
+        """Merge every worker's window into the aggregator, ledgers, pulses and counts."""
+        if self.fleet is None:
+            return
+        self._absorb(await self.fleet.collect())
+        if self.fleet.failed is not None and self.aborted_by is None:
+            self.aborted_by = "workers"
+            self.sink.emit(RunProblem(self.clock(), "aborted", f"a worker was lost: {self.fleet.failed}"))
+
+    def _absorb(self, windows: list[tuple[WorkerWindow, int]]) -> None:
+        now = self.perf_ns()
+        gaps: dict[tuple[str, str], list[int]] = {}
+        endpoints: dict[str, list[int]] = {}
+        for window, offset in windows:
+            for wire in window.stats:
+                self.aggregator.absorb(wire.op_key(), wire.stats(), now)
+            for key, ms in window.successes.items():
+                gaps.setdefault(key, []).extend(m * 1_000_000 + offset for m in ms)
+            for name, ms in window.endpoint_successes.items():
+                endpoints.setdefault(name, []).extend(m * 1_000_000 + offset for m in ms)
+            for workload, n in window.completed.items():
+                self._remote_completed[workload] = self._remote_completed.get(workload, 0) + n
+            for (table, column, endpoint), records in window.journal.items():
+                replay(self.book.at(table, column, endpoint), records)
+        for (phase, name), times in gaps.items():
+            self.aggregator.absorb_successes(phase, name, sorted(times))
+        names = list(self.surfaces.names)
+        for name, times in endpoints.items():
+            pulse = self.pulses[names.index(name)] if name in names else None
+            if pulse is None or not pulse.armed:
+                continue
+            for t in sorted(times):
+                pulse.hit(t)
+                if not pulse.armed:
+                    break
 
     async def _ticker(self, scope: anyio.CancelScope) -> None:
         """Close a window every `window` seconds on a fixed grid: closing work never stretches windows."""
@@ -304,7 +400,9 @@ class LoadEngine:
             next_ns += step_ns
             if next_ns <= self.perf_ns():  # fell more than a window behind: skip ahead, never burst
                 next_ns = self.perf_ns() + step_ns
-            self._close_window()
+            async with self._window_lock:
+                await self._collect()
+                self._close_window()
             if self.aborted_by is not None:
                 scope.cancel()
                 return

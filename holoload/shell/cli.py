@@ -93,6 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_budget(run)
     run.add_argument(
+        "--workers",
+        metavar="N",
+        help="sustained load: split it across N worker processes, each with its own event loop and "
+        "connections ('auto', the default: one per CPU; 1: all in this process); the scenario's "
+        "run.workers sets the default. Gates, chaos, samplers and the checker stay in the "
+        "coordinating process and see merged numbers. Canary batches always run in one process",
+    )
+    run.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run the worker engines as Ray actors on the Ray cluster at ADDRESS ('auto', "
+        "'ray://HOST:10001', or 'local' to start a Ray instance here); needs pip install 'holoload[ray]'",
+    )
+    run.add_argument(
         "--serve-metrics",
         metavar="HOST:PORT",
         help="serve holoload's live stats (ops, errors, latency, gate states, chaos steps) in Prometheus "
@@ -213,7 +227,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
     if args.nodes < 1 or args.nodes > 16:
         raise InputError(f"--nodes: expected 1..16, got {args.nodes}")
-    scenario = load_scenario(args.scenario, args.overrides)
+    overrides = list(args.overrides) + ([f"run.workers={_workers(args.workers)}"] if args.workers else [])
+    scenario = load_scenario(args.scenario, overrides)
     target = load_target(args.target) if args.target else None
     baseline = load_summary(Path(args.baseline)) if args.baseline else None  # bad baseline: exit 2 before load
     budget = _budget(args.budget)
@@ -231,8 +246,22 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         baseline=baseline,
         budget=budget,
         serve_metrics=parse_listen(args.serve_metrics) if args.serve_metrics else None,
+        ray_address=args.ray,
     )
     return run(options, console)
+
+
+def _workers(text: str) -> str:
+    """--workers as a TOML value for run.workers."""
+    if text.strip() == "auto":
+        return '"auto"'
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 256:
+        raise InputError(f"--workers: expected 'auto' or a count 1..256, got {text!r}")
+    return str(count)
 
 
 def _validate(files: list[str], overrides: list[str], console: Console) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -93,14 +94,35 @@ class LoadJob:
         self.engine: LoadEngine | None = None
         self.node_control: NodeControl | None = None
         self.file = "scenario"
+        self.ray_address: str | None = None
         self.timeseries = TimeseriesWriter(root / "timeseries.csv")
         self.hlog = HlogWriter(root / "latency.hlog")
         self.display: LiveDisplay = LoadDisplay(console, scenario, quiet=quiet)
         self.sinks: list[EventSink] = [self.timeseries, self.hlog, self.display]
 
     async def run(self, surfaces: TargetSurfaces, sink: EventSink) -> None:
-        self.engine = LoadEngine(self.scenario, surfaces, sink, node_control=self.node_control, file=self.file)
-        await self.engine.run()
+        workers = resolve_workers(self.scenario.run.workers)
+        ray = None
+        if self.ray_address is not None:
+            from holoload.adapters.ray_workers import RayCluster
+            from holoload.engine.worker import WorkerEngine
+
+            ray = RayCluster(self.ray_address, WorkerEngine)
+            ray.connect()
+        try:
+            self.engine = LoadEngine(
+                self.scenario,
+                surfaces,
+                sink,
+                node_control=self.node_control,
+                file=self.file,
+                workers=workers,
+                launcher=None if ray is None else ray.launcher,
+            )
+            await self.engine.run()
+        finally:
+            if ray is not None:
+                ray.close()
 
     def verdicts(self) -> list[Verdict]:
         return [] if self.engine is None else self.engine.verdicts()
@@ -122,6 +144,13 @@ class LoadJob:
         self.timeseries.close()
         self.hlog.close()
         self.display.close()
+
+
+def resolve_workers(setting: int | str) -> int:
+    """`run.workers` as a count: 'auto' is one per CPU."""
+    if setting == "auto":
+        return os.cpu_count() or 1
+    return int(setting)
 
 
 def make_job(scenario: Scenario, console: Console, root: Path, *, quiet: bool) -> CanaryJob | LoadJob:

@@ -33,7 +33,7 @@ from holoload.core.target import Target, local_target
 from holoload.core.verdicts import Verdict
 from holoload.shell.artifacts import ArtifactWriter, results_dir_for
 from holoload.shell.compare_cmd import render
-from holoload.shell.jobs import Job, make_job
+from holoload.shell.jobs import Job, LoadJob, make_job
 from holoload.shell.outputs import write_reports
 from holoload.shell.prom_exporter import MetricsExporter
 from holoload.shell.summary import RunRecord
@@ -55,6 +55,7 @@ class RunOptions:
     baseline: dict[str, Any] | None = None  # summary.json of a baseline run (--baseline)
     budget: Budget = field(default_factory=Budget)
     serve_metrics: tuple[str, int] | None = None  # --serve-metrics HOST:PORT
+    ray_address: str | None = None  # --ray ADDRESS: worker engines as Ray actors
 
 
 class Fanout:
@@ -133,6 +134,8 @@ def run(options: RunOptions, console: Console) -> int:
     except OSError as exc:
         raise InputError(f"cannot create a results directory under {base}: {exc}") from exc
     job = make_job(scenario, console, root, quiet=options.quiet)
+    if isinstance(job, LoadJob):
+        job.ray_address = options.ray_address
     job.file = options.scenario_file
     record = RunRecord(
         run_id=f"{scenario.name}-{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",

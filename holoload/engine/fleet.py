@@ -1,0 +1,233 @@
+"""The coordinator's side of worker processes: start them, run phases on them, collect windows.
+
+A `WorkerFleet` owns one handle per worker slot (a local process or a Ray actor, both with
+`call(method, *args)`), the clock offset of each, and what happens when one is lost: it is
+reported as a `RunProblem("worker_lost")`, then either the run fails (`on_loss = "fail"`: the
+fleet sets `failed` and the engine aborts) or a new worker takes the slot's share with a seq
+partition no earlier worker used (`on_loss = "restart"`, at most `max_restarts` times in all).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import anyio
+
+from holoload.core.errors import WorkerLost
+from holoload.core.events import EventSink, RunProblem
+from holoload.core.wire import WorkerWindow
+from holoload.engine.worker import WorkerSpec
+
+NS = 1_000_000_000
+
+
+class WorkerHandle(Protocol):
+    """A worker engine somewhere: `call` runs one of its methods and returns the result."""
+
+    slot: int
+
+    async def start(self) -> None: ...
+
+    async def call(self, method: str, *args: object, timeout_s: float | None = None) -> Any: ...
+
+    def kill(self) -> None: ...
+
+    async def close(self, timeout_s: float = 10.0) -> None: ...
+
+
+Launcher = Callable[[int, WorkerSpec], WorkerHandle]
+
+
+@dataclass
+class Member:
+    """One slot's current worker."""
+
+    handle: WorkerHandle
+    spec: WorkerSpec
+    offset_ns: int = 0
+    pid: int | None = None
+    host: str = ""
+    generation: int = 0
+
+
+@dataclass
+class WorkerFleet:
+    """Worker slots and their workers.
+
+    Args:
+        specs: one spec per slot (index i, count len(specs)).
+        launch: makes the handle of a slot's worker.
+        sink: where worker_started/worker_lost problems go.
+        on_loss: "fail" or "restart".
+        max_restarts: restarts allowed over the whole run (restart mode).
+        flush_timeout_s: a worker that does not hand over its window within this is lost.
+    """
+
+    specs: list[WorkerSpec]
+    launch: Launcher
+    sink: EventSink
+    on_loss: str = "fail"
+    max_restarts: int = 3
+    flush_timeout_s: float = 30.0
+    clock: Callable[[], float] = time.time
+    perf_ns: Callable[[], int] = time.perf_counter_ns
+    members: list[Member | None] = field(default_factory=list)
+    failed: str | None = None
+    losses: list[str] = field(default_factory=list)
+    restarts: int = 0
+    _current: str | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.specs)
+
+    def live(self) -> list[Member]:
+        return [m for m in self.members if m is not None]
+
+    async def start(self) -> None:
+        """Start every worker at once and measure each one's clock offset."""
+        self.members = [None] * self.count
+
+        async def one(slot: int) -> None:
+            self.members[slot] = await self._start(slot, self.specs[slot], 0)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for slot in range(self.count):
+                    tg.start_soon(one, slot)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.close()
+            raise
+
+    async def _start(self, slot: int, spec: WorkerSpec, generation: int) -> Member:
+        handle = self.launch(slot, spec)
+        await handle.start()
+        before = self.perf_ns()
+        info = await handle.call("hello", timeout_s=60.0)
+        after = self.perf_ns()
+        offset = (before + after) // 2 - int(info["now_ns"])  # the worker's clock + offset = ours
+        member = Member(handle, spec, offset, info.get("pid"), str(info.get("host", "")), generation)
+        return member
+
+    async def prepare(self, phase: str) -> None:
+        """Every live worker builds its share of the phase and connects its writers."""
+        self._current = phase
+        await self._each("prepare", lambda m: m.handle.call("prepare", phase))
+
+    async def run(self, phase: str, start_ns: int, end_ns: int | None) -> int | None:
+        """Run a prepared phase on every worker from `start_ns` (our clock) until each is done.
+
+        Returns:
+            When the last worker's load ended (our clock), or None when none finished.
+        """
+        ended: list[int] = []
+        try:
+            async with anyio.create_task_group() as tg:
+                for slot in range(self.count):
+                    tg.start_soon(self._run_slot, slot, start_ns, end_ns, ended)
+        finally:
+            self._current = None
+        return max(ended) if ended else None
+
+    async def _run_slot(self, slot: int, start_ns: int, end_ns: int | None, ended: list[int]) -> None:
+        resume: int | None = None
+        while (member := self.members[slot]) is not None:
+            off = member.offset_ns
+            try:
+                done = await member.handle.call(
+                    "run",
+                    start_ns - off,
+                    None if end_ns is None else end_ns - off,
+                    None if resume is None else resume - off,
+                )
+                ended.append(int(done) + off)
+                return
+            except WorkerLost as exc:
+                if not await self._lost(slot, exc):
+                    return
+                resume = self.perf_ns()
+
+    async def collect(self) -> list[tuple[WorkerWindow, int]]:
+        """Every live worker's window since its last flush, with its clock offset."""
+        out: list[tuple[WorkerWindow, int]] = []
+
+        async def flush(member: Member) -> None:
+            window = await member.handle.call("flush", timeout_s=self.flush_timeout_s)
+            out.append((window, member.offset_ns))
+
+        await self._each("flush", flush)
+        return out
+
+    async def stop(self) -> None:
+        """Graceful stop on every live worker (their running phase ends once in-flight work is done)."""
+        await self._each("stop", lambda m: m.handle.call("stop", timeout_s=self.flush_timeout_s))
+
+    async def cancel(self) -> None:
+        """Abandon the running phase on every live worker."""
+        await self._each("cancel", lambda m: m.handle.call("cancel", timeout_s=self.flush_timeout_s))
+
+    async def close(self) -> None:
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as tg:
+                for member in self.live():
+                    tg.start_soon(member.handle.close)
+        self.members = [None] * self.count
+
+    async def _each(self, what: str, call: Callable[[Member], Awaitable[Any]]) -> None:
+        async def one(slot: int, member: Member) -> None:
+            try:
+                await call(member)
+            except WorkerLost as exc:
+                await self._lost(slot, exc)
+
+        async with anyio.create_task_group() as tg:
+            for slot, member in enumerate(self.members):
+                if member is not None:
+                    tg.start_soon(one, slot, member)
+
+    async def _lost(self, slot: int, exc: WorkerLost) -> bool:
+        """Report a lost worker; True when a new one took its slot (and joined the running phase)."""
+        member = self.members[slot]
+        if member is None:
+            return False
+        self.members[slot] = None
+        member.handle.kill()
+        with anyio.CancelScope(shield=True):
+            await member.handle.close(timeout_s=2.0)
+        where = f" on {member.host}" if member.host else ""
+        message = f"worker {slot} (pid {member.pid}{where}) lost: {exc.detail}"
+        self.losses.append(message)
+        restart = self.on_loss == "restart" and self.restarts < self.max_restarts
+        self.sink.emit(
+            RunProblem(
+                self.clock(),
+                "worker_lost",
+                message
+                + ("; starting a new worker for its share" if restart else f"; on_worker_loss = {self.on_loss}"),
+            )
+        )
+        if not restart:
+            if self.on_loss != "restart" and self.failed is None:
+                self.failed = message
+            return False
+        self.restarts += 1
+        generation = member.generation + 1
+        spec = replace(
+            member.spec,
+            seq_index=slot + self.count * generation,
+            seq_parts=self.count * (self.max_restarts + 1),
+        )
+        try:
+            fresh = await self._start(slot, spec, generation)
+            if self._current is not None:
+                await fresh.handle.call("prepare", self._current)
+        except (WorkerLost, OSError) as again:
+            self.failed = f"worker {slot} could not be restarted: {again}"
+            self.sink.emit(RunProblem(self.clock(), "worker_lost", self.failed))
+            return False
+        self.members[slot] = fresh
+        return True
