@@ -465,7 +465,34 @@ class LoadEngine:
         """Final verdicts of every gate (call after run())."""
         now = self.perf_ns()
         scalars = self._scalars()
-        return [m.final(self._context(m, now, scalars)) for m in self.monitors]
+        verdicts = [m.final(self._context(m, now, scalars)) for m in self.monitors]
+        if self.fleet is not None and self.fleet.failed is not None:  # on_worker_loss = "fail"
+            lost = len(self.fleet.losses)
+            verdicts.append(
+                Verdict(
+                    "workers",
+                    "no worker process lost (run.on_worker_loss = fail)",
+                    False,
+                    float(lost),
+                    0.0,
+                    str(lost),
+                    "0",
+                    self.fleet.failed,
+                )
+            )
+        return verdicts
+
+    def workers_summary(self) -> dict[str, object]:
+        """How the load was spread: in this process, or over worker processes / Ray actors, and losses."""
+        fleet = self.fleet
+        if fleet is None:
+            return {"count": 1, "mode": "in-process", "lost": [], "restarts": 0}
+        return {
+            "count": fleet.count,
+            "mode": "processes" if self.launcher is None else "ray",
+            "lost": list(fleet.losses),
+            "restarts": fleet.restarts,
+        }
 
 
 def _encoded(window: Window) -> Iterator[tuple[str, int, str]]:

@@ -244,6 +244,12 @@ def load_summary(
     check = _check_summary(engine)
     for name, value in (check.get("counts") or {}).items():
         keys.append((f"check.{name}", value))
+    if engine is not None:
+        fleet = engine.fleet
+        keys += [
+            ("workers", 1 if fleet is None else fleet.count),
+            ("workers_lost", 0 if fleet is None else len(fleet.losses)),
+        ]
     keys.append(("slo_status", record.status))
     data = {
         "holoload_version": __version__,
@@ -251,6 +257,7 @@ def load_summary(
         "verdict": record.status,
         "exit_code": record.exit_code,
         "aborted_by": None if engine is None else engine.aborted_by,
+        "workers": None if engine is None else engine.workers_summary(),
         "chaos": chaos,
         "check": check,
         "scenario": dump(scenario),
