@@ -1,17 +1,19 @@
 """Benchmark: holoload's closed-loop throughput and client CPU against pgbench, same server, same run.
 
-    python bench/vs_pgbench.py [--seconds 10] [--reps 1] [--warmup 2]
+    python bench/vs_pgbench.py [--seconds 10] [--reps 1] [--warmup 2] [--workers N]
 
 Starts a 1-node local PostgreSQL (127.0.0.1, LocalCluster(1, base_port=58500)), loads
-`bench_accounts` with 100k rows, then measures two workloads back to back, alternating
-which client goes first, with 8 connections each:
+`bench_accounts` with 100k rows, then measures two workloads back to back with three
+clients, rotating which goes first, with 8 connections each: holoload in one process
+(`--workers 1`), holoload over N worker processes (`--workers N`, default one per CPU) and
+pgbench:
 
 - select: `SELECT balance FROM bench_accounts WHERE id = $1`, id uniform in 1..100000;
 - insert: one durable single-row `INSERT INTO bench_events (id, v) VALUES ($1, $2)`
   per transaction, unique ids (holoload `gen = "seq"`, pgbench a per-client counter).
 
-holoload runs as `python -m holoload SCENARIO --target TARGET --results-dir TMP -q` (a
-subprocess, exactly as a user runs it) and its ops/s come from the run's summary.json;
+holoload runs as `python -m holoload SCENARIO --target TARGET --results-dir TMP -q --workers W`
+(a subprocess, exactly as a user runs it) and its ops/s come from the run's summary.json;
 pgbench runs as `pgbench -n -M prepared -c 8 -j 2 -T S -f script.sql DSN`. Client CPU is
 user+sys of the finished child process (getrusage(RUSAGE_CHILDREN) deltas) divided by the
 operations it completed. Prints a table and ends with one JSON line. Targets are printed
@@ -50,9 +52,10 @@ MAX_REPS = 20
 MAX_SECONDS = 600
 RUN_SLACK_S = 120.0  # subprocess timeout = seconds + this (start-up, connect, summaries)
 CONNECT_TIMEOUT_S = 10.0
-SIDES = ("holoload", "pgbench")
+SIDES = ("holoload", "holoload_workers", "pgbench")
+HOLOLOAD_SIDES = ("holoload", "holoload_workers")
 WORKLOADS = ("select", "insert")
-TARGETS = {"select_ratio": 0.50, "insert_ratio": 0.70, "client_cpu_us_per_op": 25.0}
+TARGETS = {"select_ratio": 0.50, "select_ratio_workers": 0.60, "insert_ratio": 0.70, "client_cpu_us_per_op": 25.0}
 
 SETUP_SQL = [
     "DROP TABLE IF EXISTS bench_accounts",
@@ -171,14 +174,16 @@ def write_target(directory: Path, dsn: str) -> Path:
     return path
 
 
-def run_holoload(scenario_text: str, target: Path, timeout_s: float) -> tuple[dict[str, Any], float, float]:
-    """`python -m holoload SCENARIO --target TARGET --results-dir TMP -q`; its summary.json, CPU, wall."""
+def run_holoload(
+    scenario_text: str, target: Path, timeout_s: float, extra_args: Sequence[str] = ()
+) -> tuple[dict[str, Any], float, float]:
+    """`python -m holoload SCENARIO --target TARGET --results-dir TMP -q [EXTRA]`; its summary.json, CPU, wall."""
     with tempfile.TemporaryDirectory(prefix="holoload-bench-") as tmp:
         scenario = Path(tmp) / "scenario.toml"
         scenario.write_text(scenario_text)
         results = Path(tmp) / "results"
         cmd = [sys.executable, "-m", "holoload", str(scenario), "--target", str(target)]
-        cmd += ["--results-dir", str(results), "-q"]
+        cmd += ["--results-dir", str(results), "-q", *extra_args]
         done, cpu_s, wall_s = run_child(cmd, timeout_s)
         summaries = list(results.glob("*/summary.json"))
         if done.returncode != 0 or len(summaries) != 1:
@@ -198,9 +203,10 @@ def op_figures(summary: dict[str, Any], phase: str, key: str) -> dict[str, Any]:
     return fig
 
 
-def holoload_sample(workload: str, seconds: int, target: Path) -> Sample:
-    text = SCENARIO_TOML.format(workload=workload, clients=CLIENTS, seconds=seconds, op=HOLOLOAD_OPS[workload])
-    summary, cpu_s, wall_s = run_holoload(text, target, seconds + RUN_SLACK_S)
+def holoload_sample(workload: str, seconds: int, target: Path, workers: int = 1, clients: int = CLIENTS) -> Sample:
+    """One `python -m holoload` run of a workload over `workers` processes; raises BenchError on any error."""
+    text = SCENARIO_TOML.format(workload=workload, clients=clients, seconds=seconds, op=HOLOLOAD_OPS[workload])
+    summary, cpu_s, wall_s = run_holoload(text, target, seconds + RUN_SLACK_S, ["--workers", str(workers)])
     fig = op_figures(summary, "main", f"{workload}.op")
     if fig["error_count"]:
         raise BenchError(f"holoload {workload}: {fig['error_count']} errors: {fig['errors']}")
@@ -287,18 +293,24 @@ class Pair:
     first: str
     samples: dict[str, Sample]
 
-    @property
-    def ratio(self) -> float:
-        return self.samples["holoload"].ops_per_s / self.samples["pgbench"].ops_per_s
+    def ratio(self, side: str = "holoload") -> float:
+        return self.samples[side].ops_per_s / self.samples["pgbench"].ops_per_s
 
 
 def measure_one(
-    side: str, workload: str, seconds: int, dsn: str, pgbench: str, target: Path, scripts: dict[str, Path]
+    side: str,
+    workload: str,
+    seconds: int,
+    dsn: str,
+    pgbench: str,
+    target: Path,
+    scripts: dict[str, Path],
+    workers: int,
 ) -> Sample:
     if workload == "insert":  # every insert run starts from an empty table and a fresh checkpoint
         run_sql(dsn, "TRUNCATE bench_events", "CHECKPOINT")
-    if side == "holoload":
-        sample = holoload_sample(workload, seconds, target)
+    if side in HOLOLOAD_SIDES:
+        sample = holoload_sample(workload, seconds, target, workers if side == "holoload_workers" else 1)
     else:
         sample = pgbench_sample(pgbench, dsn, workload, seconds, scripts[workload])
     if workload == "insert":
@@ -310,7 +322,7 @@ def measure_one(
 
 
 def measure(
-    dsn: str, pgbench: str, seconds: int, reps: int, warmup: int, log: Callable[[str], None]
+    dsn: str, pgbench: str, seconds: int, reps: int, warmup: int, workers: int, log: Callable[[str], None]
 ) -> tuple[list[Pair], dict[str, dict[str, Sample]]]:
     """Timed pairs per workload, plus one short run per side and workload (start-up cost)."""
     pairs: list[Pair] = []
@@ -326,22 +338,23 @@ def measure(
             pgbench_sample(pgbench, dsn, "select", warmup, scripts["select"])
         for rep in range(reps):
             for w_index, workload in enumerate(WORKLOADS):
-                order = SIDES if (rep + w_index) % 2 == 0 else SIDES[::-1]
+                k = (rep + w_index) % len(SIDES)
+                order = SIDES[k:] + SIDES[:k]
                 samples = {}
                 for side in order:
-                    samples[side] = measure_one(side, workload, seconds, dsn, pgbench, target, scripts)
+                    samples[side] = measure_one(side, workload, seconds, dsn, pgbench, target, scripts, workers)
                     s = samples[side]
                     log(
-                        f"rep {rep + 1}/{reps} {workload:<6} {side:<8} {s.ops_per_s:>9,.0f} ops/s "
+                        f"rep {rep + 1}/{reps} {workload:<6} {side:<16} {s.ops_per_s:>9,.0f} ops/s "
                         f"{s.cpu_us_per_op:>6.1f} us/op CPU ({s.cpu_s:.2f} s CPU, {s.wall_s:.1f} s wall)"
                     )
                 pairs.append(Pair(workload, order[0], samples))
         for workload in WORKLOADS:
             for side in SIDES:
-                s = measure_one(side, workload, SHORT_RUN_S, dsn, pgbench, target, scripts)
+                s = measure_one(side, workload, SHORT_RUN_S, dsn, pgbench, target, scripts, workers)
                 short[workload][side] = s
                 log(
-                    f"short {SHORT_RUN_S} s run {workload:<6} {side:<8} {s.ops:>7,} ops "
+                    f"short {SHORT_RUN_S} s run {workload:<6} {side:<16} {s.ops:>7,} ops "
                     f"{s.cpu_s:.2f} s CPU ({s.wall_s:.1f} s wall)"
                 )
     return pairs, short
@@ -375,8 +388,10 @@ def figures(pairs: list[Pair], short: dict[str, dict[str, Sample]]) -> dict[str,
         lat = [p.samples["pgbench"].extra["latency_avg_ms"] for p in mine]
         fig["pgbench_latency_avg_ms"] = statistics.median(lat) if None not in lat else None
         # Pair i's two runs were back to back: their ratio cancels slow drift on a shared box.
-        fig["ratio"] = statistics.median(p.ratio for p in mine)
-        fig["ratios"] = [p.ratio for p in mine]
+        fig["ratio"] = statistics.median(p.ratio() for p in mine)
+        fig["ratios"] = [p.ratio() for p in mine]
+        fig["ratio_workers"] = statistics.median(p.ratio("holoload_workers") for p in mine)
+        fig["ratios_workers"] = [p.ratio("holoload_workers") for p in mine]
         fig["first"] = [p.first for p in mine]
         out[workload] = fig
     return out
@@ -396,18 +411,18 @@ def rounded(value: Any) -> Any:
     return value
 
 
-def report(fig: dict[str, Any], seconds: int, reps: int) -> dict[str, Any]:
+def report(fig: dict[str, Any], seconds: int, reps: int, workers: int) -> dict[str, Any]:
     label = "median of " + str(reps) + " reps" if reps > 1 else "1 rep"
-    print(f"\n{CLIENTS} connections, {seconds} s per run, {label}, alternating first side")
+    print(f"\n{CLIENTS} connections, {seconds} s per run, {label}, rotating first side; workers = {workers}")
     head = ("workload", "client", "ops/s", "CPU us/op", "marginal", "ratio h/p")
-    print(f"  {head[0]:<8} {head[1]:<9} {head[2]:>10} {head[3]:>10} {head[4]:>10} {head[5]:>10}")
+    print(f"  {head[0]:<8} {head[1]:<16} {head[2]:>10} {head[3]:>10} {head[4]:>10} {head[5]:>10}")
     for workload in WORKLOADS:
         f = fig[workload]
         for side in SIDES:
             marginal = f[f"{side}_cpu_us_per_op_marginal"]
-            ratio = f"{f['ratio']:.3f}" if side == "holoload" else ""
+            ratio = {"holoload": f"{f['ratio']:.3f}", "holoload_workers": f"{f['ratio_workers']:.3f}"}.get(side, "")
             print(
-                f"  {workload:<8} {side:<9} {f[f'{side}_ops_per_s']:>10,.0f} "
+                f"  {workload:<8} {side:<16} {f[f'{side}_ops_per_s']:>10,.0f} "
                 f"{f[f'{side}_cpu_us_per_op']:>10.1f} "
                 f"{'-' if marginal is None else f'{marginal:.1f}':>10} {ratio:>10}"
             )
@@ -424,6 +439,12 @@ def report(fig: dict[str, Any], seconds: int, reps: int) -> dict[str, Any]:
             select["ratio"],
             f">= {TARGETS['select_ratio']:.2f}x",
             select["ratio"] >= TARGETS["select_ratio"],
+        ),
+        (
+            "select_ratio_workers",
+            select["ratio_workers"],
+            f">= {TARGETS['select_ratio_workers']:.2f}x",
+            select["ratio_workers"] >= TARGETS["select_ratio_workers"],
         ),
         (
             "insert_ratio",
@@ -452,8 +473,11 @@ def report(fig: dict[str, Any], seconds: int, reps: int) -> dict[str, Any]:
         "seconds": seconds,
         "reps": reps,
         "clients": CLIENTS,
+        "workers": workers,
         "select_ratio": select["ratio"],
+        "select_ratio_workers": select["ratio_workers"],
         "insert_ratio": insert["ratio"],
+        "insert_ratio_workers": insert["ratio_workers"],
         "client_cpu_us_per_op": cpu,
         "client_cpu_us_per_op_marginal": marginal,
         "targets_met": {name: ok for name, _, _, ok in checks},
@@ -478,6 +502,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     add("--seconds", type=bounded_int(2, MAX_SECONDS), default=10, help="seconds per timed run")
     add("--reps", type=bounded_int(1, MAX_REPS), default=1, help="timed pairs per workload (medians)")
     add("--warmup", type=bounded_int(0, 60), default=2, help="untimed pgbench select seconds first")
+    add(
+        "--workers",
+        type=bounded_int(2, 64),
+        default=max(2, os.cpu_count() or 2),
+        help="worker processes of the holoload_workers side (default: one per CPU, at least 2)",
+    )
     args = parser.parse_args(argv)
 
     def log(line: str) -> None:
@@ -492,14 +522,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"holoload {sys.executable} -m holoload; {os.cpu_count()} CPUs"
         )
         run_sql(node.dsn, *SETUP_SQL)
-        pairs, short = measure(node.dsn, pgbench, args.seconds, args.reps, args.warmup, log)
+        pairs, short = measure(node.dsn, pgbench, args.seconds, args.reps, args.warmup, args.workers, log)
     except (BenchError, subprocess.TimeoutExpired) as exc:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 1
     finally:
         cluster.stop()
 
-    data = report(figures(pairs, short), args.seconds, args.reps)
+    data = report(figures(pairs, short), args.seconds, args.reps, args.workers)
     print(json.dumps(rounded(data)))
     return 0
 
