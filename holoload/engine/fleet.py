@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import anyio
 
-from holoload.core.errors import WorkerLost
+from holoload.core.errors import SetupError, WorkerLost
 from holoload.core.events import EventSink, RunProblem
 from holoload.core.wire import WorkerWindow
 from holoload.engine.worker import WorkerSpec
@@ -93,7 +93,10 @@ class WorkerFleet:
         self.members = [None] * self.count
 
         async def one(slot: int) -> None:
-            self.members[slot] = await self._start(slot, self.specs[slot], 0)
+            try:
+                self.members[slot] = await self._start(slot, self.specs[slot], 0)
+            except WorkerLost as exc:
+                raise SetupError(f"could not start worker {slot}: {exc.detail}") from exc
 
         try:
             async with anyio.create_task_group() as tg:

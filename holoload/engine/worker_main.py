@@ -2,8 +2,9 @@
 
 It reads its spec and then calls from stdin, runs them on a `WorkerEngine` under uvloop, and
 answers on the original stdout (fd 1 is pointed at stderr, so a stray print cannot corrupt a
-frame). SIGINT is ignored: a Ctrl-C reaches the whole process group, and the coordinator,
-which handles it, tells its workers to stop.
+frame). SIGINT and SIGTERM are ignored: a Ctrl-C or a `kill` of the process group reaches
+every process, and the coordinator, which handles them, tells its workers to stop (a worker
+whose coordinator is gone reads end-of-file and exits).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ async def serve(out_fd: int) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     out_fd = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
