@@ -7,11 +7,12 @@ import itertools
 import pytest
 
 from holoload.core.generators import SeqAllocator
-from holoload.core.scenario import RunSettings
+from holoload.core.scenario import RunSettings, Scenario
 from holoload.core.window import Aggregator
 from holoload.core.workload import Phase
 from holoload.engine.ledgers import LedgerBook
 from holoload.engine.phase_runs import RunBuilder, writer_counts
+from holoload.shell.jobs import resolve_workers
 
 NAMES = ("node1", "node2", "node3")
 
@@ -23,7 +24,13 @@ def phase(workload: dict[str, object]) -> Phase:
 
 def builder(index: int, count: int) -> RunBuilder:
     return RunBuilder(
-        NAMES, ["postgresql://x"] * 3, RunSettings(), None, Aggregator(0), LedgerBook(shared=False), share=(index, count)
+        NAMES,
+        ["postgresql://x"] * 3,
+        RunSettings(),
+        None,
+        Aggregator(0),
+        LedgerBook(shared=False),
+        share=(index, count),
     )
 
 
@@ -65,3 +72,18 @@ def test_worker_seq_partitions_never_hand_out_the_same_id(parts: int) -> None:
         assert seen.isdisjoint(block)
         seen.update(block)
     assert len(seen) == 200 * 100
+
+
+def scenario(workers: object, concurrency: int, endpoints: dict[str, float] | None = None) -> Scenario:
+    workload = {"name": "w", "executor": "constant-concurrency", "concurrency": concurrency, "endpoints": endpoints}
+    workload["ops"] = [{"name": "q", "sql": "SELECT 1"}]
+    return Scenario.model_validate(
+        {"name": "s", "run": {"workers": workers}, "phases": [{"name": "p", "duration": "1s", "workloads": [workload]}]}
+    )
+
+
+def test_auto_workers_is_one_per_cpu_but_never_more_than_the_busiest_phase_has_connections() -> None:
+    assert resolve_workers(scenario("auto", 4), NAMES, cpus=64) == 12  # 4 per endpoint on 3 endpoints
+    assert resolve_workers(scenario("auto", 4), NAMES, cpus=2) == 2
+    assert resolve_workers(scenario("auto", 1, {"node1": 1.0}), NAMES, cpus=64) == 1
+    assert resolve_workers(scenario(7, 1), NAMES, cpus=2) == 7  # a count is taken as given

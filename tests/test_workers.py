@@ -20,7 +20,15 @@ import pytest
 
 from holoload.adapters.cluster import LocalNode
 from tests.conftest import REPO
-from tests.test_robustness import events, has_event, holoload_process, only_run_dir, summary_json, wait_for, write_target
+from tests.test_robustness import (
+    events,
+    has_event,
+    holoload_process,
+    only_run_dir,
+    summary_json,
+    wait_for,
+    write_target,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -94,9 +102,7 @@ def op(summary: dict[str, Any], key: str) -> dict[str, Any]:
     return dict(summary["phases"]["main"]["ops"][key])
 
 
-def test_two_workers_merge_to_exact_sums_and_never_reuse_an_id(
-    tmp_path: Path, pg_cluster: list[LocalNode]
-) -> None:
+def test_two_workers_merge_to_exact_sums_and_never_reuse_an_id(tmp_path: Path, pg_cluster: list[LocalNode]) -> None:
     results = tmp_path / "results"
     target = write_target(tmp_path, pg_cluster)
     args = [write_scenario(tmp_path, "3s"), "--target", target, "--results-dir", str(results), "--workers", "2"]

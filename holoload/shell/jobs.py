@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,6 +19,7 @@ from holoload.core.target import Target
 from holoload.core.verdicts import Verdict, evaluate
 from holoload.engine.canary import CanaryEngine
 from holoload.engine.load import LoadEngine
+from holoload.engine.phase_runs import writer_counts
 from holoload.engine.watch import ClusterWatch
 from holoload.shell.artifacts import ArtifactWriter, HlogWriter, TimeseriesWriter
 from holoload.shell.live import LiveDisplay
@@ -101,7 +103,7 @@ class LoadJob:
         self.sinks: list[EventSink] = [self.timeseries, self.hlog, self.display]
 
     async def run(self, surfaces: TargetSurfaces, sink: EventSink) -> None:
-        workers = resolve_workers(self.scenario.run.workers)
+        workers = resolve_workers(self.scenario, surfaces.names)
         ray = None
         if self.ray_address is not None:
             from holoload.adapters.ray_workers import RayCluster
@@ -146,11 +148,17 @@ class LoadJob:
         self.display.close()
 
 
-def resolve_workers(setting: int | str) -> int:
-    """`run.workers` as a count: 'auto' is one per CPU."""
-    if setting == "auto":
-        return os.cpu_count() or 1
-    return int(setting)
+def resolve_workers(scenario: Scenario, names: Sequence[str], cpus: int | None = None) -> int:
+    """`run.workers` as a count. 'auto' is one per CPU, but never more than the connections of
+    the busiest phase: a worker with no connection would only cost its start-up."""
+    setting = scenario.run.workers
+    if setting != "auto":
+        return int(setting)
+    busiest = max(
+        (sum(sum(writer_counts(w, names)) for w in phase.workloads) for phase in scenario.phases),
+        default=1,
+    )
+    return max(1, min(cpus or os.cpu_count() or 1, busiest))
 
 
 def make_job(scenario: Scenario, console: Console, root: Path, *, quiet: bool) -> CanaryJob | LoadJob:
