@@ -9,6 +9,7 @@ partition no earlier worker used (`on_loss = "restart"`, at most `max_restarts` 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -80,6 +81,7 @@ class WorkerFleet:
     losses: list[str] = field(default_factory=list)
     restarts: int = 0
     _current: str | None = None
+    _flushing: dict[int, tuple[Member, asyncio.Future[Any]]] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -159,15 +161,31 @@ class WorkerFleet:
                     return
                 resume = self.perf_ns()
 
-    async def collect(self) -> list[tuple[WorkerWindow, int]]:
-        """Every live worker's window since its last flush, with its clock offset."""
+    async def collect(self, wait_s: float | None = None) -> list[tuple[WorkerWindow, int]]:
+        """Every live worker's window since its last flush, with its clock offset.
+
+        Args:
+            wait_s: how long to wait for slow workers (None: until each answers or is lost). A
+                worker that has not answered by then keeps its flush going: its window is
+                taken at the next collect, so one slow worker never holds up the others'
+                windows. It is lost only after `flush_timeout_s`.
+        """
+        for slot, member in enumerate(self.members):
+            if member is not None and slot not in self._flushing:
+                call = member.handle.call("flush", timeout_s=self.flush_timeout_s)
+                self._flushing[slot] = (member, asyncio.ensure_future(call))
+        if self._flushing:
+            await asyncio.wait([task for _, task in self._flushing.values()], timeout=wait_s)
         out: list[tuple[WorkerWindow, int]] = []
-
-        async def flush(member: Member) -> None:
-            window = await member.handle.call("flush", timeout_s=self.flush_timeout_s)
-            out.append((window, member.offset_ns))
-
-        await self._each("flush", flush)
+        for slot, (member, task) in list(self._flushing.items()):
+            if not task.done():
+                continue
+            del self._flushing[slot]
+            try:
+                out.append((task.result(), member.offset_ns))
+            except WorkerLost as exc:
+                if self.members[slot] is member:
+                    await self._lost(slot, exc)
         return out
 
     async def stop(self) -> None:
@@ -179,6 +197,9 @@ class WorkerFleet:
         await self._each("cancel", lambda m: m.handle.call("cancel", timeout_s=self.flush_timeout_s))
 
     async def close(self) -> None:
+        for _, task in self._flushing.values():
+            task.cancel()
+        self._flushing.clear()
         with anyio.CancelScope(shield=True):
             async with anyio.create_task_group() as tg:
                 for member in self.live():

@@ -355,11 +355,16 @@ class LoadEngine:
                     self._close_window()  # the phase's last operations belong to its own last window
                 self._ended_phases.add(phase.name)
 
-    async def _collect(self) -> None:
-        """Merge every worker's window into the aggregator, ledgers, pulses and counts."""
+    async def _collect(self, *, complete: bool = True) -> None:
+        """Merge the workers' windows into the aggregator, ledgers, pulses and counts.
+
+        Args:
+            complete: wait for every worker (phase start and end); else (the ticker) wait at
+                most half a window and take a late worker's window at the next tick.
+        """
         if self.fleet is None:
             return
-        self._absorb(await self.fleet.collect())
+        self._absorb(await self.fleet.collect(None if complete else self.scenario.window / 2))
         if self.fleet.failed is not None and self.aborted_by is None:
             self.aborted_by = "workers"
             self.sink.emit(RunProblem(self.clock(), "aborted", f"a worker was lost: {self.fleet.failed}"))
@@ -401,7 +406,7 @@ class LoadEngine:
             if next_ns <= self.perf_ns():  # fell more than a window behind: skip ahead, never burst
                 next_ns = self.perf_ns() + step_ns
             async with self._window_lock:
-                await self._collect()
+                await self._collect(complete=False)
                 self._close_window()
             if self.aborted_by is not None:
                 scope.cancel()
