@@ -230,6 +230,12 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         raise InputError(f"--nodes: expected 1..16, got {args.nodes}")
     overrides = list(args.overrides) + ([f"run.workers={_workers(args.workers)}"] if args.workers else [])
     scenario = load_scenario(args.scenario, overrides)
+    if (args.workers or args.ray) and scenario.batches:
+        console.print(
+            "note: --workers and --ray apply to sustained load ([[phases]]); canary batches run in one process",
+            highlight=False,
+            markup=False,
+        )
     target = load_target(args.target) if args.target else None
     baseline = load_summary(Path(args.baseline)) if args.baseline else None  # bad baseline: exit 2 before load
     budget = _budget(args.budget)
