@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Final, cast
+from urllib.parse import urlsplit, urlunsplit
 
 from holoload.core.errors import SetupError
 
@@ -318,6 +319,13 @@ class FaultProxy:
         if self._port is None:
             raise RuntimeError("fault proxy is not started")
         return self._port
+
+    def dsn_through(self, dsn: str) -> str:
+        """`dsn` with its host and port replaced by this proxy's (user, password and database kept)."""
+        parts = urlsplit(dsn)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        netloc = parts.netloc[: len(parts.netloc) - len(host)] + f"{self.listen_host}:{self.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
 
     def set_faults(self, faults: NetFaults) -> None:
         """Apply `faults` now, to new and existing connections."""

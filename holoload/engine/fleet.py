@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -19,6 +19,9 @@ import anyio
 
 from holoload.core.errors import SetupError, WorkerLost
 from holoload.core.events import EventSink, RunProblem
+from holoload.core.outcome import ErrorRules
+from holoload.core.scenario import Scenario
+from holoload.core.verdicts import Verdict
 from holoload.core.wire import WorkerWindow
 from holoload.engine.worker import WorkerSpec
 
@@ -41,6 +44,25 @@ class WorkerHandle(Protocol):
 
 
 Launcher = Callable[[int, WorkerSpec], WorkerHandle]
+
+
+def worker_specs(
+    scenario: Scenario,
+    names: Sequence[str],
+    dsns: Sequence[str],
+    rules: ErrorRules | None,
+    *,
+    shared: bool,
+    count: int,
+) -> list[WorkerSpec]:
+    """One spec per worker slot. With `on_worker_loss = "restart"` the seq id space has room for
+    every restart (a restarted slot takes partition slot + count * generation)."""
+    run = scenario.run
+    parts = count * (run.worker_restarts + 1) if run.on_worker_loss == "restart" else count
+    return [
+        WorkerSpec(scenario, tuple(names), tuple(dsns), rules, shared, slot, count, slot, parts)
+        for slot in range(count)
+    ]
 
 
 @dataclass
@@ -205,6 +227,18 @@ class WorkerFleet:
                 for member in self.live():
                     tg.start_soon(member.handle.close)
         self.members = [None] * self.count
+
+    def verdict(self) -> Verdict | None:
+        """A failing `workers` gate when a lost worker failed the run (on_worker_loss = fail)."""
+        if self.failed is None:
+            return None
+        lost = len(self.losses)
+        expression = "no worker process lost (run.on_worker_loss = fail)"
+        return Verdict("workers", expression, False, float(lost), 0.0, str(lost), "0", self.failed)
+
+    def summary(self, mode: str) -> dict[str, object]:
+        """summary.json's `workers`: count, mode, lost (one line each) and restarts."""
+        return {"count": self.count, "mode": mode, "lost": list(self.losses), "restarts": self.restarts}
 
     async def _each(self, what: str, call: Callable[[Member], Awaitable[Any]]) -> None:
         async def one(slot: int, member: Member) -> None:

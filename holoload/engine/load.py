@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import anyio
 
@@ -18,26 +18,23 @@ from holoload.adapters.pg import describe_error
 from holoload.adapters.pool import close_writers, open_writers
 from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
 from holoload.adapters.worker_process import ProcessWorker
-from holoload.core import hlog
 from holoload.core.errors import SetupError
 from holoload.core.events import EventSink, GateChanged, PhaseChanged, RunProblem, WindowClosed
 from holoload.core.gates import parse_gate
-from holoload.core.journal import replay
 from holoload.core.load_gates import GateMonitor, LoadGateContext, longest_window_s
 from holoload.core.scenario import Scenario
 from holoload.core.verdicts import Verdict
-from holoload.core.window import NS, Aggregator, OpKey, Window
-from holoload.core.wire import WorkerWindow
+from holoload.core.window import NS, Aggregator, OpKey
 from holoload.core.workload import Phase, gate_spec
 from holoload.engine.chaos import FaultRunner, check_problems
 from holoload.engine.executors import WorkloadRun, run_closed_loop, run_open_loop
-from holoload.engine.fleet import Launcher, WorkerFleet
+from holoload.engine.fleet import Launcher, WorkerFleet, worker_specs
 from holoload.engine.ledgers import LedgerBook, Pulse
+from holoload.engine.merge import absorb_windows
 from holoload.engine.phase_runs import RunBuilder, writer_counts
 from holoload.engine.verification import Verification, verify_ledgers
 from holoload.engine.watch import ClusterWatch
-from holoload.engine.window_rows import window_rows
-from holoload.engine.worker import WorkerSpec
+from holoload.engine.window_rows import encoded_histograms, window_rows
 
 
 @dataclass
@@ -201,28 +198,19 @@ class LoadEngine:
 
     async def _start_fleet(self) -> None:
         """Start the worker processes (or Ray actors) that will run the load."""
-        run = self.scenario.run
-        count = max(1, self.workers)
-        seq_parts = count * (run.worker_restarts + 1) if run.on_worker_loss == "restart" else count
         assert self._builder is not None
-        specs = [
-            WorkerSpec(
-                self.scenario,
-                tuple(self.surfaces.names),
-                tuple(self._builder.dsns),
-                self.surfaces.target.rules(),
-                self.surfaces.shared,
-                slot,
-                count,
-                slot,
-                seq_parts,
-            )
-            for slot in range(count)
-        ]
-        launch: Launcher = self.launcher or ProcessWorker
+        specs = worker_specs(
+            self.scenario,
+            self.surfaces.names,
+            self._builder.dsns,
+            self.surfaces.target.rules(),
+            shared=self.surfaces.shared,
+            count=max(1, self.workers),
+        )
+        run = self.scenario.run
         self.fleet = WorkerFleet(
             specs,
-            launch,
+            self.launcher or ProcessWorker,
             self.sink,
             on_loss=run.on_worker_loss,
             max_restarts=run.worker_restarts,
@@ -230,18 +218,13 @@ class LoadEngine:
             clock=self.clock,
             perf_ns=self.perf_ns,
         )
-        self.sink.emit(PhaseChanged(self.clock(), "workers", f"starting {count} workers"))
+        self.sink.emit(PhaseChanged(self.clock(), "workers", f"starting {len(specs)} workers"))
         await self.fleet.start()
 
     def _work_dsn(self, i: int) -> str:
         dsn = self.surfaces.target.nodes[i].dsn
         proxy = self._proxies.get(i)
-        if proxy is None:
-            return dsn
-        parts = urlsplit(dsn)
-        host = parts.netloc.rsplit("@", 1)[-1]
-        netloc = parts.netloc[: len(parts.netloc) - len(host)] + f"127.0.0.1:{proxy.port}"
-        return urlunsplit(parts._replace(netloc=netloc))
+        return dsn if proxy is None else proxy.dsn_through(dsn)
 
     async def _load(self) -> None:
         self.watch = ClusterWatch(self.surfaces, self.sink, self.scenario.table.name, self.clock)
@@ -364,37 +347,18 @@ class LoadEngine:
         """
         if self.fleet is None:
             return
-        self._absorb(await self.fleet.collect(None if complete else self.scenario.window / 2))
+        absorb_windows(
+            await self.fleet.collect(None if complete else self.scenario.window / 2),
+            aggregator=self.aggregator,
+            book=self.book,
+            pulses=self.pulses,
+            names=self.surfaces.names,
+            completed=self._remote_completed,
+            now_ns=self.perf_ns(),
+        )
         if self.fleet.failed is not None and self.aborted_by is None:
             self.aborted_by = "workers"
             self.sink.emit(RunProblem(self.clock(), "aborted", f"a worker was lost: {self.fleet.failed}"))
-
-    def _absorb(self, windows: list[tuple[WorkerWindow, int]]) -> None:
-        now = self.perf_ns()
-        gaps: dict[tuple[str, str], list[int]] = {}
-        endpoints: dict[str, list[int]] = {}
-        for window, offset in windows:
-            for wire in window.stats:
-                self.aggregator.absorb(wire.op_key(), wire.stats(), now)
-            for key, ms in window.successes.items():
-                gaps.setdefault(key, []).extend(m * 1_000_000 + offset for m in ms)
-            for name, ms in window.endpoint_successes.items():
-                endpoints.setdefault(name, []).extend(m * 1_000_000 + offset for m in ms)
-            for workload, n in window.completed.items():
-                self._remote_completed[workload] = self._remote_completed.get(workload, 0) + n
-            for (table, column, endpoint), records in window.journal.items():
-                replay(self.book.at(table, column, endpoint), records)
-        for (phase, name), times in gaps.items():
-            self.aggregator.absorb_successes(phase, name, sorted(times))
-        names = list(self.surfaces.names)
-        for name, times in endpoints.items():
-            pulse = self.pulses[names.index(name)] if name in names else None
-            if pulse is None or not pulse.armed:
-                continue
-            for t in sorted(times):
-                pulse.hit(t)
-                if not pulse.armed:
-                    break
 
     async def _ticker(self, scope: anyio.CancelScope) -> None:
         """Close a window every `window` seconds on a fixed grid: closing work never stretches windows."""
@@ -419,7 +383,7 @@ class LoadEngine:
         elapsed = (now - self.aggregator.start_ns) / NS
         rows = window_rows(window, self.aggregator, self.current_phase)
         signals = {} if self.watch is None else self.watch.signals()
-        histograms = tuple(_encoded(window))
+        histograms = tuple(encoded_histograms(window))
         self.sink.emit(
             WindowClosed(
                 self.clock(), self.current_phase, window.index, elapsed, window.seconds, rows, signals, histograms
@@ -471,40 +435,11 @@ class LoadEngine:
         now = self.perf_ns()
         scalars = self._scalars()
         verdicts = [m.final(self._context(m, now, scalars)) for m in self.monitors]
-        if self.fleet is not None and self.fleet.failed is not None:  # on_worker_loss = "fail"
-            lost = len(self.fleet.losses)
-            verdicts.append(
-                Verdict(
-                    "workers",
-                    "no worker process lost (run.on_worker_loss = fail)",
-                    False,
-                    float(lost),
-                    0.0,
-                    str(lost),
-                    "0",
-                    self.fleet.failed,
-                )
-            )
-        return verdicts
+        lost = None if self.fleet is None else self.fleet.verdict()
+        return verdicts + ([lost] if lost is not None else [])
 
     def workers_summary(self) -> dict[str, object]:
         """How the load was spread: in this process, or over worker processes / Ray actors, and losses."""
-        fleet = self.fleet
-        if fleet is None:
+        if self.fleet is None:
             return {"count": 1, "mode": "in-process", "lost": [], "restarts": 0}
-        return {
-            "count": fleet.count,
-            "mode": "processes" if self.launcher is None else "ray",
-            "lost": list(fleet.losses),
-            "restarts": fleet.restarts,
-        }
-
-
-def _encoded(window: Window) -> Iterator[tuple[str, int, str]]:
-    """Each key's latency histogram of the window, HDR-encoded for latency.hlog."""
-    for key, stats in window.stats.items():
-        if stats.latency.count == 0:
-            continue
-        histogram = stats.latency.to_latency_histogram()
-        payload = histogram.encode().decode("ascii")
-        yield hlog.tag(key.phase, key.workload, key.op, key.endpoint), histogram.max_us or 0, payload
+        return self.fleet.summary("processes" if self.launcher is None else "ray")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 
+from holoload.core import hlog
 from holoload.core.events import WindowRow
 from holoload.core.window import Aggregator, OpKey, OpStats, Window
 
@@ -64,3 +66,13 @@ def window_rows(window: Window, aggregator: Aggregator, phase: str) -> tuple[Win
             total.merge(aggregator.totals[key])
         rows.append(_row(workload, op, "*", merged, window.seconds, total))
     return tuple(rows)
+
+
+def encoded_histograms(window: Window) -> Iterator[tuple[str, int, str]]:
+    """Each key's latency histogram of the window, HDR-encoded for latency.hlog."""
+    for key, stats in window.stats.items():
+        if stats.latency.count == 0:
+            continue
+        histogram = stats.latency.to_latency_histogram()
+        payload = histogram.encode().decode("ascii")
+        yield hlog.tag(key.phase, key.workload, key.op, key.endpoint), histogram.max_us or 0, payload
