@@ -43,11 +43,13 @@ class RayCluster:
         ray = _ray()
         if not ray.is_initialized():
             try:
+                local = {"_node_ip_address": "127.0.0.1"} if self.address == LOCAL else {}  # stay on loopback
                 ray.init(
                     address=None if self.address == LOCAL else self.address,
                     include_dashboard=False,
                     log_to_driver=False,
                     configure_logging=False,
+                    **local,
                 )
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise SetupError(f"--ray {self.address}: cannot connect to Ray: {exc}") from exc
