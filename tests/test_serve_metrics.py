@@ -11,8 +11,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from holoload.adapters.cluster import LocalNode
+from holoload.core.events import RunProblem
 from holoload.shell.cli import dispatch
-from holoload.shell.prom_exporter import parse_listen
+from holoload.shell.prom_exporter import MetricsExporter, parse_listen
 from tests.test_report_rebuild import scenario_file
 from tests.test_robustness import holoload_process, wait_for, write_target
 
@@ -72,3 +73,16 @@ def test_a_taken_port_or_bad_address_exits_2_before_any_load(tmp_path: Path, pg_
     assert not list((tmp_path / "r").glob("*/timeseries.csv"))
     assert parse_listen(":9464") == ("127.0.0.1", 9464)
     assert dispatch([*args, "--serve-metrics", "nope"]) == 2
+
+
+def test_recorded_problems_such_as_a_lost_worker_are_counted_by_kind() -> None:
+    exporter = MetricsExporter("127.0.0.1", 0)
+    try:
+        exporter.emit(RunProblem(0.0, "worker_lost", "worker 1 (pid 7) lost: killed by SIGKILL"))
+        exporter.emit(RunProblem(0.0, "worker_lost", "worker 0 (pid 8) lost: exited with code 1"))
+        exporter.emit(RunProblem(0.0, "aborted", "a worker was lost"))
+        seen = scrape(exporter.port)
+    finally:
+        exporter.close()
+    counts = {lab["what"]: v for lab, v in seen["holoload_problems_total"]}
+    assert counts == {"worker_lost": 2.0, "aborted": 1.0}

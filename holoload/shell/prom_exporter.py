@@ -21,7 +21,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from holoload.core.errors import InputError
-from holoload.core.events import ChaosFinished, Event, GateChanged, RunStarted, WindowClosed
+from holoload.core.events import ChaosFinished, Event, GateChanged, RunProblem, RunStarted, WindowClosed
 
 _OP = ("phase", "workload", "op", "endpoint")
 _GATE_STATES = {"pass": 1.0, "fail": 0.0}
@@ -60,6 +60,9 @@ class MetricsExporter:
         self._gates = Gauge("holoload_gate_state", "1 pass, 0 fail, -1 pending", ("gate",), registry=r)
         self._chaos = Counter("holoload_chaos_steps", "chaos steps", ("name", "action", "step", "ok"), registry=r)
         self._window = Gauge("holoload_window_index", "the last closed window", registry=r)
+        self._problems = Counter(
+            "holoload_problems", "problems the run recorded: worker_lost, interrupted...", ("what",), registry=r
+        )
         try:
             self._server, self._thread = start_http_server(port, addr=host, registry=r)
         except OSError as exc:
@@ -91,6 +94,8 @@ class MetricsExporter:
             self._chaos.labels(event.name, event.action, event.step, str(event.ok).lower()).inc()
         elif isinstance(event, RunStarted):
             self._info.labels(event.run_id, event.scenario, event.target).set(1)
+        elif isinstance(event, RunProblem):
+            self._problems.labels(event.what).inc()
 
     def close(self) -> None:
         if self._closed.is_set():
