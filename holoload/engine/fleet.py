@@ -25,7 +25,6 @@ from holoload.core.verdicts import Verdict
 from holoload.core.wire import WorkerWindow
 from holoload.engine.worker import WorkerSpec
 
-NS = 1_000_000_000
 CLOCK_PINGS = 5
 
 
@@ -148,10 +147,10 @@ class WorkerFleet:
     async def prepare(self, phase: str) -> None:
         """Every live worker builds its share of the phase and connects its writers."""
         self._current = phase
-        await self._each("prepare", lambda m: m.handle.call("prepare", phase))
+        await self._each(lambda m: m.handle.call("prepare", phase))
 
-    async def run(self, phase: str, start_ns: int, end_ns: int | None) -> int | None:
-        """Run a prepared phase on every worker from `start_ns` (our clock) until each is done.
+    async def run(self, start_ns: int, end_ns: int | None) -> int | None:
+        """Run the prepared phase on every worker from `start_ns` (our clock) until each is done.
 
         Returns:
             When the last worker's load ended (our clock), or None when none finished.
@@ -212,11 +211,11 @@ class WorkerFleet:
 
     async def stop(self) -> None:
         """Graceful stop on every live worker (their running phase ends once in-flight work is done)."""
-        await self._each("stop", lambda m: m.handle.call("stop", timeout_s=self.flush_timeout_s))
+        await self._each(lambda m: m.handle.call("stop", timeout_s=self.flush_timeout_s))
 
     async def cancel(self) -> None:
         """Abandon the running phase on every live worker."""
-        await self._each("cancel", lambda m: m.handle.call("cancel", timeout_s=self.flush_timeout_s))
+        await self._each(lambda m: m.handle.call("cancel", timeout_s=self.flush_timeout_s))
 
     async def close(self) -> None:
         for _, task in self._flushing.values():
@@ -240,7 +239,7 @@ class WorkerFleet:
         """summary.json's `workers`: count, mode, lost (one line each) and restarts."""
         return {"count": self.count, "mode": mode, "lost": list(self.losses), "restarts": self.restarts}
 
-    async def _each(self, what: str, call: Callable[[Member], Awaitable[Any]]) -> None:
+    async def _each(self, call: Callable[[Member], Awaitable[Any]]) -> None:
         async def one(slot: int, member: Member) -> None:
             try:
                 await call(member)

@@ -322,7 +322,7 @@ class LoadEngine:
             async with anyio.create_task_group() as frame:
                 if self.chaos is not None:
                     frame.start_soon(self.chaos.run_frame, phase.name, phase.duration)
-                ended = await fleet.run(phase.name, start, end)
+                ended = await fleet.run(start, end)
                 frame.cancel_scope.cancel()
             finished = True
         finally:
