@@ -68,6 +68,16 @@ def alive(pid: int) -> bool:
     return fields is not None and fields[0] != "Z"
 
 
+def exits_within(pid: int, timeout_s: float) -> bool:
+    """True once pid is no longer alive, False if it still is after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def wait_until_gone(workdir: Path, timeout_s: float) -> float:
     """Seconds until no process uses workdir and it is deleted; fails after timeout_s."""
     started = time.monotonic()
@@ -144,7 +154,8 @@ def test_sigkilled_run_leaves_no_cluster_behind(tmp_path: Path, leftovers: list[
         proc.wait()
     elapsed_s = wait_until_gone(workdir, GONE_WITHIN_S)
     assert not any(alive(pid) for pid in postmasters)
-    assert not alive(watchdog)
+    # an exiting process's command line empties a moment before it is gone: allow the rest of the time
+    assert exits_within(watchdog, max(0.0, GONE_WITHIN_S - elapsed_s))
     print(f"cluster of the SIGKILLed run gone {elapsed_s:.2f} s after the kill")
 
 
