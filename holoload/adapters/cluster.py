@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Literal
 
 from holoload.adapters import cluster_watchdog
-from holoload.adapters.pg_binaries import PgBinaries, find_postgres_binaries
+from holoload.adapters.pg_binaries import PgBinaries, find_postgres_binaries, stage_for_server_account
 from holoload.adapters.pg_server import (
     LOOPBACK,
     PortAllocator,
@@ -166,7 +166,8 @@ class LocalCluster:
         self.watchdog = watchdog
         self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
         self._requested_workdir = workdir
-        self._binaries = binaries
+        self._given_binaries = binaries
+        self._binaries: PgBinaries | None = None
         self._log: Log = log or (lambda _line: None)
         self.workdir: Path | None = None
         self.owns_workdir = False
@@ -183,7 +184,7 @@ class LocalCluster:
     def binaries(self) -> PgBinaries:
         """The server binaries in use (found on first access when not given)."""
         if self._binaries is None:
-            self._binaries = find_postgres_binaries()
+            self._binaries = stage_for_server_account(self._given_binaries or find_postgres_binaries())
         return self._binaries
 
     @property

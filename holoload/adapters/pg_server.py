@@ -43,6 +43,18 @@ def give_to_server_account(path: Path) -> None:
         os.chown(path, account.pw_uid, account.pw_gid)
 
 
+def server_can_execute(program: Path) -> bool:
+    """Whether the server account (ourselves unless root) can run ``program``."""
+    if _server_account() is None:
+        return os.access(program, os.X_OK)
+    probe = ["/bin/sh", "-c", 'test -x "$1"', "sh", str(program)]
+    try:
+        run_server_program(probe, what="access check", timeout_s=10)
+    except SetupError:
+        return False
+    return True
+
+
 def check_server_can_write(directory: Path) -> None:
     """Fail early, and clearly, when root made a dir the postgres user cannot reach."""
     if _server_account() is None:

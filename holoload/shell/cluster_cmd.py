@@ -52,6 +52,7 @@ def _up(nodes: int, base_port: int, console: Console) -> int:
             f"created {existing.created_at}); run `holoload cluster down` first"
         )
     cluster = LocalCluster(nodes, base_port=base_port, keep=True, log=lambda line: console.print(line, highlight=False))
+    console.print(f"server: {cluster.binaries.describe()}", highlight=False)
     started = cluster.start()
     try:
         save_record(cluster)

@@ -256,7 +256,9 @@ def _start_local(options: RunOptions, stack: ExitStack, console: Console, sink: 
     """Start the embedded cluster; it is stopped when the run ends, whatever happens."""
     cluster = LocalCluster(options.local_nodes, log=lambda line: _log(sink, "cluster", detail=line))
     stack.callback(_stop_cluster, cluster, console, sink)
-    _say(console, f"starting embedded PostgreSQL cluster ({options.local_nodes} nodes on 127.0.0.1)...")
+    server = cluster.binaries.describe()
+    _log(sink, "cluster_binaries", server=server)
+    _say(console, f"starting embedded PostgreSQL cluster ({options.local_nodes} nodes on 127.0.0.1, {server})...")
     nodes = cluster.start()
     _log(sink, "cluster_started", nodes=[n.dsn for n in nodes])
     target = local_target([n.dsn for n in nodes])
