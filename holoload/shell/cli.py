@@ -310,6 +310,7 @@ def _validate(files: list[str], overrides: list[str], profile: str, console: Con
                     f"{file}: ok (scenario '{scenario.name}', {scenario.total_batches} batches, "
                     f"{len(scenario.active_gates())} gates, budget {applied.describe()})",
                     highlight=False,
+                    markup=False,
                 )
         except HololoadError as exc:
             console.print(str(exc), highlight=False, markup=False)
