@@ -168,6 +168,21 @@ def test_notify_run_records_outcomes_and_masks_secrets(tmp_path: Path) -> None:
     assert lines[0] == f"notify: posted to {base}/*** (HTTP 200)" and lines[1].startswith("notify: FAILED")
 
 
+def test_an_unreadable_summary_still_notifies_with_verdict_unknown(tmp_path: Path) -> None:
+    """summary.json that is not an object: the post says UNKNOWN and why; the file is left as it was."""
+    writer = ArtifactWriter(tmp_path).open()
+    (tmp_path / "summary.json").write_text("[1, 2]")
+    receiver = WebhookReceiver()
+    with receiver as base:
+        (result,) = notify_run([f"{base}/ok"], writer, Secrets(), say=lambda line: None, log=lambda event, **f: None)
+    writer.close()
+    assert result.ok
+    (got,) = receiver.by_path("/ok")
+    assert got.body["holoload"]["verdict"] == "UNKNOWN"
+    assert "expected a JSON object" in got.body["holoload"]["problems"][0]
+    assert (tmp_path / "summary.json").read_text() == "[1, 2]"
+
+
 PROFILE = """
 [profiles.pr]
 "gates.p95_20k" = "p95(batch_20k) <= 12s"

@@ -129,7 +129,7 @@ def gate_variables(environ: Mapping[str, str], gates: Sequence[str], file: str) 
         by_folded.setdefault(gate.casefold(), []).append(gate)
     items: list[tuple[str, str]] = []
     problems: list[tuple[str, str]] = []
-    for var in sorted(v for v in environ if v.upper().startswith(GATE_PREFIX)):
+    for var in sorted(v for v in environ if v.startswith(GATE_PREFIX)):
         wanted = var[len(GATE_PREFIX) :]
         matches = by_folded.get(wanted.casefold(), [])
         if len(matches) == 1:

@@ -316,14 +316,31 @@ def notify_run(
         log: writes one run.log entry, `log(event, **fields)`.
 
     Returns:
-        One result per URL.
+        One result per URL (none when the posting itself was interrupted or broke).
     """
     urls = list(urls)
     if not urls:
         return []
+    try:
+        return _notify(urls, writer, secrets, say, log)
+    except KeyboardInterrupt:
+        say("notify: interrupted; the verdict stands")
+        log("problem", what="notify", detail="interrupted while notifying")
+    except Exception as exc:  # noqa: BLE001 - a bug here must not turn into a different exit code
+        detail = secrets.scrub(f"{type(exc).__name__}: {exc}")
+        say(f"notify: failed ({detail}); the verdict stands")
+        log("problem", what="notify", detail=detail)
+    return []
+
+
+def _notify(
+    urls: list[str], writer: ArtifactWriter, secrets: Secrets, say: Callable[[str], None], log: Callable[..., None]
+) -> list[NotifyResult]:
     summary_path = writer.root / "summary.json"
     try:
-        summary: dict[str, Any] = json.loads(summary_path.read_text(encoding="utf-8"))
+        summary: Any = json.loads(summary_path.read_text(encoding="utf-8"))
+        if not isinstance(summary, dict):
+            raise ValueError(f"expected a JSON object, got {type(summary).__name__}")
     except (OSError, ValueError) as exc:
         summary = {"verdict": "UNKNOWN", "run": {"results_dir": str(writer.root), "problems": [f"no summary: {exc}"]}}
     report = writer.root / "report.html"
