@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,6 +20,7 @@ from holoload.core.errors import ScenarioError
 from holoload.core.gates import GateSyntaxError, check_gate, parse_gate
 from holoload.core.load_gates import gate_during_tags, gate_phase_names, keyword_problems
 from holoload.core.model_types import Identifier, Label, PositiveSeconds, Rows, Strict
+from holoload.core.profiles import DEFAULT, AppliedBudget, apply_budget, profile_names
 from holoload.core.workload import GateValue, Phase, Setup, gate_text, selectors
 
 #: The bash canary's batch statement; `{table}` and `{rows}` are filled in per batch.
@@ -128,6 +131,10 @@ class Scenario(Strict):
     run: RunSettings = RunSettings()
     gates: dict[Identifier, GateValue] = Field(
         default_factory=dict, description="name -> gate expression; an empty string disables it"
+    )
+    profiles: dict[Identifier, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="budgets by environment: name -> key.path overrides, chosen with --env or HOLOLOAD_ENV",
     )
 
     @model_validator(mode="after")
@@ -258,13 +265,63 @@ def parse_scenario(text: str, file: str, overrides: list[str] | None = None) -> 
     Raises:
         ScenarioError: bad TOML, bad keys/values, or bad gates (exit 2).
     """
-    data = validation.parse_toml(text, file)
-    validation.apply_overrides(data, overrides or [])
+    return parse_scenario_budget(text, file, sets=overrides or [])[0]
+
+
+def parse_scenario_budget(
+    text: str,
+    file: str,
+    *,
+    profile: str = DEFAULT,
+    environ: Mapping[str, str] | None = None,
+    sets: Sequence[str] = (),
+) -> tuple[Scenario, AppliedBudget]:
+    """Parse a scenario under a budget: `[profiles.NAME]`, then `HOLOLOAD_GATE_*`, then `--set`.
+
+    Every profile of the file is checked too (applied alone to the file as written), so a typo
+    in the `pr` profile is an error on main as well.
+
+    Args:
+        text: the TOML document.
+        file: its name, for error messages.
+        profile: the profile to apply ("default": none unless the file has `[profiles.default]`).
+        environ: the environment `HOLOLOAD_GATE_*` variables are read from.
+        sets: `key.path=value` items of the command line (applied last, so they win).
+
+    Returns:
+        The validated scenario and the budget that was applied.
+
+    Raises:
+        ScenarioError: bad TOML, keys, values, gates, profile or gate variable (exit 2).
+    """
+    raw = validation.parse_toml(text, file)
+    data = copy.deepcopy(raw)
+    budget = apply_budget(data, file, profile=profile, environ=environ, sets=sets)
+    scenario = _validated(data, file)
+    for name in profile_names(raw):
+        if name != profile:
+            _check_profile(raw, name, file)
+    return scenario, budget
+
+
+def _validated(data: dict[str, Any], file: str) -> Scenario:
     scenario = validation.validate(Scenario, data, file)
     problems = gate_problems(scenario)
     if problems:
         raise ScenarioError(file, problems)
     return scenario
+
+
+def _check_profile(raw: dict[str, Any], name: str, file: str) -> None:
+    """Apply profile `name` alone to a copy of the file and validate it; problems name the profile."""
+    data = copy.deepcopy(raw)
+    try:
+        apply_budget(data, file, profile=name)
+        _validated(data, file)
+    except ScenarioError as exc:
+        raise ScenarioError(
+            file, [(path, f"{what} (with [profiles.{name}] applied)") for path, what in exc.problems]
+        ) from None
 
 
 def gate_problems(scenario: Scenario) -> list[tuple[str, str]]:

@@ -55,29 +55,47 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     """
     for item in overrides:
         path, value = parse_override(item)
-        node: Any = data
-        for depth, part in enumerate(path[:-1]):
-            node = _step(node, part, path[: depth + 1], item)
-        last = path[-1]
-        if isinstance(node, list):
-            index = _index(node, last, item)
-            node[index] = value
-        else:
-            node[last] = value
+        set_path(data, path, value, file="--set", item=item)
     return data
 
 
-def _step(node: Any, part: str, where: list[str], item: str) -> Any:
+def set_path(data: dict[str, Any], path: Sequence[str], value: Any, *, file: str, item: str) -> None:
+    """Set one key path (`chaos.0.enabled`) of a raw document to `value`, as `--set` does.
+
+    Tables on the way are created; list items are addressed by index. Profiles and
+    `HOLOLOAD_GATE_*` variables go through here too, so every source behaves the same.
+
+    Args:
+        data: the raw document, changed in place.
+        path: the key path, split at the dots.
+        value: the new value (already a TOML value).
+        file: where the override came from, for error messages (`--set`, a scenario file).
+        item: the override as the user wrote it, quoted in error messages.
+
+    Raises:
+        ScenarioError: the path walks through something that is not a table or list.
+    """
+    node: Any = data
+    for depth, part in enumerate(path[:-1]):
+        node = _step(node, part, list(path[: depth + 1]), item, file)
+    last = path[-1]
     if isinstance(node, list):
-        return node[_index(node, part, item)]
+        node[_index(node, last, item, file)] = value
+    else:
+        node[last] = value
+
+
+def _step(node: Any, part: str, where: list[str], item: str, file: str) -> Any:
+    if isinstance(node, list):
+        return node[_index(node, part, item, file)]
     if not isinstance(node, dict):
-        raise ScenarioError("--set", [(".".join(where), f"cannot set inside a {type(node).__name__} ({item})")])
+        raise ScenarioError(file, [(".".join(where), f"cannot set inside a {type(node).__name__} ({item})")])
     return node.setdefault(part, {})
 
 
-def _index(node: list[Any], part: str, item: str) -> int:
+def _index(node: list[Any], part: str, item: str, file: str) -> int:
     if not part.isdigit() or int(part) >= len(node):
-        raise ScenarioError("--set", [(part, f"expected a list index below {len(node)} ({item})")])
+        raise ScenarioError(file, [(part, f"expected a list index below {len(node)} ({item})")])
     return int(part)
 
 

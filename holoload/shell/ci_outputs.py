@@ -59,7 +59,26 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def _overrides(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [o for o in _list(summary.get("overrides")) if isinstance(o, Mapping)]
+
+
+def _value(value: Any) -> str:
+    """An override's value as written in TOML terms: strings quoted, an empty string shown as ""."""
+    return f'"{value}"' if isinstance(value, str) else _text(value).lower() if isinstance(value, bool) else _text(value)
+
+
 # ---------------------------------------------------------------- JUnit XML
+
+
+def _budget_properties(summary: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """`env` (the budget profile) and one `override.<key>` property per override: `<value> (<source>)`."""
+    if "env" not in summary and "overrides" not in summary:
+        return []
+    props: list[tuple[str, Any]] = [("env", summary.get("env") or "default")]
+    for o in _overrides(summary):
+        props.append((f"override.{_text(o.get('key'))}", f"{_value(o.get('value'))} ({_text(o.get('source'))})"))
+    return props
 
 
 def _xml(value: Any) -> str:
@@ -122,6 +141,7 @@ def junit_xml(summary: Mapping[str, Any]) -> str:
         ("results_dir", run.get("results_dir")),
         ("holoload_version", summary.get("holoload_version")),
         ("aborted_by", summary.get("aborted_by")),
+        *_budget_properties(summary),
     ):
         if value is not None:
             ET.SubElement(props, "property", name=name, value=_xml(value))
@@ -242,6 +262,21 @@ def _chaos_lines(summary: Mapping[str, Any]) -> list[str]:
     return ["", "### Chaos", "", *_table(header, rows)]
 
 
+def _budget_lines(summary: Mapping[str, Any]) -> list[str]:
+    """Which budget applied: the profile (`env`) and each override with its source."""
+    if "env" not in summary and "overrides" not in summary:
+        return []
+    env = _text(summary.get("env") or "default")
+    lines = ["", "### Budget", "", f"profile {_inline_code(env)}" if env != "default" else "default budget"]
+    overrides = _overrides(summary)
+    if overrides:
+        rows = ([_cell(o.get("key")), _code(_value(o.get("value"))), _cell(o.get("source"))] for o in overrides)
+        lines += ["", *_table(("key", "value", "source"), rows)]
+    else:
+        lines.append("(no overrides)")
+    return lines
+
+
 def _check_lines(summary: Mapping[str, Any]) -> list[str]:
     check = _map(summary.get("check"))
     if not check:
@@ -289,6 +324,8 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
         facts.append(f"results {_inline_code(run.get('results_dir'))}")
     if summary.get("aborted_by"):
         facts.append(f"aborted by gate {_cell(summary.get('aborted_by'))}")
+    if isinstance(summary.get("env"), str) and summary.get("env") != "default":
+        facts.append(f"budget {_inline_code(summary.get('env'))}")
     if facts:
         lines.append(", ".join(facts))
 
@@ -313,6 +350,7 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     if ops:
         header = ("phase", "op", "ok", "errors", "ops/s", "p50 ms", "p95 ms", "p99 ms")
         lines += ["", "### Ops", "", *_table(header, ops)]
+    lines += _budget_lines(summary)
     lines += _chaos_lines(summary)
     lines += _check_lines(summary)
     problems = _problems(summary)

@@ -14,8 +14,10 @@ from rich.console import Console
 from holoload import __version__
 from holoload.core.compare import Budget
 from holoload.core.errors import ExitCode, HololoadError, InputError
+from holoload.core.profiles import choose_profile
 from holoload.shell.compare_cmd import budget_from_env, load_summary, run_compare
-from holoload.shell.files import load_scenario, load_target
+from holoload.shell.files import load_scenario_budget, load_target
+from holoload.shell.notify import notify_urls
 from holoload.shell.prom_exporter import parse_listen
 
 SUBCOMMANDS = ("run", "validate", "cluster", "report", "compare")
@@ -67,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
         "override a scenario field, e.g. --set gates.p95_20k='p95(batch_20k) <= 10s' "
         "or --set chaos.0.enabled=false (repeatable; values are read as TOML)",
     )
+    _add_env(run)
+    run.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="after the run, POST a short JSON summary (Slack-compatible: verdict, failed gates, p50/p95/p99 "
+        "per op, the report's path) to this webhook (repeatable; default: $HOLOLOAD_NOTIFY, URLs separated "
+        "by spaces). A failed post is recorded, never changes the verdict",
+    )
     run.add_argument(
         "--nodes",
         type=int,
@@ -117,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check scenario and target files without running anything")
     val.add_argument("files", nargs="+", metavar="FILE")
     _add_set(val, "apply overrides to scenario files before checking")
+    _add_env(val)
 
     cluster = sub.add_parser("cluster", help="start, inspect or stop a long-lived local cluster")
     cluster.add_argument("action", choices=("up", "status", "down"))
@@ -176,6 +189,15 @@ def _add_set(parser: argparse.ArgumentParser, help_text: str) -> None:
     )
 
 
+def _add_env(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--env",
+        metavar="NAME",
+        help="budget profile: apply the scenario's [profiles.NAME] overrides (default: $HOLOLOAD_ENV, else "
+        "none). Order: profile, then HOLOLOAD_GATE_<GATE>=expression variables, then --set (which wins)",
+    )
+
+
 def normalise_argv(argv: Sequence[str]) -> list[str]:
     """`holoload SCENARIO ...` means `holoload run SCENARIO ...`."""
     args = list(argv)
@@ -199,7 +221,7 @@ def dispatch(argv: Sequence[str]) -> int:
     errors = Console(stderr=True, soft_wrap=True)
     try:
         if args.command == "validate":
-            return _validate(args.files, args.overrides, console)
+            return _validate(args.files, args.overrides, choose_profile(args.env, os.environ), console)
         if args.command == "cluster":
             from holoload.shell.cluster_cmd import cluster_command
 
@@ -229,7 +251,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if args.nodes < 1 or args.nodes > 16:
         raise InputError(f"--nodes: expected 1..16, got {args.nodes}")
     overrides = list(args.overrides) + ([f"run.workers={_workers(args.workers)}"] if args.workers else [])
-    scenario = load_scenario(args.scenario, overrides)
+    profile = choose_profile(args.env, os.environ)
+    scenario, applied = load_scenario_budget(args.scenario, overrides, profile, os.environ)
+    notify = notify_urls(args.notify, os.environ)
     if (args.workers or args.ray) and scenario.batches:
         console.print(
             "note: --workers and --ray apply to sustained load ([[phases]]); canary batches run in one process",
@@ -254,6 +278,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         budget=budget,
         serve_metrics=parse_listen(args.serve_metrics) if args.serve_metrics else None,
         ray_address=args.ray,
+        applied=applied,
+        notify=notify,
     )
     return run(options, console)
 
@@ -271,7 +297,7 @@ def _workers(text: str) -> str:
     return str(count)
 
 
-def _validate(files: list[str], overrides: list[str], console: Console) -> int:
+def _validate(files: list[str], overrides: list[str], profile: str, console: Console) -> int:
     worst = ExitCode.PASS
     for file in files:
         try:
@@ -279,11 +305,12 @@ def _validate(files: list[str], overrides: list[str], console: Console) -> int:
                 target = load_target(file)
                 console.print(f"{file}: ok (target '{target.name}', {len(target.nodes)} nodes)", highlight=False)
             else:
-                scenario = load_scenario(file, overrides)
+                scenario, applied = load_scenario_budget(file, overrides, profile, os.environ)
                 console.print(
                     f"{file}: ok (scenario '{scenario.name}', {scenario.total_batches} batches, "
-                    f"{len(scenario.active_gates())} gates)",
+                    f"{len(scenario.active_gates())} gates, budget {applied.describe()})",
                     highlight=False,
+                    markup=False,
                 )
         except HololoadError as exc:
             console.print(str(exc), highlight=False, markup=False)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from holoload.core.errors import ScenarioError
-from holoload.core.scenario import Scenario, parse_scenario
+from holoload.core.profiles import AppliedBudget
+from holoload.core.scenario import Scenario, parse_scenario, parse_scenario_budget
 from holoload.core.target import Target, parse_target
 
 
@@ -22,6 +24,13 @@ def read_text(path: str | Path) -> str:
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
     """Read and validate a scenario file with `--set` overrides (exit 2 on any problem)."""
     return parse_scenario(read_text(path), str(path), overrides)
+
+
+def load_scenario_budget(
+    path: str | Path, sets: Sequence[str], profile: str, environ: Mapping[str, str]
+) -> tuple[Scenario, AppliedBudget]:
+    """Read a scenario under a budget: `[profiles.<profile>]`, `HOLOLOAD_GATE_*` of `environ`, then `--set`."""
+    return parse_scenario_budget(read_text(path), str(path), profile=profile, environ=environ, sets=sets)
 
 
 def load_target(path: str | Path) -> Target:

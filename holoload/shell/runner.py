@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import IO, Any
 
 import aiohttp
@@ -27,6 +28,7 @@ from holoload.adapters.surfaces import TargetSurfaces
 from holoload.core.compare import Budget, compare
 from holoload.core.errors import ExitCode, HololoadError, InputError
 from holoload.core.events import Event, EventSink, RunProblem, RunStarted, WindowClosed
+from holoload.core.profiles import AppliedBudget
 from holoload.core.scenario import Scenario, dump
 from holoload.core.secrets import Secrets
 from holoload.core.target import Target, local_target
@@ -34,6 +36,7 @@ from holoload.core.verdicts import Verdict
 from holoload.shell.artifacts import ArtifactWriter, results_dir_for
 from holoload.shell.compare_cmd import render
 from holoload.shell.jobs import Job, LoadJob, make_job
+from holoload.shell.notify import notify_run
 from holoload.shell.outputs import write_reports
 from holoload.shell.prom_exporter import MetricsExporter
 from holoload.shell.summary import RunRecord
@@ -56,6 +59,8 @@ class RunOptions:
     budget: Budget = field(default_factory=Budget)
     serve_metrics: tuple[str, int] | None = None  # --serve-metrics HOST:PORT
     ray_address: str | None = None  # --ray ADDRESS: worker engines as Ray actors
+    applied: AppliedBudget = field(default_factory=AppliedBudget)  # --env profile, HOLOLOAD_GATE_*, --set
+    notify: list[str] = field(default_factory=list)  # --notify URLs (or HOLOLOAD_NOTIFY)
 
 
 class Fanout:
@@ -106,7 +111,7 @@ def _scrubbed(event: Event, secrets: Secrets) -> Event:
 
 def secrets_of(options: RunOptions) -> Secrets:
     """Every secret this run was given: target DSNs and URLs, the environment, chaos `env` values."""
-    urls: list[str] = []
+    urls: list[str] = list(options.notify)
     if options.target is not None:
         for node in options.target.nodes:
             urls += [u for u in (node.dsn, node.metrics_url, node.health_url) if u]
@@ -165,6 +170,8 @@ def run(options: RunOptions, console: Console) -> int:
             console,
             f"holoload · scenario [bold]{scenario.name}[/bold] · target {options.target_label} · results {root}",
         )
+        _say(console, f"budget: {secrets.scrub(options.applied.describe())}", markup=False)
+        _log(sink, "budget", **options.applied.to_summary())
         target = options.target
         try:
             if target is None:
@@ -207,6 +214,7 @@ def run(options: RunOptions, console: Console) -> int:
             job.display.verdicts(verdicts, record.status, options.enforce, code, str(root))
         except (Exception, SystemExit):  # noqa: BLE001 - the terminal is gone; the summaries hold the verdict
             pass
+        notify_run(options.notify, writer, secrets, say=partial(_say, console, markup=False), log=partial(_log, sink))
         _log(sink, "run_finished", status=record.status, exit_code=code)
         return code
 
@@ -401,6 +409,8 @@ def _write_summaries(
     """
     assert record.exit_code is not None
     data, keys = job.summaries(record, target, writer, verdicts)
+    data.update(options.applied.to_summary())  # which budget applied: "env" and "overrides"
+    keys.append(("env", options.applied.env))
     if options.baseline is not None:
         comparison = compare(options.baseline, data, options.budget)
         data["baseline"] = {
