@@ -33,6 +33,7 @@ from holoload.core.target import Target, local_target
 from holoload.core.verdicts import Verdict
 from holoload.shell.artifacts import ArtifactWriter, results_dir_for
 from holoload.shell.compare_cmd import render
+from holoload.shell.history_record import capture_context, history_location, record_run
 from holoload.shell.jobs import Job, LoadJob, make_job
 from holoload.shell.outputs import write_reports
 from holoload.shell.prom_exporter import MetricsExporter
@@ -56,6 +57,7 @@ class RunOptions:
     budget: Budget = field(default_factory=Budget)
     serve_metrics: tuple[str, int] | None = None  # --serve-metrics HOST:PORT
     ray_address: str | None = None  # --ray ADDRESS: worker engines as Ray actors
+    history: str | None = None  # --history PATH|URL|none (default: $HOLOLOAD_HISTORY, then beside the results)
 
 
 class Fanout:
@@ -133,6 +135,7 @@ def run(options: RunOptions, console: Console) -> int:
         log_file = (root / "run.log").open("a")
     except OSError as exc:
         raise InputError(f"cannot create a results directory under {base}: {exc}") from exc
+    capture_context(root, options.scenario_file, options.env)  # git, host, load: for the run history
     job = make_job(scenario, console, root, quiet=options.quiet)
     if isinstance(job, LoadJob):
         job.ray_address = options.ray_address
@@ -416,6 +419,10 @@ def _write_summaries(
             keys = [(k, "FAIL" if k == "slo_status" else v) for k, v in keys]
     data = secrets.scrub_obj(data)
     keys = [(k, secrets.scrub(v) if isinstance(v, str) else v) for k, v in keys]
+    location = history_location(options.history, options.env, writer.root.parent)
+    for problem in record_run(writer.root, data, location, source="run", env=options.env):  # never a verdict
+        data["run"]["problems"].append(problem)
+        print(f"holoload: {problem}", file=sys.stderr)
     try:
         writer.write_summary(data, keys)
     except OSError as exc:
