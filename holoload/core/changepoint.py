@@ -92,7 +92,8 @@ def detect(
 
     Args:
         series: the figures in run order; NaN and infinite values are not allowed (leave them out).
-        alpha: the permutation test's significance level.
+        alpha: the permutation test's significance level for the first split; each level of
+            segmentation below it halves it.
         min_change: the least relative difference of the segment medians worth reporting.
         min_size: the fewest points on either side of a split (3: a shift is seen after 3 runs).
         permutations: shuffles per test (at most; a clearly insignificant split stops early).
@@ -113,9 +114,9 @@ def detect(
         raise ValueError("expected finite values")
     rng = np.random.default_rng(seed)
     found: dict[int, float] = {}
-    pending = [(0, len(values))]
+    pending = [(0, len(values), 0)]
     while pending:
-        lo, hi = pending.pop()
+        lo, hi, depth = pending.pop()
         segment = values[lo:hi]
         if len(segment) < 2 * min_size or float(np.ptp(segment)) == 0.0:
             continue
@@ -125,11 +126,15 @@ def detect(
         before, after = float(np.median(segment[:tau])), float(np.median(segment[tau:]))
         if not _big_enough(before, after, min_change):
             continue
-        p_value = _significance(segment, stat, min_size, permutations, alpha, rng)
-        if p_value >= alpha:
+        # a split found inside a segment that was itself chosen as the best split was tested once
+        # more: each level halves alpha (Bonferroni over the two halves), with enough shuffles to reach it
+        level_alpha = alpha / 2**depth
+        shuffles = max(permutations, math.ceil(2 / level_alpha))
+        p_value = _significance(segment, stat, min_size, shuffles, level_alpha, rng)
+        if p_value >= level_alpha:
             continue
         found[lo + tau] = p_value
-        pending += [(lo, lo + tau), (lo + tau, hi)]
+        pending += [(lo, lo + tau, depth + 1), (lo + tau, hi, depth + 1)]
     return _described(values, found, offset, min_change)
 
 
