@@ -60,6 +60,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
             """CREATE TABLE holoload_gates (
                 run_id TEXT NOT NULL REFERENCES holoload_runs (run_id),
+                position INTEGER NOT NULL,
                 name TEXT NOT NULL,
                 expression TEXT,
                 passed INTEGER,
@@ -73,6 +74,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
             """CREATE TABLE holoload_ops (
                 run_id TEXT NOT NULL REFERENCES holoload_runs (run_id),
+                position INTEGER NOT NULL,
                 phase TEXT NOT NULL,
                 op TEXT NOT NULL,
                 measured INTEGER NOT NULL,

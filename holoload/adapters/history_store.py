@@ -242,12 +242,14 @@ class HistoryStore:
         statements.append(
             _insert("holoload_runs", [*_RUN_COLUMNS, "recorded_at"], [*run_values, datetime.now(UTC).isoformat()])
         )
-        for gate in entry.gates:
+        for i, gate in enumerate(entry.gates):
             values = [_value(c, getattr(gate, c)) for c in _GATE_COLUMNS]
-            statements.append(_insert("holoload_gates", ["run_id", *_GATE_COLUMNS], [entry.run_id, *values]))
-        for op in entry.ops:
+            statements.append(
+                _insert("holoload_gates", ["run_id", "position", *_GATE_COLUMNS], [entry.run_id, i, *values])
+            )
+        for i, op in enumerate(entry.ops):
             values = [_value(c, getattr(op, "rows" if c == "row_count" else c)) for c in _OP_COLUMNS]
-            statements.append(_insert("holoload_ops", ["run_id", *_OP_COLUMNS], [entry.run_id, *values]))
+            statements.append(_insert("holoload_ops", ["run_id", "position", *_OP_COLUMNS], [entry.run_id, i, *values]))
         self.backend.run(statements)
 
     def runs(
@@ -280,7 +282,7 @@ class HistoryStore:
         gates: dict[str, list[GateRecord]] = {}
         for row in self.backend.fetch(
             f"SELECT g.run_id, {', '.join('g.' + c for c in _GATE_COLUMNS)} FROM holoload_gates g "
-            f"JOIN holoload_runs r ON r.run_id = g.run_id{clause} ORDER BY g.run_id, g.name",
+            f"JOIN holoload_runs r ON r.run_id = g.run_id{clause} ORDER BY g.run_id, g.position",
             params,
         ):
             passed = None if row[3] is None else bool(row[3])
@@ -289,7 +291,7 @@ class HistoryStore:
         columns = [c if c != "histogram" or with_histograms else "NULL" for c in _OP_COLUMNS]
         for row in self.backend.fetch(
             f"SELECT o.run_id, {', '.join(c if c == 'NULL' else 'o.' + c for c in columns)} FROM holoload_ops o "
-            f"JOIN holoload_runs r ON r.run_id = o.run_id{clause} ORDER BY o.run_id, o.phase, o.op",
+            f"JOIN holoload_runs r ON r.run_id = o.run_id{clause} ORDER BY o.run_id, o.position",
             params,
         ):
             values = dict(zip(_OP_COLUMNS, row[1:], strict=True))
