@@ -54,8 +54,16 @@ LOAD = {
         },
     },
     "gates": [
-        {"name": "g1", "expression": "p95(ins) <= 1ms", "passed": False, "observed": 0.002, "threshold": 0.001,
-         "observed_text": "2ms", "threshold_text": "1ms", "reason": "2ms > 1ms"},
+        {
+            "name": "g1",
+            "expression": "p95(ins) <= 1ms",
+            "passed": False,
+            "observed": 0.002,
+            "threshold": 0.001,
+            "observed_text": "2ms",
+            "threshold_text": "1ms",
+            "reason": "2ms > 1ms",
+        },
     ],
 }
 
@@ -66,7 +74,12 @@ CANARY = {
     "scenario": {"name": "sales_facts"},
     "target": {"name": "local", "nodes": ["node1"]},
     "ops": {
-        "batch_20k": {"runs": 3, "ok": 2, "errors": 1, "latency_ms": {"p50": 300.0, "p95": 310.0, "p99": 310.0, "max": 310.0}},
+        "batch_20k": {
+            "runs": 3,
+            "ok": 2,
+            "errors": 1,
+            "latency_ms": {"p50": 300.0, "p95": 310.0, "p99": 310.0, "max": 310.0},
+        },
     },
     "gates": [],
     "batches": [
@@ -81,15 +94,41 @@ CONTEXT = RunContext("abc", "main", None, "host", 2, "cpu", 0.5)
 
 def test_a_load_summary_becomes_a_run_with_per_phase_ops_gates_and_context() -> None:
     entry = entry_from_summary(LOAD, context=CONTEXT, histograms={("main", "w.ins"): "HIST"}, environment_fallback="ci")
-    assert (entry.run_id, entry.scenario, entry.target, entry.verdict, entry.exit_code) == ("oltp-1", "oltp", "session", "FAIL", 1)
+    assert (entry.run_id, entry.scenario, entry.target, entry.verdict, entry.exit_code) == (
+        "oltp-1",
+        "oltp",
+        "session",
+        "FAIL",
+        1,
+    )
     assert entry.started_ts == pytest.approx(1796205600.5)
     assert entry.topology == "2 nodes, per_node, partitions"
-    assert (entry.environment, entry.git_commit, entry.git_branch, entry.host_cpus, entry.host_load1) == ("ci", "abc", "main", 2, 0.5)
+    assert (entry.environment, entry.git_commit, entry.git_branch, entry.host_cpus, entry.host_load1) == (
+        "ci",
+        "abc",
+        "main",
+        2,
+        0.5,
+    )
     assert entry.scenario_hash == scenario_hash(LOAD["scenario"]) and len(entry.scenario_hash) == 16
     main = entry.op("main", "w.ins")
     assert main is not None
-    assert (main.ok, main.errors, dict(main.errors_by_class), main.dropped, main.retries, main.rows) == (100, 3, {"conflict": 2, "timeout": 1}, 4, 5, 100)
-    assert (main.p50_ms, main.p95_ms, main.p99_ms, main.max_ms, main.ops_per_s, main.histogram) == (1.0, 2.0, 3.0, 9.0, 10.0, "HIST")
+    assert (main.ok, main.errors, dict(main.errors_by_class), main.dropped, main.retries, main.rows) == (
+        100,
+        3,
+        {"conflict": 2, "timeout": 1},
+        4,
+        5,
+        100,
+    )
+    assert (main.p50_ms, main.p95_ms, main.p99_ms, main.max_ms, main.ops_per_s, main.histogram) == (
+        1.0,
+        2.0,
+        3.0,
+        9.0,
+        10.0,
+        "HIST",
+    )
     warm = entry.op("warm", "w.ins")
     assert warm is not None and warm.measured is False and warm.p95_ms is None
     [gate] = entry.gates
@@ -101,9 +140,17 @@ def test_a_canary_summary_files_batch_ops_with_error_classes_and_a_histogram_fro
     histograms = canary_histograms(CANARY["batches"])
     entry = entry_from_summary(CANARY, context=RunContext(), histograms=histograms)
     [op] = entry.ops
-    assert (op.phase, op.op, op.ok, op.errors, dict(op.errors_by_class)) == (CANARY_PHASE, "batch_20k", 2, 1, {"timeout": 1})
+    assert (op.phase, op.op, op.ok, op.errors, dict(op.errors_by_class)) == (
+        CANARY_PHASE,
+        "batch_20k",
+        2,
+        1,
+        {"timeout": 1},
+    )
     h = LatencyHistogram.decode(histograms[(CANARY_PHASE, "batch_20k")].encode())
-    assert h.count == 2 and h.percentile_us(100) == pytest.approx(310_000, rel=0.001)  # the failed batch is not a latency
+    assert h.count == 2 and h.percentile_us(100) == pytest.approx(
+        310_000, rel=0.001
+    )  # the failed batch is not a latency
     assert entry.environment == "default"
 
 
@@ -113,7 +160,9 @@ def test_a_killed_runs_rebuilt_summary_keeps_last_live_gate_states_as_no_verdict
         "verdict": "KILLED",
         "exit_code": None,
         "run": {"run_id": "oltp-k", "started_at": 1796205600.25, "status": "KILLED"},
-        "gates": [{"name": "g1", "passed": True, "state": "pass", "reason": "last live state before the run ended: ok"}],
+        "gates": [
+            {"name": "g1", "passed": True, "state": "pass", "reason": "last live state before the run ended: ok"}
+        ],
     }
     entry = entry_from_summary(killed, context=RunContext(), histograms={})
     assert (entry.verdict, entry.exit_code, entry.started_ts) == ("KILLED", None, 1796205600.25)
@@ -140,7 +189,11 @@ def test_series_op_keys_and_latest_verdicts_follow_start_time() -> None:
     later = replace(base, run_id="oltp-2", started_ts=base.started_ts + 10, verdict="PASS")
     other_env = replace(base, run_id="oltp-3", started_ts=base.started_ts + 20, environment="staging")
     runs: list[Any] = [later, other_env, base]
-    assert [(r.run_id, v) for r, v in series(runs, "main", "w.ins", "p95_ms")] == [("oltp-1", 2.0), ("oltp-2", 2.0), ("oltp-3", 2.0)]
+    assert [(r.run_id, v) for r, v in series(runs, "main", "w.ins", "p95_ms")] == [
+        ("oltp-1", 2.0),
+        ("oltp-2", 2.0),
+        ("oltp-3", 2.0),
+    ]
     assert series(runs, "warm", "w.ins", "p95_ms") == []  # no figure: left out, not zero
     assert op_keys(runs) == [("main", "w.ins")]  # unmeasured phases are not trended
     latest = latest_verdicts(runs)

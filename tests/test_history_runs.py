@@ -48,7 +48,9 @@ def test_every_run_is_recorded_and_history_commands_show_it(
     first = _run(tmp_path, target, results, "--baseline", "auto")
     assert "no passing run of scenario rebuild, target session, environment ci" in capsys.readouterr().out
     # wide budgets: this test is about which baseline is found; 1 s runs on a busy machine vary a lot
-    second = _run(tmp_path, target, results, "--baseline", "auto", "--budget", "latency=1000%", "--budget", "throughput=99%")
+    second = _run(
+        tmp_path, target, results, "--baseline", "auto", "--budget", "latency=1000%", "--budget", "throughput=99%"
+    )
     assert f"baseline (auto): {first}" in capsys.readouterr().out
     assert json.loads((second / "summary.json").read_text())["baseline"]["results_dir"] == str(first)
 
@@ -57,7 +59,13 @@ def test_every_run_is_recorded_and_history_commands_show_it(
     assert [r.results_dir for r in runs] == [str(first.resolve()), str(second.resolve())]
     run = runs[1]
     summary = json.loads((second / "summary.json").read_text())
-    assert (run.run_id, run.verdict, run.environment, run.target, run.source) == (summary["run"]["run_id"], "PASS", "ci", "session", "run")
+    assert (run.run_id, run.verdict, run.environment, run.target, run.source) == (
+        summary["run"]["run_id"],
+        "PASS",
+        "ci",
+        "session",
+        "run",
+    )
     assert (run.git_commit, run.git_branch) == ("c0ffee" * 6 + "beef", "main")
     assert run.host_cpus and run.host_load1 is not None and run.holoload_version
     assert [g.name for g in run.gates] == ["p99"] and run.gates[0].passed is True
@@ -75,7 +83,9 @@ def test_every_run_is_recorded_and_history_commands_show_it(
     assert dispatch(["history", "show", run.run_id[:-3], "--results-dir", str(results)]) == 0
     out = capsys.readouterr().out
     assert "p99(read) <= 10s" in out and "w.read" in out and "chars" in out
-    assert dispatch(["history", "trend", "--op", "main/w.read", "--metric", "p95_ms", "--results-dir", str(results)]) == 0
+    assert (
+        dispatch(["history", "trend", "--op", "main/w.read", "--metric", "p95_ms", "--results-dir", str(results)]) == 0
+    )
     out = capsys.readouterr().out
     assert "rebuild · env ci · target session · main/w.read" in out and out.count("PASS") == 2
 
@@ -155,7 +165,9 @@ def test_history_import_and_the_index_page_in_chromium(
     dom = _run_browser(browser, ["--dump-dom", url], tmp_path).decode()
     for op in ("main/w.ins", "main/w.read"):
         assert f'data-op="{op}"' in dom
-    assert dom.count('class="chart trend-chart latency"') == 2 and dom.count('class="chart trend-chart throughput"') == 2
+    assert (
+        dom.count('class="chart trend-chart latency"') == 2 and dom.count('class="chart trend-chart throughput"') == 2
+    )
     assert dom.count('class="run-link"') == 3 and 'class="line verdict-dots KILLED"' in dom
     width, height, bpp, rows = decode_png(shot.read_bytes())
     assert (width, height) == (1280, 1800)

@@ -26,7 +26,9 @@ def _histogram(*values_us: int) -> str:
     return h.encode().decode("ascii")
 
 
-def make_entry(run_id: str = "oltp-20261202T100000Z-abc123", *, started_ts: float = 1_796_200_000.0, **kw: object) -> RunEntry:
+def make_entry(
+    run_id: str = "oltp-20261202T100000Z-abc123", *, started_ts: float = 1_796_200_000.0, **kw: object
+) -> RunEntry:
     """A run with every field set, gates of both outcomes and ops with and without histograms."""
     entry = RunEntry(
         run_id=run_id,
@@ -57,8 +59,42 @@ def make_entry(run_id: str = "oltp-20261202T100000Z-abc123", *, started_ts: floa
             GateRecord("live", "p99(read) <= 1s", None, "pending", None, None, None, None, None),
         ),
         ops=(
-            OpRecord("main", "w.read", True, 10.0, 31_000, 0, {}, 0, 0, 0, 3100.0, 0.5, 3.1, 7.5, 40.0, _histogram(400, 3000, 7000)),
-            OpRecord("main", "w.ins", True, 10.0, 9_000, 2, {"conflict": 1, "timeout": 1}, 3, 4, 9_000, 900.0, 1.0, 6.0, 9.0, 30.0, None),
+            OpRecord(
+                "main",
+                "w.read",
+                True,
+                10.0,
+                31_000,
+                0,
+                {},
+                0,
+                0,
+                0,
+                3100.0,
+                0.5,
+                3.1,
+                7.5,
+                40.0,
+                _histogram(400, 3000, 7000),
+            ),
+            OpRecord(
+                "main",
+                "w.ins",
+                True,
+                10.0,
+                9_000,
+                2,
+                {"conflict": 1, "timeout": 1},
+                3,
+                4,
+                9_000,
+                900.0,
+                1.0,
+                6.0,
+                9.0,
+                30.0,
+                None,
+            ),
             OpRecord("warm", "w.ins", False, 1.0, 100, 0, {}, 0, 0, 100, 100.0, None, None, None, None, None),
         ),
     )
@@ -95,7 +131,9 @@ def test_migrations_are_recorded_and_an_old_database_is_brought_up_to_date(tmp_p
     """A file at schema 1 (as an earlier holoload left it) gets migration 2 and keeps its runs."""
     path = tmp_path / "h.sqlite"
     conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE holoload_schema (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)")
+    conn.execute(
+        "CREATE TABLE holoload_schema (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
     for sql in MIGRATIONS[0].statements:
         conn.execute(sql)
     conn.execute("INSERT INTO holoload_schema VALUES (1, 'first', '2026-01-01')")
