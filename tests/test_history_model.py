@@ -163,11 +163,14 @@ def test_a_killed_runs_rebuilt_summary_keeps_last_live_gate_states_as_no_verdict
         "gates": [
             {"name": "g1", "passed": True, "state": "pass", "reason": "last live state before the run ended: ok"}
         ],
+        "phases": {"main": {"seconds": 2.0, "ops": {"w.ins": {"ok": 7, "error_count": 2, "latency_ms": None}}}},
     }
     entry = entry_from_summary(killed, context=RunContext(), histograms={})
     assert (entry.verdict, entry.exit_code, entry.started_ts) == ("KILLED", None, 1796205600.25)
     assert entry.started_at.startswith("2026-12-02T10:00:00.25")
     assert entry.gates[0].passed is None and entry.gates[0].state == "pass"
+    [op] = entry.ops  # rebuilt from timeseries.csv: error_count without classes, no latency
+    assert (op.ok, op.errors, dict(op.errors_by_class), op.p95_ms) == (7, 2, {}, None)
 
 
 def test_environment_comes_from_the_summary_then_the_context_then_the_fallback() -> None:

@@ -219,9 +219,9 @@ def _op(
     if isinstance(by_class, Mapping):  # sustained load: errors by class, error_count the total
         classes = {str(k): _int(v) for k, v in by_class.items()}
         errors = _int(fig["error_count"]) if "error_count" in fig else sum(classes.values())
-    else:  # a canary op: a count, its classes from the batches
+    else:  # a canary op (a count, its classes from the batches) or a rebuilt one (error_count only)
         classes = dict(fig.get("error_classes") or {})
-        errors = _int(by_class)
+        errors = _int(fig["error_count"]) if "error_count" in fig else _int(by_class)
     return OpRecord(
         phase=phase,
         op=name,
