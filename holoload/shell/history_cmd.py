@@ -101,7 +101,7 @@ def history_command(args: argparse.Namespace, console: Console, env: Mapping[str
             index, badge = write_history_report(runs, Path(args.out))
         except OSError as exc:
             raise InputError(f"{args.out}: cannot write the history report: {exc}") from exc
-        _print(console, f"{len(runs)} runs from {location}: {index} and {badge}")
+        _print(console, f"{len(runs)} runs from {store.where}: {index} and {badge}")
         return 0
 
 

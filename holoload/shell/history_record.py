@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from holoload.adapters.history_store import open_store
+from holoload.adapters.pg import redact
 from holoload.core import hlog
 from holoload.core.errors import HololoadError, InputError
 from holoload.core.histogram import LatencyHistogram
@@ -183,7 +184,7 @@ def record_run(
         with open_store(location) as store:
             store.record(entry)
     except (HololoadError, ValueError, OSError) as exc:
-        return [f"run history not recorded ({location}): {exc}"]
+        return [f"run history not recorded ({redact(location)}): {exc}"]  # no password in summaries
     return []
 
 
