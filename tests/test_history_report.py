@@ -79,3 +79,18 @@ def test_write_history_report_writes_both_files(tmp_path: Path) -> None:
     index, badge = write_history_report(_runs(tmp_path), tmp_path / "out" / "reports")
     assert index.read_text().startswith("<!DOCTYPE html>") and badge.read_text().startswith("<svg")
     assert sorted(p.name for p in index.parent.iterdir()) == ["badge.svg", "index.html"]
+
+
+def test_the_environment_filter_hides_other_environments_in_chromium(tmp_path: Path) -> None:
+    """index.html#env=staging opens with only staging's rows and sections shown (the inline script ran)."""
+    from tests.test_html_report import _browser, _run_browser
+
+    browser = _browser()
+    index, _ = write_history_report(_runs(tmp_path), tmp_path / "reports")
+    dom = _run_browser(browser, ["--dump-dom", index.as_uri() + "#env=staging"], tmp_path).decode()
+    shown = re.findall(r'<section class="group" data-env="([^"]+)" data-scenario="([^"]+)">', dom)
+    hidden = re.findall(
+        r'<section class="group" data-env="([^"]+)" data-scenario="([^"]+)" style="display: none;">', dom
+    )
+    assert shown == [("staging", "oltp")]
+    assert hidden == [("ci", "oltp"), ("ci", "sales_facts")]

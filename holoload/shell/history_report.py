@@ -1,7 +1,8 @@
 """`holoload history report`: reports/index.html (every scenario's runs over time) and reports/badge.svg.
 
 One self-contained page: inline CSS and SVG charts (svg_charts.py), no fonts or network; a few
-lines of inline script only for the environment filter (without scripts every environment shows).
+lines of inline script only for the environment filter (`index.html#env=ci` opens filtered;
+without scripts every environment shows).
 Per scenario, environment and target: the latest verdict, each op's p95/p99 and ops/s over the
 runs with each run's verdict as a coloured dot, change points as labelled vertical lines, and a
 table of runs linking to each run's report.html.
@@ -45,12 +46,20 @@ svg .mark-label{fill:#cf222e;font-size:11px} svg .axis-label{fill:#57606a} svg l
 """
 
 _FILTER_JS = """
-document.getElementById('env').addEventListener('change', function (e) {
-  var env = e.target.value;
-  document.querySelectorAll('[data-env]').forEach(function (el) {
-    el.style.display = (env === '' || el.getAttribute('data-env') === env) ? '' : 'none';
+(function () {
+  var select = document.getElementById('env');
+  function show(env) {
+    document.querySelectorAll('[data-env]').forEach(function (el) {
+      el.style.display = (env === '' || el.getAttribute('data-env') === env) ? '' : 'none';
+    });
+  }
+  select.addEventListener('change', function () {
+    show(select.value);
+    history.replaceState(null, '', '#env=' + encodeURIComponent(select.value));
   });
-});
+  var m = /^#env=(.*)$/.exec(location.hash);  /* index.html#env=ci opens filtered */
+  if (m) { select.value = decodeURIComponent(m[1]); show(select.value); }
+})();
 """
 
 Group = tuple[str, str, str]  # scenario, environment, target
