@@ -74,7 +74,7 @@ def test_every_run_is_recorded_and_history_commands_show_it(
     want = summary["phases"]["main"]["ops"]["w.read"]
     assert read.ok == want["ok"] > 0 and read.p99_ms == want["latency_ms"]["p99"]
     merged = LatencyHistogram.decode(read.histogram.encode())  # every endpoint and window of the phase
-    assert merged.count == want["ok"] + want["error_count"] or merged.count == want["ok"]
+    assert merged.count == want["ok"]  # successes only, as the run's own percentiles
     assert merged.percentile_us(99) / 1000 == pytest.approx(want["latency_ms"]["p99"], rel=0.002)
 
     assert dispatch(["history", "list", "--results-dir", str(results)]) == 0
@@ -125,7 +125,10 @@ def test_a_killed_run_is_recorded_by_holoload_report(tmp_path: Path, pg_cluster:
     assert run.host_cpus and run.started_ts > 0
     ins = run.op("main", "w.ins")
     assert ins is not None and ins.ok == rebuilt["phases"]["main"]["ops"]["w.ins"]["ok"] > 0
-    assert ins.histogram is not None and LatencyHistogram.decode(ins.histogram.encode()).count >= ins.ok
+    assert ins.histogram is not None
+    # latency.hlog is appended right after timeseries.csv for each window: a kill between the two
+    # leaves the histogram one window short of the counts, never ahead of them
+    assert 0 < LatencyHistogram.decode(ins.histogram.encode()).count <= ins.ok
     assert [g.name for g in run.gates] == [g["name"] for g in rebuilt["gates"]]
     assert all(g.passed is None for g in run.gates)  # last live states, never verdicts
 
