@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from holoload.adapters.history_store import open_store
 from holoload.core.histogram import LatencyHistogram
 from holoload.shell.cli import dispatch
 from tests.conftest import REPO
+from tests.test_history_store import pg_history_url  # noqa: F401 - a fixture
 from tests.test_html_report import _browser, _run_browser, decode_png
 from tests.test_report_rebuild import main_windows, scenario_file
 from tests.test_robustness import holoload_process, only_run_dir, wait_for, write_target
@@ -34,11 +36,16 @@ def _run(tmp_path: Path, target: str, results: Path, *extra: str) -> Path:
 
 
 def test_every_run_is_recorded_and_history_commands_show_it(
-    tmp_path: Path, pg_cluster: list[LocalNode], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    pg_cluster: list[LocalNode],
+    pg_history_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Two runs land in results/history.sqlite with context and per-op histograms; list, show and
-    trend print them; `--baseline auto` compares with the last passing run; a history that cannot be
-    written is a recorded problem and leaves the verdict alone."""
+    trend print them; `--baseline auto` compares with the last passing run; imported into
+    PostgreSQL they come back equal; a history that cannot be written is a recorded problem and
+    leaves the verdict alone."""
     monkeypatch.setenv("HOLOLOAD_ENV", "ci")
     monkeypatch.setenv("GITHUB_SHA", "c0ffee" * 6 + "beef")
     monkeypatch.setenv("GITHUB_REF_NAME", "main")
@@ -88,6 +95,13 @@ def test_every_run_is_recorded_and_history_commands_show_it(
     )
     out = capsys.readouterr().out
     assert "rebuild · env ci · target session · main/w.read" in out and out.count("PASS") == 2
+
+    # the same runs in a team's PostgreSQL history: imported, then listed through the URL
+    assert dispatch(["history", "import", str(first), str(second), "--history", pg_history_url]) == 0
+    with open_store(pg_history_url) as store:
+        assert store.runs(with_histograms=True) == [replace(r, source="import") for r in runs]
+    assert dispatch(["history", "list", "--history", pg_history_url]) == 0
+    assert runs[1].run_id in capsys.readouterr().out
 
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
