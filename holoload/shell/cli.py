@@ -278,7 +278,8 @@ def _auto_baseline(args: argparse.Namespace, scenario: Scenario, target: str, co
     from holoload.shell.history_record import environment_label, history_location, resolve_auto_baseline
 
     location = history_location(args.history, os.environ, Path(args.results_dir or scenario.run.results_dir))
-    environment = environment_label(os.environ)
+    profile = getattr(args, "env", None)  # an --env profile's name, where the run has that option
+    environment = profile if isinstance(profile, str) and profile else environment_label(os.environ)
     found = resolve_auto_baseline(location, scenario.name, target, environment)
     where = f"scenario {scenario.name}, target {target}, environment {environment}"
     if found is None:
