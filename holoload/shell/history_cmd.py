@@ -12,7 +12,6 @@ from typing import Any
 from rich.console import Console
 
 from holoload.adapters.history_store import HistoryStore, open_store
-from holoload.core.changepoint import detect
 from holoload.core.errors import InputError
 from holoload.core.history_model import METRICS, RunEntry, op_keys, series
 from holoload.shell.compare_cmd import load_summary
@@ -184,6 +183,8 @@ def _show(store: HistoryStore, run_id: str, console: Console) -> int:
 
 
 def _trend(store: HistoryStore, args: argparse.Namespace, console: Console) -> int:
+    from holoload.core.changepoint import detect  # numpy: only when trends are asked for
+
     runs = store.runs(scenario=args.scenario, environment=args.environment, target=args.target)
     groups: dict[tuple[str, str, str], list[RunEntry]] = {}
     for run in runs:
