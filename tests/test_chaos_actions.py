@@ -72,7 +72,7 @@ def run(tmp_path: Path, scenario: str, target: str) -> tuple[subprocess.Complete
     results = tmp_path / "results"
     cmd = [sys.executable, "-m", "holoload", str(path), "--target", target, "--results-dir", str(results)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
-    dirs = list(results.iterdir()) if results.exists() else []
+    dirs = [p for p in results.iterdir() if p.is_dir()] if results.exists() else []  # not history.sqlite
     return proc, dirs[0] if dirs else results
 
 

@@ -34,7 +34,7 @@ def chaos_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     for item in SHORT:
         cmd += ["--set", item]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=240, check=False)
-    (run_dir,) = results.iterdir()
+    (run_dir,) = [p for p in results.iterdir() if p.is_dir()]  # not history.sqlite
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     with (run_dir / "timeseries.csv").open() as fh:
         windows = list(csv.DictReader(fh))

@@ -39,7 +39,7 @@ params = [{ gen = "uniform", min = 1, max = 1000 }]
 
 
 def run_dir(base: Path) -> Path:
-    (run,) = list(base.iterdir())
+    (run,) = [p for p in base.iterdir() if p.is_dir()]  # not history.sqlite
     return run
 
 

@@ -27,7 +27,7 @@ def phase_ops(run_dir: Path) -> dict[str, dict[str, object]]:
 
 
 def only_run(base: Path) -> Path:
-    (run,) = list(base.iterdir())
+    (run,) = [p for p in base.iterdir() if p.is_dir()]  # not history.sqlite
     return run
 
 

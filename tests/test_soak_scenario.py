@@ -64,7 +64,7 @@ def short_soak(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     for item in SHORT:
         cmd += ["--set", item]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False)
-    (run_dir,) = results.iterdir()
+    (run_dir,) = [p for p in results.iterdir() if p.is_dir()]  # not history.sqlite
     summary = json.loads((Path(run_dir) / "summary.json").read_text())
     return {"proc": proc, "summary": summary}
 

@@ -15,12 +15,14 @@ from holoload import __version__
 from holoload.core.compare import Budget
 from holoload.core.errors import ExitCode, HololoadError, InputError
 from holoload.core.profiles import choose_profile
+from holoload.core.scenario import Scenario
 from holoload.shell.compare_cmd import budget_from_env, load_summary, run_compare
 from holoload.shell.files import load_scenario_budget, load_target
+from holoload.shell.history_cmd import add_history_option, add_history_parser
 from holoload.shell.notify import notify_urls
 from holoload.shell.prom_exporter import parse_listen
 
-SUBCOMMANDS = ("run", "validate", "cluster", "report", "compare")
+SUBCOMMANDS = ("run", "validate", "cluster", "report", "compare", "history")
 
 DESCRIPTION = """\
 holoload runs load scenarios against PostgreSQL-wire clusters and ends with PASS or FAIL.
@@ -31,6 +33,7 @@ holoload runs load scenarios against PostgreSQL-wire clusters and ends with PASS
   holoload cluster up|status|down             keep a local cluster running between runs
   holoload report RESULTS_DIR                 rewrite a run's reports; rebuild a killed run's summary
   holoload compare BASELINE_DIR RESULTS_DIR   fail (exit 1) when p95/p99 or throughput regressed
+  holoload history list|show|trend|import|report   runs recorded across time; reports/index.html
 """
 
 EPILOG = """\
@@ -99,10 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", "-q", action="store_true", help="print only the verdict")
     run.add_argument(
         "--baseline",
-        metavar="DIR",
+        metavar="DIR|auto",
         help="results directory of a baseline run: FAIL (exit 1) when a p95/p99 or the throughput of an op "
-        "regressed beyond the budget (default 10 %%)",
+        "regressed beyond the budget (default 10 %%); 'auto': the last passing run of the same scenario, "
+        "target and environment in the run history",
     )
+    add_history_option(run)
     _add_budget(run)
     run.add_argument(
         "--workers",
@@ -152,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="rebuild summary.json/summary.txt from events.jsonl, timeseries.csv and latency.hlog even if present",
     )
+    add_history_option(report)
     cmp = sub.add_parser(
         "compare",
         help="compare a run with a baseline run: exit 1 when p95/p99 or throughput regressed beyond the budget",
@@ -159,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("baseline", metavar="BASELINE_DIR")
     cmp.add_argument("results", metavar="RESULTS_DIR")
     _add_budget(cmp)
+    add_history_parser(sub)
     return parser
 
 
@@ -229,7 +236,11 @@ def dispatch(argv: Sequence[str]) -> int:
         if args.command == "report":
             from holoload.shell.report_cmd import report_command
 
-            return report_command(args.results_dir, rebuild=args.rebuild, console=console)
+            return report_command(args.results_dir, rebuild=args.rebuild, console=console, history=args.history)
+        if args.command == "history":
+            from holoload.shell.history_cmd import history_command
+
+            return history_command(args, console)
         if args.command == "compare":
             return run_compare(Path(args.baseline), Path(args.results), _budget(args.budget), console)
         if args.command == "run":
@@ -261,7 +272,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             markup=False,
         )
     target = load_target(args.target) if args.target else None
-    baseline = load_summary(Path(args.baseline)) if args.baseline else None  # bad baseline: exit 2 before load
+    baseline_dir = _auto_baseline(args, scenario, target.name if target else "local", console)
+    baseline = load_summary(baseline_dir) if baseline_dir else None  # bad baseline: exit 2 before load
     budget = _budget(args.budget)
     label = f"{target.name} ({args.target})" if target else f"local ({args.nodes} nodes)"
     options = RunOptions(
@@ -280,8 +292,32 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         ray_address=args.ray,
         applied=applied,
         notify=notify,
+        history=args.history,
     )
     return run(options, console)
+
+
+def _auto_baseline(args: argparse.Namespace, scenario: Scenario, target: str, console: Console) -> Path | None:
+    """--baseline DIR as given; `auto` resolved from the run history (None, with a note, when it has none)."""
+    if args.baseline != "auto":
+        return Path(args.baseline) if args.baseline else None
+    from holoload.shell.history_record import environment_label, history_location, resolve_auto_baseline
+
+    location = history_location(args.history, os.environ, Path(args.results_dir or scenario.run.results_dir))
+    profile = getattr(args, "env", None)  # an --env profile's name, where the run has that option
+    environment = profile if isinstance(profile, str) and profile else environment_label(os.environ)
+    found = resolve_auto_baseline(location, scenario.name, target, environment)
+    where = f"scenario {scenario.name}, target {target}, environment {environment}"
+    if found is None:
+        console.print(
+            f"note: --baseline auto: no passing run of {where} in {location}; this run is not compared "
+            "(its gates still decide)",
+            highlight=False,
+            markup=False,
+        )
+    else:
+        console.print(f"baseline (auto): {found}, the last passing run of {where}", highlight=False, markup=False)
+    return found
 
 
 def _workers(text: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +12,21 @@ from rich.console import Console
 
 from holoload.core.errors import InputError
 from holoload.shell.artifacts import ArtifactWriter
+from holoload.shell.history_record import record_results_dir
 from holoload.shell.outputs import write_reports
 from holoload.shell.rebuild import rebuild_summary
 
 
-def report_command(results_dir: str, *, rebuild: bool, console: Console) -> int:
-    """Rebuild the summary when it is missing (a killed run) or asked to, then write every report.
+def report_command(
+    results_dir: str,
+    *,
+    rebuild: bool,
+    console: Console,
+    history: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Rebuild the summary when it is missing (a killed run) or asked to, write every report, and
+    record the run in the history (`history`: --history, default beside the results directory).
 
     Returns:
         0 when everything was written, 1 when some file could not be.
@@ -36,7 +47,9 @@ def report_command(results_dir: str, *, rebuild: bool, console: Console) -> int:
         console.print(f"rebuilt {summary_path.name} and summary.txt from what the run appended", highlight=False)
     else:
         data = _load(summary_path)
-    problems = write_reports(root, data)
+    env = os.environ if env is None else env
+    source = "report" if data.get("rebuilt_from_disk") else "run"
+    problems = record_results_dir(root, data, history, source=source, env=env) + write_reports(root, data)
     for problem in problems:
         console.print(f"[yellow]problem[/yellow] {problem}", highlight=False)
     console.print(f"{data.get('verdict')}: reports in {root}", highlight=False)

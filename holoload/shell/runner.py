@@ -35,6 +35,7 @@ from holoload.core.target import Target, local_target
 from holoload.core.verdicts import Verdict
 from holoload.shell.artifacts import ArtifactWriter, results_dir_for
 from holoload.shell.compare_cmd import render
+from holoload.shell.history_record import capture_context, history_location, record_run
 from holoload.shell.jobs import Job, LoadJob, make_job
 from holoload.shell.notify import notify_run
 from holoload.shell.outputs import write_reports
@@ -61,6 +62,7 @@ class RunOptions:
     ray_address: str | None = None  # --ray ADDRESS: worker engines as Ray actors
     applied: AppliedBudget = field(default_factory=AppliedBudget)  # --env profile, HOLOLOAD_GATE_*, --set
     notify: list[str] = field(default_factory=list)  # --notify URLs (or HOLOLOAD_NOTIFY)
+    history: str | None = None  # --history PATH|URL|none (default: $HOLOLOAD_HISTORY, then beside the results)
 
 
 class Fanout:
@@ -138,6 +140,7 @@ def run(options: RunOptions, console: Console) -> int:
         log_file = (root / "run.log").open("a")
     except OSError as exc:
         raise InputError(f"cannot create a results directory under {base}: {exc}") from exc
+    capture_context(root, options.scenario_file, options.env)  # git, host, load: for the run history
     job = make_job(scenario, console, root, quiet=options.quiet)
     if isinstance(job, LoadJob):
         job.ray_address = options.ray_address
@@ -428,6 +431,10 @@ def _write_summaries(
             keys = [(k, "FAIL" if k == "slo_status" else v) for k, v in keys]
     data = secrets.scrub_obj(data)
     keys = [(k, secrets.scrub(v) if isinstance(v, str) else v) for k, v in keys]
+    location = history_location(options.history, options.env, writer.root.parent)
+    for problem in record_run(writer.root, data, location, source="run", env=options.env):  # never a verdict
+        data["run"]["problems"].append(problem)
+        print(f"holoload: {problem}", file=sys.stderr)
     try:
         writer.write_summary(data, keys)
     except OSError as exc:
