@@ -126,9 +126,9 @@ class Delta:
     @property
     def why_ok(self) -> str:
         """For a worse-but-ok figure, the condition it missed: ``within noise``, ``under budget``..."""
-        if self.regression or self.note or self.change is None:
+        if self.regression or self.note or self.baseline is None or self.current is None:
             return ""
-        worse = self.change > 0 if self.metric in LATENCY_METRICS else self.change < 0
+        worse = self.current > self.baseline if self.metric in LATENCY_METRICS else self.current < self.baseline
         if not worse:
             return ""
         if not self.over_budget:
@@ -248,13 +248,15 @@ def window_series(rows: Iterable[Mapping[str, str]], phases: Iterable[str]) -> d
     return out
 
 
-def _bad_way(metric: str, change: float | None, difference: float, budget: Budget) -> tuple[bool, bool]:
-    """(over the relative budget, over the minimum absolute change), in the metric's bad direction."""
+def _bad_way(metric: str, base: float, cur: float, budget: Budget) -> tuple[bool, bool]:
+    """(over the relative budget, over the minimum absolute change), in the metric's bad direction.
+
+    The budget multiplies, never divides: a baseline of 0 still compares (any latency above it
+    is over budget; throughput from 0 never is), and a change of exactly the budget is within it.
+    """
     if metric in LATENCY_METRICS:
-        over = change is None and difference > 0 or change is not None and change > budget.latency
-        return over, difference > budget.latency_min_ms
-    over = change is not None and change < -budget.throughput
-    return over, -difference > budget.throughput_min_ops
+        return cur > base * (1 + budget.latency), cur - base > budget.latency_min_ms
+    return cur < base * (1 - budget.throughput), base - cur > budget.throughput_min_ops
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -292,7 +294,7 @@ def _compared(
         b, c, low, high = base_run, cur_run, None, None
         change = c / b - 1 if b != 0 else None
         samples = (len(base_runs), len(cur_runs))
-    over_budget, over_minimum = _bad_way(metric, change, c - b, budget)
+    over_budget, over_minimum = _bad_way(metric, b, c, budget)
     significant = None
     if low is not None and high is not None:
         significant = low > 0 if metric in LATENCY_METRICS else high < 0

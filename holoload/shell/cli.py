@@ -14,7 +14,7 @@ from rich.console import Console
 from holoload import __version__
 from holoload.core.compare import Budget
 from holoload.core.errors import ExitCode, HololoadError, InputError
-from holoload.shell.compare_cmd import budget_from_env, load_summary, run_compare
+from holoload.shell.compare_cmd import budget_from_env, load_runs, run_compare
 from holoload.shell.files import load_scenario, load_target
 from holoload.shell.prom_exporter import parse_listen
 
@@ -28,7 +28,7 @@ holoload runs load scenarios against PostgreSQL-wire clusters and ends with PASS
   holoload validate FILE.toml...              check scenario/target files without running
   holoload cluster up|status|down             keep a local cluster running between runs
   holoload report RESULTS_DIR                 rewrite a run's reports; rebuild a killed run's summary
-  holoload compare BASELINE_DIR RESULTS_DIR   fail (exit 1) when p95/p99 or throughput regressed
+  holoload compare BASELINE_DIR RESULTS_DIR   fail (exit 1) when p95/p99 or throughput regressed beyond noise
 """
 
 EPILOG = """\
@@ -88,8 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--baseline",
         metavar="DIR",
-        help="results directory of a baseline run: FAIL (exit 1) when a p95/p99 or the throughput of an op "
-        "regressed beyond the budget (default 10 %%)",
+        help="results directory of a baseline run, or a set of runs (--repeat): FAIL (exit 1) when a p95/p99 or "
+        "the throughput of an op regressed beyond the budget (default 10 %%), the minimum change and the noise "
+        "(a bootstrap interval of the per-window figures)",
+    )
+    run.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the scenario N times into one set directory (results/<scenario>_x<N>_<UTC time>/); the set "
+        "passes when every run passes, and --baseline compares the whole set",
     )
     _add_budget(run)
     run.add_argument(
@@ -155,8 +164,10 @@ def _add_budget(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KIND=LIMIT",
-        help="allowed regression: latency=15%% (p95/p99 up), throughput=5%% (ops/s down); default 10%% each; "
-        "HOLOLOAD_COMPARE_LATENCY / HOLOLOAD_COMPARE_THROUGHPUT set them from the environment",
+        help="allowed regression: latency=15%% (p95/p99 up), throughput=5%% (ops/s down), default 10%% each; "
+        "latency_min=0.5ms and throughput_min=5 (smallest absolute change that counts), confidence=95%% "
+        "(of the bootstrap interval); HOLOLOAD_COMPARE_LATENCY, _THROUGHPUT, _LATENCY_MIN, _THROUGHPUT_MIN and "
+        "_CONFIDENCE set them from the environment",
     )
 
 
@@ -228,6 +239,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
     if args.nodes < 1 or args.nodes > 16:
         raise InputError(f"--nodes: expected 1..16, got {args.nodes}")
+    if not 1 <= args.repeat <= 100:
+        raise InputError(f"--repeat: expected 1..100 runs, got {args.repeat}")
     overrides = list(args.overrides) + ([f"run.workers={_workers(args.workers)}"] if args.workers else [])
     scenario = load_scenario(args.scenario, overrides)
     if (args.workers or args.ray) and scenario.batches:
@@ -237,7 +250,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             markup=False,
         )
     target = load_target(args.target) if args.target else None
-    baseline = load_summary(Path(args.baseline)) if args.baseline else None  # bad baseline: exit 2 before load
+    baseline = load_runs(Path(args.baseline)) if args.baseline else None  # bad baseline: exit 2 before load
     budget = _budget(args.budget)
     label = f"{target.name} ({args.target})" if target else f"local ({args.nodes} nodes)"
     options = RunOptions(
@@ -255,6 +268,10 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         serve_metrics=parse_listen(args.serve_metrics) if args.serve_metrics else None,
         ray_address=args.ray,
     )
+    if args.repeat > 1:
+        from holoload.shell.repeat import run_set
+
+        return run_set(options, args.repeat, console)
     return run(options, console)
 
 

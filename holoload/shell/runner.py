@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -24,7 +24,7 @@ from holoload.adapters.node_control import CommandNodeControl, LocalNodeControl
 from holoload.adapters.pg import redact
 from holoload.adapters.samplers import wait_ready
 from holoload.adapters.surfaces import TargetSurfaces
-from holoload.core.compare import Budget, compare
+from holoload.core.compare import Budget, RunFigures
 from holoload.core.errors import ExitCode, HololoadError, InputError
 from holoload.core.events import Event, EventSink, RunProblem, RunStarted, WindowClosed
 from holoload.core.scenario import Scenario, dump
@@ -32,7 +32,7 @@ from holoload.core.secrets import Secrets
 from holoload.core.target import Target, local_target
 from holoload.core.verdicts import Verdict
 from holoload.shell.artifacts import ArtifactWriter, results_dir_for
-from holoload.shell.compare_cmd import render
+from holoload.shell.baseline_guard import guard_run
 from holoload.shell.jobs import Job, LoadJob, make_job
 from holoload.shell.outputs import write_reports
 from holoload.shell.prom_exporter import MetricsExporter
@@ -52,7 +52,7 @@ class RunOptions:
     quiet: bool = False
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     scenario_file: str = "scenario"
-    baseline: dict[str, Any] | None = None  # summary.json of a baseline run (--baseline)
+    baseline: list[RunFigures] | None = None  # baseline run(s) (--baseline)
     budget: Budget = field(default_factory=Budget)
     serve_metrics: tuple[str, int] | None = None  # --serve-metrics HOST:PORT
     ray_address: str | None = None  # --ray ADDRESS: worker engines as Ray actors
@@ -400,20 +400,7 @@ def _write_summaries(
     assert record.exit_code is not None
     data, keys = job.summaries(record, target, writer, verdicts)
     if options.baseline is not None:
-        comparison = compare(options.baseline, data, options.budget)
-        data["baseline"] = {
-            "results_dir": options.baseline.get("run", {}).get("results_dir"),
-            "ok": comparison.ok,
-            "deltas": [asdict(d) for d in comparison.deltas],
-            "notes": list(comparison.notes),
-        }
-        _say(console, render(comparison, budget=options.budget), markup=False)
-        if not comparison.ok and record.status == "PASS":
-            record.status = data["verdict"] = "FAIL"
-            if options.enforce:
-                record.exit_code = data["exit_code"] = int(ExitCode.FAIL)
-            data["run"] = record.__dict__
-            keys = [(k, "FAIL" if k == "slo_status" else v) for k, v in keys]
+        keys = guard_run(options.baseline, options.budget, data, keys, record, lambda t: _say(console, t, markup=False))
     data = secrets.scrub_obj(data)
     keys = [(k, secrets.scrub(v) if isinstance(v, str) else v) for k, v in keys]
     try:
