@@ -18,8 +18,10 @@ A figure regresses when all of these hold, in the metric's bad direction (latenc
 throughput down): the relative change is beyond the budget (``latency``/``throughput``), the
 absolute change is beyond the minimum (``latency_min_ms``/``throughput_min_ops``), and the
 interval lies wholly on the bad side of zero (a ``point`` figure has no interval: the first
-two decide, and a note says so). An op (or a metric of an op) the baseline has but the current
-run lacks is a regression; an op or metric only the current run has is reported as new.
+two decide, and a note says so). The intervals share ``budget.confidence`` (Bonferroni over the
+compared figures), since a comparison asks whether *any* figure regressed. An op (or a metric
+of an op) the baseline has but the current run lacks is a regression; an op or metric only the
+current run has is reported as new.
 
 ``Delta.change`` is ``current / baseline - 1`` (``+0.2`` = 20 % larger); None when the
 baseline is 0, in which case any latency above the minimum change regresses and throughput
@@ -142,6 +144,10 @@ class Delta:
 class Comparison:
     """Every delta, baseline ops first (in the baseline's order), then the current run's new ops.
 
+    ``figure_confidence`` is the level of each delta's interval: ``budget.confidence`` split over
+    the compared figures (Bonferroni), so that a whole A/A comparison flags with at most
+    ``1 - budget.confidence`` probability from noise the intervals see.
+
     ``notes`` are facts worth a look that are not regressions (different scenarios, a baseline
     without ops, a run that did not end PASS, figures compared without a noise estimate).
     """
@@ -150,6 +156,7 @@ class Comparison:
     notes: tuple[str, ...] = ()
     budget: Budget = field(default_factory=Budget)
     runs: tuple[int, int] = (1, 1)
+    figure_confidence: float = 0.95  # each interval's level: budget.confidence shared by the figures
 
     @property
     def regressions(self) -> tuple[Delta, ...]:
@@ -269,6 +276,7 @@ Figures = list[dict[str, dict[str, float | None]]]  # op_figures of each run of 
 def _compared(
     op: str, metric: str, sides: tuple[Sequence[RunFigures], Sequence[RunFigures]], figures: tuple[Figures, Figures],
     budget: Budget,
+    confidence: float,
 ) -> Delta:  # fmt: skip
     """One op and metric both sides have: choose the basis, measure, apply the three conditions."""
     base_runs, cur_runs = ([v for f in side if (v := f.get(op, {}).get(metric)) is not None] for side in figures)
@@ -277,10 +285,10 @@ def _compared(
     basis = "point"
     seed = seed_for(op, metric)
     if any(base_windows) and any(cur_windows):
-        measured = shift(base_windows, cur_windows, confidence=budget.confidence, seed=seed)
+        measured = shift(base_windows, cur_windows, confidence=confidence, seed=seed)
         basis = "windows"
     if measured is None and base_runs and cur_runs:
-        measured = shift([[v] for v in base_runs], [[v] for v in cur_runs], confidence=budget.confidence, seed=seed)
+        measured = shift([[v] for v in base_runs], [[v] for v in cur_runs], confidence=confidence, seed=seed)
         basis = "runs" if measured is not None else "point"
     base_run, cur_run = _median(base_runs), _median(cur_runs)
     if measured is not None:
@@ -371,6 +379,10 @@ def compare_runs(
         for run in side:
             for op, values in run.items():
                 ops.setdefault(op, set()).update(m for m, v in values.items() if v is not None)
+    # One interval per figure both sides have; "did anything regress" is asked of all of them at
+    # once, so each interval is at the Bonferroni level that keeps the family at budget.confidence.
+    family = sum(len(base_metrics & cur_ops.get(op, set())) for op, base_metrics in base_ops.items())
+    confidence = 1 - (1 - budget.confidence) / max(family, 1)
     deltas: list[Delta] = []
     for op, base_metrics in base_ops.items():
         cur_metrics = cur_ops.get(op)
@@ -380,14 +392,14 @@ def compare_runs(
                     value = _median([v for f in figures[0] if (v := f.get(op, {}).get(metric)) is not None])
                     deltas.append(Delta(op, metric, value, None, None, True, NOTE_MISSING, baseline_run=value))
             elif metric in base_metrics or metric in cur_metrics:
-                deltas.append(_compared(op, metric, (baseline, current), figures, budget))
+                deltas.append(_compared(op, metric, (baseline, current), figures, budget, confidence))
     for op, cur_metrics in cur_ops.items():
         if op not in base_ops:
             for metric in (m for m in METRICS if m in cur_metrics):
                 value = _median([v for f in figures[1] if (v := f.get(op, {}).get(metric)) is not None])
                 deltas.append(Delta(op, metric, None, value, None, False, NOTE_NEW, current_run=value))
     notes = _notes(baseline, current, len(base_ops), deltas)
-    return Comparison(tuple(deltas), tuple(notes), budget, (len(baseline), len(current)))
+    return Comparison(tuple(deltas), tuple(notes), budget, (len(baseline), len(current)), confidence)
 
 
 def compare(baseline: Mapping[str, Any], current: Mapping[str, Any], budget: Budget = DEFAULT_BUDGET) -> Comparison:

@@ -191,7 +191,8 @@ def render(comparison: Comparison, *, budget: Budget | None = None) -> str:
         base_runs, cur_runs = comparison.runs
         lines.append(
             f"baseline/current: medians of the per-window figures (or of the runs' figures) of {base_runs} vs "
-            f"{cur_runs} run(s); interval: {_percent(budget.confidence)} bootstrap interval of the change"
+            f"{cur_runs} run(s); interval: {_percent(comparison.figure_confidence)} bootstrap interval of the change "
+            f"({_percent(budget.confidence)} shared by the figures)"
         )
     lines += [f"note: {note}" for note in comparison.notes]
     count = len(comparison.regressions)
@@ -206,6 +207,7 @@ def comparison_record(comparison: Comparison, baseline: list[RunFigures]) -> dic
         "runs": [r.label for r in baseline],
         "ok": comparison.ok,
         "budget": asdict(comparison.budget),
+        "figure_confidence": comparison.figure_confidence,
         "regressions": len(comparison.regressions),
         "deltas": [{**asdict(d), "verdict": verdict_text(d)} for d in comparison.deltas],
         "notes": list(comparison.notes),
