@@ -111,15 +111,15 @@ def quantiles(values: list[float]) -> dict[str, float]:
     return {k: round(float(np.quantile(arr, q)), 4) for k, q in (("p50", 0.5), ("p90", 0.9), ("max", 1.0))}
 
 
-def judge(pairs: list[tuple[RunFigures, RunFigures]], budget: Budget) -> list[dict[str, Any]]:
+def judge(pairs: list[tuple[list[RunFigures], list[RunFigures]]], budget: Budget) -> list[dict[str, Any]]:
     out = []
     for base, cur in pairs:
-        comparison = compare_runs([base], [cur], budget)
-        old = compare(base.summary, cur.summary, Budget(latency_min_ms=0, throughput_min_ops=0))
+        comparison = compare_runs(base, cur, budget)
+        old = compare(base[0].summary, cur[0].summary, Budget(latency_min_ms=0, throughput_min_ops=0))
         out.append(
             {
-                "baseline": base.label,
-                "current": cur.label,
+                "baseline": base[0].label,
+                "current": cur[0].label,
                 "regressions": [f"{d.op} {d.metric}" for d in comparison.regressions],
                 "old_rule_regressions": [f"{d.op} {d.metric}" for d in old.regressions],
                 "deltas": [d for d in comparison.deltas if not d.note],
@@ -161,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--extra-ms", type=float, default=1.0, help="pg_sleep added in the planted runs")
     parser.add_argument("--keep", metavar="DIR", help="keep the runs here (default: a temporary directory)")
     parser.add_argument("--reuse", metavar="DIR", help="judge the runs kept in DIR again; run nothing")
+    parser.add_argument("--per-side", type=int, default=1, help="runs per side of each comparison (with --reuse)")
     parser.add_argument("--budget", action="append", default=[], metavar="KEY=VALUE", help="as holoload --budget")
     args = parser.parse_args(argv)
     if not 1 <= args.pairs <= 100 or not 2 <= args.duration <= 600:
@@ -199,8 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         (work / "bench.json").write_text(json.dumps(meta))
     a_runs = [load_runs(p)[0] for p in a_dirs]
     b_runs = [load_runs(p)[0] for p in b_dirs]
-    aa = judge([(a_runs[i], a_runs[i + 1]) for i in range(args.pairs)], budget)
-    planted_results = judge([(a_runs[i], b_runs[i]) for i in range(args.pairs)], budget)
+    k = args.per_side  # runs per side: A/A compares A[i:i+k] with A[i+k:i+2k], planted A[i:i+k] with B[i:i+k]
+    aa = judge([(a_runs[i : i + k], a_runs[i + k : i + 2 * k]) for i in range(len(a_runs) - 2 * k + 1)], budget)
+    planted_results = judge([(a_runs[i : i + k], b_runs[i : i + k]) for i in range(len(b_runs) - k + 1)], budget)
     false_positives = [r for r in aa if r["regressions"]]
     detected = [r for r in planted_results if any(x.startswith(SLOW_OP + " ") for x in r["regressions"])]
     effects = [
@@ -249,6 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "p95_change_min": round(min(effects), 4) if effects else None,
         },
         "run_length_s": args.duration,
+        "runs_per_side": k,
         "window_s": 1,
         "budget": {k: getattr(budget, k) for k in budget.__slots__},  # type: ignore[attr-defined]
         "old_rule_false_positive_rate": round(old_fp / len(aa), 4),

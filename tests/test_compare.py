@@ -406,15 +406,29 @@ def test_run_compare_exit_codes(tmp_path: Path) -> None:
 
     con, out = console()
     assert run_compare(base, same, Budget(), con) == 0
-    assert out.getvalue().rstrip().endswith(
-        "compare: 0 regressions (budget latency +10%, throughput -10%; minimum change 0.5 ms, 5 ops/s; 95% interval)"
+    assert (
+        out.getvalue()
+        .rstrip()
+        .endswith(
+            "compare: 0 regressions (budget latency +10%, throughput -10%; minimum change 0.5 ms, 5 ops/s; 95% interval)"
+        )
     )
 
     con, out = console()
     assert run_compare(base, worse, Budget(), con) == 1
     text = out.getvalue()
     (line,) = [ln for ln in text.splitlines() if "REGRESSION" in ln]
-    assert line.split() == ["mixed.mixed.update", "p95_ms", "20.0", "24.1", "+20.0%", "-", "no", "interval", "REGRESSION"]
+    assert line.split() == [
+        "mixed.mixed.update",
+        "p95_ms",
+        "20.0",
+        "24.1",
+        "+20.0%",
+        "-",
+        "no",
+        "interval",
+        "REGRESSION",
+    ]
     assert "compare: 1 regression (budget latency +10%, throughput -10%;" in text
 
     con, out = console()
@@ -456,7 +470,15 @@ def test_render_table_and_budget_line() -> None:
     assert lines[0].split() == ["op", "metric", "baseline", "current", "change", "interval", "samples", "verdict"]
     rows = {tuple(ln.split()[:2]): ln.split()[2:] for ln in lines[1:] if ln.split()[0].count(".") == 2}
     assert rows[("read_heavy.read_heavy.point_read", "p95_ms")] == ["2.153", "-", "-", "-", "-", "missing"]
-    assert rows[("mixed.mixed.point_read", "ops_per_s")] == ["1138", "569.0", "-50.0%", "-", "no", "interval", "REGRESSION"]
+    assert rows[("mixed.mixed.point_read", "ops_per_s")] == [
+        "1138",
+        "569.0",
+        "-50.0%",
+        "-",
+        "no",
+        "interval",
+        "REGRESSION",
+    ]
     assert rows[("mixed.mixed.update", "p99_ms")] == ["55.5", "55.5", "+0.0%", "-", "no", "interval", "ok"]
     assert lines[-1] == (
         "compare: 4 regressions (budget latency +15%, throughput -5%; minimum change 0.5 ms, 5 ops/s; 95% interval)"

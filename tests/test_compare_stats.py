@@ -167,10 +167,34 @@ def test_window_series_reads_merged_rows_of_measured_phases() -> None:
     """Only endpoint "*" rows of the given phases count; a window without latency keeps its throughput."""
     rows = [
         {"phase": "warm", "workload": "w", "op": "o", "endpoint": "*", "p95_ms": "9", "p99_ms": "9", "ops_per_s": "1"},
-        {"phase": "main", "workload": "w", "op": "o", "endpoint": "node1", "p95_ms": "7", "p99_ms": "8", "ops_per_s": "5"},
-        {"phase": "main", "workload": "w", "op": "o", "endpoint": "*", "p95_ms": "1.5", "p99_ms": "2", "ops_per_s": "10"},
+        {
+            "phase": "main",
+            "workload": "w",
+            "op": "o",
+            "endpoint": "node1",
+            "p95_ms": "7",
+            "p99_ms": "8",
+            "ops_per_s": "5",
+        },
+        {
+            "phase": "main",
+            "workload": "w",
+            "op": "o",
+            "endpoint": "*",
+            "p95_ms": "1.5",
+            "p99_ms": "2",
+            "ops_per_s": "10",
+        },
         {"phase": "main", "workload": "w", "op": "o", "endpoint": "*", "p95_ms": "", "p99_ms": "", "ops_per_s": "0.0"},
-        {"phase": "main", "workload": "w", "op": "o", "endpoint": "*", "p95_ms": "nan", "p99_ms": "3", "ops_per_s": "12"},
+        {
+            "phase": "main",
+            "workload": "w",
+            "op": "o",
+            "endpoint": "*",
+            "p95_ms": "nan",
+            "p99_ms": "3",
+            "ops_per_s": "12",
+        },
     ]
     assert window_series(rows, ["main"]) == {
         "main.w.o": {"p95_ms": [1.5], "p99_ms": [2.0, 3.0], "ops_per_s": [10.0, 0.0, 12.0]}

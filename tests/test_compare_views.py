@@ -164,7 +164,11 @@ def test_summary_md_and_report_html_show_the_regression_with_numbers(tmp_path: P
 def test_an_ok_comparison_renders_as_ok(tmp_path: Path) -> None:
     base = load_runs(write_run(tmp_path / "base", 5.0, 1))
     cur = load_runs(write_run(tmp_path / "cur", 5.0, 2))
-    summary = {"scenario": {"name": "s"}, "verdict": "PASS", "baseline": comparison_record(compare_runs(base, cur), base)}
+    summary = {
+        "scenario": {"name": "s"},
+        "verdict": "PASS",
+        "baseline": comparison_record(compare_runs(base, cur), base),
+    }
     assert "### Baseline comparison: ok" in summary_markdown(summary)
     assert ET.fromstring(junit_xml(summary)).get("failures") == "0"
 

@@ -43,7 +43,9 @@ def test_repeat_runs_a_set_and_compares_it_with_a_baseline(tmp_path: Path, pg_cl
     assert dispatch([*args, "--baseline", str(planted)]) == 1
     set_dir = only_run_dir(second)
     data = json.loads((set_dir / "set.json").read_text())
-    assert data["verdict"] == "FAIL" and all(g["passed"] for g in data["gates"])  # every gate passed: the baseline failed it
+    assert data["verdict"] == "FAIL" and all(
+        g["passed"] for g in data["gates"]
+    )  # every gate passed: the baseline failed it
     regressed = {(d["op"], d["metric"]) for d in data["baseline"]["deltas"] if d["regression"]}
     assert ("main.w.read", "p99_ms") in regressed or ("main.w.ins", "p99_ms") in regressed, regressed
     assert "### Baseline comparison: FAIL" in (set_dir / "summary.md").read_text()
