@@ -140,15 +140,19 @@ def _side_medians(runs: Sequence[Floats], count: int, rng: np.random.Generator) 
             size = min(rows, count - start)
             out[start : start + size] = np.median(_block_resamples(runs[0], size, rng), axis=1)
         return out
-    picks = rng.integers(0, len(runs), size=(count, len(runs)))
-    drawn = [_block_resamples(run, int(np.count_nonzero(picks == r)), rng) for r, run in enumerate(runs)]
-    used = [0] * len(runs)
-    for i in range(count):
-        parts = []
-        for r in picks[i]:
-            parts.append(drawn[r][used[r]])
-            used[r] += 1
-        out[i] = np.median(np.concatenate(parts))
+    per_replicate = sum(len(r) for r in runs)
+    rows = max(1, _CHUNK_VALUES // per_replicate)
+    for start in range(0, count, rows):  # in chunks: a long run drawn 2000 times would not fit in memory
+        size = min(rows, count - start)
+        picks = rng.integers(0, len(runs), size=(size, len(runs)))
+        drawn = [_block_resamples(run, int(np.count_nonzero(picks == r)), rng) for r, run in enumerate(runs)]
+        used = [0] * len(runs)
+        for i in range(size):
+            parts = []
+            for r in picks[i]:
+                parts.append(drawn[r][used[r]])
+                used[r] += 1
+            out[start + i] = np.median(np.concatenate(parts))
     return out
 
 
