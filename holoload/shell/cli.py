@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp = sub.add_parser(
         "compare",
-        help="compare a run with a baseline run: exit 1 when p95/p99 or throughput regressed beyond the budget",
+        help="compare a run (or a set of runs) with a baseline run (or set): exit 1 when p95/p99 or throughput "
+        "regressed beyond the budget, the minimum change and the noise",
     )
     cmp.add_argument("baseline", metavar="BASELINE_DIR")
     cmp.add_argument("results", metavar="RESULTS_DIR")
