@@ -150,7 +150,8 @@ def test_identical_runs_compare_ok() -> None:
     assert ops == {"read_heavy.read_heavy.point_read", "mixed.mixed.point_read", "mixed.mixed.update"}
     assert len(result.deltas) == 3 * 3
     assert all(d.change == 0 and d.verdict == "ok" and d.note == "" for d in result.deltas)
-    assert result.notes == ()
+    (note,) = result.notes  # summaries alone: one figure per side, so no interval
+    assert note.startswith("9 figure(s) compared without a noise estimate")
 
 
 def test_p95_regression_of_20_percent_is_the_only_regression() -> None:
@@ -188,9 +189,14 @@ def test_changes_within_budget_are_ok() -> None:
 
 
 def test_tighter_budget_turns_the_same_change_into_regressions() -> None:
-    """The same 5 % changes regress every metric with a 2 % budget."""
-    result = compare(load_run(), everything_scaled(load_run(), 1.05, 0.95), Budget(latency=0.02, throughput=0.02))
+    """The same 5 % changes regress every metric with a 2 % budget (and no minimum change)."""
+    budget = Budget(latency=0.02, throughput=0.02, latency_min_ms=0, throughput_min_ops=0)
+    result = compare(load_run(), everything_scaled(load_run(), 1.05, 0.95), budget)
     assert len(result.regressions) == len(result.deltas) == 9
+    # with the default minimum change, the 0.1 ms rise of a 2 ms p95 is no regression; 55 -> 58 ms is
+    default_min = compare(load_run(), everything_scaled(load_run(), 1.05, 0.95), Budget(latency=0.02, throughput=0.02))
+    assert ("read_heavy.read_heavy.point_read", "p95_ms") not in {(d.op, d.metric) for d in default_min.regressions}
+    assert ("mixed.mixed.update", "p99_ms") in {(d.op, d.metric) for d in default_min.regressions}
 
 
 def test_improvements_are_never_regressions() -> None:
@@ -257,15 +263,16 @@ def test_op_without_latency_in_current_regresses() -> None:
 
 
 def test_zero_baseline_does_not_divide() -> None:
-    """Baseline 0: change is None; throughput from 0 never regresses, latency above 0 does (the plain rule)."""
+    """Baseline 0: change is None; throughput from 0 never regresses, latency above the minimum change does."""
     base = {"phases": {"p": {"measured": True, "ops": {"w.o": op(0.0, 0.0, 0.0)}}}}
-    cur = {"phases": {"p": {"measured": True, "ops": {"w.o": op(5.0, 0.5, 0.0)}}}}
+    cur = {"phases": {"p": {"measured": True, "ops": {"w.o": op(5.0, 5.0, 0.4)}}}}
     result = compare(base, cur)
     by_metric = {d.metric: d for d in result.deltas}
     assert all(d.change is None for d in result.deltas)
     assert by_metric["ops_per_s"].regression is False
     assert by_metric["p95_ms"].regression is True
-    assert by_metric["p99_ms"].regression is False
+    assert by_metric["p99_ms"].regression is False  # 0 -> 0.4 ms: under the 0.5 ms minimum change
+    assert by_metric["p99_ms"].why_ok == "under minimum change"
 
 
 def test_canary_compares_batch_latencies_only() -> None:
@@ -399,14 +406,30 @@ def test_run_compare_exit_codes(tmp_path: Path) -> None:
 
     con, out = console()
     assert run_compare(base, same, Budget(), con) == 0
-    assert out.getvalue().rstrip().endswith("compare: 0 regressions (budget latency +10%, throughput -10%)")
+    assert (
+        out.getvalue()
+        .rstrip()
+        .endswith(
+            "compare: 0 regressions (budget latency +10%, throughput -10%; minimum change 0.5 ms, 5 ops/s; 95% interval)"
+        )
+    )
 
     con, out = console()
     assert run_compare(base, worse, Budget(), con) == 1
     text = out.getvalue()
     (line,) = [ln for ln in text.splitlines() if "REGRESSION" in ln]
-    assert line.split() == ["mixed.mixed.update", "p95_ms", "20.0", "24.1", "+20.0%", "REGRESSION"]
-    assert "compare: 1 regression (budget latency +10%, throughput -10%)" in text
+    assert line.split() == [
+        "mixed.mixed.update",
+        "p95_ms",
+        "20.0",
+        "24.1",
+        "+20.0%",
+        "-",
+        "no",
+        "interval",
+        "REGRESSION",
+    ]
+    assert "compare: 1 regression (budget latency +10%, throughput -10%;" in text
 
     con, out = console()
     assert run_compare(base, worse, Budget(latency=0.25), con) == 0
@@ -444,9 +467,19 @@ def test_render_table_and_budget_line() -> None:
     budget = Budget(latency=0.15, throughput=0.05)
     text = render(compare(load_run(), current, budget), budget=budget)
     lines = text.splitlines()
-    assert lines[0].split() == ["op", "metric", "baseline", "current", "change", "verdict"]
-    rows = {tuple(ln.split()[:2]): ln.split()[2:] for ln in lines[1:-1]}
-    assert rows[("read_heavy.read_heavy.point_read", "p95_ms")] == ["2.153", "-", "-", "missing"]
-    assert rows[("mixed.mixed.point_read", "ops_per_s")] == ["1138", "569.0", "-50.0%", "REGRESSION"]
-    assert rows[("mixed.mixed.update", "p99_ms")] == ["55.5", "55.5", "+0.0%", "ok"]
-    assert lines[-1] == "compare: 4 regressions (budget latency +15%, throughput -5%)"
+    assert lines[0].split() == ["op", "metric", "baseline", "current", "change", "interval", "samples", "verdict"]
+    rows = {tuple(ln.split()[:2]): ln.split()[2:] for ln in lines[1:] if ln.split()[0].count(".") == 2}
+    assert rows[("read_heavy.read_heavy.point_read", "p95_ms")] == ["2.153", "-", "-", "-", "-", "missing"]
+    assert rows[("mixed.mixed.point_read", "ops_per_s")] == [
+        "1138",
+        "569.0",
+        "-50.0%",
+        "-",
+        "no",
+        "interval",
+        "REGRESSION",
+    ]
+    assert rows[("mixed.mixed.update", "p99_ms")] == ["55.5", "55.5", "+0.0%", "-", "no", "interval", "ok"]
+    assert lines[-1] == (
+        "compare: 4 regressions (budget latency +15%, throughput -5%; minimum change 0.5 ms, 5 ops/s; 95% interval)"
+    )

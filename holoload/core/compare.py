@@ -1,72 +1,99 @@
-"""Compares two runs' summary.json figures per op: latency and throughput against a regression budget.
+"""Compares runs per op and metric: a regression must be significant, over budget and over a minimum change.
 
 An op is ``<phase>.<workload>.<op>`` (measured phases of a sustained-load run) or the canary's
-batch op (``batch_<label>``). Per op the metrics are ``p95_ms``, ``p99_ms`` (from ``latency_ms``)
-and ``ops_per_s`` (absent from canary runs, so not compared there).
+batch op (``batch_<label>``). Per op the metrics are ``p95_ms``, ``p99_ms`` and ``ops_per_s``
+(absent from canary runs, so not compared there).
 
-The rules, all relative to the baseline:
+Each side (baseline, current) is one or more runs (``RunFigures``: a summary.json and the
+run's per-window figures from timeseries.csv). What is compared, per op and metric:
 
-- latency regresses when ``current > baseline * (1 + budget.latency)``;
-- throughput regresses when ``current < baseline * (1 - budget.throughput)``;
-- an op (or a metric of an op) the baseline has but the current run lacks is a regression;
-- an op or metric only the current run has is reported as new, never a regression.
+- ``windows``: when both sides have per-window figures, the median of each side's windows
+  (pooled over its runs), with a two-level block-bootstrap interval of the relative change
+  (``core/compare_stats.py``);
+- ``runs``: otherwise each run's summary figure is one sample (several runs per side give an
+  interval when there are at least ``MIN_WINDOWS`` of them);
+- ``point``: with too few samples for an interval, the runs' median figures alone.
 
-``Delta.change`` is ``current / baseline - 1`` whatever the metric (``+0.2`` = 20 % larger), so
-a positive change is worse for latency and a negative one is worse for throughput; it is None
-when either value is missing or the baseline is 0 (the rules above multiply, never divide, so a
-baseline of 0 still compares: any latency above 0 regresses, throughput never does).
+A figure regresses when all of these hold, in the metric's bad direction (latency up,
+throughput down): the relative change is beyond the budget (``latency``/``throughput``), the
+absolute change is beyond the minimum (``latency_min_ms``/``throughput_min_ops``), and the
+interval lies wholly on the bad side of zero (a ``point`` figure has no interval: the first
+two decide, and a note says so). The intervals share ``budget.confidence`` (Bonferroni over the
+compared figures), since a comparison asks whether *any* figure regressed. An op (or a metric
+of an op) the baseline has but the current run lacks is a regression; an op or metric only the
+current run has is reported as new.
+
+``Delta.change`` is ``current / baseline - 1`` (``+0.2`` = 20 % larger); None when the
+baseline is 0, in which case any latency above the minimum change regresses and throughput
+never does.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from holoload.core.compare_budget import BUDGET_KEYS, Budget, budget_from
+from holoload.core.compare_stats import MIN_WINDOWS, Shift, seed_for, shift
+
 __all__ = [
+    "BUDGET_KEYS",
     "LATENCY_METRICS",
     "METRICS",
     "Budget",
     "Comparison",
     "Delta",
+    "RunFigures",
     "budget_from",
     "compare",
+    "compare_runs",
     "op_figures",
+    "window_series",
 ]
 
 #: Latency metrics (milliseconds): larger is worse.
 LATENCY_METRICS = ("p95_ms", "p99_ms")
 #: Every compared metric, in report order.
 METRICS = (*LATENCY_METRICS, "ops_per_s")
+#: timeseries.csv column of each metric.
+_COLUMNS = {"p95_ms": "p95_ms", "p99_ms": "p99_ms", "ops_per_s": "ops_per_s"}
+
+#: The default budget (module level: a default argument is evaluated once anyway).
+DEFAULT_BUDGET = Budget()
 
 NOTE_MISSING = "missing in current"
 NOTE_NO_DATA = "no data in current"
 NOTE_NEW = "new in current"
 NOTE_NO_BASELINE = "no data in baseline"
 
+#: Series of one run: ``{op: {metric: [per-window value, ...]}}`` in time order.
+WindowSeries = Mapping[str, Mapping[str, Sequence[float]]]
+
 
 @dataclass(frozen=True, slots=True)
-class Budget:
-    """Allowed relative regressions: ``latency=0.10`` lets p95/p99 grow by 10 %, ``throughput=0.10``
-    lets ops/s fall by 10 %."""
+class RunFigures:
+    """One run as a comparison reads it: its summary.json and its per-window figures.
 
-    latency: float = 0.10
-    throughput: float = 0.10
+    ``windows`` is ``window_series(...)`` of the run's timeseries.csv (empty for canaries, or a
+    run whose timeseries is gone); ``label`` names the run in notes (its results directory).
+    """
 
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.latency) and self.latency >= 0):
-            raise ValueError(f"latency budget must be a finite fraction >= 0, got {self.latency!r}")
-        if not 0 <= self.throughput <= 1:
-            raise ValueError(f"throughput budget must be a fraction from 0 to 1, got {self.throughput!r}")
+    summary: Mapping[str, Any]
+    windows: WindowSeries = field(default_factory=dict)
+    label: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Delta:
-    """One metric of one op in both runs.
+    """One metric of one op on both sides.
 
-    ``change`` is ``current / baseline - 1`` (None when a value is missing or the baseline is 0);
-    ``regression`` says whether the budget was exceeded in the metric's bad direction (or the
+    ``baseline``/``current`` are the compared figures (medians of the windows, or of the runs'
+    figures; see ``basis``), ``change`` their relative change and ``low``/``high`` its interval
+    (None without one). ``baseline_run``/``current_run`` are the runs' own summary figures
+    (median over the side's runs). ``regression`` says whether all conditions held (or the
     value went missing); ``note`` says why a value is absent (``"missing in current"``, ...).
     """
 
@@ -77,6 +104,15 @@ class Delta:
     change: float | None
     regression: bool
     note: str = ""
+    low: float | None = None
+    high: float | None = None
+    basis: str = "point"  # "windows", "runs" or "point"
+    samples: tuple[int, int] = (0, 0)  # windows (or runs) per side behind the figures
+    baseline_run: float | None = None
+    current_run: float | None = None
+    over_budget: bool = False
+    over_minimum: bool = False
+    significant: bool | None = None  # None: no interval
 
     @property
     def verdict(self) -> str:
@@ -89,21 +125,42 @@ class Delta:
             return "new"
         return "ok"
 
+    @property
+    def why_ok(self) -> str:
+        """For a worse-but-ok figure, the condition it missed: ``within noise``, ``under budget``..."""
+        if self.regression or self.note or self.baseline is None or self.current is None:
+            return ""
+        worse = self.current > self.baseline if self.metric in LATENCY_METRICS else self.current < self.baseline
+        if not worse:
+            return ""
+        if not self.over_budget:
+            return "under budget"
+        if not self.over_minimum:
+            return "under minimum change"
+        return "within noise" if self.significant is False else ""
+
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
     """Every delta, baseline ops first (in the baseline's order), then the current run's new ops.
 
+    ``figure_confidence`` is the level of each delta's interval: ``budget.confidence`` split over
+    the compared figures (Bonferroni), so that a whole A/A comparison flags with at most
+    ``1 - budget.confidence`` probability from noise the intervals see.
+
     ``notes`` are facts worth a look that are not regressions (different scenarios, a baseline
-    without ops, a run that did not end PASS).
+    without ops, a run that did not end PASS, figures compared without a noise estimate).
     """
 
     deltas: tuple[Delta, ...]
     notes: tuple[str, ...] = ()
+    budget: Budget = field(default_factory=Budget)
+    runs: tuple[int, int] = (1, 1)
+    figure_confidence: float = 0.95  # each interval's level: budget.confidence shared by the figures
 
     @property
     def regressions(self) -> tuple[Delta, ...]:
-        """The deltas over budget or missing in the current run."""
+        """The deltas that regressed or went missing in the current run."""
         return tuple(d for d in self.deltas if d.regression)
 
     @property
@@ -120,6 +177,15 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _csv_number(text: str | None) -> float | None:
+    """A finite float from a CSV cell, or None (empty, text, NaN)."""
+    try:
+        number = float(text) if text else math.nan
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _metrics(op: Mapping[str, Any]) -> dict[str, float | None]:
     latency = op.get("latency_ms")
     latency = latency if isinstance(latency, Mapping) else {}
@@ -128,6 +194,14 @@ def _metrics(op: Mapping[str, Any]) -> dict[str, float | None]:
         "p99_ms": _number(latency.get("p99")),
         "ops_per_s": _number(op.get("ops_per_s")),
     }
+
+
+def measured_phases(summary: Mapping[str, Any]) -> list[str]:
+    """Names of the measured phases of a sustained-load summary (empty for a canary)."""
+    phases = summary.get("phases")
+    if not isinstance(phases, Mapping):
+        return []
+    return [str(n) for n, p in phases.items() if isinstance(p, Mapping) and p.get("measured") is not False]
 
 
 def op_figures(summary: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
@@ -143,10 +217,8 @@ def op_figures(summary: Mapping[str, Any]) -> dict[str, dict[str, float | None]]
     out: dict[str, dict[str, float | None]] = {}
     phases = summary.get("phases")
     if isinstance(phases, Mapping) and phases:
-        for phase_name, phase in phases.items():
-            if not isinstance(phase, Mapping) or phase.get("measured") is False:
-                continue
-            ops = phase.get("ops")
+        for phase_name in measured_phases(summary):
+            ops = phases[phase_name].get("ops")
             for op_name, op in (ops if isinstance(ops, Mapping) else {}).items():
                 if isinstance(op, Mapping):
                     out[f"{phase_name}.{op_name}"] = _metrics(op)
@@ -158,19 +230,87 @@ def op_figures(summary: Mapping[str, Any]) -> dict[str, dict[str, float | None]]
     return out
 
 
-def _regressed(metric: str, baseline: float, current: float, budget: Budget) -> bool:
+def window_series(rows: Iterable[Mapping[str, str]], phases: Iterable[str]) -> dict[str, dict[str, list[float]]]:
+    """Per-window figures of the measured phases, from timeseries.csv rows.
+
+    Args:
+        rows: timeseries.csv rows as read (strings); only merged rows (endpoint ``*``) count.
+        phases: the measured phases (``measured_phases(summary)``); other phases are skipped.
+
+    Returns:
+        ``{"<phase>.<workload>.<op>": {"p95_ms": [...], "p99_ms": [...], "ops_per_s": [...]}}``
+        in window order; a window without a value (no successful op: no latency) is left out
+        of that metric.
+    """
+    wanted = set(phases)
+    out: dict[str, dict[str, list[float]]] = {}
+    for row in rows:
+        if row.get("endpoint") != "*" or row.get("phase") not in wanted:
+            continue
+        series = out.setdefault(f"{row.get('phase')}.{row.get('workload')}.{row.get('op')}", {m: [] for m in METRICS})
+        for metric, column in _COLUMNS.items():
+            value = _csv_number(row.get(column))
+            if value is not None:
+                series[metric].append(value)
+    return out
+
+
+def _bad_way(metric: str, base: float, cur: float, budget: Budget) -> tuple[bool, bool]:
+    """(over the relative budget, over the minimum absolute change), in the metric's bad direction.
+
+    The budget multiplies, never divides: a baseline of 0 still compares (any latency above it
+    is over budget; throughput from 0 never is), and a change of exactly the budget is within it.
+    """
     if metric in LATENCY_METRICS:
-        return current > baseline * (1 + budget.latency)
-    return current < baseline * (1 - budget.throughput)
+        return cur > base * (1 + budget.latency), cur - base > budget.latency_min_ms
+    return cur < base * (1 - budget.throughput), base - cur > budget.throughput_min_ops
 
 
-def _delta(op: str, metric: str, baseline: float | None, current: float | None, budget: Budget) -> Delta:
-    if baseline is None:
-        return Delta(op, metric, None, current, None, False, NOTE_NO_BASELINE)
-    if current is None:
-        return Delta(op, metric, baseline, None, None, True, NOTE_NO_DATA)
-    change = current / baseline - 1 if baseline != 0 else None
-    return Delta(op, metric, baseline, current, change, _regressed(metric, baseline, current, budget))
+def _median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+Figures = list[dict[str, dict[str, float | None]]]  # op_figures of each run of a side
+
+
+def _compared(
+    op: str, metric: str, sides: tuple[Sequence[RunFigures], Sequence[RunFigures]], figures: tuple[Figures, Figures],
+    budget: Budget,
+    confidence: float,
+) -> Delta:  # fmt: skip
+    """One op and metric both sides have: choose the basis, measure, apply the three conditions."""
+    base_runs, cur_runs = ([v for f in side if (v := f.get(op, {}).get(metric)) is not None] for side in figures)
+    base_windows, cur_windows = ([list(r.windows.get(op, {}).get(metric, ())) for r in side] for side in sides)
+    measured: Shift | None = None
+    basis = "point"
+    seed = seed_for(op, metric)
+    if any(base_windows) and any(cur_windows):
+        measured = shift(base_windows, cur_windows, confidence=confidence, seed=seed)
+        basis = "windows"
+    if measured is None and base_runs and cur_runs:
+        measured = shift([[v] for v in base_runs], [[v] for v in cur_runs], confidence=confidence, seed=seed)
+        basis = "runs" if measured is not None else "point"
+    base_run, cur_run = _median(base_runs), _median(cur_runs)
+    if measured is not None:
+        b, c, change, low, high = measured.baseline, measured.current, measured.change, measured.low, measured.high
+        samples = measured.windows
+    elif base_run is None:
+        return Delta(op, metric, None, cur_run, None, False, NOTE_NO_BASELINE, current_run=cur_run)
+    elif cur_run is None:
+        return Delta(op, metric, base_run, None, None, True, NOTE_NO_DATA, baseline_run=base_run)
+    else:
+        b, c, low, high = base_run, cur_run, None, None
+        change = c / b - 1 if b != 0 else None
+        samples = (len(base_runs), len(cur_runs))
+    over_budget, over_minimum = _bad_way(metric, b, c, budget)
+    significant = None
+    if low is not None and high is not None:
+        significant = low > 0 if metric in LATENCY_METRICS else high < 0
+    regression = over_budget and over_minimum and significant is not False
+    return Delta(
+        op, metric, b, c, change, regression, "", low, high, basis, samples,
+        base_run, cur_run, over_budget, over_minimum, significant,
+    )  # fmt: skip
 
 
 def _scenario_name(summary: Mapping[str, Any]) -> str | None:
@@ -188,99 +328,89 @@ def _status(summary: Mapping[str, Any]) -> str | None:
     return status if isinstance(status, str) else None
 
 
-def _notes(baseline: Mapping[str, Any], current: Mapping[str, Any], base_ops: int) -> tuple[str, ...]:
+def _notes(base: Sequence[RunFigures], cur: Sequence[RunFigures], base_ops: int, deltas: list[Delta]) -> list[str]:
     notes: list[str] = []
-    base_name, cur_name = _scenario_name(baseline), _scenario_name(current)
-    if base_name != cur_name:
-        notes.append(f"different scenarios: baseline {base_name!r}, current {cur_name!r}")
-    for which, summary in (("baseline", baseline), ("current", current)):
-        status = _status(summary)
-        if status is not None and status != "PASS":
-            notes.append(f"{which} run ended {status}")
+    base_names = sorted({str(_scenario_name(r.summary)) for r in base})
+    cur_names = sorted({str(_scenario_name(r.summary)) for r in cur})
+    if base_names != cur_names:
+        quoted = [", ".join(repr(n) if n != "None" else "None" for n in names) for names in (base_names, cur_names)]
+        notes.append(f"different scenarios: baseline {quoted[0]}, current {quoted[1]}")
+    for which, side in (("baseline", base), ("current", cur)):
+        for run in side:
+            status = _status(run.summary)
+            if status is not None and status != "PASS":
+                label = f" ({run.label})" if run.label and len(side) > 1 else ""
+                notes.append(f"{which} run{label} ended {status}")
     if base_ops == 0:
         notes.append("the baseline has no measured ops: nothing to compare against")
-    return tuple(notes)
+    point = [d for d in deltas if d.basis == "point" and not d.note]
+    if point:
+        notes.append(
+            f"{len(point)} figure(s) compared without a noise estimate (fewer than {MIN_WINDOWS} windows or runs "
+            "per side): relative budget and minimum change only"
+        )
+    return notes
 
 
-def compare(baseline: Mapping[str, Any], current: Mapping[str, Any], budget: Budget = Budget()) -> Comparison:
-    """Compare the per-op figures of two summary.json documents.
+def compare_runs(
+    baseline: Sequence[RunFigures], current: Sequence[RunFigures], budget: Budget = DEFAULT_BUDGET
+) -> Comparison:
+    """Compare one or more baseline runs with one or more current runs, per op and metric.
+
+    Args:
+        baseline: the reference run(s), each a summary and its per-window figures.
+        current: the run(s) under test.
+        budget: relative budgets, minimum changes and the interval's confidence.
+
+    Returns:
+        One delta per op and metric present on either side (metrics absent from both are
+        skipped); an op the baseline has and the current side lacks gives one ``missing``
+        regression per metric the baseline had. Ops are the union over a side's runs.
+
+    Raises:
+        ValueError: either side is empty.
+    """
+    if not baseline or not current:
+        raise ValueError("compare_runs needs at least one run on each side")
+    figures = ([op_figures(r.summary) for r in baseline], [op_figures(r.summary) for r in current])
+    base_ops: dict[str, set[str]] = {}
+    cur_ops: dict[str, set[str]] = {}
+    for side, ops in zip(figures, (base_ops, cur_ops), strict=True):
+        for run in side:
+            for op, values in run.items():
+                ops.setdefault(op, set()).update(m for m, v in values.items() if v is not None)
+    # One interval per figure both sides have; "did anything regress" is asked of all of them at
+    # once, so each interval is at the Bonferroni level that keeps the family at budget.confidence.
+    family = sum(len(base_metrics & cur_ops.get(op, set())) for op, base_metrics in base_ops.items())
+    confidence = 1 - (1 - budget.confidence) / max(family, 1)
+    deltas: list[Delta] = []
+    for op, base_metrics in base_ops.items():
+        cur_metrics = cur_ops.get(op)
+        for metric in METRICS:
+            if cur_metrics is None:
+                if metric in base_metrics:
+                    value = _median([v for f in figures[0] if (v := f.get(op, {}).get(metric)) is not None])
+                    deltas.append(Delta(op, metric, value, None, None, True, NOTE_MISSING, baseline_run=value))
+            elif metric in base_metrics or metric in cur_metrics:
+                deltas.append(_compared(op, metric, (baseline, current), figures, budget, confidence))
+    for op, cur_metrics in cur_ops.items():
+        if op not in base_ops:
+            for metric in (m for m in METRICS if m in cur_metrics):
+                value = _median([v for f in figures[1] if (v := f.get(op, {}).get(metric)) is not None])
+                deltas.append(Delta(op, metric, None, value, None, False, NOTE_NEW, current_run=value))
+    notes = _notes(baseline, current, len(base_ops), deltas)
+    return Comparison(tuple(deltas), tuple(notes), budget, (len(baseline), len(current)), confidence)
+
+
+def compare(baseline: Mapping[str, Any], current: Mapping[str, Any], budget: Budget = DEFAULT_BUDGET) -> Comparison:
+    """Compare two summary.json documents without per-window figures (the ``point`` rule per figure).
 
     Args:
         baseline: the reference run's summary.json, parsed.
         current: the run under test's summary.json, parsed.
-        budget: allowed relative regressions.
+        budget: relative budgets and minimum changes.
 
     Returns:
-        One delta per op and metric present in either run (metrics absent from both are
-        skipped); an op the baseline has and the current run lacks gives one ``missing``
-        regression per metric the baseline had.
+        As ``compare_runs`` with one run per side and no windows.
     """
-    base_ops, cur_ops = op_figures(baseline), op_figures(current)
-    deltas: list[Delta] = []
-    for op, base in base_ops.items():
-        cur = cur_ops.get(op)
-        for metric in METRICS:
-            if cur is None:
-                if base[metric] is not None:
-                    deltas.append(Delta(op, metric, base[metric], None, None, True, NOTE_MISSING))
-            elif base[metric] is not None or cur[metric] is not None:
-                deltas.append(_delta(op, metric, base[metric], cur[metric], budget))
-    for op, cur in cur_ops.items():
-        if op not in base_ops:
-            deltas.extend(
-                Delta(op, metric, None, cur[metric], None, False, NOTE_NEW)
-                for metric in METRICS
-                if cur[metric] is not None
-            )
-    return Comparison(tuple(deltas), _notes(baseline, current, len(base_ops)))
-
-
-def _fraction(key: str, text: str) -> float:
-    """``"15%"``, ``"+15%"``, ``"0.15"`` -> 0.15; a sign must point the metric's bad way."""
-    raw = str(text).strip()
-    sign = raw[:1] if raw[:1] in "+-" else ""
-    body = raw[1:].strip() if sign else raw
-    percent = body.endswith("%")
-    number_text = body[:-1].strip() if percent else body
-    expected = f"compare budget {key}={text!r}: expected a percentage like 10% or a fraction like 0.1"
-    try:
-        number = float(number_text)
-    except ValueError:
-        raise ValueError(expected) from None
-    if not math.isfinite(number) or number < 0 or number_text.startswith(("+", "-")):
-        raise ValueError(expected)
-    wrong = "-" if key == "latency" else "+"
-    if sign == wrong:
-        way = "grow (+)" if key == "latency" else "fall (-)"
-        raise ValueError(f"compare budget {key}={text!r}: the {key} budget is how far it may {way}")
-    if not percent and number >= 1:
-        raise ValueError(
-            f"compare budget {key}={text!r}: ambiguous; write {number:g}% or a fraction below 1 (0.1 = 10%)"
-        )
-    value = number / 100 if percent else number
-    if key == "throughput" and value > 1:
-        raise ValueError(f"compare budget {key}={text!r}: throughput cannot fall by more than 100%")
-    return value
-
-
-def budget_from(values: Mapping[str, str]) -> Budget:
-    """A budget from text settings; keys left out keep the default (10 %).
-
-    Args:
-        values: ``{"latency": "15%", "throughput": "0.05"}``; each value a percentage (``15%``,
-            ``+15%`` for latency, ``-5%`` for throughput) or a fraction below 1 (``0.15``).
-
-    Returns:
-        The budget.
-
-    Raises:
-        ValueError: an unknown key or a value that is not a non-negative percentage/fraction
-            (a message naming the key and value).
-    """
-    unknown = sorted(set(values) - {"latency", "throughput"})
-    if unknown:
-        raise ValueError(f"compare budget: unknown key(s) {', '.join(unknown)} (expected latency, throughput)")
-    default = Budget()
-    latency = _fraction("latency", values["latency"]) if "latency" in values else default.latency
-    throughput = _fraction("throughput", values["throughput"]) if "throughput" in values else default.throughput
-    return Budget(latency=latency, throughput=throughput)
+    return compare_runs([RunFigures(baseline)], [RunFigures(current)], budget)

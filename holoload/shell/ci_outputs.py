@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from holoload.shell import regression_views
+
 __all__ = ["JUNIT_FILE", "MARKDOWN_FILE", "junit_xml", "summary_markdown", "write_ci_outputs"]
 
 JUNIT_FILE = "junit.xml"
@@ -102,7 +104,7 @@ def _run_case(summary: Mapping[str, Any], status: str, failing_gates: int) -> tu
 
 
 def junit_xml(summary: Mapping[str, Any]) -> str:
-    """The run as JUnit XML: one ``<testsuite>``, one ``<testcase>`` per gate.
+    """The run as JUnit XML: one ``<testsuite>``, one ``<testcase>`` per gate and per figure compared with a baseline.
 
     A failing gate's ``<failure>`` carries the reason as its message and the expression, observed
     and threshold as its text. A run that ended ERROR adds a test case ``run`` with an ``<error>``;
@@ -120,13 +122,15 @@ def junit_xml(summary: Mapping[str, Any]) -> str:
     status = _status(summary)
     gates = _gates(summary)
     failing = [g for g in gates if g.get("passed") is not True]
-    extra = _run_case(summary, status, len(failing))
+    regressed = regression_views.comparison_regressions(summary)  # a test case per compared figure
+    extra = _run_case(summary, status, len(failing) + regressed)
     duration_s = _number(run.get("duration_s"))
 
     suite = ET.Element("testsuite")
     suite.set("name", f"holoload.{scenario}")
-    suite.set("tests", str(len(gates) + (extra is not None)))
-    suite.set("failures", str(len(failing) + (extra is not None and extra[0] == "failure")))
+    compared = regression_views.junit_case_count(summary)
+    suite.set("tests", str(len(gates) + compared + (extra is not None)))
+    suite.set("failures", str(len(failing) + regressed + (extra is not None and extra[0] == "failure")))
     suite.set("errors", str(int(extra is not None and extra[0] == "error")))
     suite.set("skipped", "0")
     suite.set("time", f"{duration_s:.3f}" if duration_s is not None else "0")
@@ -157,6 +161,7 @@ def junit_xml(summary: Mapping[str, Any]) -> str:
                 f"observed: {_text(gate.get('observed_text'))}\n"
                 f"threshold: {_text(gate.get('threshold_text'))}"
             )
+    regression_views.junit_cases(suite, summary, scenario, _xml)
     if extra is not None:
         element, message = extra
         case = ET.SubElement(
@@ -345,6 +350,7 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
         lines += _table(("gate", "result", "observed", "threshold", "expression"), rows)
     else:
         lines.append("no gate verdicts")
+    lines += regression_views.markdown_lines(summary, _cell)
 
     ops = _op_rows(summary)
     if ops:

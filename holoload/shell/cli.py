@@ -16,7 +16,7 @@ from holoload.core.compare import Budget
 from holoload.core.errors import ExitCode, HololoadError, InputError
 from holoload.core.profiles import choose_profile
 from holoload.core.scenario import Scenario
-from holoload.shell.compare_cmd import budget_from_env, load_summary, run_compare
+from holoload.shell.compare_cmd import budget_from_env, load_runs, run_compare
 from holoload.shell.files import load_scenario_budget, load_target
 from holoload.shell.history_cmd import add_history_option, add_history_parser
 from holoload.shell.notify import notify_urls
@@ -32,7 +32,7 @@ holoload runs load scenarios against PostgreSQL-wire clusters and ends with PASS
   holoload validate FILE.toml...              check scenario/target files without running
   holoload cluster up|status|down             keep a local cluster running between runs
   holoload report RESULTS_DIR                 rewrite a run's reports; rebuild a killed run's summary
-  holoload compare BASELINE_DIR RESULTS_DIR   fail (exit 1) when p95/p99 or throughput regressed
+  holoload compare BASELINE_DIR RESULTS_DIR   fail (exit 1) when p95/p99 or throughput regressed beyond noise
   holoload history list|show|trend|import|report   runs recorded across time; reports/index.html
 """
 
@@ -103,9 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--baseline",
         metavar="DIR|auto",
-        help="results directory of a baseline run: FAIL (exit 1) when a p95/p99 or the throughput of an op "
-        "regressed beyond the budget (default 10 %%); 'auto': the last passing run of the same scenario, "
+        help="results directory of a baseline run, or a set of runs (--repeat): FAIL (exit 1) when a p95/p99 or "
+        "the throughput of an op regressed beyond the budget (default 10 %%), the minimum change and the noise "
+        "(a bootstrap interval of the per-window figures); 'auto': the last passing run of the same scenario, "
         "target and environment in the run history",
+    )
+    run.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the scenario N times into one set directory (results/<scenario>_x<N>_<UTC time>/); the set "
+        "passes when every run passes, and --baseline compares the whole set",
     )
     add_history_option(run)
     _add_budget(run)
@@ -160,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_history_option(report)
     cmp = sub.add_parser(
         "compare",
-        help="compare a run with a baseline run: exit 1 when p95/p99 or throughput regressed beyond the budget",
+        help="compare a run (or a set of runs) with a baseline run (or set): exit 1 when p95/p99 or throughput "
+        "regressed beyond the budget, the minimum change and the noise",
     )
     cmp.add_argument("baseline", metavar="BASELINE_DIR")
     cmp.add_argument("results", metavar="RESULTS_DIR")
@@ -175,8 +185,10 @@ def _add_budget(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KIND=LIMIT",
-        help="allowed regression: latency=15%% (p95/p99 up), throughput=5%% (ops/s down); default 10%% each; "
-        "HOLOLOAD_COMPARE_LATENCY / HOLOLOAD_COMPARE_THROUGHPUT set them from the environment",
+        help="allowed regression: latency=15%% (p95/p99 up), throughput=5%% (ops/s down), default 10%% each; "
+        "latency_min=0.5ms and throughput_min=5 (smallest absolute change that counts), confidence=95%% "
+        "(of the bootstrap interval); HOLOLOAD_COMPARE_LATENCY, _THROUGHPUT, _LATENCY_MIN, _THROUGHPUT_MIN and "
+        "_CONFIDENCE set them from the environment",
     )
 
 
@@ -261,6 +273,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
     if args.nodes < 1 or args.nodes > 16:
         raise InputError(f"--nodes: expected 1..16, got {args.nodes}")
+    if not 1 <= args.repeat <= 100:
+        raise InputError(f"--repeat: expected 1..100 runs, got {args.repeat}")
     overrides = list(args.overrides) + ([f"run.workers={_workers(args.workers)}"] if args.workers else [])
     profile = choose_profile(args.env, os.environ)
     scenario, applied = load_scenario_budget(args.scenario, overrides, profile, os.environ)
@@ -273,7 +287,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         )
     target = load_target(args.target) if args.target else None
     baseline_dir = _auto_baseline(args, scenario, target.name if target else "local", console)
-    baseline = load_summary(baseline_dir) if baseline_dir else None  # bad baseline: exit 2 before load
+    baseline = load_runs(baseline_dir) if baseline_dir else None  # bad baseline: exit 2 before load
     budget = _budget(args.budget)
     label = f"{target.name} ({args.target})" if target else f"local ({args.nodes} nodes)"
     options = RunOptions(
@@ -294,6 +308,10 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         notify=notify,
         history=args.history,
     )
+    if args.repeat > 1:
+        from holoload.shell.repeat import run_set
+
+        return run_set(options, args.repeat, console)
     return run(options, console)
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from holoload.core.compare import window_series
+
 
 def _num(value: Any) -> float | None:
     try:
@@ -57,3 +59,16 @@ def read_csv(path: Path, notes: list[str] | None) -> Iterator[dict[str, str]]:
             notes.append(f"{path.name}: read stopped early ({exc})")
     if bad and notes is not None:
         notes.append(f"{path.name}: {bad} damaged line(s) skipped (a truncated write?)")
+
+
+def read_window_series(
+    root: Path, phases: list[str], notes: list[str] | None = None
+) -> dict[str, dict[str, list[float]]]:
+    """Per-window p95/p99/ops_per_s of the given (measured) phases from ``root/timeseries.csv``.
+
+    Returns ``{}`` when the file is absent (a canary, or a run that never closed a window).
+    """
+    path = root / "timeseries.csv"
+    if not path.exists() or not phases:
+        return {}
+    return window_series(read_csv(path, notes), phases)

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import IO, Any
@@ -25,7 +25,7 @@ from holoload.adapters.node_control import CommandNodeControl, LocalNodeControl
 from holoload.adapters.pg import redact
 from holoload.adapters.samplers import wait_ready
 from holoload.adapters.surfaces import TargetSurfaces
-from holoload.core.compare import Budget, compare
+from holoload.core.compare import Budget, RunFigures
 from holoload.core.errors import ExitCode, HololoadError, InputError
 from holoload.core.events import Event, EventSink, RunProblem, RunStarted, WindowClosed
 from holoload.core.profiles import AppliedBudget
@@ -34,7 +34,7 @@ from holoload.core.secrets import Secrets
 from holoload.core.target import Target, local_target
 from holoload.core.verdicts import Verdict
 from holoload.shell.artifacts import ArtifactWriter, results_dir_for
-from holoload.shell.compare_cmd import render
+from holoload.shell.baseline_guard import guard_run
 from holoload.shell.history_record import capture_context, history_location, record_run
 from holoload.shell.jobs import Job, LoadJob, make_job
 from holoload.shell.notify import notify_run
@@ -56,7 +56,7 @@ class RunOptions:
     quiet: bool = False
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     scenario_file: str = "scenario"
-    baseline: dict[str, Any] | None = None  # summary.json of a baseline run (--baseline)
+    baseline: list[RunFigures] | None = None  # baseline run(s) (--baseline)
     budget: Budget = field(default_factory=Budget)
     serve_metrics: tuple[str, int] | None = None  # --serve-metrics HOST:PORT
     ray_address: str | None = None  # --ray ADDRESS: worker engines as Ray actors
@@ -415,20 +415,7 @@ def _write_summaries(
     data.update(options.applied.to_summary())  # which budget applied: "env" and "overrides"
     keys.append(("env", options.applied.env))
     if options.baseline is not None:
-        comparison = compare(options.baseline, data, options.budget)
-        data["baseline"] = {
-            "results_dir": options.baseline.get("run", {}).get("results_dir"),
-            "ok": comparison.ok,
-            "deltas": [asdict(d) for d in comparison.deltas],
-            "notes": list(comparison.notes),
-        }
-        _say(console, render(comparison, budget=options.budget), markup=False)
-        if not comparison.ok and record.status == "PASS":
-            record.status = data["verdict"] = "FAIL"
-            if options.enforce:
-                record.exit_code = data["exit_code"] = int(ExitCode.FAIL)
-            data["run"] = record.__dict__
-            keys = [(k, "FAIL" if k == "slo_status" else v) for k, v in keys]
+        keys = guard_run(options.baseline, options.budget, data, keys, record, lambda t: _say(console, t, markup=False))
     data = secrets.scrub_obj(data)
     keys = [(k, secrets.scrub(v) if isinstance(v, str) else v) for k, v in keys]
     location = history_location(options.history, options.env, writer.root.parent)
