@@ -183,11 +183,11 @@ def _explain(u: int, v: int, k: int, txns: Sequence[Txn], index: VersionIndex) -
             versions = order.get(op[1])
             if op[0] == "append" and versions and op[2] in versions:
                 i = versions.index(op[2])
-                if i + 1 < len(versions) and writer[op[1]].get(versions[i + 1]) == v:
+                if i + 1 < len(versions) and writer.get(op[1], {}).get(versions[i + 1]) == v:
                     return op[1], f"T{v} appended {versions[i + 1]} to key {op[1]} right after T{u}'s {op[2]}"
     elif k == WR:
         for op in txns[v].ops:
-            if op[0] == "r" and op[2] and writer[op[1]].get(op[2][-1]) == u:
+            if op[0] == "r" and op[2] and writer.get(op[1], {}).get(op[2][-1]) == u:
                 return op[1], f"T{v} read key {op[1]} ending at {op[2][-1]}, appended by T{u}"
     elif k == RW:
         for op in txns[u].ops:
@@ -197,7 +197,7 @@ def _explain(u: int, v: int, k: int, txns: Sequence[Txn], index: VersionIndex) -
             values = op[2]
             if versions and len(values) < len(versions):
                 nxt = versions[len(values)]
-                if writer[op[1]].get(nxt) == v:
+                if writer.get(op[1], {}).get(nxt) == v:
                     last = f"ending at {values[-1]}" if values else "empty"
                     return op[1], f"T{u} read key {op[1]} {last}, before T{v} appended {nxt}"
     elif k == PROCESS:

@@ -65,8 +65,9 @@ def build_edges(txns: Sequence[Txn], index: VersionIndex) -> EdgeList:
     status = index.status
     writer = index.writer
     order = index.order
+    empty: dict[int, int] = {}
     for k, versions in order.items():
-        w = writer[k]
+        w = writer.get(k, empty)
         prev = -1
         for v in versions:
             t = w.get(v, -1)
@@ -89,7 +90,7 @@ def build_edges(txns: Sequence[Txn], index: VersionIndex) -> EdgeList:
             values = op[2]
             if versions_k is None or values is None:
                 continue
-            w = writer[k]
+            w = writer.get(k, empty)
             n = len(values)
             if n:
                 t = w.get(values[-1], -1)
