@@ -14,11 +14,12 @@ from rich.console import Console
 from holoload import __version__
 from holoload.core.compare import Budget
 from holoload.core.errors import ExitCode, HololoadError, InputError
+from holoload.shell.check_cmd import add_check_parser
 from holoload.shell.compare_cmd import budget_from_env, load_summary, run_compare
 from holoload.shell.files import load_scenario, load_target
 from holoload.shell.prom_exporter import parse_listen
 
-SUBCOMMANDS = ("run", "validate", "cluster", "report", "compare")
+SUBCOMMANDS = ("run", "validate", "cluster", "report", "compare", "check")
 
 DESCRIPTION = """\
 holoload runs load scenarios against PostgreSQL-wire clusters and ends with PASS or FAIL.
@@ -29,6 +30,7 @@ holoload runs load scenarios against PostgreSQL-wire clusters and ends with PASS
   holoload cluster up|status|down             keep a local cluster running between runs
   holoload report RESULTS_DIR                 rewrite a run's reports; rebuild a killed run's summary
   holoload compare BASELINE_DIR RESULTS_DIR   fail (exit 1) when p95/p99 or throughput regressed
+  holoload check HISTORY [--model M]          isolation anomalies in a list-append history (docs/isolation.md)
 """
 
 EPILOG = """\
@@ -146,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("baseline", metavar="BASELINE_DIR")
     cmp.add_argument("results", metavar="RESULTS_DIR")
     _add_budget(cmp)
+    add_check_parser(sub)
     return parser
 
 
@@ -210,6 +213,10 @@ def dispatch(argv: Sequence[str]) -> int:
             return report_command(args.results_dir, rebuild=args.rebuild, console=console)
         if args.command == "compare":
             return run_compare(Path(args.baseline), Path(args.results), _budget(args.budget), console)
+        if args.command == "check":
+            from holoload.shell.check_cmd import check_command
+
+            return check_command(args, console)
         if args.command == "run":
             return _run(args, console)
         parser.print_help()

@@ -126,12 +126,12 @@ class HistoryBuilder:
         """
         if txn_id not in self._open:
             raise HistoryError(f"transaction {txn_id} is not open (never invoked, or completed twice)")
-        self._open.discard(txn_id)
         old = self._txns[txn_id]
         kind = TxnType(type_)
         new_ops = old.ops if ops is None else _normalise_ops(ops)
         if len(new_ops) != len(old.ops) or any(a[:2] != b[:2] for a, b in zip(new_ops, old.ops, strict=True)):
             raise HistoryError(f"transaction {txn_id}: completed ops {new_ops!r} differ from invoked {old.ops!r}")
+        self._open.discard(txn_id)
         # An in-doubt transaction keeps the time its outcome was given up on, but the checker never orders
         # anything after it by that time: it may have taken effect at any moment after its invoke.
         self._txns[txn_id] = old._replace(type=kind, complete_ns=complete_ns, ops=new_ops)
