@@ -51,6 +51,31 @@ def test_g1a_aborted_read_names_the_failed_writer_and_the_reader() -> None:
     assert "failed" in anomaly.description
 
 
+def test_a_failed_append_inside_a_version_order_keeps_its_neighbours_ordered() -> None:
+    """x reads [1, 5, 3] with 5 from a failed transaction: G1a, and T0 -ww-> T2 still closes a G0 with y."""
+    h = [
+        txn(0, app(X, 1), app(Y, 2)),
+        txn(1, app(X, 5), type_="fail"),
+        txn(2, app(X, 3), app(Y, 4)),
+        txn(3, r(X, 1, 5, 3), r(Y, 4, 2)),
+    ]
+    result = check(h, "read-committed")
+    assert result.counts == {"G1a": 1, "G0": 1}
+    assert cycle_of(result, "G0") == {(0, "ww", 2, X), (2, "ww", 0, Y)}
+
+
+def test_many_separate_cycles_are_each_counted() -> None:
+    """Fifty independent write-skew pairs: fifty G2-item anomalies, examples capped in JSON."""
+    h: list[Txn] = []
+    for i in range(50):
+        a, b, base = 10 * i, 10 * i + 1, len(h)
+        h += [txn(base, r(a), app(b, 1)), txn(base + 1, r(b), app(a, 1)), txn(base + 2, r(a, 1), r(b, 1))]
+    result = check(h, "serializable")
+    assert result.counts == {"G2-item": 50}
+    assert result.stats["cyclic_components"] == 50
+    assert len(result.to_json(examples=5)["anomalies"]["G2-item"]) == 5
+
+
 def test_g1b_intermediate_read_is_reported() -> None:
     """T0 appends 1 then 2 to x; T1 reads x ending at 1, which was never T0's final state of x."""
     h = [txn(0, app(X, 1), app(X, 2)), txn(1, r(X, 1))]
@@ -228,7 +253,7 @@ def test_an_expired_search_does_not_hide_a_forbidden_anomaly_found_before() -> N
     assert result.valid is False and result.counts == {"garbage-read": 1}
 
 
-@pytest.mark.parametrize("n", [3, 5])
+@pytest.mark.parametrize("n", [3, 5, 300])
 def test_longer_write_skew_rings_give_the_whole_ring(n: int) -> None:
     """The G2-item cycle of a ring is the ring itself, every edge rw."""
     result = check(_write_skew_ring(n), "serializable")

@@ -117,7 +117,7 @@ def check(
 
 
 def _never() -> None:
-    return None
+    """No deadline."""
 
 
 def _searched(kind: AnomalyClass, m: ConsistencyModel) -> bool:
@@ -182,9 +182,14 @@ def _explain(u: int, v: int, k: int, txns: Sequence[Txn], index: VersionIndex) -
         for op in txns[u].ops:
             versions = order.get(op[1])
             if op[0] == "append" and versions and op[2] in versions:
-                i = versions.index(op[2])
-                if i + 1 < len(versions) and writer.get(op[1], {}).get(versions[i + 1]) == v:
-                    return op[1], f"T{v} appended {versions[i + 1]} to key {op[1]} right after T{u}'s {op[2]}"
+                appended = writer.get(op[1], {})
+                for nxt in versions[versions.index(op[2]) + 1 :]:
+                    t = appended.get(nxt, -1)
+                    if t == -1 or index.status[t] == FAIL:
+                        continue  # skipped by the ww edges too
+                    if t == v:
+                        return op[1], f"T{v} appended {nxt} to key {op[1]} right after T{u}'s {op[2]}"
+                    break
     elif k == WR:
         for op in txns[v].ops:
             if op[0] == "r" and op[2] and writer.get(op[1], {}).get(op[2][-1]) == u:

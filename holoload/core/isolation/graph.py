@@ -72,8 +72,7 @@ def build_edges(txns: Sequence[Txn], index: VersionIndex) -> EdgeList:
         for v in versions:
             t = w.get(v, -1)
             if t == -1 or status[t] == FAIL:
-                prev = -1  # garbage or aborted value: no edge through it
-                continue
+                continue  # garbage or aborted value (reported as such): the writers around it stay adjacent
             if prev != -1 and prev != t:
                 add_s(prev)
                 add_d(t)
