@@ -37,7 +37,10 @@ def test_g0_write_cycle_is_reported_with_its_two_ww_edges() -> None:
     assert result.counts == {"G0": 1}
     assert result.valid is False and result.forbidden_found == ("G0",)
     assert cycle_of(result, "G0") == {(0, "ww", 1, X), (1, "ww", 0, Y)}
-    assert result.anomalies["G0"][0].cycle_text() in ("T0 -ww(key 1)-> T1 -ww(key 2)-> T0", "T1 -ww(key 2)-> T0 -ww(key 1)-> T1")
+    assert result.anomalies["G0"][0].cycle_text() in (
+        "T0 -ww(key 1)-> T1 -ww(key 2)-> T0",
+        "T1 -ww(key 2)-> T0 -ww(key 1)-> T1",
+    )
 
 
 def test_g1a_aborted_read_names_the_failed_writer_and_the_reader() -> None:

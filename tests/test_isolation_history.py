@@ -40,13 +40,13 @@ def test_dump_and_parse_round_trip() -> None:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("[0, 0, 1, 2, \"ok\"]", "expected [id, process"),
-        ("[5, 0, 1, 2, \"ok\", []]", "id 5; expected 0"),
-        ("[0, 0, 1, 2, \"done\", []]", "type 'done'"),
-        ("[0, 0, 1, null, \"ok\", []]", "needs its complete_ns"),
-        ("[0, 0, 1, 2, \"ok\", [[\"w\", 1, 2]]]", "unknown function 'w'"),
-        ("[0, 0, 1, 2, \"ok\", [[\"r\", 1, [\"a\"]]]]", "list of integers or null"),
-        ("[0, 0, 1, 2, \"ok\", [[\"append\", \"k\", 2]]]", "key must be an integer"),
+        ('[0, 0, 1, 2, "ok"]', "expected [id, process"),
+        ('[5, 0, 1, 2, "ok", []]', "id 5; expected 0"),
+        ('[0, 0, 1, 2, "done", []]', "type 'done'"),
+        ('[0, 0, 1, null, "ok", []]', "needs its complete_ns"),
+        ('[0, 0, 1, 2, "ok", [["w", 1, 2]]]', "unknown function 'w'"),
+        ('[0, 0, 1, 2, "ok", [["r", 1, ["a"]]]]', "list of integers or null"),
+        ('[0, 0, 1, 2, "ok", [["append", "k", 2]]]', "key must be an integer"),
         ("{oops", "not valid JSON"),
     ],
 )

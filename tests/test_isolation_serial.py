@@ -66,7 +66,9 @@ class SerialExecutor:
 
 @PROPERTY
 @given(steps)
-def test_histories_of_a_serial_executor_are_never_flagged(schedule: list[tuple[int, list[tuple[str, int]], str]]) -> None:
+def test_histories_of_a_serial_executor_are_never_flagged(
+    schedule: list[tuple[int, list[tuple[str, int]], str]],
+) -> None:
     """Interleaved processes over a few keys, with failures and in-doubt commits: no anomaly, valid."""
     executor = SerialExecutor()
     for process, plan, outcome in schedule:
@@ -113,8 +115,14 @@ def _snapshot_history(seed: int, n: int, read_skew: bool) -> list[Txn]:
                     plan = [("r", k) for k in keys]
                 else:
                     plan = [("r", keys[0]), ("append", keys[1])] if rng.random() < 0.7 else [("append", keys[0])]
-                pending[p] = {"id": len(txns), "invoke": clock, "plan": plan, "snap": dict(committed),
-                              "seen": dict(version), "done": []}
+                pending[p] = {
+                    "id": len(txns),
+                    "invoke": clock,
+                    "plan": plan,
+                    "snap": dict(committed),
+                    "seen": dict(version),
+                    "done": [],
+                }
                 txns.append(None)
                 continue
         plan = state["plan"]  # type: ignore[assignment]
@@ -129,7 +137,7 @@ def _snapshot_history(seed: int, n: int, read_skew: bool) -> list[Txn]:
         seen: dict[int, int] = state["seen"]  # type: ignore[assignment]
         ops: list[MicroOp] = list(done)
         writes: dict[int, list[int]] = {}
-        for f, key in plan[len(done):]:
+        for f, key in plan[len(done) :]:
             if f == "append":
                 value += 1
                 ops.append(("append", key, value))

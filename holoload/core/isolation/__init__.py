@@ -1,10 +1,10 @@
 """List-append isolation checking (Elle's method): histories, version orders, dependency graphs, cycles.
 
-    from holoload.core.isolation import HistoryBuilder, append, read, check
-    b = HistoryBuilder()
-    t = b.invoke(process=0, invoke_ns=0, ops=[append(1, 10), read(2)])
-    b.complete(t, "ok", 5, [append(1, 10), read(2, [7])])
-    result = check(b.build(), "serializable")      # result.valid, result.counts, result.to_json()
+from holoload.core.isolation import HistoryBuilder, append, read, check
+b = HistoryBuilder()
+t = b.invoke(process=0, invoke_ns=0, ops=[append(1, 10), read(2)])
+b.complete(t, "ok", 5, [append(1, 10), read(2, [7])])
+result = check(b.build(), "serializable")      # result.valid, result.counts, result.to_json()
 """
 
 from holoload.core.isolation.checker import Deadline, check

@@ -255,6 +255,4 @@ def _result(
         "largest_component": max((len(c) for c in components), default=0),
         "unclassified_components": unclassified,
     }
-    return CheckResult(
-        m.name, valid, counts, forbidden, anomalies, stats, tuple(c.value for c in incomplete), reason
-    )
+    return CheckResult(m.name, valid, counts, forbidden, anomalies, stats, tuple(c.value for c in incomplete), reason)

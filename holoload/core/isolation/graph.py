@@ -161,9 +161,7 @@ def add_realtime_edges(txns: Sequence[Txn], status: bytearray, edges: EdgeList) 
             frontier.add(tid)
 
 
-def strongly_connected(
-    edges: EdgeList, check: Callable[[], None] | None = None, kinds: int = 0xFF
-) -> list[list[int]]:
+def strongly_connected(edges: EdgeList, check: Callable[[], None] | None = None, kinds: int = 0xFF) -> list[list[int]]:
     """The strongly connected components with two or more transactions (iterative Tarjan, no recursion).
 
     Args:

@@ -145,7 +145,7 @@ def _normalise_ops(ops: Sequence[Any]) -> tuple[MicroOp, ...]:
     out: list[MicroOp] = []
     for op in ops:
         if not isinstance(op, list | tuple) or len(op) != 3:
-            raise HistoryError(f"micro-op {op!r}: expected [\"append\", key, value] or [\"r\", key, list|null]")
+            raise HistoryError(f'micro-op {op!r}: expected ["append", key, value] or ["r", key, list|null]')
         f, key, value = op
         if not _is_int(key):
             raise HistoryError(f"micro-op {op!r}: the key must be an integer")
@@ -161,7 +161,7 @@ def _normalise_ops(ops: Sequence[Any]) -> tuple[MicroOp, ...]:
             else:
                 raise HistoryError(f"micro-op {op!r}: a read's result must be a list of integers or null")
         else:
-            raise HistoryError(f"micro-op {op!r}: unknown function {f!r} (expected \"append\" or \"r\")")
+            raise HistoryError(f'micro-op {op!r}: unknown function {f!r} (expected "append" or "r")')
     return tuple(out)
 
 
