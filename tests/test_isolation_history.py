@@ -88,6 +88,24 @@ def test_builder_records_invoke_and_completion_and_leaves_open_ones_in_doubt() -
     assert check(history, "strict-serializable").valid is True
 
 
+def test_an_ambiguous_commit_is_in_doubt_never_failed() -> None:
+    """Connection lost at COMMIT (no SQLSTATE) or a cancel racing it: info; a rolled-back COMMIT or any
+    error before COMMIT: fail."""
+    b = HistoryBuilder()
+    cases = [
+        (None, True, TxnType.INFO),  # connection lost after COMMIT left
+        ("57014", True, TxnType.INFO),  # query_canceled can race the commit
+        ("57P01", True, TxnType.INFO),  # admin shutdown
+        ("40001", True, TxnType.FAIL),  # serialization failure: rolled back
+        ("23505", True, TxnType.FAIL),
+        (None, False, TxnType.FAIL),  # connection lost before COMMIT: never committed
+    ]
+    for i, (sqlstate, sent, expected) in enumerate(cases):
+        t = b.invoke(i, 10 * i, [append(1, i)])
+        assert b.error(t, sqlstate, commit_sent=sent, complete_ns=10 * i + 5) is expected
+        assert b.build()[t].type is expected
+
+
 def test_builder_refuses_completing_twice_or_changing_the_ops() -> None:
     b = HistoryBuilder()
     t = b.invoke(0, 0, [read(1)])

@@ -23,6 +23,7 @@ from holoload.core.isolation.models import AnomalyClass
 __all__ = ["EXHAUSTIVE_NODES", "Cycle", "SearchExpired", "component_graph", "find_cycle"]
 
 EXHAUSTIVE_NODES = 200
+REACH_NODES = 20_000  # condensed nodes up to which G-single starts are found by reachability bitsets
 _CHECK_EVERY = 1024
 
 Cycle = list[tuple[int, int, int]]  # (source, target, edge kind bit) around the cycle
@@ -100,12 +101,11 @@ def _candidates(graph: nx.DiGraph, base: str, order: int, check: Callable[[], No
                         yield [(u, v, WR), *path]
     elif base == "G-single":
         mask = WW | WR | order
-        for u, v, k in graph.edges(data="k"):
-            if k & RW:
-                check()
-                path = _path(graph, v, u, mask, order, check)
-                if path is not None:
-                    yield [(u, v, RW), *path]
+        for u, v in _closing_rw_edges(graph, mask, check):
+            check()
+            path = _path(graph, v, u, mask, order, check)
+            if path is not None:
+                yield [(u, v, RW), *path]
     elif base == "G2-item":
         found = False
         for u, v, k in graph.edges(data="k"):
@@ -121,6 +121,30 @@ def _candidates(graph: nx.DiGraph, base: str, order: int, check: Callable[[], No
                         yield piece
         if not found and graph.number_of_nodes() <= EXHAUSTIVE_NODES:
             yield from _simple_g2(graph, WW | WR | order, check)
+
+
+def _closing_rw_edges(graph: nx.DiGraph, mask: int, check: Callable[[], None]) -> list[tuple[int, int]]:
+    """The rw edges u -> v with a way back from v to u over edges in ``mask``: exactly the G-single starts.
+
+    Reachability over the condensation of the ``mask`` subgraph, one bitset (a Python int) per condensed
+    node, so a component without G-single (a snapshot-isolation history) costs no search per rw edge.
+    Above ``REACH_NODES`` condensed nodes the bitsets would cost too much memory: every rw edge is a start.
+    """
+    rw_edges = [(u, v) for u, v, k in graph.edges(data="k") if k & RW]
+    view = nx.subgraph_view(graph, filter_edge=lambda a, b: bool(graph[a][b]["k"] & mask))
+    dag = nx.condensation(view)
+    if dag.number_of_nodes() > REACH_NODES:
+        return rw_edges
+    where: dict[int, int] = dag.graph["mapping"]
+    reach = [0] * dag.number_of_nodes()
+    for count, c in enumerate(reversed(list(nx.topological_sort(dag)))):
+        if not count % _CHECK_EVERY:
+            check()
+        bits = 1 << c
+        for d in dag.succ[c]:
+            bits |= reach[d]
+        reach[c] = bits
+    return [(u, v) for u, v in rw_edges if reach[where[v]] >> where[u] & 1]
 
 
 def _simple_pieces(walk: Cycle) -> list[Cycle]:

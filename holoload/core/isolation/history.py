@@ -9,6 +9,7 @@ from typing import Any, Literal, NamedTuple
 import orjson
 
 from holoload.core.errors import InputError
+from holoload.core.ledger import WriteOutcome, outcome_of
 
 __all__ = [
     "FORMAT_NAME",
@@ -24,6 +25,7 @@ __all__ = [
     "dump_history",
     "parse_history",
     "read",
+    "txn_type_of",
     "validate_history",
 ]
 
@@ -136,9 +138,34 @@ class HistoryBuilder:
         # anything after it by that time: it may have taken effect at any moment after its invoke.
         self._txns[txn_id] = old._replace(type=kind, complete_ns=complete_ns, ops=new_ops)
 
+    def error(self, txn_id: int, sqlstate: str | None, *, commit_sent: bool, complete_ns: int) -> TxnType:
+        """Record a transaction that ended with an error (or a lost connection), deciding fail or info.
+
+        Before COMMIT was sent, any error leaves the transaction uncommitted: ``fail``. After it, the
+        SQLSTATE decides (``ledger.outcome_of``): a serialization failure or deadlock rolled back is
+        ``fail``; no answer (connection lost at COMMIT), a cancel, a shutdown is ``info``, never ``fail``.
+
+        Args:
+            txn_id: the id ``invoke`` returned.
+            sqlstate: the server's SQLSTATE, or None when no answer came.
+            commit_sent: whether COMMIT had left the client.
+            complete_ns: when the error was seen.
+
+        Returns:
+            The type recorded.
+        """
+        kind = txn_type_of(outcome_of(sqlstate, sent=True)) if commit_sent else TxnType.FAIL
+        self.complete(txn_id, kind, complete_ns)
+        return kind
+
     def build(self) -> list[Txn]:
         """The history so far; transactions still open are ``info`` (in doubt)."""
         return list(self._txns)
+
+
+def txn_type_of(outcome: WriteOutcome) -> TxnType:
+    """acknowledged -> ok, failed -> fail, in doubt -> info."""
+    return {WriteOutcome.ACKNOWLEDGED: TxnType.OK, WriteOutcome.FAILED: TxnType.FAIL}.get(outcome, TxnType.INFO)
 
 
 def _normalise_ops(ops: Sequence[Any]) -> tuple[MicroOp, ...]:
