@@ -2,6 +2,7 @@
 
     python bench/check_cost.py                       # 1,000,000 transactions, strict-serializable, 600 s limit
     python bench/check_cost.py --ops 200000 --model serializable --via-file
+    python bench/check_cost.py --write /tmp/h.jsonl && python bench/check_cost.py --history /tmp/h.jsonl
 
 The history comes from a simulated strict-serializable executor: several processes, each with at most one
 transaction in flight; a transaction takes effect atomically at its completion, so every real-time and
@@ -98,12 +99,25 @@ def main() -> int:
     parser.add_argument("--time-limit", type=float, default=600.0, help="the checker's time limit, seconds")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--via-file", action="store_true", help="write the history as JSON lines and parse it back")
+    parser.add_argument("--write", metavar="PATH", help="only generate the history and write it to PATH")
+    parser.add_argument("--history", metavar="PATH", help="check the history in PATH instead of generating one")
     args = parser.parse_args()
 
     t0 = time.perf_counter()
-    txns = generate(args.ops, args.processes, args.keys, args.writes_per_key, args.seed)
+    if args.history:
+        with Path(args.history).open("rb") as lines:
+            txns = parse_history(lines, args.history)
+        print(f"parsed {len(txns)} transactions from {args.history} in {time.perf_counter() - t0:.1f} s", flush=True)
+    else:
+        txns = generate(args.ops, args.processes, args.keys, args.writes_per_key, args.seed)
+        print(f"generated {len(txns)} transactions in {time.perf_counter() - t0:.1f} s", flush=True)
     micro = sum(len(t.ops) for t in txns)
-    print(f"generated {len(txns)} transactions ({micro} micro-ops) in {time.perf_counter() - t0:.1f} s", flush=True)
+    if args.write:
+        with Path(args.write).open("w") as out:
+            for line in dump_history(txns):
+                out.write(line + "\n")
+        print(f"wrote {args.write} ({Path(args.write).stat().st_size / 1e6:.0f} MB)", flush=True)
+        return 0
     if args.via_file:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "history.jsonl"

@@ -271,7 +271,7 @@ def test_result_serialises_to_json() -> None:
     h = [txn(0, r(X), app(Y, 1)), txn(1, r(Y), app(X, 1)), txn(2, r(X, 1), r(Y, 1))]
     data = orjson.loads(orjson.dumps(check(h, "serializable").to_json()))
     assert data["valid"] is False
-    assert data["anomaly_counts"] == {"G2-item": 1}
+    assert data["anomaly_counts"] == {"G2-item": 1} and data["forbidden_count"] == 1
     (g2,) = data["anomalies"]["G2-item"]
     assert g2["cycle"].count("-rw(") == 2
     assert set(g2["ops"]) == {"T0", "T1"}

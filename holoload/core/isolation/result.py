@@ -89,6 +89,11 @@ class CheckResult:
     incomplete: tuple[str, ...] = ()  # classes whose search ran out of time
     reason: str = ""
 
+    @property
+    def forbidden_count(self) -> int:
+        """How many anomalies of classes the model forbids (what a gate reads)."""
+        return sum(self.counts[k] for k in self.forbidden_found)
+
     def to_json(self, examples: int = 10) -> dict[str, Any]:
         """Plain JSON-able form for summary.json; at most ``examples`` anomalies kept per class."""
         return {
@@ -97,6 +102,7 @@ class CheckResult:
             "reason": self.reason,
             "anomaly_counts": dict(self.counts),
             "forbidden_found": list(self.forbidden_found),
+            "forbidden_count": self.forbidden_count,
             "incomplete": list(self.incomplete),
             "stats": dict(self.stats),
             "anomalies": {k: [a.to_dict() for a in v[:examples]] for k, v in self.anomalies.items() if v},
