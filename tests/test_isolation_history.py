@@ -44,6 +44,7 @@ def test_dump_and_parse_round_trip() -> None:
         ('[5, 0, 1, 2, "ok", []]', "id 5; expected 0"),
         ('[0, 0, 1, 2, "done", []]', "type 'done'"),
         ('[0, 0, 1, null, "ok", []]', "needs its complete_ns"),
+        ('[0, 0, 5, 4, "ok", []]', "is before invoke_ns"),
         ('[0, 0, 1, 2, "ok", [["w", 1, 2]]]', "unknown function 'w'"),
         ('[0, 0, 1, 2, "ok", [["r", 1, ["a"]]]]', "list of integers or null"),
         ('[0, 0, 1, 2, "ok", [["append", "k", 2]]]', "key must be an integer"),

@@ -135,30 +135,35 @@ def add_realtime_edges(txns: Sequence[Txn], status: bytearray, edges: EdgeList) 
     completes it replaces the members it was linked from. Every real-time precedence is then a path, and
     the edge count is about the concurrency times the transaction count, not quadratic.
     """
-    events: list[tuple[int, int, int]] = []  # (time, 0 invoke | 1 complete, txn): invokes first at equal times
-    for tid, txn in enumerate(txns):
-        st = status[tid]
-        if st == FAIL:
-            continue
-        events.append((txn.invoke_ns, 0, tid))
-        if st == OK and txn.complete_ns is not None:
-            events.append((txn.complete_ns, 1, tid))
-    events.sort()
+    n = len(txns)
+    invoke = array("q", [t.invoke_ns for t in txns])
+    complete = array("q", [t.invoke_ns if t.complete_ns is None else t.complete_ns for t in txns])
+    starts = sorted((tid for tid in range(n) if status[tid] != FAIL), key=invoke.__getitem__)
+    ends = sorted(
+        (tid for tid in range(n) if status[tid] == OK and txns[tid].complete_ns is not None), key=complete.__getitem__
+    )
     frontier: set[int] = set()
     linked: dict[int, tuple[int, ...]] = {}
     src, dst, kind = edges.src, edges.dst, edges.kind
-    for _, what, tid in events:
-        if what == 0:
-            preds = tuple(frontier)
-            for p in preds:
+    # Merge the two sorted streams; at equal times invokes go first (only strictly earlier ends order).
+    i = j = 0
+    while i < len(starts):
+        if j < len(ends) and complete[ends[j]] < invoke[starts[i]]:
+            tid = ends[j]
+            j += 1
+            frontier.difference_update(linked.pop(tid, ()))
+            frontier.add(tid)
+            continue
+        tid = starts[i]
+        i += 1
+        preds = tuple(frontier)
+        for p in preds:
+            if p != tid:  # only when a completion precedes its own invoke (bad clocks)
                 src.append(p)
                 dst.append(tid)
                 kind.append(REALTIME)
-            if status[tid] == OK:
-                linked[tid] = preds
-        else:
-            frontier.difference_update(linked.pop(tid, ()))
-            frontier.add(tid)
+        if status[tid] == OK:
+            linked[tid] = preds
 
 
 def strongly_connected(edges: EdgeList, check: Callable[[], None] | None = None, kinds: int = 0xFF) -> list[list[int]]:

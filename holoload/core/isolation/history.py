@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from enum import StrEnum
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import orjson
 
@@ -168,7 +168,9 @@ def txn_type_of(outcome: WriteOutcome) -> TxnType:
     return {WriteOutcome.ACKNOWLEDGED: TxnType.OK, WriteOutcome.FAILED: TxnType.FAIL}.get(outcome, TxnType.INFO)
 
 
-def _normalise_ops(ops: Sequence[Any]) -> tuple[MicroOp, ...]:
+def _normalise_ops(ops: Sequence[Any], shared: dict[int, int] | None = None) -> tuple[MicroOp, ...]:
+    """Validated micro-ops as tuples; with ``shared``, read values reuse the int objects of the appends
+    (a parsed million-transaction history otherwise holds ~20 million separate ints in its reads)."""
     out: list[MicroOp] = []
     for op in ops:
         if not isinstance(op, list | tuple) or len(op) != 3:
@@ -179,12 +181,18 @@ def _normalise_ops(ops: Sequence[Any]) -> tuple[MicroOp, ...]:
         if f == "append":
             if not _is_int(value):
                 raise HistoryError(f"micro-op {op!r}: the appended value must be an integer")
+            if shared is not None:
+                value = shared.setdefault(value, value)
             out.append(("append", key, value))
         elif f == "r":
             if value is None:
                 out.append(("r", key, None))
-            elif isinstance(value, list | tuple) and all(_is_int(v) for v in value):
-                out.append(("r", key, tuple(value)))
+            elif isinstance(value, list | tuple) and all(type(v) is int for v in value):
+                if shared is not None:
+                    get = shared.get
+                    out.append(("r", key, cast("tuple[int, ...]", tuple([get(v, v) for v in value]))))
+                else:
+                    out.append(("r", key, tuple(value)))
             else:
                 raise HistoryError(f"micro-op {op!r}: a read's result must be a list of integers or null")
         else:
@@ -242,6 +250,7 @@ def parse_history(lines: Iterable[str | bytes], source: str = "<history>") -> li
         HistoryError: (exit 2) with the file, line number and what was expected.
     """
     txns: list[Txn] = []
+    shared: dict[int, int] = {}
     header_seen = False
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -254,7 +263,7 @@ def parse_history(lines: Iterable[str | bytes], source: str = "<history>") -> li
             _check_header(data, source, number)
             header_seen = True
             continue
-        txns.append(_txn_from(data, len(txns), source, number))
+        txns.append(_txn_from(data, len(txns), source, number, shared))
     if not header_seen:
         raise HistoryError(f"{source}: empty; expected a {FORMAT_NAME} header line")
     try:
@@ -279,7 +288,7 @@ def _check_header(data: Any, source: str, number: int) -> None:
         raise HistoryError(f"{source}:{number}: workload {data.get('workload')!r}; only list-append is checked")
 
 
-def _txn_from(data: Any, expected_id: int, source: str, number: int) -> Txn:
+def _txn_from(data: Any, expected_id: int, source: str, number: int, shared: dict[int, int]) -> Txn:
     where = f"{source}:{number}"
     if not isinstance(data, list) or len(data) != len(_FIELDS):
         raise HistoryError(f"{where}: expected [{', '.join(_FIELDS)}]")
@@ -294,10 +303,12 @@ def _txn_from(data: Any, expected_id: int, source: str, number: int) -> Txn:
         raise HistoryError(f"{where}: type {type_!r}; expected ok, fail or info") from None
     if kind is TxnType.OK and complete_ns is None:
         raise HistoryError(f"{where}: an ok transaction needs its complete_ns")
+    if complete_ns is not None and complete_ns < invoke_ns:
+        raise HistoryError(f"{where}: complete_ns {complete_ns} is before invoke_ns {invoke_ns}")
     if not isinstance(ops, list):
         raise HistoryError(f"{where}: ops must be a list of micro-ops")
     try:
-        micro = _normalise_ops(ops)
+        micro = _normalise_ops(ops, shared)
     except HistoryError as exc:
         raise HistoryError(f"{where}: {exc}") from None
     return Txn(txn_id, process, invoke_ns, complete_ns, kind, micro)
