@@ -43,7 +43,7 @@ def add_check_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object (summary.json's form)")
     parser.add_argument(
-        "--time-limit", default="30s", metavar="DURATION", help="time limit of the whole check (default 30s)"
+        "--time-limit", default="30s", metavar="DURATION", help="time limit of the cycle search (default 30s)"
     )
     parser.add_argument("--examples", type=int, default=3, help="anomalies shown per class (default 3)")
 

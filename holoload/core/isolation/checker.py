@@ -3,8 +3,8 @@
 Steps: index appends and reads, infer each key's version order and the non-cycle anomalies (versions.py);
 build ww/wr/rw edges, plus process or real-time edges when the model asks (graph.py); find the cyclic
 strongly connected components; in each, search a shortest cycle of every class (cycles.py), the classes the
-model forbids first. Each step checks the deadline; a search cut short by it leaves the verdict "unknown"
-unless a forbidden anomaly was already found, never "valid".
+model forbids first. The deadline covers the cycle search (components and cycles); a search cut short by
+it leaves the verdict "unknown" unless a forbidden anomaly was already found, never "valid".
 """
 
 from __future__ import annotations
@@ -35,20 +35,28 @@ __all__ = ["Deadline", "check"]
 
 
 class Deadline:
-    """A time limit read from an injected clock (core code never reads the time itself).
+    """The cycle search's time limit, read from an injected clock (core code never reads the time itself).
+
+    The limit runs from ``arm()``: the checker arms it when the search for cycles begins (components, then
+    cycles), after the linear indexing and edge building, which always run to the end.
 
     Args:
         clock: seconds, monotonic (``time.monotonic`` in the shell, a fake in tests).
-        limit_s: seconds allowed from construction; None for no limit.
+        limit_s: seconds allowed from ``arm()``; None for no limit.
     """
 
     def __init__(self, clock: Callable[[], float], limit_s: float | None) -> None:
         self._clock = clock
-        self._end = None if limit_s is None else clock() + limit_s
+        self._end: float | None = None
         self.limit_s = limit_s
 
+    def arm(self) -> None:
+        """Start the limit now."""
+        if self.limit_s is not None:
+            self._end = self._clock() + self.limit_s
+
     def check(self) -> None:
-        """Raise SearchExpired once the limit has passed."""
+        """Raise SearchExpired once the armed limit has passed."""
         if self._end is not None and self._clock() >= self._end:
             raise SearchExpired
 
@@ -64,8 +72,8 @@ def check(
         txns: the history (``HistoryBuilder.build()`` or ``parse_history``); ``txns[i].id == i``.
         model: a ``ConsistencyModel`` or its name (read-committed, snapshot-isolation, serializable,
             strong-session-serializable, strict-serializable).
-        deadline: the time limit; when it passes, the search stops and unsettled forbidden classes make the
-            verdict "unknown".
+        deadline: the cycle search's time limit (armed here, after the linear passes); when it passes, the
+            search stops and forbidden classes not yet ruled out make the verdict "unknown".
 
     Returns:
         The result: verdict, counts per class, anomalies with their cycles.
@@ -85,15 +93,15 @@ def check(
     index = index_versions(txns)
     for a in index.anomalies:
         anomalies.setdefault(a.kind.value, []).append(a)
-    edges = EdgeList.empty(len(txns))
     components: list[list[int]] = []
+    edges = build_edges(txns, index)
+    if m.process:
+        add_process_edges(txns, index.status, edges)
+    if m.realtime:
+        add_realtime_edges(txns, index.status, edges)
+    if deadline is not None:
+        deadline.arm()
     try:
-        tick()
-        edges = build_edges(txns, index)
-        if m.process:
-            add_process_edges(txns, index.status, edges)
-        if m.realtime:
-            add_realtime_edges(txns, index.status, edges)
         tick()
         components = strongly_connected(edges, tick)
         graphs = [component_graph(part) for part in _component_edges(edges, components)]
