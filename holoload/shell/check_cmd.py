@@ -55,14 +55,12 @@ def load_history(path: Path) -> list[Txn]:
         InputError: (exit 2) missing, unreadable or malformed, naming the file and line.
     """
     try:
-        raw = path.read_bytes()
-        if path.suffix == ".gz":
-            raw = gzip.decompress(raw)
+        with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as lines:
+            return parse_history(lines, str(path))  # streamed: the file is never held whole
     except FileNotFoundError:
         raise InputError(f"{path}: not found (expected a list-append history, JSON lines)") from None
     except (OSError, EOFError) as exc:
         raise InputError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    return parse_history(raw.splitlines(), str(path))
 
 
 def check_command(args: argparse.Namespace, console: Console) -> int:
