@@ -275,3 +275,27 @@ def test_result_serialises_to_json() -> None:
     (g2,) = data["anomalies"]["G2-item"]
     assert g2["cycle"].count("-rw(") == 2
     assert set(g2["ops"]) == {"T0", "T1"}
+
+
+def test_a_closed_walk_is_cut_into_simple_cycles() -> None:
+    """T1 -rw-> T0 -ww-> T1 -rw-> T0 -ww-> T1 (a walk through the same cycle twice) is two simple cycles."""
+    from holoload.core.isolation.cycles import _simple_pieces
+    from holoload.core.isolation.graph import RW, WW
+
+    walk = [(1, 0, RW), (0, 1, WW), (1, 0, RW), (0, 1, WW)]
+    assert _simple_pieces(walk) == [[(1, 0, RW), (0, 1, WW)], [(1, 0, RW), (0, 1, WW)]]
+    loop = [(0, 1, WW), (1, 2, WW), (2, 1, RW), (1, 0, RW)]
+    assert _simple_pieces(loop) == [[(1, 2, WW), (2, 1, RW)], [(0, 1, WW), (1, 0, RW)]]
+
+
+def test_enumeration_finds_the_shortest_cycle_with_two_rw_edges() -> None:
+    """The fallback search: a ww triangle with a two-rw square beside it gives the square."""
+    from holoload.core.isolation.cycles import _simple_g2, component_graph, find_cycle
+    from holoload.core.isolation.graph import RW, WR, WW
+
+    graph = component_graph(
+        [(0, 1, WW), (1, 2, WW), (2, 0, WW), (0, 3, RW), (3, 4, WR), (4, 5, RW), (5, 0, WW), (2, 1, WW)]
+    )
+    (cycle,) = list(_simple_g2(graph, WW | WR, lambda: None))
+    assert {e for e in cycle if e[2] == RW} == {(0, 3, RW), (4, 5, RW)} and len(cycle) == 4
+    assert find_cycle(graph, AnomalyClass.G0, lambda: None) in ([(1, 2, WW), (2, 1, WW)], [(2, 1, WW), (1, 2, WW)])

@@ -111,7 +111,7 @@ def check(
             for number, graph in enumerate(graphs):
                 if base != kind.value and base in found_in[number]:
                     continue  # the component has a data-only cycle of this class already
-                cycle = find_cycle(graph, kind, tick)
+                cycle = find_cycle(graph, kind, tick, enumerate_g2=not found_in[number])
                 if cycle is not None:
                     found_in[number].add(kind.value)
                     anomalies.setdefault(kind.value, []).append(_cycle_anomaly(kind, cycle, txns, index))

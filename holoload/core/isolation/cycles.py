@@ -56,13 +56,18 @@ def _base(kind: AnomalyClass) -> tuple[str, int]:
     return name, 0
 
 
-def find_cycle(graph: nx.DiGraph, kind: AnomalyClass, check: Callable[[], None]) -> Cycle | None:
+def find_cycle(
+    graph: nx.DiGraph, kind: AnomalyClass, check: Callable[[], None], enumerate_g2: bool = True
+) -> Cycle | None:
     """A shortest cycle of class ``kind`` in one component, or None when it has none.
 
     Args:
         graph: the component (``component_graph``).
         kind: a cycle class, e.g. ``G-single`` or ``G2-item-realtime``.
         check: the deadline; raises ``SearchExpired`` to stop.
+        enumerate_g2: when the shortest-walk search finds no G2-item, enumerate simple cycles (components of
+            at most ``EXHAUSTIVE_NODES``); the checker asks for it only in components where no other class
+            was found, since enumeration can take long where many cycles exist.
 
     Returns:
         The cycle's edges in order, each labelled with the kind it is used as.
@@ -70,7 +75,7 @@ def find_cycle(graph: nx.DiGraph, kind: AnomalyClass, check: Callable[[], None])
     base, order = _base(kind)
     exhaustive = graph.number_of_nodes() <= EXHAUSTIVE_NODES
     best: Cycle | None = None
-    for cycle in _candidates(graph, base, order, check):
+    for cycle in _candidates(graph, base, order, check, enumerate_g2):
         if order and not any(k & ORDER for _, _, k in cycle):
             continue  # a data-only cycle is the unsuffixed class's, found by its own search
         if best is None or len(cycle) < len(best):
@@ -80,7 +85,9 @@ def find_cycle(graph: nx.DiGraph, kind: AnomalyClass, check: Callable[[], None])
     return best
 
 
-def _candidates(graph: nx.DiGraph, base: str, order: int, check: Callable[[], None]) -> Iterator[Cycle]:
+def _candidates(
+    graph: nx.DiGraph, base: str, order: int, check: Callable[[], None], enumerate_g2: bool
+) -> Iterator[Cycle]:
     if base == "G0":
         mask = WW | order
         for part in _parts(graph, mask):
@@ -119,7 +126,7 @@ def _candidates(graph: nx.DiGraph, base: str, order: int, check: Callable[[], No
                     if sum(1 for _, _, label in piece if label == RW) >= 2:
                         found = True
                         yield piece
-        if not found and graph.number_of_nodes() <= EXHAUSTIVE_NODES:
+        if not found and enumerate_g2 and graph.number_of_nodes() <= EXHAUSTIVE_NODES:
             yield from _simple_g2(graph, WW | WR | order, check)
 
 
