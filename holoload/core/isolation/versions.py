@@ -9,6 +9,7 @@ disagree with their own transaction's earlier read or appends of the key (intern
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -97,8 +98,7 @@ def index_versions(txns: Sequence[Txn]) -> VersionIndex:
 
 
 def _duplicate(txn: Txn, key: int, values: tuple[int, ...]) -> Anomaly:
-    seen: set[int] = set()
-    twice = sorted({v for v in values if v in seen or seen.add(v)})  # type: ignore[func-returns-value]
+    twice = sorted(v for v, n in Counter(values).items() if n > 1)
     return Anomaly(
         AnomalyClass.DUPLICATE,
         (txn.id,),
