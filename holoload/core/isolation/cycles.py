@@ -14,11 +14,13 @@ cycle; larger ones stop at the first.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from holoload.core.isolation.graph import ORDER, PROCESS, REALTIME, RW, WR, WW
 from holoload.core.isolation.models import AnomalyClass
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["EXHAUSTIVE_NODES", "Cycle", "SearchExpired", "component_graph", "find_cycle"]
 
@@ -36,6 +38,8 @@ class SearchExpired(Exception):
 
 def component_graph(edges: Iterable[tuple[int, int, int]]) -> nx.DiGraph:
     """A networkx DiGraph of one component, each edge with ``k``: the OR of its kinds."""
+    import networkx as nx  # imported on first use: most CLI commands never need it
+
     graph = nx.DiGraph()
     for u, v, k in edges:
         data = graph.get_edge_data(u, v)
@@ -137,6 +141,8 @@ def _closing_rw_edges(graph: nx.DiGraph, mask: int, check: Callable[[], None]) -
     node, so a component without G-single (a snapshot-isolation history) costs no search per rw edge.
     Above ``REACH_NODES`` condensed nodes the bitsets would cost too much memory: every rw edge is a start.
     """
+    import networkx as nx  # imported on first use: most CLI commands never need it
+
     rw_edges = [(u, v) for u, v, k in graph.edges(data="k") if k & RW]
     view = nx.subgraph_view(graph, filter_edge=lambda a, b: bool(graph[a][b]["k"] & mask))
     dag = nx.condensation(view)
@@ -176,6 +182,8 @@ def _simple_pieces(walk: Cycle) -> list[Cycle]:
 
 def _simple_g2(graph: nx.DiGraph, mask: int, check: Callable[[], None]) -> Iterator[Cycle]:
     """Fallback: simple cycles by networkx (Johnson's algorithm, shortest bounds first) with two rw edges."""
+    import networkx as nx  # imported on first use: most CLI commands never need it
+
     for bound in range(2, graph.number_of_nodes() + 1):
         for nodes in nx.simple_cycles(graph, length_bound=bound):
             check()
@@ -196,6 +204,8 @@ def _simple_g2(graph: nx.DiGraph, mask: int, check: Callable[[], None]) -> Itera
 
 def _parts(graph: nx.DiGraph, mask: int) -> list[list[int]]:
     """Cyclic components of the subgraph of edges in ``mask``."""
+    import networkx as nx  # imported on first use: most CLI commands never need it
+
     view = nx.subgraph_view(graph, filter_edge=lambda u, v: bool(graph[u][v]["k"] & mask))
     return [sorted(c) for c in nx.strongly_connected_components(view) if len(c) > 1]
 
