@@ -288,3 +288,29 @@ def test_one_planted_anomaly_among_serial_noise_is_found_exactly(
     (anomaly,) = result.anomalies[planted]
     assert set(anomaly.txns) <= set(planted_ids)
     assert all(s.source in planted_ids and s.target in planted_ids for s in anomaly.steps)
+
+
+@PROPERTY
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2), st.sampled_from([TxnType.OK, TxnType.OK, TxnType.INFO, TxnType.FAIL])), max_size=20
+    )
+)
+def test_process_edges_reach_each_later_transaction_of_the_process(spans: list[tuple[int, TxnType]]) -> None:
+    """Closure of process edges: ok T1 -> every later (non-failed) transaction of its process, nothing else."""
+    from holoload.core.isolation.graph import add_process_edges
+
+    txns = [Txn(i, process, i, i + 1, kind, ()) for i, (process, kind) in enumerate(spans)]
+    edges = EdgeList.empty(len(txns))
+    add_process_edges(txns, statuses(txns), edges)
+    g = nx.DiGraph()
+    g.add_nodes_from(range(len(txns)))
+    g.add_edges_from(zip(edges.src, edges.dst, strict=True))
+    closure = {(a, b) for a in g for b in nx.descendants(g, a)}
+    expected = {
+        (a.id, b.id)
+        for a in txns
+        for b in txns
+        if a.process == b.process and a.id < b.id and a.type is TxnType.OK and b.type is not TxnType.FAIL
+    }
+    assert closure == expected
