@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from holoload.core.isolation import UNKNOWN, AnomalyClass, CheckResult, Deadline, Txn, TxnType, check
+from holoload.core.isolation import UNKNOWN, AnomalyClass, CheckResult, Deadline, Txn, TxnType, check, render_text
 from holoload.core.isolation.models import MODELS
 
 X, Y = 1, 2  # keys
@@ -299,3 +299,13 @@ def test_enumeration_finds_the_shortest_cycle_with_two_rw_edges() -> None:
     (cycle,) = list(_simple_g2(graph, WW | WR, lambda: None))
     assert {e for e in cycle if e[2] == RW} == {(0, 3, RW), (4, 5, RW)} and len(cycle) == 4
     assert find_cycle(graph, AnomalyClass.G0, lambda: None) in ([(1, 2, WW), (2, 1, WW)], [(2, 1, WW), (1, 2, WW)])
+
+
+def test_every_anomaly_is_counted_but_only_the_first_hundred_of_a_class_kept() -> None:
+    """A history with 250 aborted reads: 250 counted, 100 kept, so a broken history cannot exhaust memory."""
+    h = [txn(i, app(X, i), type_="fail") for i in range(250)]
+    h.append(txn(250, r(X, *range(250))))
+    result = check(h, "read-committed")
+    assert result.counts == {"G1a": 250}
+    assert len(result.anomalies["G1a"]) == 100
+    assert "  ... 247 more G1a" in render_text(result)

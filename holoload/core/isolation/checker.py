@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from holoload.core.isolation.cycles import Cycle, SearchExpired, component_graph, find_cycle
 from holoload.core.isolation.graph import (
@@ -28,7 +29,7 @@ from holoload.core.isolation.graph import (
 )
 from holoload.core.isolation.history import Txn
 from holoload.core.isolation.models import CYCLE_CLASSES, AnomalyClass, ConsistencyModel, model_named
-from holoload.core.isolation.result import UNKNOWN, Anomaly, CheckResult, Step, Validity, describe_txn
+from holoload.core.isolation.result import UNKNOWN, Anomaly, AnomalyLog, CheckResult, Step, Validity, describe_txn
 from holoload.core.isolation.versions import FAIL, INFO, OK, VersionIndex, index_versions
 
 __all__ = ["Deadline", "check"]
@@ -86,13 +87,11 @@ def check(
     tick = deadline.check if deadline is not None else _never
     classes = [c for c in CYCLE_CLASSES if _searched(c, m)]
     classes.sort(key=lambda c: not m.forbidden(c))  # forbidden classes first (stable: Adya's order within)
-    anomalies: dict[str, list[Anomaly]] = {}
     incomplete: list[AnomalyClass] = []
     searched: list[AnomalyClass] = []  # classes whose search finished in every component
     unclassified = 0
     index = index_versions(txns)
-    for a in index.anomalies:
-        anomalies.setdefault(a.kind.value, []).append(a)
+    anomalies = index.anomalies  # the cycle classes are added to the same log
     components: list[list[int]] = []
     edges = build_edges(txns, index)
     if m.process:
@@ -114,7 +113,7 @@ def check(
                 cycle = find_cycle(graph, kind, tick, enumerate_g2=not found_in[number])
                 if cycle is not None:
                     found_in[number].add(kind.value)
-                    anomalies.setdefault(kind.value, []).append(_cycle_anomaly(kind, cycle, txns, index))
+                    anomalies.add(kind, partial(_cycle_anomaly, kind, cycle, txns, index))
             searched.append(kind)
         # Every cycle is of some class, and all searches but G2-item's are exact; a component where none was
         # found holds only G2-item cycles the shortest-walk search missed (see cycles.py).
@@ -226,11 +225,11 @@ def _result(
     index: VersionIndex,
     edges: EdgeList,
     components: list[list[int]],
-    anomalies: dict[str, list[Anomaly]],
+    anomalies: AnomalyLog,
     incomplete: list[AnomalyClass],
     unclassified: int,
 ) -> CheckResult:
-    counts = {k: len(v) for k, v in anomalies.items() if v}
+    counts = dict(anomalies.counts)
     forbidden = tuple(k for k in counts if m.forbidden(AnomalyClass(k)))
     unsettled = [c.value for c in incomplete if m.forbidden(c)]
     valid: Validity
@@ -263,4 +262,6 @@ def _result(
         "largest_component": max((len(c) for c in components), default=0),
         "unclassified_components": unclassified,
     }
-    return CheckResult(m.name, valid, counts, forbidden, anomalies, stats, tuple(c.value for c in incomplete), reason)
+    return CheckResult(
+        m.name, valid, counts, forbidden, anomalies.kept, stats, tuple(c.value for c in incomplete), reason
+    )

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from holoload.core.isolation.history import Txn
 from holoload.core.isolation.models import ANOMALY_CLASSES, AnomalyClass
 
-__all__ = ["UNKNOWN", "Anomaly", "CheckResult", "Step", "Validity", "describe_txn", "render_text"]
+__all__ = ["KEEP", "UNKNOWN", "Anomaly", "AnomalyLog", "CheckResult", "Step", "Validity", "describe_txn", "render_text"]
 
 UNKNOWN: Literal["unknown"] = "unknown"
 Validity = bool | Literal["unknown"]
 
+KEEP = 100  # anomalies kept per class (all are counted): a broken history must not exhaust memory
 _LIST_SHOWN = 6  # elements of a read's list shown (the last ones: they are what the edges are about)
 
 
@@ -70,6 +72,23 @@ class Anomaly:
             out += [f"    T{s.source} -{s.label()}-> T{s.target}: {s.why}" for s in self.steps]
         out += [f"  {text}" for text in self.ops.values()]
         return out
+
+
+class AnomalyLog:
+    """Anomalies by class: every one counted, the first ``keep`` of each class kept (and only those built)."""
+
+    def __init__(self, keep: int = KEEP) -> None:
+        self.keep = keep
+        self.counts: dict[str, int] = {}
+        self.kept: dict[str, list[Anomaly]] = {}
+
+    def add(self, kind: AnomalyClass, build: Callable[[], Anomaly]) -> None:
+        """Count one anomaly of ``kind``; call ``build`` for it only while fewer than ``keep`` are kept."""
+        name = kind.value
+        self.counts[name] = self.counts.get(name, 0) + 1
+        kept = self.kept.setdefault(name, [])
+        if len(kept) < self.keep:
+            kept.append(build())
 
 
 @dataclass(slots=True)
@@ -148,6 +167,7 @@ def render_text(result: CheckResult, examples: int = 3) -> list[str]:
         for anomaly in found[:examples]:
             lines.append("")
             lines += anomaly.lines()
-        if len(found) > examples:
-            lines.append(f"  ... {len(found) - examples} more {name}")
+        more = result.counts.get(name, len(found)) - min(examples, len(found))
+        if more > 0:
+            lines.append(f"  ... {more} more {name}")
     return lines

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from holoload.core.isolation.history import HistoryError, Txn, TxnType
 from holoload.core.isolation.models import AnomalyClass
-from holoload.core.isolation.result import Anomaly, describe_txn
+from holoload.core.isolation.result import Anomaly, AnomalyLog, describe_txn
 
 __all__ = ["OK", "FAIL", "INFO", "VersionIndex", "index_versions", "statuses"]
 
@@ -37,7 +38,7 @@ class VersionIndex:
     nonfinal: set[tuple[int, int]]  # (key, value) a transaction appended before appending to the key again
     order: dict[int, tuple[int, ...]]  # key -> version order (only keys whose reads are compatible)
     status: bytearray  # txn id -> OK / FAIL / INFO
-    anomalies: list[Anomaly] = field(default_factory=list)
+    anomalies: AnomalyLog = field(default_factory=AnomalyLog)
 
 
 def index_versions(txns: Sequence[Txn]) -> VersionIndex:
@@ -56,7 +57,7 @@ def index_versions(txns: Sequence[Txn]) -> VersionIndex:
     writer: dict[int, dict[int, int]] = {}
     nonfinal: set[tuple[int, int]] = set()
     longest: dict[int, tuple[int, ...]] = {}
-    anomalies: list[Anomaly] = []
+    anomalies = AnomalyLog()
     for tid, txn in enumerate(txns):
         if txn.id != tid:
             raise HistoryError(f"transaction at position {tid} has id {txn.id}: ids must be 0, 1, 2... in order")
@@ -89,9 +90,9 @@ def index_versions(txns: Sequence[Txn]) -> VersionIndex:
                 if cur is None or len(values) > len(cur):
                     longest[k] = values
                 if len(values) > 1 and len(set(values)) != len(values):
-                    anomalies.append(_duplicate(txn, k, values))
+                    anomalies.add(AnomalyClass.DUPLICATE, partial(_duplicate, txn, k, values))
         if ok and last_append is not None:
-            anomalies += _internal(txn)
+            _internal(txn, anomalies)
     index = VersionIndex(writer, nonfinal, {}, status, anomalies)
     _orders(txns, index, longest)
     return index
@@ -107,10 +108,9 @@ def _duplicate(txn: Txn, key: int, values: tuple[int, ...]) -> Anomaly:
     )
 
 
-def _internal(txn: Txn) -> list[Anomaly]:
+def _internal(txn: Txn, log: AnomalyLog) -> None:
     """Reads that do not extend this transaction's previous read of the key, or do not end with the values it
     appended since (both hold under every model: lists only grow, and a transaction sees its own appends)."""
-    found: list[Anomaly] = []
     prior: dict[int, tuple[int, ...]] = {}
     own: dict[int, list[int]] = {}
     for op in txn.ops:
@@ -129,16 +129,9 @@ def _internal(txn: Txn) -> list[Anomaly]:
         elif mine and (len(values) < len(before or ()) + len(mine) or values[len(values) - len(mine) :] != mine):
             problem = f"it had appended {list(mine)} since" + ("" if before is None else f" reading {list(before)}")
         if problem:
-            found.append(
-                Anomaly(
-                    AnomalyClass.INTERNAL,
-                    (txn.id,),
-                    f"T{txn.id} read key {k} = {list(values)}, but {problem}",
-                    ops={txn.id: describe_txn(txn)},
-                )
-            )
+            text = f"T{txn.id} read key {k} = {list(values)}, but {problem}"
+            log.add(AnomalyClass.INTERNAL, partial(_single, AnomalyClass.INTERNAL, txn, text))
         prior[k] = values
-    return found
 
 
 def _orders(txns: Sequence[Txn], index: VersionIndex, longest: dict[int, tuple[int, ...]]) -> None:
@@ -167,16 +160,13 @@ def _orders(txns: Sequence[Txn], index: VersionIndex, longest: dict[int, tuple[i
             if nonfinal and n and (k, values[-1]) in nonfinal:
                 w = writer[k].get(values[-1], tid)
                 if w != tid:
-                    index.anomalies.append(_intermediate(txns[w], txn, k, values[-1]))
+                    index.anomalies.add(AnomalyClass.G1B, partial(_intermediate, txns[w], txn, k, values[-1]))
     for k, (_, other) in incompatible.items():
         first = longest_reader.get(k, other)
-        index.anomalies.append(
-            Anomaly(
-                AnomalyClass.INCOMPATIBLE_ORDER,
-                (first, other),
-                f"key {k}: T{first} read {list(longest[k])} and T{other} read a list that is not a prefix of it",
-                ops={first: describe_txn(txns[first]), other: describe_txn(txns[other])},
-            )
+        text = f"key {k}: T{first} read {list(longest[k])} and T{other} read a list that is not a prefix of it"
+        index.anomalies.add(
+            AnomalyClass.INCOMPATIBLE_ORDER,
+            partial(_pair, AnomalyClass.INCOMPATIBLE_ORDER, txns[first], txns[other], text),
         )
     bad: dict[tuple[int, int], AnomalyClass] = {}
     for k, lg in longest.items():
@@ -216,22 +206,21 @@ def _report_bad_values(txns: Sequence[Txn], index: VersionIndex, bad: dict[tuple
                 kind = bad.pop((op[1], v), None)
                 if kind is None:
                     continue
+                key = op[1]
                 if kind is AnomalyClass.G1A:
-                    failed = index.writer[op[1]][v]
-                    index.anomalies.append(
-                        Anomaly(
-                            kind,
-                            (failed, tid),
-                            f"T{tid} read value {v} of key {op[1]}, appended by T{failed}, which failed (aborted read)",
-                            ops={failed: describe_txn(txns[failed]), tid: describe_txn(txn)},
-                        )
-                    )
+                    failed = index.writer[key][v]
+                    text = f"T{tid} read value {v} of key {key}, appended by T{failed}, which failed (aborted read)"
+                    index.anomalies.add(kind, partial(_pair, kind, txns[failed], txn, text))
                 else:
-                    index.anomalies.append(
-                        Anomaly(
-                            kind,
-                            (tid,),
-                            f"T{tid} read value {v} of key {op[1]}, which no transaction appended",
-                            ops={tid: describe_txn(txn)},
-                        )
-                    )
+                    text = f"T{tid} read value {v} of key {key}, which no transaction appended"
+                    index.anomalies.add(kind, partial(_single, kind, txn, text))
+
+
+def _single(kind: AnomalyClass, txn: Txn, text: str) -> Anomaly:
+    return Anomaly(kind, (txn.id,), text, ops={txn.id: describe_txn(txn)})
+
+
+def _pair(kind: AnomalyClass, first: Txn, second: Txn, text: str) -> Anomaly:
+    return Anomaly(
+        kind, (first.id, second.id), text, ops={first.id: describe_txn(first), second.id: describe_txn(second)}
+    )
