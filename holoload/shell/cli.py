@@ -16,13 +16,14 @@ from holoload.core.compare import Budget
 from holoload.core.errors import ExitCode, HololoadError, InputError
 from holoload.core.profiles import choose_profile
 from holoload.core.scenario import Scenario
+from holoload.shell.check_cmd import add_check_parser
 from holoload.shell.compare_cmd import budget_from_env, load_runs, run_compare
 from holoload.shell.files import load_scenario_budget, load_target
 from holoload.shell.history_cmd import add_history_option, add_history_parser
 from holoload.shell.notify import notify_urls
 from holoload.shell.prom_exporter import parse_listen
 
-SUBCOMMANDS = ("run", "validate", "cluster", "report", "compare", "history")
+SUBCOMMANDS = ("run", "validate", "cluster", "report", "compare", "history", "check")
 
 DESCRIPTION = """\
 holoload runs load scenarios against PostgreSQL-wire clusters and ends with PASS or FAIL.
@@ -34,6 +35,7 @@ holoload runs load scenarios against PostgreSQL-wire clusters and ends with PASS
   holoload report RESULTS_DIR                 rewrite a run's reports; rebuild a killed run's summary
   holoload compare BASELINE_DIR RESULTS_DIR   fail (exit 1) when p95/p99 or throughput regressed beyond noise
   holoload history list|show|trend|import|report   runs recorded across time; reports/index.html
+  holoload check HISTORY [--model M]          isolation anomalies in a list-append history (docs/isolation.md)
 """
 
 EPILOG = """\
@@ -176,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("results", metavar="RESULTS_DIR")
     _add_budget(cmp)
     add_history_parser(sub)
+    add_check_parser(sub)
     return parser
 
 
@@ -255,6 +258,10 @@ def dispatch(argv: Sequence[str]) -> int:
             return history_command(args, console)
         if args.command == "compare":
             return run_compare(Path(args.baseline), Path(args.results), _budget(args.budget), console)
+        if args.command == "check":
+            from holoload.shell.check_cmd import check_command
+
+            return check_command(args, console)
         if args.command == "run":
             return _run(args, console)
         parser.print_help()

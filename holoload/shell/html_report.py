@@ -19,6 +19,7 @@ import orjson
 from holoload.core.metrics import HOLOFUSION_GAUGE_MARKERS
 from holoload.core.units import format_duration
 from holoload.shell import svg_charts as svg
+from holoload.shell.isolation_html import isolation_section
 from holoload.shell.regression_views import html_sections
 from holoload.shell.results_files import read_csv, read_jsonl
 from holoload.shell.svg_charts import Marker, Point, Series, Span
@@ -433,6 +434,7 @@ def render_report(results_dir: Path) -> str:
     parts = [_gates(run), _latency(run, spans, marks), _throughput(run, spans, marks), _errors(run)]
     parts.insert(1, html_sections(run.summary))  # a baseline comparison right after the gates
     parts += [_metrics(run, spans), _topology(run, spans), _check(run), _chaos(run), _batches(run)]
+    parts.append(isolation_section(run.summary.get("isolation")))
     banner = _banner(run)  # last: reading the files above may have added notes
     title = f"holoload {run.summary.get('verdict', '')} {_dict(run.summary.get('scenario')).get('name', '')}"
     return (
