@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 __all__ = [
     "MIN_WINDOWS",
@@ -106,6 +105,10 @@ def expanded_tail(confidence: float, blocks: int) -> float:
     """
     if blocks < 2:
         return 0.0
+    # Imported here: scipy.stats costs about a second and tens of MB at start-up, and every run
+    # imports this module while only a comparison needs the quantiles.
+    from scipy import stats
+
     n = float(blocks)
     widened = math.sqrt(n / (n - 1)) * float(stats.t.ppf(1 - (1 - confidence) / 2, n - 1))
     return float(stats.norm.cdf(-widened))
