@@ -200,6 +200,11 @@ class ReplicatedCluster(LocalCluster):
         hosts = ",".join(f"{LOOPBACK}:{node.port}" for node in self.nodes)
         return f"postgresql://postgres@{hosts}/{self.database}?target_session_attrs=read-write"
 
+    def standby_dsn(self) -> str:
+        """Every node with ``target_session_attrs=prefer-standby``: reads land on a standby while one is up."""
+        hosts = ",".join(f"{LOOPBACK}:{node.port}" for node in self.nodes)
+        return f"postgresql://postgres@{hosts}/{self.database}?target_session_attrs=prefer-standby"
+
     def standbys(self) -> list[int]:
         """The nodes that are not the primary (running or not)."""
         return [node.index for node in self.nodes if node.index != self.primary]
@@ -235,6 +240,10 @@ class ReplicatedCluster(LocalCluster):
         if live_postmaster(node.datadir) is not None:
             raise SetupError(f"node {index} is running; stop it before it rejoins")
         primary = self.node(self.primary)
+        # A killed postmaster leaves its lock files; pg_rewind's crash recovery (postgres --single)
+        # refuses to run beside them, and so would the start below.
+        for lock in [node.datadir / "postmaster.pid", *node.datadir.parent.glob(".s.PGSQL.*.lock")]:
+            lock.unlink(missing_ok=True)
         how = "pg_rewind"
         try:
             self._rewind(index, node.datadir, primary.port)
@@ -244,8 +253,6 @@ class ReplicatedCluster(LocalCluster):
             self._base_backup(index, node.datadir, primary.port)
             how = "base backup"
         self._configure_standby(index, node.datadir, node.port, primary.port)
-        for lock in [node.datadir / "postmaster.pid", *node.datadir.parent.glob(".s.PGSQL.*.lock")]:
-            lock.unlink(missing_ok=True)
         self._log(f"starting node {index} as a standby of node {self.primary}")
         self._start_server(index, node.datadir)
         self._wait_connectable(index, node.port, node.datadir)

@@ -55,7 +55,9 @@ async def verify_ledgers(
     reports: list[CheckReport] = []
     complete = True
     for entry in book.entries():
-        nodes = range(len(surfaces.names)) if entry.endpoint is None else [entry.endpoint]
+        writable = surfaces.target.writable()
+        # shared data is read back through every endpoint but standbys (a lagging replica is not a loss)
+        nodes = [i for i in range(len(surfaces.names)) if writable[i]] if entry.endpoint is None else [entry.endpoint]
         for node in nodes:
             name = surfaces.names[node]
             started = time.perf_counter()

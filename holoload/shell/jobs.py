@@ -19,6 +19,7 @@ from holoload.core.target import Target
 from holoload.core.verdicts import Verdict, evaluate
 from holoload.engine.canary import CanaryEngine
 from holoload.engine.load import LoadEngine
+from holoload.core.replicas import route_to_writable
 from holoload.engine.phase_runs import writer_counts
 from holoload.engine.watch import ClusterWatch
 from holoload.shell.artifacts import ArtifactWriter, HlogWriter, TimeseriesWriter
@@ -103,6 +104,8 @@ class LoadJob:
         self.sinks: list[EventSink] = [self.timeseries, self.hlog, self.display]
 
     async def run(self, surfaces: TargetSurfaces, sink: EventSink) -> None:
+        # a standby refuses writes: workloads that name no endpoints go to the writable ones
+        self.scenario = route_to_writable(self.scenario, surfaces.names, surfaces.target.writable())
         workers = resolve_workers(self.scenario, surfaces.names)
         ray = None
         if self.ray_address is not None:
