@@ -274,6 +274,9 @@ class ReplicatedCluster(LocalCluster):
             raise SetupError("no running standby to promote")
         new = to if to is not None else max(lsns, key=lambda i: (_lsn_value(lsns[i]), -i))
         self._promote(new)
+        # pg_rewind reads the source's timeline from its control file, which a promoted server
+        # updates only at its next checkpoint (the PostgreSQL docs ask for this CHECKPOINT).
+        self.sql(new, "CHECKPOINT", timeout_s=PROMOTE_TIMEOUT_S)
         self.primary = new
         for index in self.standbys():
             if index != old and self.role(index) == "standby":
@@ -299,12 +302,19 @@ class ReplicatedCluster(LocalCluster):
             time.sleep(0.02)
 
     def _receive_lsns(self) -> dict[int, str]:
-        """Each running standby's last received (flushed) WAL position; replayed when it received none."""
+        """Each running standby's furthest WAL position: received (flushed) or replayed.
+
+        Both count: a WAL receiver that restarted (e.g. after following a new primary) reports the
+        start of the segment it streams from, which may be behind what the standby already holds.
+        """
         found: dict[int, str] = {}
         for index in self.standbys():
             if self.role(index) != "standby":
                 continue
-            query = "SELECT coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())"
+            query = (
+                "SELECT greatest(coalesce(pg_last_wal_receive_lsn(), '0/0'::pg_lsn), "
+                "coalesce(pg_last_wal_replay_lsn(), '0/0'::pg_lsn))"
+            )
             found[index] = self.sql(index, query, timeout_s=10)
         return found
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from holoload.core import (
+    outage,  # noqa: F401 - registers outage(fault).min|p50|max
     server_gates,  # noqa: F401 - registers delta(), rate(), max(topology.x)...
     validation,
 )

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from holoload.core.outage import OutageBook
 from holoload.core.outcome import ErrorClass
 from holoload.core.recorder import SparseHistogram
 
@@ -205,6 +206,7 @@ class Aggregator:
         self._window_start_ns = start_ns
         self._index = 0
         self.phase_spans: dict[str, tuple[int, int | None]] = {}
+        self.outages: OutageBook | None = None  # set by a chaos run before its first phase
 
     def recorder(self, key: OpKey, now_ns: int) -> OpRecorder:
         """The recorder for a key, created on first use."""
@@ -217,6 +219,8 @@ class Aggregator:
             if self.endpoint_logs is not None:
                 log = self.endpoint_logs.setdefault(key.endpoint, SuccessLog(now_ns))
                 gaps += (log,)
+            if self.outages is not None:  # a chaos run: outages per fault episode
+                gaps += (self.outages.clock(f"{key.workload}.{key.op}", now_ns),)
             rec = self._recorders[key] = OpRecorder(key, gaps)
             self.totals.setdefault(key, OpStats())
         return rec
@@ -236,8 +240,11 @@ class Aggregator:
         tracker = self._gaps.get((phase, name))
         if tracker is None:
             return  # the coordinator creates every clock when its phase starts
+        outage = self.outages.clock(name, self.start_ns) if self.outages is not None and "." in name else None
         for t in times_ns:
             tracker.success(t)
+            if outage is not None:
+                outage.success(t)
 
     def success_logs(self) -> Iterator[tuple[tuple[str, str], SuccessLog]]:
         """A worker's gap clocks (empty unless made with success_logs)."""
