@@ -86,7 +86,8 @@ class OutageClock:
 class OutageBook:
     """Episodes of every fault and one clock per op (`workload.op`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, origin_ns: int = 0) -> None:
+        self.origin_ns = origin_ns  # the run's time zero, for the seconds in `summary`
         self.episodes: list[Episode] = []
         self._clocks: dict[str, OutageClock] = {}
 
@@ -126,10 +127,11 @@ class OutageBook:
             return max(values)
         return float(median(values))
 
-    def summary(self, now_ns: int, origin_ns: int) -> list[dict[str, Any]]:
-        """Per episode: when (s from origin), its outage and every op's gap, for summary.json and reports."""
+    def summary(self, now_ns: int, name: str | None = None) -> list[dict[str, Any]]:
+        """Per episode (of fault `name`, or all): when (s from the origin), its outage and every op's gap."""
+        origin_ns = self.origin_ns
         out = []
-        for ep in self.episodes:
+        for ep in self.episodes if name is None else self.matching(name):
             worst = ep.outage_s(now_ns)
             out.append(
                 {
@@ -155,7 +157,7 @@ class OutageBook:
 def _outage(ctx: object, name: str, keywords: Mapping[str, str]) -> float | None:
     chaos = getattr(ctx, "chaos", None)
     measure = getattr(chaos, "outage_s", None)
-    return None if measure is None else measure(name, keywords[FIELD])  # type: ignore[no-any-return]
+    return None if measure is None else measure(name, keywords[FIELD])
 
 
 OUTAGE = GateFunction(

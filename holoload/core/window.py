@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from holoload.core.outage import OutageBook
 from holoload.core.outcome import ErrorClass
@@ -33,6 +34,12 @@ class OpKey:
     def matches(self, selector: str) -> bool:
         """`workload`, `op` or `workload.op` select this key."""
         return selector in (self.workload, self.op, f"{self.workload}.{self.op}")
+
+
+class SuccessClock(Protocol):
+    """Anything fed the completion time of every success of a key (gap clocks, outage clocks)."""
+
+    def success(self, done_ns: int) -> None: ...
 
 
 class GapTracker:
@@ -115,7 +122,7 @@ class OpRecorder:
 
     __slots__ = ("key", "stats", "gaps")
 
-    def __init__(self, key: OpKey, gaps: tuple[GapTracker, ...]) -> None:
+    def __init__(self, key: OpKey, gaps: tuple[SuccessClock, ...]) -> None:
         self.key = key
         self.stats = OpStats()
         self.gaps = gaps
@@ -212,7 +219,7 @@ class Aggregator:
         """The recorder for a key, created on first use."""
         rec = self._recorders.get(key)
         if rec is None:
-            gaps: tuple[GapTracker, ...] = (
+            gaps: tuple[SuccessClock, ...] = (
                 self._gap(key.phase, f"{key.workload}.{key.op}", now_ns),
                 self._gap(key.phase, key.workload, now_ns),
             )

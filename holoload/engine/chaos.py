@@ -22,11 +22,12 @@ from holoload.adapters.netproxy import FaultProxy, NetFaults
 from holoload.adapters.node_control import NodeAction, NodeControl
 from holoload.adapters.pg import describe_error, quote_ident
 from holoload.adapters.process import run_command
-from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
 from holoload.adapters.replication_control import LINK_PREFIX, ReplicationControl
+from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
 from holoload.core.chaos import NODE_ACTIONS, ROLE_ACTIONS, ChaosAction, NetFault, firings, resolve_node, split_key
 from holoload.core.errors import HololoadError, InputError
 from holoload.core.events import ChaosFinished, ChaosStarted, EventSink
+from holoload.core.outage import Episode, OutageBook
 from holoload.core.scenario import fill_template
 from holoload.core.window import NS
 from holoload.engine.ledgers import LedgerBook, Pulse, Recovery
@@ -55,6 +56,7 @@ class FaultRecord:
     active: bool = False
     busy: int = 0
     recoveries: list[Recovery] = field(default_factory=list)
+    episode: Episode | None = None
 
     def to_dict(self, now_ns: int) -> dict[str, Any]:
         return {
@@ -100,7 +102,9 @@ class FaultRunner:
         seed: int,
         clock: Callable[[], float] = time.time,
         perf_ns: Callable[[], int] = time.perf_counter_ns,
+        outages: OutageBook | None = None,
     ) -> None:
+        self.outages = outages
         self.surfaces = surfaces
         self.sink = sink
         self.book = book
@@ -137,7 +141,7 @@ class FaultRunner:
                     (f"{where}.action", f"'{a.action}' needs a replicated embedded cluster ([cluster] replication)")
                 )
             if _link(a) and not (isinstance(self.node_control, ReplicationControl) and a.action == "net"):
-                out.append((f"{where}.node", "a replication link (link:nodeN) takes net faults on a replicated cluster"))
+                out.append((f"{where}.node", "link:nodeN takes net faults only, on a replicated cluster"))
             if a.action == "split" and self.surfaces.target.split.method == "none":
                 out.append((f"{where}.action", f"target '{self.surfaces.target.name}' has no split method"))
             if a.action == "split" and split_key(a.key).auto:
@@ -233,6 +237,9 @@ class FaultRunner:
             rec.fired += 1
             rec.active = a.heal is not None
         started = self.perf_ns()
+        if step == "fire" and self.outages is not None:
+            self._end_episode(rec, started)  # an earlier firing left active (a failed heal)
+            rec.episode = self.outages.started(a.name, a.action, started)
         if step == "heal" or a.action in ("start", "restart", "resume"):
             self._arm_recovery(rec, node, started)
         try:
@@ -258,6 +265,8 @@ class FaultRunner:
             rec.active = not ok and a.action != "net"
         if a.action in ROLE_ACTIONS:  # from the end of the role change to the first success through a writer
             self._arm_writable(rec, self.perf_ns())
+        if step == "heal" or not rec.active:  # the episode ends with its heal, or with an instant action
+            self._end_episode(rec, self.perf_ns())
         elapsed = (self.perf_ns() - started) / NS
         self.sink.emit(
             ChaosFinished(self.clock(), a.name, a.action, ok, elapsed, detail, output[-_OUTPUT_LIMIT:], step, node)
@@ -266,6 +275,11 @@ class FaultRunner:
     def _arm_recovery(self, rec: FaultRecord, node: str, now_ns: int) -> None:
         if rec.node is not None and rec.action.action in _RECOVERING and rec.node < len(self.pulses):
             rec.recoveries.append(self.pulses[rec.node].arm(node, now_ns))
+
+    def _end_episode(self, rec: FaultRecord, now_ns: int) -> None:
+        if rec.episode is not None and self.outages is not None:
+            self.outages.ended(rec.episode, now_ns)
+        rec.episode = None
 
     def _arm_writable(self, rec: FaultRecord, now_ns: int) -> None:
         writable = self.surfaces.target.writable()
@@ -371,9 +385,17 @@ class FaultRunner:
         times = [rv.seconds(now) for r in self._matching(name) for rv in r.recoveries]
         return max(times) if times else None
 
+    def outage_s(self, name: str, which: str) -> float | None:
+        """`outage(name).min|p50|max`: over the episodes of the fault (or kind) `name`."""
+        return None if self.outages is None else self.outages.stat_s(name, which, self.perf_ns())
+
     def summary(self) -> list[dict[str, Any]]:
         now = self.perf_ns()
-        return [r.to_dict(now) for r in self.records]
+        out = [r.to_dict(now) for r in self.records]
+        if self.outages is not None:
+            for rec, row in zip(self.records, out, strict=True):
+                row["outages"] = self.outages.summary(now, rec.action.name)
+        return out
 
 
 def _link(a: ChaosAction) -> bool:

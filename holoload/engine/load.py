@@ -22,6 +22,7 @@ from holoload.core.errors import SetupError
 from holoload.core.events import EventSink, GateChanged, PhaseChanged, RunProblem, WindowClosed
 from holoload.core.gates import parse_gate
 from holoload.core.load_gates import GateMonitor, LoadGateContext, longest_window_s
+from holoload.core.outage import OutageBook
 from holoload.core.scenario import Scenario
 from holoload.core.verdicts import Verdict
 from holoload.core.window import NS, Aggregator, OpKey
@@ -87,6 +88,7 @@ class LoadEngine:
         if self.seed is None:
             self.seed = random.SystemRandom().randrange(2**31)
         actions = self.scenario.enabled_chaos()
+        outages = OutageBook() if actions else None
         if actions:
             self.chaos = FaultRunner(
                 actions,
@@ -100,6 +102,7 @@ class LoadEngine:
                 seed=self.seed,
                 clock=self.clock,
                 perf_ns=self.perf_ns,
+                outages=outages,
             )
         measured = [p.name for p in self.scenario.phases if p.measured]
         for name, value in self.scenario.gates.items():
@@ -124,6 +127,9 @@ class LoadEngine:
         longest = longest_window_s(m.gate for m in self.monitors) or 0.0
         ring_s = longest + 2 * self.scenario.window
         self.aggregator = Aggregator(self.perf_ns(), window_s=self.scenario.window, ring_s=ring_s)
+        if outages is not None:  # chaos: every op's successes also time the outage of each fault episode
+            outages.origin_ns = self.aggregator.start_ns
+            self.aggregator.outages = outages
 
     async def run(self) -> None:
         """Setup, then every phase; an abort_on_fail gate cancels the rest (verdict FAIL).

@@ -14,12 +14,12 @@ from holoload.adapters.surfaces import TargetSurfaces
 from holoload.core.aggregate import CanaryAggregator
 from holoload.core.events import EventSink
 from holoload.core.gates import parse_gate
+from holoload.core.replicas import route_to_writable
 from holoload.core.scenario import Scenario
 from holoload.core.target import Target
 from holoload.core.verdicts import Verdict, evaluate
 from holoload.engine.canary import CanaryEngine
 from holoload.engine.load import LoadEngine
-from holoload.core.replicas import route_to_writable
 from holoload.engine.phase_runs import writer_counts
 from holoload.engine.watch import ClusterWatch
 from holoload.shell.artifacts import ArtifactWriter, HlogWriter, TimeseriesWriter

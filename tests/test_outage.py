@@ -1,0 +1,101 @@
+"""Outage per fault episode (core/outage.py): the longest gap in successes across each episode."""
+
+from __future__ import annotations
+
+from holoload.core.gates import parse_gate
+from holoload.core.outage import NS, OutageBook
+from holoload.core.scenario import gate_problems, parse_scenario
+
+MS = 1_000_000
+
+
+def _feed(book: OutageBook, op: str, times_ms: list[int]) -> None:
+    clock = book.clock(op, 0)
+    for t in times_ms:
+        clock.success(t * MS)
+
+
+def test_an_episode_spans_from_the_last_success_before_to_the_first_after() -> None:
+    """Successes every 10 ms, none from 1000 to 3500 ms while a fault ran 1005-3000 ms: outage 2.5 s."""
+    book = OutageBook()
+    clock = book.clock("w.insert", 0)
+    for t in range(0, 1001, 10):
+        clock.success(t * MS)
+    ep = book.started("blackhole", "net", 1005 * MS)
+    book.ended(ep, 3000 * MS)
+    for t in range(3500, 4001, 10):
+        clock.success(t * MS)
+    assert ep.gaps["w.insert"].from_ns == 1000 * MS and ep.gaps["w.insert"].to_ns == 3500 * MS
+    assert book.stat_s("blackhole", "max", 5000 * MS) == 2.5
+    assert book.stat_s("net", "p50", 5000 * MS) == 2.5  # by action kind too
+
+
+def test_an_op_that_never_came_back_counts_up_to_now() -> None:
+    book = OutageBook()
+    _feed(book, "w.insert", [0, 100, 200])
+    ep = book.started("failover", "failover", 250 * MS)
+    book.ended(ep, 400 * MS)
+    assert ep.gaps["w.insert"].to_ns is None
+    assert book.stat_s("failover", "max", 1200 * MS) == 1.0  # 200 ms .. now
+
+
+def test_successes_after_the_episode_do_not_widen_it() -> None:
+    """A later gap (after the first success past the episode's end) belongs to no episode."""
+    book = OutageBook()
+    _feed(book, "w.read", [0, 10, 20])
+    ep = book.started("kill", "kill", 25 * MS)
+    book.ended(ep, 30 * MS)
+    _feed(book, "w.read", [40, 50, 5000])
+    assert book.stat_s("kill", "max", 6000 * MS) == 0.02  # 20 -> 40 ms
+
+
+def test_the_worst_op_decides_and_stats_go_over_episodes() -> None:
+    book = OutageBook()
+    reads, writes = book.clock("w.read", 0), book.clock("w.write", 0)
+    for n, (down_ms, back_ms) in enumerate([(1000, 2000), (5000, 8000), (10000, 10500)]):
+        reads.success(down_ms * MS)
+        writes.success(down_ms * MS)
+        ep = book.started("failover", "failover", (down_ms + 1) * MS)
+        reads.success((down_ms + 5) * MS)  # reads keep going
+        book.ended(ep, (down_ms + 2) * MS)
+        reads.success((down_ms + 10) * MS)
+        writes.success(back_ms * MS)
+        assert ep.index == n + 1
+    now = 20 * NS
+    assert book.stat_s("failover", "max", now) == 3.0
+    assert book.stat_s("failover", "p50", now) == 1.0
+    assert book.stat_s("failover", "min", now) == 0.5
+    assert book.stat_s("other", "max", now) is None
+    rows = book.summary(now)
+    assert [r["outage_s"] for r in rows] == [1.0, 3.0, 0.5]
+    assert rows[0]["ops"]["w.read"]["outage_s"] == 0.005
+
+
+def test_outage_gate_is_known_and_checked_against_the_chaos_names() -> None:
+    assert parse_gate("outage(failover).max <= 10s") is not None
+    text = """
+name = "t"
+[[phases]]
+name = "p"
+duration = "1s"
+[[phases.workloads]]
+name = "w"
+executor = "constant-concurrency"
+concurrency = 1
+ops = [{ name = "q", sql = "SELECT 1" }]
+[[chaos]]
+name = "fo"
+action = "failover"
+at = "1s"
+[gates]
+ok = "outage(fo).max <= 10s"
+bad = "outage(nothing).p50 <= 1s"
+"""
+    problems = gate_problems(parse_scenario(text.replace('bad = "outage(nothing).p50 <= 1s"', ""), "t.toml"))
+    assert problems == []
+    try:
+        parse_scenario(text, "t.toml")
+    except Exception as exc:  # noqa: BLE001 - the message names the gate
+        assert "gates.bad" in str(exc) and "nothing" in str(exc)
+    else:
+        raise AssertionError("an outage gate naming no chaos action must be rejected")
