@@ -18,6 +18,7 @@ from holoload.adapters.pg import describe_error
 from holoload.adapters.pool import close_writers, open_writers
 from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
 from holoload.adapters.worker_process import ProcessWorker
+from holoload.core.acklog import AckLog
 from holoload.core.errors import SetupError
 from holoload.core.events import EventSink, GateChanged, PhaseChanged, RunProblem, WindowClosed
 from holoload.core.gates import parse_gate
@@ -81,6 +82,8 @@ class LoadEngine:
     _remote_completed: dict[str, int] = field(init=False, default_factory=dict)
     _window_lock: anyio.Lock = field(init=False, default_factory=anyio.Lock)
     _tasks: set[asyncio.Task[None]] = field(init=False, default_factory=set)
+    acks: AckLog | None = field(init=False, default=None)
+    server_names: dict[str, str] = field(default_factory=dict)  # host:port -> node name, for lost ranges
 
     def __post_init__(self) -> None:
         self.book = LedgerBook(shared=self.surfaces.shared)
@@ -130,6 +133,7 @@ class LoadEngine:
         if outages is not None:  # chaos: every op's successes also time the outage of each fault episode
             outages.origin_ns = self.aggregator.start_ns
             self.aggregator.outages = outages
+            self.acks = AckLog(self.aggregator.start_ns)
 
     async def run(self) -> None:
         """Setup, then every phase; an abort_on_fail gate cancels the rest (verdict FAIL).
@@ -151,6 +155,7 @@ class LoadEngine:
                 self.book,
                 self.pulses,
                 perf_ns=self.perf_ns,
+                acks=self.acks,
             )
             if self.workers > 1 or self.launcher is not None:
                 await self._start_fleet()
@@ -173,6 +178,8 @@ class LoadEngine:
                 reconnect_s=self.surfaces.target.ready_timeout,
                 timeout_s=run.statement_timeout,
                 clock=self.clock,
+                acks=self.acks,
+                server_names=self.server_names,
             )
 
     async def _setup(self) -> None:

@@ -96,6 +96,7 @@ class LoadJob:
         self.scenario = scenario
         self.engine: LoadEngine | None = None
         self.node_control: NodeControl | None = None
+        self.server_names: dict[str, str] = {}  # host:port -> node name (the embedded cluster)
         self.file = "scenario"
         self.ray_address: str | None = None
         self.timeseries = TimeseriesWriter(root / "timeseries.csv")
@@ -120,6 +121,7 @@ class LoadJob:
                 surfaces,
                 sink,
                 node_control=self.node_control,
+                server_names=self.server_names,
                 file=self.file,
                 workers=workers,
                 launcher=None if ray is None else ray.launcher,

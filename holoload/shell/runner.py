@@ -297,6 +297,8 @@ def _start_replicated(options: RunOptions, stack: ExitStack, console: Console, s
     started = cluster.start()
     _log(sink, "cluster_started", nodes=[n.dsn for n in started], replication=mode)
     job.node_control = ReplicationControl(cluster, links, log=lambda line: _log(sink, "cluster", detail=line))
+    if isinstance(job, LoadJob):  # lost ranges name the node that acknowledged them
+        job.server_names = {f"127.0.0.1:{n.port}": f"node{n.index}" for n in started}
     return replicated_target(cluster.writer_dsn(), cluster.standby_dsn(), mode, nodes)
 
 

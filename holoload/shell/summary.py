@@ -197,6 +197,8 @@ def _check_summary(engine: LoadEngine | None) -> dict[str, Any]:
             result["report"] = verification.report.to_dict()
             result["counts"] = verification.scalars() or None
             result["ok"] = verification.complete and verification.report.ok
+        if verification.lost_acks:
+            result["lost_ranges"] = list(verification.lost_acks)
     return result
 
 
