@@ -27,12 +27,16 @@ class AckLog:
 
     Args:
         origin_ns: the run's time zero (times are reported as seconds from it).
+        wall_origin_s: the wall-clock time at origin_ns (for `acked_at`, epoch seconds).
         resolution_ns: how long one run may stretch in time.
         max_runs: a bound on memory; past it, new acknowledgements are counted but not kept.
     """
 
-    def __init__(self, origin_ns: int, *, resolution_ns: int = NS, max_runs: int = 1_000_000) -> None:
+    def __init__(
+        self, origin_ns: int, *, wall_origin_s: float = 0.0, resolution_ns: int = NS, max_runs: int = 1_000_000
+    ) -> None:
         self.origin_ns = origin_ns
+        self.wall_origin_s = wall_origin_s  # the wall-clock time (epoch s) of origin_ns
         self.resolution_ns = resolution_ns
         self.max_runs = max_runs
         self.dropped = 0
@@ -64,7 +68,8 @@ class AckLog:
             limit: at most this many rows.
 
         Returns:
-            Rows ``{"ids": [start, end], "count", "acknowledged_by", "node", "acked_s": [first, last]}``;
+            Rows ``{"ids": [start, end], "count", "acknowledged_by", "node", "acked_s": [first, last],
+            "acked_at": [first, last]}`` (seconds from the origin; epoch seconds);
             ids with no record (e.g. acknowledged in a worker process) come as ``acknowledged_by: null``.
         """
         runs = sorted(self._runs, key=lambda r: r.start)
@@ -99,10 +104,15 @@ class AckLog:
             "count": hi - lo,
             "acknowledged_by": server,
             "node": None if server is None else (names or {}).get(server, server),
-            "acked_s": None
-            if run is None
-            else [round((run.first_ns - self.origin_ns) / NS, 3), round((run.last_ns - self.origin_ns) / NS, 3)],
+            "acked_s": None if run is None else [self._offset(run.first_ns), self._offset(run.last_ns)],
+            "acked_at": None if run is None else [self._wall(run.first_ns), self._wall(run.last_ns)],
         }
+
+    def _offset(self, t_ns: int) -> float:
+        return round((t_ns - self.origin_ns) / NS, 3)
+
+    def _wall(self, t_ns: int) -> float:
+        return round(self.wall_origin_s + (t_ns - self.origin_ns) / NS, 3)
 
 
 def _merge_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -113,11 +123,9 @@ def _merge_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if last is not None and last["ids"][1] == row["ids"][0] and last["acknowledged_by"] == row["acknowledged_by"]:
             last["ids"][1] = row["ids"][1]
             last["count"] += row["count"]
-            if last["acked_s"] is not None and row["acked_s"] is not None:
-                last["acked_s"] = [
-                    min(last["acked_s"][0], row["acked_s"][0]),
-                    max(last["acked_s"][1], row["acked_s"][1]),
-                ]
+            for key in ("acked_s", "acked_at"):
+                if last[key] is not None and row[key] is not None:
+                    last[key] = [min(last[key][0], row[key][0]), max(last[key][1], row[key][1])]
             continue
         out.append(row)
     return out

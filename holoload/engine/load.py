@@ -133,7 +133,8 @@ class LoadEngine:
         if outages is not None:  # chaos: every op's successes also time the outage of each fault episode
             outages.origin_ns = self.aggregator.start_ns
             self.aggregator.outages = outages
-            self.acks = AckLog(self.aggregator.start_ns)
+            wall_origin_s = self.clock() - (self.perf_ns() - self.aggregator.start_ns) / NS
+            self.acks = AckLog(self.aggregator.start_ns, wall_origin_s=wall_origin_s)
 
     async def run(self) -> None:
         """Setup, then every phase; an abort_on_fail gate cancels the rest (verdict FAIL).
