@@ -152,7 +152,9 @@ def test_a_planted_blackhole_is_measured_as_an_outage_of_its_length(tmp_path: Pa
 def test_sigint_during_a_failover_leaves_no_server_and_no_data_directory(tmp_path: Path) -> None:
     results = tmp_path / "results"
     cmd = [sys.executable, "-m", "holoload", SYNC, "--results-dir", str(results), "-q", *("--set", "chaos.0.start=2s")]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    output = tmp_path / "output.txt"
+    with output.open("w") as sink:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         workdir = None
@@ -175,7 +177,7 @@ def test_sigint_during_a_failover_leaves_no_server_and_no_data_directory(tmp_pat
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, (proc.stdout.read() if proc.stdout else "")[-2000:]
+    assert proc.returncode == 130, output.read_text()[-2000:]
     assert workdir is not None and not Path(workdir).exists(), f"{workdir} left behind"
     left = []
     for pid in os.listdir("/proc"):

@@ -86,8 +86,9 @@ class OutageClock:
 class OutageBook:
     """Episodes of every fault and one clock per op (`workload.op`)."""
 
-    def __init__(self, origin_ns: int = 0) -> None:
+    def __init__(self, origin_ns: int = 0, wall_origin_s: float = 0.0) -> None:
         self.origin_ns = origin_ns  # the run's time zero, for the seconds in `summary`
+        self.wall_origin_s = wall_origin_s  # wall-clock time (epoch s) at origin_ns
         self.episodes: list[Episode] = []
         self._clocks: dict[str, OutageClock] = {}
 
@@ -133,6 +134,7 @@ class OutageBook:
         out = []
         for ep in self.episodes if name is None else self.matching(name):
             worst = ep.outage_s(now_ns)
+            gap = max(ep.gaps.values(), key=lambda g: g.seconds(now_ns), default=None)
             out.append(
                 {
                     "fault": ep.fault,
@@ -141,6 +143,9 @@ class OutageBook:
                     "start_s": round((ep.start_ns - origin_ns) / NS, 3),
                     "end_s": None if ep.end_ns is None else round((ep.end_ns - origin_ns) / NS, 3),
                     "outage_s": None if worst is None else round(worst, 3),
+                    # the worst op's gap on the wall clock (epoch s; to: None while still open)
+                    "from_at": None if gap is None else self._wall(gap.from_ns),
+                    "to_at": None if gap is None or gap.to_ns is None else self._wall(gap.to_ns),
                     "ops": {
                         op: {
                             "outage_s": round(g.seconds(now_ns), 3),
@@ -152,6 +157,9 @@ class OutageBook:
                 }
             )
         return out
+
+    def _wall(self, t_ns: int) -> float:
+        return round(self.wall_origin_s + (t_ns - self.origin_ns) / NS, 3)
 
 
 def _outage(ctx: object, name: str, keywords: Mapping[str, str]) -> float | None:

@@ -131,9 +131,9 @@ class LoadEngine:
         ring_s = longest + 2 * self.scenario.window
         self.aggregator = Aggregator(self.perf_ns(), window_s=self.scenario.window, ring_s=ring_s)
         if outages is not None:  # chaos: every op's successes also time the outage of each fault episode
-            outages.origin_ns = self.aggregator.start_ns
-            self.aggregator.outages = outages
             wall_origin_s = self.clock() - (self.perf_ns() - self.aggregator.start_ns) / NS
+            outages.origin_ns, outages.wall_origin_s = self.aggregator.start_ns, wall_origin_s
+            self.aggregator.outages = outages
             self.acks = AckLog(self.aggregator.start_ns, wall_origin_s=wall_origin_s)
 
     async def run(self) -> None:
