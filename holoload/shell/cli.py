@@ -122,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("action", choices=("up", "status", "down"))
     cluster.add_argument("--nodes", type=int, default=3, metavar="N", help="nodes for 'up' (default 3)")
     cluster.add_argument(
+        "--replication",
+        choices=("none", "async", "sync"),
+        default="none",
+        help="'up': one primary and hot standbys by streaming replication (the target file then has "
+        "endpoints 'primary' and 'standby'); default none: independent servers",
+    )
+    cluster.add_argument(
         "--base-port",
         type=int,
         default=55432,
@@ -203,7 +210,7 @@ def dispatch(argv: Sequence[str]) -> int:
         if args.command == "cluster":
             from holoload.shell.cluster_cmd import cluster_command
 
-            return cluster_command(args.action, args.nodes, args.base_port, console)
+            return cluster_command(args.action, args.nodes, args.base_port, console, args.replication)
         if args.command == "report":
             from holoload.shell.report_cmd import report_command
 
