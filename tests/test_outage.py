@@ -99,3 +99,17 @@ bad = "outage(nothing).p50 <= 1s"
         assert "gates.bad" in str(exc) and "nothing" in str(exc)
     else:
         raise AssertionError("an outage gate naming no chaos action must be rejected")
+
+
+def test_staleness_samples_give_nearest_rank_percentiles_per_node() -> None:
+    from holoload.core.staleness import StalenessSamples
+
+    samples = StalenessSamples(max_samples=1000)
+    for i in range(1, 101):
+        samples.add("node2", i / 1000)
+    samples.timed_out("node2")
+    assert samples.stat_s("node2", "p50") == 0.05
+    assert samples.stat_s("node2", "p99") == 0.099
+    assert samples.stat_s("node2", "max") == 0.1
+    assert samples.stat_s("node3", "p99") is None  # no samples: the gate has no data
+    assert samples.summary()["node2"] == {"samples": 100, "timeouts": 1, "p50_s": 0.05, "p99_s": 0.099, "max_s": 0.1}

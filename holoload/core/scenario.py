@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from holoload.core import (
     outage,  # noqa: F401 - registers outage(fault).min|p50|max
     server_gates,  # noqa: F401 - registers delta(), rate(), max(topology.x)...
+    staleness,  # noqa: F401 - registers staleness(node).p50|p99|max
     validation,
 )
 from holoload.core.chaos import CANARY_ACTIONS, ChaosAction

@@ -16,6 +16,7 @@ from holoload.adapters.netproxy import FaultProxy
 from holoload.adapters.node_control import NodeControl
 from holoload.adapters.pg import describe_error
 from holoload.adapters.pool import close_writers, open_writers
+from holoload.adapters.staleness import StalenessSampler
 from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
 from holoload.adapters.worker_process import ProcessWorker
 from holoload.core.acklog import AckLog
@@ -84,6 +85,7 @@ class LoadEngine:
     _tasks: set[asyncio.Task[None]] = field(init=False, default_factory=set)
     acks: AckLog | None = field(init=False, default=None)
     server_names: dict[str, str] = field(default_factory=dict)  # host:port -> node name, for lost ranges
+    staleness: StalenessSampler | None = None  # a replicated cluster: standby staleness samples
 
     def __post_init__(self) -> None:
         self.book = LedgerBook(shared=self.surfaces.shared)
@@ -252,6 +254,8 @@ class LoadEngine:
                     topology_interval_s=target.topology.interval,
                 )
             )
+            if self.staleness is not None:
+                tg.start_soon(self.staleness.run)
             if self.chaos is not None:
                 tg.start_soon(self.chaos.run_frame, None, self._horizon_s())
                 tg.start_soon(self.chaos.watch_iterations, self._completed)
@@ -442,7 +446,9 @@ class LoadEngine:
 
     def _context(self, monitor: GateMonitor, now_ns: int, scalars: dict[str, float]) -> LoadGateContext:
         server = None if self.watch is None else self.watch.view
-        return LoadGateContext(self.aggregator, monitor.phases, now_ns, scalars, server, chaos=self.chaos)
+        ctx = LoadGateContext(self.aggregator, monitor.phases, now_ns, scalars, server, chaos=self.chaos)
+        ctx.staleness = None if self.staleness is None else self.staleness.samples  # type: ignore[attr-defined]
+        return ctx
 
     def verdicts(self) -> list[Verdict]:
         """Final verdicts of every gate (call after run())."""

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from rich.console import Console
 
 from holoload.adapters.node_control import NodeControl
+from holoload.adapters.staleness import StalenessSampler
 from holoload.adapters.surfaces import TargetSurfaces
 from holoload.core.aggregate import CanaryAggregator
 from holoload.core.events import EventSink
@@ -97,6 +98,7 @@ class LoadJob:
         self.engine: LoadEngine | None = None
         self.node_control: NodeControl | None = None
         self.server_names: dict[str, str] = {}  # host:port -> node name (the embedded cluster)
+        self.staleness: StalenessSampler | None = None  # a replicated embedded cluster's standbys
         self.file = "scenario"
         self.ray_address: str | None = None
         self.timeseries = TimeseriesWriter(root / "timeseries.csv")
@@ -122,6 +124,7 @@ class LoadJob:
                 sink,
                 node_control=self.node_control,
                 server_names=self.server_names,
+                staleness=self.staleness,
                 file=self.file,
                 workers=workers,
                 launcher=None if ray is None else ray.launcher,

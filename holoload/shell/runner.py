@@ -25,6 +25,7 @@ from holoload.adapters.pg import redact
 from holoload.adapters.replication import ReplicatedCluster
 from holoload.adapters.replication_control import LinkProxies, ReplicationControl, link_targets
 from holoload.adapters.samplers import wait_ready
+from holoload.adapters.staleness import StalenessSampler
 from holoload.adapters.surfaces import TargetSurfaces
 from holoload.core.compare import Budget, compare
 from holoload.core.errors import ExitCode, HololoadError, InputError
@@ -299,6 +300,7 @@ def _start_replicated(options: RunOptions, stack: ExitStack, console: Console, s
     job.node_control = ReplicationControl(cluster, links, log=lambda line: _log(sink, "cluster", detail=line))
     if isinstance(job, LoadJob):  # lost ranges name the node that acknowledged them
         job.server_names = {f"127.0.0.1:{n.port}": f"node{n.index}" for n in started}
+        job.staleness = StalenessSampler(cluster.writer_dsn(), {f"node{n.index}": n.dsn for n in started})
     return replicated_target(cluster.writer_dsn(), cluster.standby_dsn(), mode, nodes)
 
 
