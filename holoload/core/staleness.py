@@ -7,6 +7,7 @@ there. `staleness(NODE).p50|p99|max` gates read those samples per standby node (
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
@@ -40,7 +41,7 @@ class StalenessSamples:
         if which == "max":
             return values[-1]
         q = 0.5 if which == "p50" else 0.99
-        return values[min(len(values) - 1, max(0, int(round(q * len(values) + 0.5)) - 1))]
+        return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))]
 
     def summary(self) -> dict[str, dict[str, Any]]:
         return {
