@@ -3,8 +3,9 @@
 Every `interval_s`, the sampler reads the primary's `pg_current_wal_lsn()` (through the multi-host
 read-write DSN, so it follows failovers) and polls each standby (its own DSN) until
 `pg_last_wal_replay_lsn()` reaches it: every write acknowledged before the sample is visible there
-from then on. A node that is the primary now, or down, gives no sample; one that does not catch up
-within `timeout_s` counts as a timeout.
+from then on. A node that is the primary, or down, gives no sample; one that does not catch up
+within `timeout_s` (or is promoted before it does) counts as a timeout and gives its wait so far
+as the sample (a lower bound: it was at least that stale).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from holoload.adapters.pg import close_quietly
 from holoload.core.staleness import StalenessSamples
 
 _POLL_S = 0.005
+# NULL once the node is out of recovery (its replay position stays put after a promotion)
+_REACHED = "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() >= $1::pg_lsn END"
 _ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
 
 
@@ -86,19 +89,28 @@ class StalenessSampler:
                 tg.start_soon(self._one, node, dsn, lsn, acked_ns)
 
     async def _one(self, node: str, dsn: str, lsn: object, acked_ns: int) -> None:
+        waited = False
         try:
             with anyio.fail_after(self.timeout_s):
                 conn = await self._conn(node, dsn)
                 while True:
-                    reached = await conn.fetchval("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", lsn)
-                    if reached is None:  # not in recovery: this node is a primary now
+                    reached = await conn.fetchval(_REACHED, lsn)
+                    if reached is None:  # not in recovery: a primary now (promoted before it caught up?)
+                        if waited:
+                            self._never(node, acked_ns)
                         return
                     if reached:
                         self.samples.add(node, (self.perf_ns() - acked_ns) / 1e9)
                         return
+                    waited = True
                     await anyio.sleep(_POLL_S)
         except TimeoutError:
-            self.samples.timed_out(node)
+            self._never(node, acked_ns)
             await self._drop(node)
         except _ERRORS:
             await self._drop(node)
+
+    def _never(self, node: str, acked_ns: int) -> None:
+        """It did not catch up (timed out, or was promoted first): its wait so far is a lower bound."""
+        self.samples.timed_out(node)
+        self.samples.add(node, (self.perf_ns() - acked_ns) / 1e9)
