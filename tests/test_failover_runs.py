@@ -189,3 +189,48 @@ def test_sigint_during_a_failover_leaves_no_server_and_no_data_directory(tmp_pat
             if workdir in cmdline:
                 left.append((pid, cmdline))
     assert not left, left
+
+
+def test_cluster_up_keeps_a_replicated_cluster_with_primary_and_standby_endpoints(tmp_path: Path) -> None:
+    import asyncio
+
+    import asyncpg
+
+    from holoload.core.target import parse_target
+
+    env = {**os.environ, "HOLOLOAD_STATE_DIR": str(tmp_path / "state")}
+    base = [sys.executable, "-m", "holoload", "cluster"]
+    up = subprocess.run(
+        [*base, "up", "--replication", "sync", "--nodes", "2", "--base-port", "56740"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    try:
+        assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
+        target = parse_target((tmp_path / "state" / "local-target.toml").read_text(), "local-target.toml")
+        assert [(n.name, n.role) for n in target.nodes] == [("primary", "primary"), ("standby", "standby")]
+        assert target.data == "shared" and target.writable() == [True, False]
+
+        async def roundtrip() -> tuple[bool, bool]:
+            writer = await asyncpg.connect(target.nodes[0].dsn, timeout=10)
+            reader = await asyncpg.connect(target.nodes[1].dsn, timeout=10)
+            try:
+                await writer.execute("CREATE TABLE t (id int)")
+                await writer.execute("INSERT INTO t VALUES (1)")  # sync: acknowledged once the standby has it
+                return await writer.fetchval("SELECT pg_is_in_recovery()"), await reader.fetchval(
+                    "SELECT pg_is_in_recovery()"
+                )
+            finally:
+                await writer.close()
+                await reader.close()
+
+        assert asyncio.run(roundtrip()) == (False, True)
+    finally:
+        down = subprocess.run(
+            [*base, "down"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert down.returncode == 0, down.stdout + down.stderr

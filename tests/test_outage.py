@@ -113,3 +113,29 @@ def test_staleness_samples_give_nearest_rank_percentiles_per_node() -> None:
     assert samples.stat_s("node2", "max") == 0.1
     assert samples.stat_s("node3", "p99") is None  # no samples: the gate has no data
     assert samples.summary()["node2"] == {"samples": 100, "timeouts": 1, "p50_s": 0.05, "p99_s": 0.099, "max_s": 0.1}
+
+
+def test_workloads_without_endpoints_go_to_writable_endpoints_only() -> None:
+    from holoload.core.replicas import route_to_writable
+
+    text = """
+name = "t"
+[[phases]]
+name = "p"
+duration = "1s"
+[[phases.workloads]]
+name = "w"
+executor = "constant-concurrency"
+concurrency = 1
+ops = [{ name = "q", sql = "SELECT 1" }]
+[[phases.workloads]]
+name = "r"
+executor = "constant-concurrency"
+concurrency = 1
+endpoints = { standby = 1 }
+ops = [{ name = "q", sql = "SELECT 1" }]
+"""
+    scenario = parse_scenario(text, "t.toml")
+    routed = route_to_writable(scenario, ["primary", "standby"], [True, False])
+    assert [w.endpoints for w in routed.phases[0].workloads] == [{"primary": 1.0}, {"standby": 1.0}]
+    assert route_to_writable(scenario, ["node1", "node2"], [True, True]) is scenario
