@@ -247,6 +247,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     baseline = load_summary(Path(args.baseline)) if args.baseline else None  # bad baseline: exit 2 before load
     budget = _budget(args.budget)
     label = f"{target.name} ({args.target})" if target else f"local ({args.nodes} nodes)"
+    if target is None and scenario.cluster.replication != "none":
+        label = f"local ({scenario.cluster.nodes or args.nodes} nodes, {scenario.cluster.replication} replication)"
     options = RunOptions(
         scenario=scenario,
         target=target,
