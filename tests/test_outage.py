@@ -139,3 +139,21 @@ ops = [{ name = "q", sql = "SELECT 1" }]
     routed = route_to_writable(scenario, ["primary", "standby"], [True, False])
     assert [w.endpoints for w in routed.phases[0].workloads] == [{"primary": 1.0}, {"standby": 1.0}]
     assert route_to_writable(scenario, ["node1", "node2"], [True, True]) is scenario
+
+
+def test_p99_back_is_the_first_whole_window_after_the_episode_at_the_pre_fault_level() -> None:
+    """Pre-fault p99 10 ms; after the heal at 5 s windows show 80, 12 (within 10 %: no, 12 > 11), 10.5 ms."""
+    book = OutageBook()
+    book.clock("w.q", 0).success(0)
+    book.window("w.q", 0, 1 * NS, 10.0)
+    ep = book.started("slow", "net", 2 * NS)
+    book.window("w.q", 1 * NS, 2 * NS, 50.0)  # during: ignored for the level
+    book.ended(ep, 5 * NS)
+    book.window("w.q", 4 * NS, 5 * NS, 9.0)  # started before the end: does not count
+    book.window("w.q", 5 * NS, 6 * NS, 80.0)
+    book.window("w.q", 6 * NS, 7 * NS, 12.0)
+    book.window("w.q", 7 * NS, 8 * NS, 10.5)
+    book.window("w.q", 8 * NS, 9 * NS, 1.0)
+    (row,) = book.summary(10 * NS)
+    assert row["ops"]["w.q"]["pre_p99_ms"] == 10.0
+    assert row["ops"]["w.q"]["p99_back_s"] == 3.0  # the 7-8 s window: 8 s - 5 s

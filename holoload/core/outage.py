@@ -8,6 +8,10 @@ came back. An op that never succeeded again is counted up to "now" (still open).
 outage is its worst op's; `outage(NAME).min|p50|max` reads them over the episodes of the fault
 named NAME (or of every fault of that action kind).
 
+Each episode also notes, per op, the p99 of the last window closed before it began (the pre-fault
+level) and the first window that starts after the episode ended with a p99 within
+P99_TOLERANCE of that level: `p99_back_s` is from the episode's end to that window's end.
+
 Pure: time is passed in (monotonic ns); the engine feeds success times and episode bounds.
 """
 
@@ -22,6 +26,8 @@ from holoload.core.gates import FIELD, GateFunction, Kind, register_function
 
 NS = 1_000_000_000
 OUTAGE_FIELDS = frozenset({"min", "p50", "max"})
+#: A window's p99 counts as back to the pre-fault level when at most this factor above it.
+P99_TOLERANCE = 1.1
 
 
 @dataclass
@@ -45,6 +51,8 @@ class Episode:
     start_ns: int
     end_ns: int | None = None
     gaps: dict[str, Gap] = field(default_factory=dict)
+    pre_p99_ms: dict[str, float] = field(default_factory=dict)  # per op: the last window's p99 before
+    p99_back_ns: dict[str, int] = field(default_factory=dict)  # per op: end of the first window back at that level
 
     def outage_s(self, now_ns: int) -> float | None:
         """The worst op's outage, or None when no op was running."""
@@ -91,6 +99,19 @@ class OutageBook:
         self.wall_origin_s = wall_origin_s  # wall-clock time (epoch s) at origin_ns
         self.episodes: list[Episode] = []
         self._clocks: dict[str, OutageClock] = {}
+        self._last_p99_ms: dict[str, float] = {}
+
+    def window(self, op: str, start_ns: int, end_ns: int, p99_ms: float | None) -> None:
+        """A closed window's p99 of one op (all endpoints), for the pre-fault level and its return."""
+        if p99_ms is None:
+            return
+        self._last_p99_ms[op] = p99_ms
+        for ep in self.episodes:
+            if ep.end_ns is None or start_ns < ep.end_ns or op in ep.p99_back_ns:
+                continue
+            level = ep.pre_p99_ms.get(op)
+            if level is not None and p99_ms <= level * P99_TOLERANCE:
+                ep.p99_back_ns[op] = end_ns
 
     def clock(self, op: str, now_ns: int) -> OutageClock:
         """The op's clock, created on first use (it joins the episodes still running)."""
@@ -103,7 +124,7 @@ class OutageBook:
     def started(self, fault: str, kind: str, now_ns: int) -> Episode:
         """An episode of `fault` begins now."""
         index = 1 + sum(1 for ep in self.episodes if ep.fault == fault)
-        ep = Episode(fault, kind, index, now_ns)
+        ep = Episode(fault, kind, index, now_ns, pre_p99_ms=dict(self._last_p99_ms))
         self.episodes.append(ep)
         for clock in self._clocks.values():
             clock.pending.append(ep)
@@ -151,6 +172,8 @@ class OutageBook:
                             "outage_s": round(g.seconds(now_ns), 3),
                             "from_s": round((g.from_ns - origin_ns) / NS, 3),
                             "to_s": None if g.to_ns is None else round((g.to_ns - origin_ns) / NS, 3),
+                            "pre_p99_ms": ep.pre_p99_ms.get(op),
+                            "p99_back_s": _back_s(ep, op),
                         }
                         for op, g in sorted(ep.gaps.items())
                     },
@@ -160,6 +183,12 @@ class OutageBook:
 
     def _wall(self, t_ns: int) -> float:
         return round(self.wall_origin_s + (t_ns - self.origin_ns) / NS, 3)
+
+
+def _back_s(ep: Episode, op: str) -> float | None:
+    """Seconds from the episode's end until the op's p99 was back at its pre-fault level (None: not yet)."""
+    back = ep.p99_back_ns.get(op)
+    return None if back is None or ep.end_ns is None else round(max(0, back - ep.end_ns) / NS, 3)
 
 
 def _outage(ctx: object, name: str, keywords: Mapping[str, str]) -> float | None:

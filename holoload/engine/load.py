@@ -400,6 +400,10 @@ class LoadEngine:
         window = self.aggregator.close_window(now, tags=tags)
         elapsed = (now - self.aggregator.start_ns) / NS
         rows = window_rows(window, self.aggregator, self.current_phase)
+        if self.aggregator.outages is not None:  # per-op p99 per window: the pre-fault level and its return
+            for row in rows:
+                if row.endpoint == "*":
+                    self.aggregator.outages.window(f"{row.workload}.{row.op}", window.start_ns, now, row.p99_ms)
         signals = {} if self.watch is None else self.watch.signals()
         histograms = tuple(encoded_histograms(window))
         self.sink.emit(
