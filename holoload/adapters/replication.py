@@ -120,7 +120,7 @@ class ReplicatedCluster(LocalCluster):
         for index in range(2, self.node_count + 1):
             if self._abort.is_set():
                 raise SetupError(f"node {index}: start abandoned (Ctrl-C)")
-            nodes.append(self._bring_up_standby(index, allocator.take(), nodes[0]))
+            nodes.append(self._bring_up_standby(index, allocator, nodes[0]))
         self.nodes = nodes
         if self._sync_settings:
             self._enable_sync()
@@ -139,9 +139,12 @@ class ReplicatedCluster(LocalCluster):
                 raise SetupError(f"no synchronous standby connected to node {self.primary} within {timeout_s:g} s")
             time.sleep(0.05)
 
-    def _bring_up_standby(self, index: int, port: int, primary: LocalNode) -> LocalNode:
+    def _bring_up_standby(self, index: int, allocator: PortAllocator, primary: LocalNode) -> LocalNode:
         datadir = self._node_dirs[index - 1] / "data"
         self._base_backup(index, datadir, primary.port)
+        # The port is taken only now: a port found free before a base backup of seconds may be taken
+        # by then (other clusters on a busy machine).
+        port = allocator.take()
         self._configure_standby(index, datadir, port, primary.port)
         self._log(f"starting standby node {index} on {LOOPBACK}:{port}")
         self._start_server(index, datadir)
