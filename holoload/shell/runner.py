@@ -22,23 +22,21 @@ from rich.console import Console
 from holoload.adapters.cluster import LocalCluster
 from holoload.adapters.node_control import CommandNodeControl, LocalNodeControl
 from holoload.adapters.pg import redact
-from holoload.adapters.replication import ReplicatedCluster
-from holoload.adapters.replication_control import LinkProxies, ReplicationControl, link_targets
 from holoload.adapters.samplers import wait_ready
-from holoload.adapters.staleness import StalenessSampler
 from holoload.adapters.surfaces import TargetSurfaces
 from holoload.core.compare import Budget, compare
 from holoload.core.errors import ExitCode, HololoadError, InputError
 from holoload.core.events import Event, EventSink, RunProblem, RunStarted, WindowClosed
 from holoload.core.scenario import Scenario, dump
 from holoload.core.secrets import Secrets
-from holoload.core.target import Target, local_target, replicated_target
+from holoload.core.target import Target, local_target
 from holoload.core.verdicts import Verdict
 from holoload.shell.artifacts import ArtifactWriter, results_dir_for
 from holoload.shell.compare_cmd import render
 from holoload.shell.jobs import Job, LoadJob, make_job
 from holoload.shell.outputs import write_reports
 from holoload.shell.prom_exporter import MetricsExporter
+from holoload.shell.replicated_run import start_replicated
 from holoload.shell.summary import RunRecord
 
 
@@ -258,7 +256,15 @@ def _log(sink: Fanout, event: str, **fields: Any) -> None:
 def _start_local(options: RunOptions, stack: ExitStack, console: Console, sink: Fanout, job: Job) -> Target:
     """Start the embedded cluster; it is stopped when the run ends, whatever happens."""
     if options.scenario.cluster.replication != "none":
-        return _start_replicated(options, stack, console, sink, job)
+        return start_replicated(
+            options.scenario,
+            options.local_nodes,
+            stack,
+            job,
+            say=lambda text: _say(console, text),
+            log=lambda event, **fields: _log(sink, event, **fields),
+            on_stop=lambda cluster: _stop_cluster(cluster, console, sink),
+        )
     cluster = LocalCluster(options.local_nodes, log=lambda line: _log(sink, "cluster", detail=line))
     stack.callback(_stop_cluster, cluster, console, sink)
     server = cluster.binaries.describe()
@@ -269,39 +275,6 @@ def _start_local(options: RunOptions, stack: ExitStack, console: Console, sink: 
     target = local_target([n.dsn for n in nodes])
     job.node_control = LocalNodeControl(cluster, target.node_names())
     return target
-
-
-def _start_replicated(options: RunOptions, stack: ExitStack, console: Console, sink: Fanout, job: Job) -> Target:
-    """Start a primary and streaming-replication standbys; links through fault proxies when chaos names one."""
-    shape = options.scenario.cluster
-    nodes = shape.nodes or options.local_nodes
-    mode = "sync" if shape.replication == "sync" else "async"
-    links = None
-    if link_targets([a.node for a in options.scenario.enabled_chaos() if a.action == "net"]):
-        links = LinkProxies(seed=0)
-        stack.callback(links.close)  # after the cluster stopped (the stack unwinds last-in first)
-    cluster = ReplicatedCluster(
-        nodes,
-        replication=mode,
-        upstream_port=None if links is None else links.upstream_port,
-        log=lambda line: _log(sink, "cluster", detail=line),
-    )
-    stack.callback(_stop_cluster, cluster, console, sink)
-    server = cluster.binaries.describe()
-    _log(sink, "cluster_binaries", server=server)
-    through = ", replication links through fault proxies" if links is not None else ""
-    _say(
-        console,
-        f"starting embedded PostgreSQL cluster (1 primary + {nodes - 1} {mode} standby(s) on 127.0.0.1{through}, "
-        f"{server})...",
-    )
-    started = cluster.start()
-    _log(sink, "cluster_started", nodes=[n.dsn for n in started], replication=mode)
-    job.node_control = ReplicationControl(cluster, links, log=lambda line: _log(sink, "cluster", detail=line))
-    if isinstance(job, LoadJob):  # lost ranges name the node that acknowledged them
-        job.server_names = {f"127.0.0.1:{n.port}": f"node{n.index}" for n in started}
-        job.staleness = StalenessSampler(cluster.writer_dsn(), {f"node{n.index}": n.dsn for n in started})
-    return replicated_target(cluster.writer_dsn(), cluster.standby_dsn(), mode, nodes)
 
 
 def _stop_cluster(cluster: LocalCluster, console: Console, sink: Fanout) -> None:
