@@ -234,3 +234,21 @@ def test_cluster_up_keeps_a_replicated_cluster_with_primary_and_standby_endpoint
             [*base, "down"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False
         )
         assert down.returncode == 0, down.stdout + down.stderr
+
+
+def test_a_switchover_under_async_replication_is_clean_and_loses_nothing(tmp_path: Path) -> None:
+    """A clean stop sends the standby every WAL record first: nothing acknowledged is lost, even async."""
+    overrides = [
+        "phases.0.duration=10s",
+        "chaos.0.enabled=false",  # no link fault
+        "chaos.1.action=switchover",
+        "chaos.1.at=3s",
+        "gates.lost_found=lost == 0",
+        "gates.stale_node2=",
+    ]
+    run = _run(ASYNC, tmp_path / "results", overrides)
+    proc, summary = run["proc"], run["summary"]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (step,) = _finished(run, "failover")
+    assert step["ok"] and step["action"] == "switchover" and step["detail"].startswith("node1 -> node2")
+    assert summary["check"]["counts"]["lost"] == 0 and summary["check"]["ledger"]["acknowledged"] > 500
