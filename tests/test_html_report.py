@@ -667,3 +667,44 @@ def test_headless_chromium_renders_the_report(tmp_path: Path) -> None:
     ):
         assert needle in dom, needle
     assert elapsed < 120
+
+
+def test_outages_are_bands_and_lost_ranges_name_who_acknowledged_them(tmp_path: Path) -> None:
+    """An episode's outage (from_at -> to_at on the wall clock) is a band; each lost range is a failing row."""
+    root = make_results(tmp_path / "run")
+    summary = orjson.loads((root / "summary.json").read_bytes())
+    summary["chaos"][0]["outages"] = [
+        {
+            "fault": "kill_node2",
+            "action": "kill",
+            "episode": 1,
+            "start_s": 12.0,
+            "end_s": 17.0,
+            "outage_s": 6.0,
+            "from_at": T0 + 11.5,
+            "to_at": T0 + 17.5,
+            "ops": {OPS[0]: {"outage_s": 6.0, "from_s": 11.5, "to_s": 17.5}},
+        },
+    ]
+    summary["check"]["lost_ranges"] = [
+        {
+            "table": "facts",
+            "checked_through": "node1",
+            "ids": [100, 102],
+            "count": 2,
+            "acknowledged_by": "127.0.0.1:5",
+            "node": "node2",
+            "acked_s": [12.0, 12.5],
+            "acked_at": [T0 + 12.0, T0 + 12.5],
+        },
+    ]
+    (root / "summary.json").write_bytes(orjson.dumps(summary))
+    doc = parse(render_report(root))
+    chart = with_class(section(doc, "latency"), "svg", "latency")[0]
+    (band,) = with_class(chart, "rect", "outage-span")
+    assert band.get("data-name") == "outage kill_node2"
+    assert float(band.get("width", 0)) == pytest.approx(6 / 31 * 1010, rel=0.01)
+    (row,) = section(doc, "check").findall(".//table[@id='lost-ranges']/tbody/tr")
+    assert [("".join(td.itertext())) for td in row][:3] == ["[100, 102]", "2", "node2"] and row.get("class") == "fail"
+    (episode,) = section(doc, "chaos").findall(".//table[@id='outages']/tbody/tr")
+    assert "".join(episode[4].itertext()) in ("6", "6.0", "6.000")

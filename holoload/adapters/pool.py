@@ -40,6 +40,7 @@ class Writer:
         "_rng",
         "reconnects",
         "_backoff_s",
+        "server",
     )
 
     def __init__(
@@ -62,6 +63,7 @@ class Writer:
         self._rng = rng
         self.reconnects = 0
         self._backoff_s = 0.05
+        self.server = ""  # host:port the connection reached (a multi-host DSN picks one)
 
     async def open(self) -> None:
         """Connect (raises SetupError when the endpoint cannot be reached)."""
@@ -73,6 +75,8 @@ class Writer:
         )
         self._prepared.clear()
         self._backoff_s = 0.05
+        addr = getattr(self.conn, "_addr", None)  # asyncpg keeps the address it connected to
+        self.server = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) and len(addr) >= 2 else str(addr or "")
 
     def broken(self) -> bool:
         return self.conn is None or self.conn.is_closed()

@@ -120,7 +120,7 @@ class ReplicatedCluster(LocalCluster):
         for index in range(2, self.node_count + 1):
             if self._abort.is_set():
                 raise SetupError(f"node {index}: start abandoned (Ctrl-C)")
-            nodes.append(self._bring_up_standby(index, allocator.take(), nodes[0]))
+            nodes.append(self._bring_up_standby(index, allocator, nodes[0]))
         self.nodes = nodes
         if self._sync_settings:
             self._enable_sync()
@@ -139,9 +139,12 @@ class ReplicatedCluster(LocalCluster):
                 raise SetupError(f"no synchronous standby connected to node {self.primary} within {timeout_s:g} s")
             time.sleep(0.05)
 
-    def _bring_up_standby(self, index: int, port: int, primary: LocalNode) -> LocalNode:
+    def _bring_up_standby(self, index: int, allocator: PortAllocator, primary: LocalNode) -> LocalNode:
         datadir = self._node_dirs[index - 1] / "data"
         self._base_backup(index, datadir, primary.port)
+        # The port is taken only now: a port found free before a base backup of seconds may be taken
+        # by then (other clusters on a busy machine).
+        port = allocator.take()
         self._configure_standby(index, datadir, port, primary.port)
         self._log(f"starting standby node {index} on {LOOPBACK}:{port}")
         self._start_server(index, datadir)
@@ -200,6 +203,11 @@ class ReplicatedCluster(LocalCluster):
         hosts = ",".join(f"{LOOPBACK}:{node.port}" for node in self.nodes)
         return f"postgresql://postgres@{hosts}/{self.database}?target_session_attrs=read-write"
 
+    def standby_dsn(self) -> str:
+        """Every node with ``target_session_attrs=prefer-standby``: reads land on a standby while one is up."""
+        hosts = ",".join(f"{LOOPBACK}:{node.port}" for node in self.nodes)
+        return f"postgresql://postgres@{hosts}/{self.database}?target_session_attrs=prefer-standby"
+
     def standbys(self) -> list[int]:
         """The nodes that are not the primary (running or not)."""
         return [node.index for node in self.nodes if node.index != self.primary]
@@ -235,6 +243,10 @@ class ReplicatedCluster(LocalCluster):
         if live_postmaster(node.datadir) is not None:
             raise SetupError(f"node {index} is running; stop it before it rejoins")
         primary = self.node(self.primary)
+        # A killed postmaster leaves its lock files; pg_rewind's crash recovery (postgres --single)
+        # refuses to run beside them, and so would the start below.
+        for lock in [node.datadir / "postmaster.pid", *node.datadir.parent.glob(".s.PGSQL.*.lock")]:
+            lock.unlink(missing_ok=True)
         how = "pg_rewind"
         try:
             self._rewind(index, node.datadir, primary.port)
@@ -244,8 +256,6 @@ class ReplicatedCluster(LocalCluster):
             self._base_backup(index, node.datadir, primary.port)
             how = "base backup"
         self._configure_standby(index, node.datadir, node.port, primary.port)
-        for lock in [node.datadir / "postmaster.pid", *node.datadir.parent.glob(".s.PGSQL.*.lock")]:
-            lock.unlink(missing_ok=True)
         self._log(f"starting node {index} as a standby of node {self.primary}")
         self._start_server(index, node.datadir)
         self._wait_connectable(index, node.port, node.datadir)
@@ -267,6 +277,9 @@ class ReplicatedCluster(LocalCluster):
             raise SetupError("no running standby to promote")
         new = to if to is not None else max(lsns, key=lambda i: (_lsn_value(lsns[i]), -i))
         self._promote(new)
+        # pg_rewind reads the source's timeline from its control file, which a promoted server
+        # updates only at its next checkpoint (the PostgreSQL docs ask for this CHECKPOINT).
+        self.sql(new, "CHECKPOINT", timeout_s=PROMOTE_TIMEOUT_S)
         self.primary = new
         for index in self.standbys():
             if index != old and self.role(index) == "standby":
@@ -292,12 +305,19 @@ class ReplicatedCluster(LocalCluster):
             time.sleep(0.02)
 
     def _receive_lsns(self) -> dict[int, str]:
-        """Each running standby's last received (flushed) WAL position; replayed when it received none."""
+        """Each running standby's furthest WAL position: received (flushed) or replayed.
+
+        Both count: a WAL receiver that restarted (e.g. after following a new primary) reports the
+        start of the segment it streams from, which may be behind what the standby already holds.
+        """
         found: dict[int, str] = {}
         for index in self.standbys():
             if self.role(index) != "standby":
                 continue
-            query = "SELECT coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())"
+            query = (
+                "SELECT greatest(coalesce(pg_last_wal_receive_lsn(), '0/0'::pg_lsn), "
+                "coalesce(pg_last_wal_replay_lsn(), '0/0'::pg_lsn))"
+            )
             found[index] = self.sql(index, query, timeout_s=10)
         return found
 

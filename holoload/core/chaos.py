@@ -16,7 +16,14 @@ net           faults on the node's TCP proxy               removing them
 start         start a stopped or killed node               (instant)
 restart       stop (fast) and start a node                 (instant)
 resume        SIGCONT a paused node                        (instant)
+failover      replicated cluster: kill -9 the primary,     (instant: the old primary
+              promote the most advanced standby            rejoins as a standby)
+switchover    replicated cluster: stop the primary         (instant)
+              cleanly, promote a standby
 ============  ===========================================  =========================
+
+On a replicated cluster a `net` action's `node` may name a replication link, `link:node2`: the
+WAL stream to standby node2 goes through a fault proxy (blackhole it to make the standby fall behind).
 
 Triggers: canary scenarios fire `after_batch` / `during_batch`; sustained-load scenarios fire
 `at` an offset, `every` interval (seeded `jitter`, at most `count` times), or once a workload
@@ -37,8 +44,12 @@ from pydantic import Field, field_validator, model_validator
 from holoload.core.model_types import Identifier, PositiveSeconds, Seconds, Strict
 from holoload.core.units import parse_size
 
-ActionKind = Literal["split", "sql", "command", "kill", "stop", "pause", "net", "start", "restart", "resume"]
+ActionKind = Literal[
+    "split", "sql", "command", "kill", "stop", "pause", "net", "start", "restart", "resume", "failover", "switchover"
+]
 NODE_ACTIONS = frozenset({"kill", "stop", "pause", "start", "restart", "resume"})
+#: Role changes of a replicated cluster: they act on the cluster, not on a named node.
+ROLE_ACTIONS = frozenset({"failover", "switchover"})
 CANARY_ACTIONS = frozenset({"split", "sql"})
 #: A fault and the action that undoes it.
 HEALS: dict[str, str] = {"kill": "start", "stop": "start", "pause": "resume", "net": "heal"}
@@ -157,6 +168,8 @@ class ChaosAction(Strict):
         needs_node = self.action in NODE_ACTIONS or self.action == "net"
         if needs_node and self.node is None:
             raise ValueError(f"action '{self.action}' needs node (a name or 1-based index)")
+        if self.action in ROLE_ACTIONS and self.node is not None:
+            raise ValueError(f"action '{self.action}' acts on the whole replicated cluster: drop node")
         if self.action == "sql" and not self.sql:
             raise ValueError("action 'sql' needs a sql statement")
         if self.action == "command":

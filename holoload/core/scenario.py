@@ -10,7 +10,9 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from holoload.core import (
+    outage,  # noqa: F401 - registers outage(fault).min|p50|max
     server_gates,  # noqa: F401 - registers delta(), rate(), max(topology.x)...
+    staleness,  # noqa: F401 - registers staleness(node).p50|p99|max
     validation,
 )
 from holoload.core.chaos import CANARY_ACTIONS, ChaosAction
@@ -84,6 +86,23 @@ class SnapshotSpec(Strict):
     timeout: PositiveSeconds = 10.0
 
 
+class ClusterShape(Strict):
+    """The embedded cluster a run starts when no --target is given (ignored with one)."""
+
+    nodes: int | None = Field(default=None, ge=1, le=16, description="servers; default: --nodes (3)")
+    replication: Literal["none", "async", "sync"] = Field(
+        default="none",
+        description="none: independent servers (per_node data); async/sync: one primary and hot standbys by "
+        "streaming replication (shared data, endpoints 'primary' and 'standby')",
+    )
+
+    @model_validator(mode="after")
+    def _enough(self) -> ClusterShape:
+        if self.replication != "none" and self.nodes is not None and self.nodes < 2:
+            raise ValueError(f"a replicated cluster needs at least 2 nodes, got {self.nodes}")
+        return self
+
+
 class RunSettings(Strict):
     """Per-run limits."""
 
@@ -129,6 +148,7 @@ class Scenario(Strict):
     chaos: list[ChaosAction] = []
     snapshots: SnapshotSpec = SnapshotSpec()
     run: RunSettings = RunSettings()
+    cluster: ClusterShape = ClusterShape()
     gates: dict[Identifier, GateValue] = Field(
         default_factory=dict, description="name -> gate expression; an empty string disables it"
     )

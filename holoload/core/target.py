@@ -13,6 +13,7 @@ from holoload.core.model_types import PositiveSeconds, Strict
 from holoload.core.outcome import ErrorClass, ErrorRules
 
 DataSharing = Literal["shared", "per_node"]
+NodeRole = Literal["any", "primary", "standby"]
 
 
 def _postgres_dsn(value: str) -> str:
@@ -43,6 +44,10 @@ class Node(Strict):
     )
     health_url: HttpUrl | None = Field(
         default=None, description="base URL serving /live, /ready, /state (HoloFusion: http://host:18081)"
+    )
+    role: NodeRole = Field(
+        default="any",
+        description="standby: read-only (a replica); workloads without `endpoints` and the checker skip it",
     )
 
 
@@ -140,6 +145,10 @@ class Target(Strict):
     def node_names(self) -> list[str]:
         return [n.name or f"node{i}" for i, n in enumerate(self.nodes, start=1)]
 
+    def writable(self) -> list[bool]:
+        """Per endpoint: whether writes, setup and the checker may go there (every role but standby)."""
+        return [n.role != "standby" for n in self.nodes]
+
 
 def parse_target(text: str, file: str) -> Target:
     """Parse and validate target text.
@@ -160,4 +169,25 @@ def local_target(dsns: list[str]) -> Target:
         nodes=[Node(name=f"node{i}", dsn=dsn) for i, dsn in enumerate(dsns, start=1)],
         topology=TopologySource(source="partitions"),
         split=SplitCapability(method="partition"),
+    )
+
+
+def replicated_target(writer_dsn: str, standby_dsn: str, replication: str, nodes: int) -> Target:
+    """The target of the embedded replicated cluster: two endpoints over the same data.
+
+    Args:
+        writer_dsn: every node, `target_session_attrs=read-write` (follows the primary).
+        standby_dsn: every node, `target_session_attrs=prefer-standby` (reads from a standby).
+        replication: "async" or "sync", for the description.
+        nodes: how many servers.
+    """
+    return Target(
+        name="local-replicated",
+        description=f"embedded PostgreSQL: 1 primary + {nodes - 1} {replication} streaming-replication standby(s)",
+        data="shared",
+        table_layout="plain",
+        nodes=[
+            Node(name="primary", dsn=writer_dsn, role="primary"),
+            Node(name="standby", dsn=standby_dsn, role="standby"),
+        ],
     )

@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from holoload.core.outage import OutageBook
 from holoload.core.outcome import ErrorClass
 from holoload.core.recorder import SparseHistogram
 
@@ -32,6 +34,12 @@ class OpKey:
     def matches(self, selector: str) -> bool:
         """`workload`, `op` or `workload.op` select this key."""
         return selector in (self.workload, self.op, f"{self.workload}.{self.op}")
+
+
+class SuccessClock(Protocol):
+    """Anything fed the completion time of every success of a key (gap clocks, outage clocks)."""
+
+    def success(self, done_ns: int) -> None: ...
 
 
 class GapTracker:
@@ -114,7 +122,7 @@ class OpRecorder:
 
     __slots__ = ("key", "stats", "gaps")
 
-    def __init__(self, key: OpKey, gaps: tuple[GapTracker, ...]) -> None:
+    def __init__(self, key: OpKey, gaps: tuple[SuccessClock, ...]) -> None:
         self.key = key
         self.stats = OpStats()
         self.gaps = gaps
@@ -205,18 +213,21 @@ class Aggregator:
         self._window_start_ns = start_ns
         self._index = 0
         self.phase_spans: dict[str, tuple[int, int | None]] = {}
+        self.outages: OutageBook | None = None  # set by a chaos run before its first phase
 
     def recorder(self, key: OpKey, now_ns: int) -> OpRecorder:
         """The recorder for a key, created on first use."""
         rec = self._recorders.get(key)
         if rec is None:
-            gaps: tuple[GapTracker, ...] = (
+            gaps: tuple[SuccessClock, ...] = (
                 self._gap(key.phase, f"{key.workload}.{key.op}", now_ns),
                 self._gap(key.phase, key.workload, now_ns),
             )
             if self.endpoint_logs is not None:
                 log = self.endpoint_logs.setdefault(key.endpoint, SuccessLog(now_ns))
                 gaps += (log,)
+            if self.outages is not None:  # a chaos run: outages per fault episode
+                gaps += (self.outages.clock(f"{key.workload}.{key.op}", now_ns),)
             rec = self._recorders[key] = OpRecorder(key, gaps)
             self.totals.setdefault(key, OpStats())
         return rec
@@ -236,8 +247,11 @@ class Aggregator:
         tracker = self._gaps.get((phase, name))
         if tracker is None:
             return  # the coordinator creates every clock when its phase starts
+        outage = self.outages.clock(name, self.start_ns) if self.outages is not None and "." in name else None
         for t in times_ns:
             tracker.success(t)
+            if outage is not None:
+                outage.success(t)
 
     def success_logs(self) -> Iterator[tuple[tuple[str, str], SuccessLog]]:
         """A worker's gap clocks (empty unless made with success_logs)."""

@@ -22,10 +22,12 @@ from holoload.adapters.netproxy import FaultProxy, NetFaults
 from holoload.adapters.node_control import NodeAction, NodeControl
 from holoload.adapters.pg import describe_error, quote_ident
 from holoload.adapters.process import run_command
+from holoload.adapters.replication_control import LINK_PREFIX, ReplicationControl
 from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
-from holoload.core.chaos import NODE_ACTIONS, ChaosAction, firings, resolve_node, split_key
+from holoload.core.chaos import NODE_ACTIONS, ROLE_ACTIONS, ChaosAction, NetFault, firings, resolve_node, split_key
 from holoload.core.errors import HololoadError, InputError
 from holoload.core.events import ChaosFinished, ChaosStarted, EventSink
+from holoload.core.outage import Episode, OutageBook
 from holoload.core.scenario import fill_template
 from holoload.core.window import NS
 from holoload.engine.ledgers import LedgerBook, Pulse, Recovery
@@ -54,6 +56,7 @@ class FaultRecord:
     active: bool = False
     busy: int = 0
     recoveries: list[Recovery] = field(default_factory=list)
+    episode: Episode | None = None
 
     def to_dict(self, now_ns: int) -> dict[str, Any]:
         return {
@@ -99,7 +102,9 @@ class FaultRunner:
         seed: int,
         clock: Callable[[], float] = time.time,
         perf_ns: Callable[[], int] = time.perf_counter_ns,
+        outages: OutageBook | None = None,
     ) -> None:
+        self.outages = outages
         self.surfaces = surfaces
         self.sink = sink
         self.book = book
@@ -122,7 +127,7 @@ class FaultRunner:
         names = ", ".join(self.surfaces.names)
         for i, rec in enumerate(self.records):
             a, where = rec.action, f"chaos[{i}]"
-            if a.node is not None and rec.node is None:
+            if a.node is not None and rec.node is None and not _link(a):
                 out.append((f"{where}.node", f"no node {a.node!r} in the target (nodes: {names})"))
             if a.action in NODE_ACTIONS and self.node_control is None:
                 out.append(
@@ -131,6 +136,12 @@ class FaultRunner:
                         f"'{a.action}' needs the embedded local cluster or [control] commands in the target",
                     )
                 )
+            if a.action in ROLE_ACTIONS and not isinstance(self.node_control, ReplicationControl):
+                out.append(
+                    (f"{where}.action", f"'{a.action}' needs a replicated embedded cluster ([cluster] replication)")
+                )
+            if _link(a) and not (isinstance(self.node_control, ReplicationControl) and a.action == "net"):
+                out.append((f"{where}.node", "link:nodeN takes net faults only, on a replicated cluster"))
             if a.action == "split" and self.surfaces.target.split.method == "none":
                 out.append((f"{where}.action", f"target '{self.surfaces.target.name}' has no split method"))
             if a.action == "split" and split_key(a.key).auto:
@@ -208,7 +219,8 @@ class FaultRunner:
                 await self.heal(rec, "run ending: heal before verification")
             for proxy in self.proxies.values():
                 proxy.heal()
-            if self.node_control is not None and any(r.action.action in NODE_ACTIONS for r in self.records):
+            heals_nodes = NODE_ACTIONS | ROLE_ACTIONS | {"net"}
+            if self.node_control is not None and any(r.action.action in heals_nodes for r in self.records):
                 with anyio.move_on_after(120):
                     await self.node_control.heal_all(timeout_s=60)
 
@@ -216,7 +228,7 @@ class FaultRunner:
 
     async def _step(self, rec: FaultRecord, step: str, trigger: str) -> None:
         a = rec.action
-        node = "" if rec.node is None else self.surfaces.names[rec.node]
+        node = self.surfaces.names[rec.node] if rec.node is not None else (str(a.node) if _link(a) else "")
         verb = a.action if step == "fire" else (a.heal or "")
         self.sink.emit(ChaosStarted(self.clock(), a.name, a.action, trigger, step, node))
         self._touch(a)
@@ -225,6 +237,9 @@ class FaultRunner:
             rec.fired += 1
             rec.active = a.heal is not None
         started = self.perf_ns()
+        if step == "fire" and self.outages is not None:
+            self._end_episode(rec, started)  # an earlier firing left active (a failed heal)
+            rec.episode = self.outages.started(a.name, a.action, started)
         if step == "heal" or a.action in ("start", "restart", "resume"):
             self._arm_recovery(rec, node, started)
         try:
@@ -248,6 +263,10 @@ class FaultRunner:
             rec.healed += ok
             rec.heal_failed += not ok
             rec.active = not ok and a.action != "net"
+        if a.action in ROLE_ACTIONS:  # from the end of the role change to the first success through a writer
+            self._arm_writable(rec, self.perf_ns())
+        if step == "heal" or not rec.active:  # the episode ends with its heal, or with an instant action
+            self._end_episode(rec, self.perf_ns())
         elapsed = (self.perf_ns() - started) / NS
         self.sink.emit(
             ChaosFinished(self.clock(), a.name, a.action, ok, elapsed, detail, output[-_OUTPUT_LIMIT:], step, node)
@@ -257,8 +276,25 @@ class FaultRunner:
         if rec.node is not None and rec.action.action in _RECOVERING and rec.node < len(self.pulses):
             rec.recoveries.append(self.pulses[rec.node].arm(node, now_ns))
 
+    def _end_episode(self, rec: FaultRecord, now_ns: int) -> None:
+        if rec.episode is not None and self.outages is not None:
+            self.outages.ended(rec.episode, now_ns)
+        rec.episode = None
+
+    def _arm_writable(self, rec: FaultRecord, now_ns: int) -> None:
+        writable = self.surfaces.target.writable()
+        for i, pulse in enumerate(self.pulses):
+            if i < len(writable) and writable[i]:
+                rec.recoveries.append(pulse.arm(self.surfaces.names[i], now_ns))
+
     async def _do(self, rec: FaultRecord, verb: str) -> tuple[bool, str, str]:
         a = rec.action
+        if verb in ROLE_ACTIONS:
+            assert isinstance(self.node_control, ReplicationControl)
+            ok, detail = await self.node_control.change_primary(verb, timeout_s=a.timeout)
+            return ok, detail, ""
+        if a.action == "net" and _link(a):
+            return await self._link_net(rec, verb == "net")
         if verb == "split":
             return await self._split(a)
         if verb == "sql":
@@ -297,6 +333,13 @@ class FaultRunner:
         outcome = await self.surfaces.split(self.table, value, a.table_id, 0)
         return outcome.ok, outcome.detail, outcome.output
 
+    async def _link_net(self, rec: FaultRecord, on: bool) -> tuple[bool, str, str]:
+        assert isinstance(self.node_control, ReplicationControl) and rec.action.net is not None
+        spec = rec.action.net
+        faults = _net_faults(spec) if on else NetFaults()
+        ok, detail = await self.node_control.link_faults(str(rec.action.node), faults, reset=on and spec.reset)
+        return ok, detail, ""
+
     def _net(self, rec: FaultRecord, on: bool) -> tuple[bool, str, str]:
         assert rec.node is not None and rec.action.net is not None
         proxy = self.proxies.get(rec.node)
@@ -306,15 +349,7 @@ class FaultRunner:
             proxy.heal()
             return True, "network faults removed", ""
         spec = rec.action.net
-        proxy.set_faults(
-            NetFaults(
-                latency_s=spec.latency,
-                jitter_s=spec.jitter,
-                bandwidth_bps=None if spec.bandwidth is None else float(spec.bandwidth),
-                blackhole=spec.blackhole,
-                refuse=spec.refuse,
-            )
-        )
+        proxy.set_faults(_net_faults(spec))
         parts = [f"{k}={v}" for k, v in spec.model_dump(exclude_defaults=True).items()]
         if spec.reset:
             parts.append(f"{proxy.reset_connections()} connections reset")
@@ -350,9 +385,32 @@ class FaultRunner:
         times = [rv.seconds(now) for r in self._matching(name) for rv in r.recoveries]
         return max(times) if times else None
 
+    def outage_s(self, name: str, which: str) -> float | None:
+        """`outage(name).min|p50|max`: over the episodes of the fault (or kind) `name`."""
+        return None if self.outages is None else self.outages.stat_s(name, which, self.perf_ns())
+
     def summary(self) -> list[dict[str, Any]]:
         now = self.perf_ns()
-        return [r.to_dict(now) for r in self.records]
+        out = [r.to_dict(now) for r in self.records]
+        if self.outages is not None:
+            for rec, row in zip(self.records, out, strict=True):
+                row["outages"] = self.outages.summary(now, rec.action.name)
+        return out
+
+
+def _link(a: ChaosAction) -> bool:
+    """Whether the action's node names a replication link (`link:node2`)."""
+    return isinstance(a.node, str) and a.node.startswith(LINK_PREFIX)
+
+
+def _net_faults(spec: NetFault) -> NetFaults:
+    return NetFaults(
+        latency_s=spec.latency,
+        jitter_s=spec.jitter,
+        bandwidth_bps=None if spec.bandwidth is None else float(spec.bandwidth),
+        blackhole=spec.blackhole,
+        refuse=spec.refuse,
+    )
 
 
 def check_problems(runner: FaultRunner, file: str) -> None:

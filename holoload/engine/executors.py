@@ -14,6 +14,7 @@ import anyio
 from holoload.adapters.pg import describe_error
 from holoload.adapters.pool import Writer
 from holoload.adapters.surfaces import DB_ERRORS
+from holoload.core.acklog import AckLog
 from holoload.core.generators import SeqAllocator
 from holoload.core.ledger import Ledger, WriteOutcome, outcome_of
 from holoload.core.outcome import ErrorClass, ErrorRules
@@ -91,6 +92,7 @@ class WorkloadRun:
     iterations: int | None = None
     endpoint_names: Sequence[str] = ()
     skip_before_ns: int | None = None
+    acks: AckLog | None = None  # chaos runs in one process: who acknowledged which ids, and when
 
     def __post_init__(self) -> None:
         self.budget = RetryBudget(self.workload.retry.budget)
@@ -238,6 +240,8 @@ class WriterLoop:
                 attempt += 1
                 continue
             ledger.record_write(WriteOutcome.ACKNOWLEDGED, ids)
+            if self.run.acks is not None:
+                self.run.acks.note(ids, writer.server, self.run.perf_ns())
             self._succeeded(rec, intended_ns, sent_ns, rows, open_loop or policy.max_attempts > 1)
             return
 

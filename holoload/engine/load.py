@@ -16,12 +16,15 @@ from holoload.adapters.netproxy import FaultProxy
 from holoload.adapters.node_control import NodeControl
 from holoload.adapters.pg import describe_error
 from holoload.adapters.pool import close_writers, open_writers
+from holoload.adapters.staleness import StalenessSampler
 from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
 from holoload.adapters.worker_process import ProcessWorker
+from holoload.core.acklog import AckLog
 from holoload.core.errors import SetupError
 from holoload.core.events import EventSink, GateChanged, PhaseChanged, RunProblem, WindowClosed
 from holoload.core.gates import parse_gate
 from holoload.core.load_gates import GateMonitor, LoadGateContext, longest_window_s
+from holoload.core.outage import OutageBook
 from holoload.core.scenario import Scenario
 from holoload.core.verdicts import Verdict
 from holoload.core.window import NS, Aggregator, OpKey
@@ -80,6 +83,9 @@ class LoadEngine:
     _remote_completed: dict[str, int] = field(init=False, default_factory=dict)
     _window_lock: anyio.Lock = field(init=False, default_factory=anyio.Lock)
     _tasks: set[asyncio.Task[None]] = field(init=False, default_factory=set)
+    acks: AckLog | None = field(init=False, default=None)
+    server_names: dict[str, str] = field(default_factory=dict)  # host:port -> node name, for lost ranges
+    staleness: StalenessSampler | None = None  # a replicated cluster: standby staleness samples
 
     def __post_init__(self) -> None:
         self.book = LedgerBook(shared=self.surfaces.shared)
@@ -87,6 +93,7 @@ class LoadEngine:
         if self.seed is None:
             self.seed = random.SystemRandom().randrange(2**31)
         actions = self.scenario.enabled_chaos()
+        outages = OutageBook() if actions else None
         if actions:
             self.chaos = FaultRunner(
                 actions,
@@ -100,6 +107,7 @@ class LoadEngine:
                 seed=self.seed,
                 clock=self.clock,
                 perf_ns=self.perf_ns,
+                outages=outages,
             )
         measured = [p.name for p in self.scenario.phases if p.measured]
         for name, value in self.scenario.gates.items():
@@ -124,6 +132,11 @@ class LoadEngine:
         longest = longest_window_s(m.gate for m in self.monitors) or 0.0
         ring_s = longest + 2 * self.scenario.window
         self.aggregator = Aggregator(self.perf_ns(), window_s=self.scenario.window, ring_s=ring_s)
+        if outages is not None:  # chaos: every op's successes also time the outage of each fault episode
+            wall_origin_s = self.clock() - (self.perf_ns() - self.aggregator.start_ns) / NS
+            outages.origin_ns, outages.wall_origin_s = self.aggregator.start_ns, wall_origin_s
+            self.aggregator.outages = outages
+            self.acks = AckLog(self.aggregator.start_ns, wall_origin_s=wall_origin_s)
 
     async def run(self) -> None:
         """Setup, then every phase; an abort_on_fail gate cancels the rest (verdict FAIL).
@@ -145,6 +158,7 @@ class LoadEngine:
                 self.book,
                 self.pulses,
                 perf_ns=self.perf_ns,
+                acks=self.acks,
             )
             if self.workers > 1 or self.launcher is not None:
                 await self._start_fleet()
@@ -167,6 +181,8 @@ class LoadEngine:
                 reconnect_s=self.surfaces.target.ready_timeout,
                 timeout_s=run.statement_timeout,
                 clock=self.clock,
+                acks=self.acks,
+                server_names=self.server_names,
             )
 
     async def _setup(self) -> None:
@@ -238,6 +254,8 @@ class LoadEngine:
                     topology_interval_s=target.topology.interval,
                 )
             )
+            if self.staleness is not None:
+                tg.start_soon(self.staleness.run)
             if self.chaos is not None:
                 tg.start_soon(self.chaos.run_frame, None, self._horizon_s())
                 tg.start_soon(self.chaos.watch_iterations, self._completed)
@@ -382,6 +400,10 @@ class LoadEngine:
         window = self.aggregator.close_window(now, tags=tags)
         elapsed = (now - self.aggregator.start_ns) / NS
         rows = window_rows(window, self.aggregator, self.current_phase)
+        if self.aggregator.outages is not None:  # per-op p99 per window: the pre-fault level and its return
+            for row in rows:
+                if row.endpoint == "*":
+                    self.aggregator.outages.window(f"{row.workload}.{row.op}", window.start_ns, now, row.p99_ms)
         signals = {} if self.watch is None else self.watch.signals()
         histograms = tuple(encoded_histograms(window))
         self.sink.emit(
@@ -428,7 +450,9 @@ class LoadEngine:
 
     def _context(self, monitor: GateMonitor, now_ns: int, scalars: dict[str, float]) -> LoadGateContext:
         server = None if self.watch is None else self.watch.view
-        return LoadGateContext(self.aggregator, monitor.phases, now_ns, scalars, server, chaos=self.chaos)
+        ctx = LoadGateContext(self.aggregator, monitor.phases, now_ns, scalars, server, chaos=self.chaos)
+        ctx.staleness = None if self.staleness is None else self.staleness.samples  # type: ignore[attr-defined]
+        return ctx
 
     def verdicts(self) -> list[Verdict]:
         """Final verdicts of every gate (call after run())."""

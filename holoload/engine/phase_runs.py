@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from holoload.adapters.pool import Writer
+from holoload.core.acklog import AckLog
 from holoload.core.generators import SeqAllocator
 from holoload.core.outcome import ErrorRules
 from holoload.core.pacing import split_weighted
@@ -63,6 +64,7 @@ class RunBuilder:
     seq_part: tuple[int, int] = (0, 1)
     perf_ns: Callable[[], int] = time.perf_counter_ns
     seq: dict[int, SeqAllocator] = field(default_factory=dict)
+    acks: AckLog | None = None
 
     def build(self, phase: Phase, *, stopping: bool = False) -> tuple[list[WorkloadRun], list[Writer]]:
         """The phase's runs (this process's share of each workload) and every writer they use."""
@@ -90,6 +92,7 @@ class RunBuilder:
                     totals=totals,
                     iterations=self._iterations(workload, totals),
                     endpoint_names=self.names,
+                    acks=self.acks,
                 )
             )
         return runs, every

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import anyio
@@ -12,6 +12,7 @@ import asyncpg
 from holoload.adapters.checker import verify
 from holoload.adapters.pg import describe_error
 from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
+from holoload.core.acklog import AckLog
 from holoload.core.errors import HololoadError
 from holoload.core.events import CheckFinished, EventSink, RunProblem
 from holoload.core.findings import CheckReport, merge_reports
@@ -24,6 +25,7 @@ class Verification:
 
     report: CheckReport | None
     complete: bool
+    lost_acks: tuple[dict[str, object], ...] = ()  # each lost range: who acknowledged it, and when
 
     def scalars(self) -> dict[str, float]:
         """Gate scalars: lost, duplicated, partial, unexpected, recovered, in_doubt_absent, untracked.
@@ -43,6 +45,8 @@ async def verify_ledgers(
     reconnect_s: float,
     timeout_s: float,
     clock: Callable[[], float] = time.time,
+    acks: AckLog | None = None,
+    server_names: Mapping[str, str] | None = None,
 ) -> Verification:
     """Check each ledger through the endpoint owning its data (every endpoint when data is shared).
 
@@ -53,9 +57,12 @@ async def verify_ledgers(
         The reports merged, and whether every check ran.
     """
     reports: list[CheckReport] = []
+    lost_acks: list[dict[str, object]] = []
     complete = True
     for entry in book.entries():
-        nodes = range(len(surfaces.names)) if entry.endpoint is None else [entry.endpoint]
+        writable = surfaces.target.writable()
+        # shared data is read back through every endpoint but standbys (a lagging replica is not a loss)
+        nodes = [i for i in range(len(surfaces.names)) if writable[i]] if entry.endpoint is None else [entry.endpoint]
         for node in nodes:
             name = surfaces.names[node]
             started = time.perf_counter()
@@ -81,6 +88,10 @@ async def verify_ledgers(
                 complete = False
                 continue
             reports.append(report)
+            if acks is not None and report.lost.count:
+                lost = entry.ledger.acknowledged.union(entry.ledger.recovered).difference(seen.present)
+                for row in acks.describe(lost.intervals(), names=server_names):
+                    lost_acks.append({"table": entry.table, "checked_through": name, **row})
             sink.emit(
                 CheckFinished(
                     clock(),
@@ -93,7 +104,7 @@ async def verify_ledgers(
                     time.perf_counter() - started,
                 )
             )
-    return Verification(merge_reports(reports) if reports else None, complete)
+    return Verification(merge_reports(reports) if reports else None, complete, tuple(lost_acks))
 
 
 async def _connect(surfaces: TargetSurfaces, node: int, within_s: float) -> asyncpg.Connection:

@@ -151,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("action", choices=("up", "status", "down"))
     cluster.add_argument("--nodes", type=int, default=3, metavar="N", help="nodes for 'up' (default 3)")
     cluster.add_argument(
+        "--replication",
+        choices=("none", "async", "sync"),
+        default="none",
+        help="'up': one primary and hot standbys by streaming replication (the target file then has "
+        "endpoints 'primary' and 'standby'); default none: independent servers",
+    )
+    cluster.add_argument(
         "--base-port",
         type=int,
         default=55432,
@@ -247,7 +254,7 @@ def dispatch(argv: Sequence[str]) -> int:
         if args.command == "cluster":
             from holoload.shell.cluster_cmd import cluster_command
 
-            return cluster_command(args.action, args.nodes, args.base_port, console)
+            return cluster_command(args.action, args.nodes, args.base_port, console, args.replication)
         if args.command == "report":
             from holoload.shell.report_cmd import report_command
 
@@ -297,6 +304,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     baseline = load_runs(baseline_dir) if baseline_dir else None  # bad baseline: exit 2 before load
     budget = _budget(args.budget)
     label = f"{target.name} ({args.target})" if target else f"local ({args.nodes} nodes)"
+    if target is None and scenario.cluster.replication != "none":
+        label = f"local ({scenario.cluster.nodes or args.nodes} nodes, {scenario.cluster.replication} replication)"
     options = RunOptions(
         scenario=scenario,
         target=target,

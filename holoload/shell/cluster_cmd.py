@@ -14,15 +14,16 @@ from holoload.adapters.cluster_registry import (
     status_of,
     stop_record,
 )
+from holoload.adapters.replication import ReplicatedCluster, ReplicationMode
 from holoload.core.errors import ExitCode, InputError
 
 TARGET_FILE = "local-target.toml"
 
 
-def cluster_command(action: str, nodes: int, base_port: int, console: Console) -> int:
+def cluster_command(action: str, nodes: int, base_port: int, console: Console, replication: str = "none") -> int:
     """Run one cluster action; returns the exit code."""
     if action == "up":
-        return _up(nodes, base_port, console)
+        return _up(nodes, base_port, console, replication)
     if action == "status":
         return _status(console)
     return _down(console)
@@ -44,14 +45,46 @@ def target_toml(nodes: list[LocalNode] | tuple[LocalNode, ...]) -> str:
     return "\n".join(lines)
 
 
-def _up(nodes: int, base_port: int, console: Console) -> int:
+def replicated_target_toml(writer_dsn: str, standby_dsn: str, replication: str, nodes: int) -> str:
+    """A target file for a kept replicated cluster: endpoints `primary` and `standby` over shared data."""
+    return "\n".join(
+        [
+            "# written by `holoload cluster up --replication`; removed by `holoload cluster down`",
+            'name = "local-replicated"',
+            f'description = "1 primary + {nodes - 1} {replication} streaming-replication standby(s)"',
+            'data = "shared"',
+            'table_layout = "plain"',
+            "",
+            "[[nodes]]",
+            'name = "primary"',
+            f'dsn = "{writer_dsn}"',
+            'role = "primary"',
+            "",
+            "[[nodes]]",
+            'name = "standby"',
+            f'dsn = "{standby_dsn}"',
+            'role = "standby"',
+            "",
+        ]
+    )
+
+
+def _up(nodes: int, base_port: int, console: Console, replication: str = "none") -> int:
     existing = load_record()
     if existing is not None:
         raise InputError(
             f"a local cluster is already recorded ({len(existing.nodes)} nodes, "
             f"created {existing.created_at}); run `holoload cluster down` first"
         )
-    cluster = LocalCluster(nodes, base_port=base_port, keep=True, log=lambda line: console.print(line, highlight=False))
+    log = lambda line: console.print(line, highlight=False)  # noqa: E731
+    cluster: LocalCluster
+    if replication in ("async", "sync"):
+        if nodes < 2:
+            raise InputError(f"--replication needs at least 2 nodes, got --nodes {nodes}")
+        mode: ReplicationMode = "sync" if replication == "sync" else "async"
+        cluster = ReplicatedCluster(nodes, replication=mode, base_port=base_port, keep=True, log=log)
+    else:
+        cluster = LocalCluster(nodes, base_port=base_port, keep=True, log=log)
     console.print(f"server: {cluster.binaries.describe()}", highlight=False)
     started = cluster.start()
     try:
@@ -61,7 +94,10 @@ def _up(nodes: int, base_port: int, console: Console) -> int:
         cluster.stop()
         raise
     target = state_dir() / TARGET_FILE
-    target.write_text(target_toml(started))
+    if isinstance(cluster, ReplicatedCluster):
+        target.write_text(replicated_target_toml(cluster.writer_dsn(), cluster.standby_dsn(), replication, nodes))
+    else:
+        target.write_text(target_toml(started))
     for node in started:
         console.print(f"node{node.index}  {node.dsn}  ({node.datadir})", highlight=False)
     console.print(f"target file: {target}\nrun with: holoload SCENARIO.toml --target {target}", highlight=False)

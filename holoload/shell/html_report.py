@@ -218,6 +218,20 @@ def _spans(run: _Run) -> list[Span]:
     return out
 
 
+def _outage_spans(run: _Run) -> list[Span]:
+    """Each chaos episode's outage (its worst op's gap in successes) as a band."""
+    out: list[Span] = []
+    for c in [_dict(c) for c in _list(run.summary.get("chaos"))]:
+        for ep in [_dict(e) for e in _list(c.get("outages"))]:
+            start, end = _num(ep.get("from_at")), _num(ep.get("to_at"))
+            if start is None:
+                continue
+            stop = run.x_range[1] if end is None else end - run.t0
+            title = f"outage of {c.get('name')} #{ep.get('episode')}: {_num(ep.get('outage_s')) or 0:.3f}s"
+            out.append(Span(start - run.t0, stop, f"outage {c.get('name')}", "#cf222e", "outage-span", title))
+    return out
+
+
 def _latency(run: _Run, spans: list[Span], marks: list[Marker]) -> str:
     body: list[str] = []
     for op in dict.fromkeys(r["key"] for r in run.rows):
@@ -374,7 +388,19 @@ def _check(run: _Run) -> str:
         body.append(_table(["ledger", "ids"], [[k, v] for k, v in _dict(check.get("ledger")).items()], tid="ledger"))
     rows = [[e.get(k) for k in ("table", "node", "ok", "queries", "elapsed_s", "error")] for e in events]
     body += [_table(["table", "node", "ok", "queries", "seconds", "error"], rows, tid="check-events")] if rows else []
+    lost = [_dict(r) for r in _list(check.get("lost_ranges"))]
+    rows = [
+        [f"{_dict(r).get('ids')}", r.get("count"), r.get("node"), r.get("acknowledged_by"), _acked(run, r)]
+        for r in lost
+    ]
+    heads = ["lost ids [from, to)", "count", "acknowledged by", "address", "acknowledged at s"]
+    body += [_table(heads, rows, ["fail"] * len(rows), tid="lost-ranges")] if rows else []
     return _section("check", "Acknowledged-write check", body) if body else ""
+
+
+def _acked(run: _Run, row: dict[str, Any]) -> str:
+    at = _list(row.get("acked_at"))
+    return f"{at[0] - run.t0:.2f} - {at[1] - run.t0:.2f}" if len(at) == 2 and None not in at else ""
 
 
 def _chaos(run: _Run) -> str:
@@ -393,6 +419,14 @@ def _chaos(run: _Run) -> str:
     classes = ["pass" if e.get("ok") else "fail" for e in shown]
     body += [_table(["t s", "name", "step", "node", "ok", "detail"], rows, classes, tid="chaos-steps")] if rows else []
     body += [f"<p>{len(steps) - len(shown)} more steps in events.jsonl.</p>"] if len(steps) > len(shown) else []
+    rows = [
+        [c.get("name"), e.get("episode"), e.get("start_s"), e.get("end_s"), e.get("outage_s")]
+        + [", ".join(f"{op} {_num(_dict(g).get('outage_s')) or 0:.3f}" for op, g in _dict(e.get("ops")).items())]
+        for c in chaos
+        for e in [_dict(e) for e in _list(c.get("outages"))]
+    ]
+    heads = ["fault", "episode", "start s", "end s", "outage s", "per op (s)"]
+    body += [_table(heads, rows, tid="outages")] if rows else []
     return _section("chaos", "Chaos", body) if body else ""
 
 
@@ -430,7 +464,7 @@ def render_report(results_dir: Path) -> str:
         The HTML text (inline CSS and SVG; no scripts, fonts or network).
     """
     run = _load(Path(results_dir))
-    spans, marks = _spans(run), [Marker(run.t(e), str(e.get("phase"))) for e in run.of("phase")]
+    spans, marks = _spans(run) + _outage_spans(run), [Marker(run.t(e), str(e.get("phase"))) for e in run.of("phase")]
     parts = [_gates(run), _latency(run, spans, marks), _throughput(run, spans, marks), _errors(run)]
     parts.insert(1, html_sections(run.summary))  # a baseline comparison right after the gates
     parts += [_metrics(run, spans), _topology(run, spans), _check(run), _chaos(run), _batches(run)]

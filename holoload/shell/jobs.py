@@ -10,10 +10,12 @@ from typing import Any, Protocol
 from rich.console import Console
 
 from holoload.adapters.node_control import NodeControl
+from holoload.adapters.staleness import StalenessSampler
 from holoload.adapters.surfaces import TargetSurfaces
 from holoload.core.aggregate import CanaryAggregator
 from holoload.core.events import EventSink
 from holoload.core.gates import parse_gate
+from holoload.core.replicas import route_to_writable
 from holoload.core.scenario import Scenario
 from holoload.core.target import Target
 from holoload.core.verdicts import Verdict, evaluate
@@ -95,6 +97,8 @@ class LoadJob:
         self.scenario = scenario
         self.engine: LoadEngine | None = None
         self.node_control: NodeControl | None = None
+        self.server_names: dict[str, str] = {}  # host:port -> node name (the embedded cluster)
+        self.staleness: StalenessSampler | None = None  # a replicated embedded cluster's standbys
         self.file = "scenario"
         self.ray_address: str | None = None
         self.timeseries = TimeseriesWriter(root / "timeseries.csv")
@@ -103,6 +107,8 @@ class LoadJob:
         self.sinks: list[EventSink] = [self.timeseries, self.hlog, self.display]
 
     async def run(self, surfaces: TargetSurfaces, sink: EventSink) -> None:
+        # a standby refuses writes: workloads that name no endpoints go to the writable ones
+        self.scenario = route_to_writable(self.scenario, surfaces.names, surfaces.target.writable())
         workers = resolve_workers(self.scenario, surfaces.names)
         ray = None
         if self.ray_address is not None:
@@ -117,6 +123,8 @@ class LoadJob:
                 surfaces,
                 sink,
                 node_control=self.node_control,
+                server_names=self.server_names,
+                staleness=self.staleness,
                 file=self.file,
                 workers=workers,
                 launcher=None if ray is None else ray.launcher,

@@ -40,6 +40,7 @@ from holoload.shell.jobs import Job, LoadJob, make_job
 from holoload.shell.notify import notify_run
 from holoload.shell.outputs import write_reports
 from holoload.shell.prom_exporter import MetricsExporter
+from holoload.shell.replicated_run import start_replicated
 from holoload.shell.summary import RunRecord
 
 
@@ -265,6 +266,16 @@ def _log(sink: Fanout, event: str, **fields: Any) -> None:
 
 def _start_local(options: RunOptions, stack: ExitStack, console: Console, sink: Fanout, job: Job) -> Target:
     """Start the embedded cluster; it is stopped when the run ends, whatever happens."""
+    if options.scenario.cluster.replication != "none":
+        return start_replicated(
+            options.scenario,
+            options.local_nodes,
+            stack,
+            job,
+            say=lambda text: _say(console, text),
+            log=lambda event, **fields: _log(sink, event, **fields),
+            on_stop=lambda cluster: _stop_cluster(cluster, console, sink),
+        )
     cluster = LocalCluster(options.local_nodes, log=lambda line: _log(sink, "cluster", detail=line))
     stack.callback(_stop_cluster, cluster, console, sink)
     server = cluster.binaries.describe()

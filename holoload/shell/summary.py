@@ -197,6 +197,8 @@ def _check_summary(engine: LoadEngine | None) -> dict[str, Any]:
             result["report"] = verification.report.to_dict()
             result["counts"] = verification.scalars() or None
             result["ok"] = verification.complete and verification.report.ok
+        if verification.lost_acks:
+            result["lost_ranges"] = list(verification.lost_acks)
     return result
 
 
@@ -239,6 +241,7 @@ def load_summary(
                         ]
             phases[phase.name] = {"measured": phase.measured, "seconds": seconds, "ops": ops}
     chaos = [] if engine is None or engine.chaos is None else engine.chaos.summary()
+    staleness = None if engine is None or engine.staleness is None else engine.staleness.samples.summary()
     for fault in chaos:
         keys.append((f"chaos.{fault['name']}", f"fired {fault['fired']} ok {fault['ok']} healed {fault['healed']}"))
     check = _check_summary(engine)
@@ -260,6 +263,7 @@ def load_summary(
         "workers": None if engine is None else engine.workers_summary(),
         "chaos": chaos,
         "check": check,
+        **({"staleness": staleness} if staleness is not None else {}),
         "scenario": dump(scenario),
         "target": _target_dict(target),
         "phases": phases,
