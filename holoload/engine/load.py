@@ -105,7 +105,16 @@ class LoadEngine:
         for name, value in self.scenario.gates.items():
             spec = gate_spec(value)
             if spec.expr.strip():
-                self.monitors.append(GateMonitor(name, parse_gate(spec.expr), measured, spec.abort_on_fail, spec.grace))
+                self.monitors.append(
+                    GateMonitor(
+                        name,
+                        parse_gate(spec.expr),
+                        measured,
+                        spec.abort_on_fail,
+                        spec.grace,
+                        report_no_data=spec.no_data == "report",
+                    )
+                )
         for phase in self.scenario.phases:
             for name, value in phase.gates.items():
                 spec = gate_spec(value)
@@ -117,6 +126,7 @@ class LoadEngine:
                             [phase.name],
                             spec.abort_on_fail,
                             spec.grace,
+                            report_no_data=spec.no_data == "report",
                         )
                     )
         # Keep only as much recent history as the windowed gates read (plus two windows): at high

@@ -49,6 +49,14 @@ def _gates(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [g for g in _list(summary.get("gates")) if isinstance(g, Mapping)]
 
 
+def _gate_state(gate: Mapping[str, Any]) -> str:
+    """pass, fail or no data (summaries written before "state" existed: from "passed")."""
+    state = gate.get("state")
+    if state in ("pass", "fail", "no data"):
+        return str(state)
+    return "pass" if gate.get("passed") is True else "fail"
+
+
 def _problems(summary: Mapping[str, Any]) -> list[str]:
     return [_text(p) for p in _list(_map(summary.get("run")).get("problems"))]
 
@@ -100,7 +108,7 @@ def junit_xml(summary: Mapping[str, Any]) -> str:
     run = _map(summary.get("run"))
     status = _status(summary)
     gates = _gates(summary)
-    failing = [g for g in gates if g.get("passed") is not True]
+    failing = [g for g in gates if _gate_state(g) == "fail"]
     extra = _run_case(summary, status, len(failing))
     duration_s = _number(run.get("duration_s"))
 
@@ -109,7 +117,7 @@ def junit_xml(summary: Mapping[str, Any]) -> str:
     suite.set("tests", str(len(gates) + (extra is not None)))
     suite.set("failures", str(len(failing) + (extra is not None and extra[0] == "failure")))
     suite.set("errors", str(int(extra is not None and extra[0] == "error")))
-    suite.set("skipped", "0")
+    suite.set("skipped", str(sum(_gate_state(g) == "no data" for g in gates)))
     suite.set("time", f"{duration_s:.3f}" if duration_s is not None else "0")
     started = run.get("started_at")
     if isinstance(started, str) and started:
@@ -130,7 +138,9 @@ def junit_xml(summary: Mapping[str, Any]) -> str:
         case = ET.SubElement(
             suite, "testcase", classname=f"holoload.{scenario}.gates", name=_xml(gate.get("name")), time="0"
         )
-        if gate.get("passed") is not True:
+        if _gate_state(gate) == "no data":  # neither passed nor failed: reported as skipped
+            ET.SubElement(case, "skipped", message=_xml(gate.get("reason")))
+        elif _gate_state(gate) == "fail":
             failure = ET.SubElement(case, "failure", message=_xml(gate.get("reason")), type="gate")
             failure.text = _xml(
                 f"expression: {_text(gate.get('expression'))}\n"
@@ -235,7 +245,7 @@ def _chaos_lines(summary: Mapping[str, Any]) -> list[str]:
             _cell(f.get("name")),
             _cell(f.get("action")),
             *(_cell(_figure(f.get(k))) for k in ("fired", "ok", "failed", "healed", "heal_failed")),
-            _cell(", ".join(_figure(r) for r in _list(f.get("recovery_s"))) or "-"),
+            _cell(", ".join("none" if r is None else _figure(r) for r in _list(f.get("recovery_s"))) or "-"),
         ]
         for f in faults
     ]
@@ -298,7 +308,7 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
         rows = [
             [
                 _cell(g.get("name")),
-                "PASS" if g.get("passed") is True else "FAIL",
+                _gate_state(g).upper(),
                 _cell(g.get("observed_text")),
                 _cell(g.get("threshold_text")),
                 _code(g.get("expression")),

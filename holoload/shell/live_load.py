@@ -23,7 +23,7 @@ from holoload.core.scenario import Scenario
 from holoload.core.workload import gate_text
 from holoload.shell.live import LiveDisplay
 
-_GATE_STYLE = {"pass": "green", "fail": "bold red", "pending": "dim"}
+_GATE_STYLE = {"pass": "green", "fail": "bold red", "pending": "dim", "no data": "yellow"}
 
 
 def _ms(value: float | None) -> str:

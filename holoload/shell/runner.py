@@ -372,7 +372,7 @@ def _finish(record: RunRecord, verdicts: list[Verdict], enforce: bool) -> int:
     elif record.status == "INTERRUPTED":  # 128 + the signal, as shells report it
         code = int(ExitCode.TERMINATED if record.stop_signal == "SIGTERM" else ExitCode.INTERRUPTED)
     else:
-        record.status = "PASS" if all(v.passed for v in verdicts) else "FAIL"
+        record.status = "FAIL" if any(v.fails_run for v in verdicts) else "PASS"  # "no data" never fails
         code = int(ExitCode.PASS if record.status == "PASS" or not enforce else ExitCode.FAIL)
     record.exit_code = code
     record.ended_at = datetime.now(UTC).isoformat()
