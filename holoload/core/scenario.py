@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -11,7 +12,7 @@ from holoload.core import (
     server_gates,  # noqa: F401 - registers delta(), rate(), max(topology.x)...
     validation,
 )
-from holoload.core.chaos import CANARY_ACTIONS, ChaosAction
+from holoload.core.chaos import CANARY_ACTIONS, ChaosAction, firings
 
 __all__ = ["CANARY_SCALARS", "LOAD_SCALARS", "ChaosAction", "Scenario", "fill_template", "parse_scenario"]
 from holoload.core.errors import ScenarioError
@@ -261,10 +262,48 @@ def parse_scenario(text: str, file: str, overrides: list[str] | None = None) -> 
     data = validation.parse_toml(text, file)
     validation.apply_overrides(data, overrides or [])
     scenario = validation.validate(Scenario, data, file)
-    problems = gate_problems(scenario)
+    problems = gate_problems(scenario) + chaos_trigger_problems(scenario)
     if problems:
         raise ScenarioError(file, problems)
     return scenario
+
+
+def chaos_trigger_problems(scenario: Scenario) -> list[tuple[str, str]]:
+    """Enabled time-triggered faults whose first firing cannot fall inside their frame.
+
+    The frame is the `during` phase, or every phase together; an action planned at or past its
+    end would silently never fire (and change the verdict for reasons that have nothing to do
+    with the database), so it is an input error naming the trigger's key. Checked after `--set`.
+    """
+    if scenario.is_canary:
+        return []
+    problems: list[tuple[str, str]] = []
+    durations = {p.name: (i, p.duration) for i, p in enumerate(scenario.phases)}
+    for i, action in enumerate(scenario.chaos):
+        if not action.enabled or action.after_iterations is not None:
+            continue
+        if action.during is not None:
+            index, horizon = durations.get(action.during, (0, None))
+            frame = f"phase '{action.during}' lasts {horizon:g}s (phases[{index}].duration)" if horizon else ""
+        else:
+            lengths = [d for _i, d in durations.values()]
+            horizon = None if any(d is None for d in lengths) else sum(d or 0.0 for d in lengths)
+            frame = f"the phases last {horizon:g}s together" if horizon else ""
+        if horizon is None or next(firings(action, horizon, random.Random(0)), None) is not None:
+            continue
+        if action.every is not None:
+            key = "start" if action.start is not None else "every"
+            first = action.start if action.start is not None else action.every
+        else:
+            key, first = "at", action.at or 0.0
+        problems.append(
+            (
+                f"chaos[{i}].{key}",
+                f"'{action.name}' would first fire at {first:g}s, but {frame}: it could never fire; "
+                "fire it earlier, lengthen the phase, or disable it (enabled = false)",
+            )
+        )
+    return problems
 
 
 def gate_problems(scenario: Scenario) -> list[tuple[str, str]]:
