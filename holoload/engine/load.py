@@ -32,6 +32,7 @@ from holoload.engine.fleet import Launcher, WorkerFleet, worker_specs
 from holoload.engine.ledgers import LedgerBook, Pulse
 from holoload.engine.merge import absorb_windows
 from holoload.engine.phase_runs import RunBuilder, writer_counts
+from holoload.engine.preflight import prepare_statements
 from holoload.engine.verification import Verification, verify_ledgers
 from holoload.engine.watch import ClusterWatch
 from holoload.engine.window_rows import encoded_histograms, window_rows
@@ -146,6 +147,7 @@ class LoadEngine:
         try:
             await self._start_proxies()
             await self._setup()
+            await prepare_statements(self.scenario, self.surfaces, self.sink, self.file, self.clock)
             self._builder = RunBuilder(
                 self.surfaces.names,
                 [self._work_dsn(i) for i in range(len(self.surfaces.names))],

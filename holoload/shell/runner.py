@@ -166,6 +166,7 @@ def run(options: RunOptions, console: Console) -> int:
             f"holoload · scenario [bold]{scenario.name}[/bold] · target {options.target_label} · results {root}",
         )
         target = options.target
+        stopped_by: list[str] = []
         try:
             if target is None:
                 target = _start_local(options, stack, console, sink, job)
@@ -189,6 +190,7 @@ def run(options: RunOptions, console: Console) -> int:
         except HololoadError as exc:
             sink.emit(RunProblem(time.time(), type(exc).__name__, str(exc)))
             record.status, record.exit_code = "ERROR", int(exc.exit_code)
+            stopped_by = [f"{type(exc).__name__}: {exc}"]  # summary.md, junit.xml and report.html list it
         except KeyboardInterrupt:  # Ctrl-C/SIGTERM outside the engine (e.g. while the cluster starts)
             record.stop_signal = received[0] if received else "SIGINT"
             sink.emit(RunProblem(time.time(), "interrupted", "stopped before the load ran to its end"))
@@ -201,7 +203,7 @@ def run(options: RunOptions, console: Console) -> int:
         job.display.close()
         verdicts = [] if record.status == "ERROR" else job.verdicts()
         code = _finish(record, verdicts, options.enforce)
-        record.problems = writer.write_errors + sink.failures + getattr(job, "write_errors", [])
+        record.problems = stopped_by + writer.write_errors + sink.failures + getattr(job, "write_errors", [])
         code = _write_summaries(job, writer, record, target, verdicts, options, console, secrets)
         try:
             job.display.verdicts(verdicts, record.status, options.enforce, code, str(root))
