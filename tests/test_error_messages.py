@@ -93,3 +93,41 @@ def test_a_statement_that_prepares_runs(
     summary = json.loads((root / "summary.json").read_text())
     assert summary["phases"]["main"]["ops"]["w.read"]["ok"] > 0
     assert code in (0, 1)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_errors_during_load_are_explained_in_every_artifact(
+    tmp_path: Path, pg_cluster: list[LocalNode], capsys: pytest.CaptureFixture[str], workers: int
+) -> None:
+    """A statement that prepares but fails when run: its message, SQLSTATE and count reach every reader.
+
+    With 2 workers the messages travel from the child processes in their window messages.
+    """
+    code, root = run(
+        tmp_path, pg_cluster, capsys, name=f"em{workers}", sql="SELECT 1 / ($1::int - $1::int)", workers=workers
+    )
+    assert code == 1  # error_rate(w) <= 1% fails
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["workers"]["count"] == workers
+    errors = summary["phases"]["main"]["ops"]["w.read"]["error_count"]
+    assert errors > 0
+    found = summary["error_messages"]["messages"]
+    assert {(m["endpoint"], m["sqlstate"], m["message"]) for m in found} == {
+        ("node1", "22012", "division by zero"),
+        ("node2", "22012", "division by zero"),
+    }
+    assert sum(m["count"] for m in found) == errors  # every failed attempt counted under its message
+    for m in found:
+        assert m["class"] == "other" and 0 <= m["first_s"] <= m["last_s"] <= summary["run"]["duration_s"]
+    seen = [e for e in events(root) if e["kind"] == "error_seen"]
+    assert sorted(e["endpoint"] for e in seen) == ["node1", "node2"]
+    (table,) = [e for e in events(root) if e["kind"] == "error_messages"]
+    assert sum(m["count"] for m in table["messages"]) == errors
+    for name in ("summary.md", "junit.xml", "report.html"):
+        text = (root / name).read_text()
+        assert "division by zero" in text and "22012" in text, name
+    junit = (root / "junit.xml").read_text()
+    failure = junit.split('<testcase classname="holoload.em', 1)[1].split("</testcase>", 1)[0]
+    assert "error messages:" in failure and "w.read @node1 22012" in failure
+    out = capsys.readouterr().out
+    assert "[error] w.read @node1 22012 (other)" in out and "division by zero" in out

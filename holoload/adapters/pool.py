@@ -40,6 +40,7 @@ class Writer:
         "_rng",
         "reconnects",
         "_backoff_s",
+        "last_error",
     )
 
     def __init__(
@@ -62,6 +63,7 @@ class Writer:
         self._rng = rng
         self.reconnects = 0
         self._backoff_s = 0.05
+        self.last_error = ""  # why the latest reconnect failed, for error messages
 
     async def open(self) -> None:
         """Connect (raises SetupError when the endpoint cannot be reached)."""
@@ -87,7 +89,8 @@ class Writer:
                 self.conn = None
                 await self.open()
                 self.reconnects += 1
-            except SetupError:
+            except SetupError as exc:
+                self.last_error = str(exc)
                 pause = min(self._backoff_s * self._rng.uniform(0.5, 1.5), max(0.0, deadline_s - time.monotonic()))
                 await anyio.sleep(pause)
                 self._backoff_s = min(self._backoff_s * 2, 2.0)

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from holoload.core.error_log import ErrorLog
 from holoload.core.outcome import ErrorClass
 from holoload.core.recorder import SparseHistogram
 
@@ -205,6 +206,7 @@ class Aggregator:
         self._window_start_ns = start_ns
         self._index = 0
         self.phase_spans: dict[str, tuple[int, int | None]] = {}
+        self.errors = ErrorLog()  # the first distinct error messages per key, for people (never gates)
 
     def recorder(self, key: OpKey, now_ns: int) -> OpRecorder:
         """The recorder for a key, created on first use."""

@@ -18,6 +18,7 @@ from holoload.adapters.pg import describe_error
 from holoload.adapters.pool import close_writers, open_writers
 from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
 from holoload.adapters.worker_process import ProcessWorker
+from holoload.core.error_log import messages_event, seen_events
 from holoload.core.errors import SetupError
 from holoload.core.events import EventSink, GateChanged, PhaseChanged, RunProblem, WindowClosed
 from holoload.core.gates import parse_gate
@@ -169,6 +170,8 @@ class LoadEngine:
                     await self.chaos.heal_all()
                 for proxy in self._proxies.values():
                     await proxy.aclose()
+            if self.aggregator.errors or self.aggregator.errors.more():
+                self.sink.emit(messages_event(self.aggregator.errors, self.aggregator.start_ns, self.clock()))
         if self.book.entries():
             self.sink.emit(PhaseChanged(self.clock(), "verify", f"{len(self.book.entries())} ledgers"))
             run = self.scenario.run
@@ -392,6 +395,8 @@ class LoadEngine:
         now = self.perf_ns()
         tags = () if self.chaos is None else self.chaos.window_tags()
         window = self.aggregator.close_window(now, tags=tags)
+        for seen in seen_events(self.aggregator.errors, self.aggregator.start_ns, self.clock()):
+            self.sink.emit(seen)
         elapsed = (now - self.aggregator.start_ns) / NS
         rows = window_rows(window, self.aggregator, self.current_phase)
         signals = {} if self.watch is None else self.watch.signals()

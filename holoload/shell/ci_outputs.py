@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from holoload.shell import error_messages
+
 __all__ = ["JUNIT_FILE", "MARKDOWN_FILE", "junit_xml", "summary_markdown", "write_ci_outputs"]
 
 JUNIT_FILE = "junit.xml"
@@ -142,10 +144,12 @@ def junit_xml(summary: Mapping[str, Any]) -> str:
             ET.SubElement(case, "skipped", message=_xml(gate.get("reason")))
         elif _gate_state(gate) == "fail":
             failure = ET.SubElement(case, "failure", message=_xml(gate.get("reason")), type="gate")
+            seen = error_messages.gate_lines(summary, gate)
             failure.text = _xml(
                 f"expression: {_text(gate.get('expression'))}\n"
                 f"observed: {_text(gate.get('observed_text'))}\n"
                 f"threshold: {_text(gate.get('threshold_text'))}"
+                + ("\nerror messages:\n" + "\n".join(f"- {m}" for m in seen) if seen else "")
             )
     if extra is not None:
         element, message = extra
@@ -156,6 +160,9 @@ def junit_xml(summary: Mapping[str, Any]) -> str:
         detail = ET.SubElement(case, element, message=_xml(message), type=status)
         detail.text = _xml("\n".join(["problems:", *(f"- {p}" for p in problems)]) if problems else message)
 
+    seen = error_messages.all_lines(summary)
+    if seen:  # every error message of the run, whatever the gates say
+        ET.SubElement(suite, "system-err").text = _xml("error messages:\n" + "\n".join(seen))
     ET.indent(suite)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
 
@@ -233,6 +240,16 @@ def _op_rows(summary: Mapping[str, Any]) -> list[list[str]]:
                 ]
             )
     return rows
+
+
+def _error_message_lines(summary: Mapping[str, Any]) -> list[str]:
+    found = error_messages.messages(summary)
+    if not found:
+        return []
+    rows = [[_cell(c) for c in error_messages.cells(m)] for m in found]
+    lines = ["", "### Error messages", "", *_table(error_messages.HEADER, rows)]
+    rest = error_messages.more_lines(summary)
+    return lines + ["", *(f"- {_cell(m)}" for m in rest)] if rest else lines
 
 
 def _chaos_lines(summary: Mapping[str, Any]) -> list[str]:
@@ -323,6 +340,7 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     if ops:
         header = ("phase", "op", "ok", "errors", "ops/s", "p50 ms", "p95 ms", "p99 ms")
         lines += ["", "### Ops", "", *_table(header, ops)]
+    lines += _error_message_lines(summary)
     lines += _chaos_lines(summary)
     lines += _check_lines(summary)
     problems = _problems(summary)

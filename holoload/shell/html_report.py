@@ -18,6 +18,7 @@ import orjson
 
 from holoload.core.metrics import HOLOFUSION_GAUGE_MARKERS
 from holoload.core.units import format_duration
+from holoload.shell import error_messages
 from holoload.shell import svg_charts as svg
 from holoload.shell.results_files import read_csv, read_jsonl
 from holoload.shell.svg_charts import Marker, Point, Series, Span
@@ -291,6 +292,10 @@ def _errors(run: _Run) -> str:
     )
     rows += [["batches", op, cls, n] for (op, cls), n in counted.items()]
     body = [_table(["phase", "op", "error class", "count"], rows, tid="error-table")] if rows else ["<p>No errors.</p>"]
+    seen = [error_messages.cells(m) for m in error_messages.messages(run.summary)]
+    if seen:  # what the server said, per op and endpoint (first distinct messages)
+        body.append(_table(list(error_messages.HEADER), [list(c) for c in seen], tid="error-messages"))
+    body += [f"<p>{_e(m)}</p>" for m in error_messages.more_lines(run.summary)]
     return _section("errors", "Errors by class", body)
 
 
