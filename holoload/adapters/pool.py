@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import asyncpg
 
-from holoload.adapters.pg import close_quietly, connect
+from holoload.adapters.pg import StatementError, close_quietly, connect, describe_error
 from holoload.core.errors import SetupError
 
 
@@ -63,7 +63,7 @@ class Writer:
         self._rng = rng
         self.reconnects = 0
         self._backoff_s = 0.05
-        self.last_error = ""  # why the latest reconnect failed, for error messages
+        self.last_error: StatementError | None = None  # why the latest reconnect failed, for error messages
 
     async def open(self) -> None:
         """Connect (raises SetupError when the endpoint cannot be reached)."""
@@ -75,6 +75,7 @@ class Writer:
         )
         self._prepared.clear()
         self._backoff_s = 0.05
+        self.last_error = None
 
     def broken(self) -> bool:
         return self.conn is None or self.conn.is_closed()
@@ -90,7 +91,8 @@ class Writer:
                 await self.open()
                 self.reconnects += 1
             except SetupError as exc:
-                self.last_error = str(exc)
+                cause = exc.__cause__
+                self.last_error = describe_error(cause) if cause is not None else None
                 pause = min(self._backoff_s * self._rng.uniform(0.5, 1.5), max(0.0, deadline_s - time.monotonic()))
                 await anyio.sleep(pause)
                 self._backoff_s = min(self._backoff_s * 2, 2.0)

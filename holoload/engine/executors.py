@@ -254,8 +254,10 @@ class WriterLoop:
 
     def _unconnected(self, rec: OpRecorder, writer: Writer) -> None:
         """An operation that found no connection and could not get one back within a second."""
-        why = writer.last_error or "the reconnect did not finish within 1s"
-        self._note(rec, StatementError(ErrorClass.CONNECTION, None, f"no connection to {writer.name}: {why}"))
+        last = writer.last_error
+        why = "did not finish within 1s" if last is None else f"failed: {last.message}"
+        sqlstate = None if last is None else last.sqlstate
+        self._note(rec, StatementError(ErrorClass.CONNECTION, sqlstate, f"reconnect to {writer.name} {why}"))
 
     async def _failed(
         self, rec: OpRecorder, writer: Writer, error: StatementError, attempt: int, *, retry_ok: bool = True
