@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,6 +20,10 @@ from holoload.core.verdicts import Verdict, evaluate
 from holoload.core.window import NS, Aggregator, OpKey
 from holoload.engine.chaos import FaultRunner
 from holoload.engine.ledgers import LedgerBook, Pulse
+from holoload.shell.ci_outputs import junit_xml, summary_markdown
+from holoload.shell.html_report import render_report
+from holoload.shell.runner import _finish
+from holoload.shell.summary import RunRecord
 
 MS = 1_000_000
 KEY = OpKey("main", "w", "op", "node1")
@@ -296,3 +303,25 @@ def test_windowed_gate_with_an_empty_window_fails_for_good() -> None:
     monitor.observe(load_ctx(agg, 2 * NS))
     final = monitor.final(load_ctx(agg, 3 * NS))
     assert final.fails_run and final.reason.startswith("no evidence: ") and "(in at least one window)" in final.reason
+
+
+# ------------------------------------------------------------------ where people read it
+
+
+def test_no_data_neither_passes_nor_fails_the_run_and_every_reader_says_no_data(tmp_path: Path) -> None:
+    """The exit code ignores a reported "no data"; summary.md says NO DATA, junit.xml skips it, report.html marks it."""
+    passing = judge("count(op) == 0", load_ctx(quiet_run()))
+    no_data = judge("p99(op) <= 1s", load_ctx(quiet_run()), report=True)
+    failing = judge("p99(op) <= 1s", load_ctx(quiet_run()))
+    record = RunRecord("r", "2026-12-02T00:00:00+00:00", str(tmp_path), "", "")
+    assert (_finish(record, [passing, no_data], enforce=True), record.status) == (0, "PASS")
+    record = RunRecord("r", "2026-12-02T00:00:00+00:00", str(tmp_path), "", "")
+    assert (_finish(record, [passing, no_data, failing], enforce=True), record.status) == (1, "FAIL")
+
+    summary = {"verdict": "PASS", "scenario": {"name": "s"}, "gates": [passing.to_dict(), no_data.to_dict()]}
+    assert "| g | NO DATA |" in summary_markdown(summary)
+    suite = ET.fromstring(junit_xml(summary).split("\n", 1)[1])
+    assert suite.get("skipped") == "1" and suite.get("failures") == "0"
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    page = render_report(tmp_path)
+    assert '<tr class="nodata">' in page and "1 passed, 0 failed, 1 no data" in page
