@@ -11,9 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from holoload.adapters.cluster import LocalNode
+from holoload.engine.preflight import _prepare
 from holoload.shell.cli import dispatch
 
 pytestmark = pytest.mark.cluster
@@ -89,7 +91,7 @@ def test_a_statement_that_prepares_runs(
     """The prepare step lets a good statement through and says how many it prepared."""
     code, root = run(tmp_path, pg_cluster, capsys, sql="SELECT v FROM em_accounts WHERE id = $1", duration="500ms")
     prepared = [e for e in events(root) if e["kind"] == "phase" and e["phase"] == "prepare"]
-    assert prepared and "2 prepared before load" in prepared[0]["detail"]  # one statement on each of 2 nodes
+    assert prepared and prepared[0]["detail"] == "2 statements prepared before load (1 distinct)"  # one statement on each of 2 nodes
     summary = json.loads((root / "summary.json").read_text())
     assert summary["phases"]["main"]["ops"]["w.read"]["ok"] > 0
     assert code in (0, 1)
@@ -131,3 +133,21 @@ def test_errors_during_load_are_explained_in_every_artifact(
     assert "error messages:" in failure and "w.read @node1 22012" in failure
     out = capsys.readouterr().out
     assert "[error] w.read @node1 22012 (other)" in out and "division by zero" in out
+
+
+@pytest.mark.anyio
+async def test_preparing_leaves_no_transaction_or_lock_behind(pg_cluster: list[LocalNode]) -> None:
+    """After the prepare step the control connection holds no lock: a LOCK TABLE ... NOWAIT elsewhere succeeds."""
+    dsn = pg_cluster[0].dsn
+    control, other = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    try:
+        await control.execute("CREATE TABLE IF NOT EXISTS em_locks (id int PRIMARY KEY, v int)")
+        await _prepare(control, "UPDATE em_locks SET v = v + 1 WHERE id = $1")
+        async with other.transaction():
+            await other.execute("LOCK TABLE em_locks IN ACCESS EXCLUSIVE MODE NOWAIT")
+        with pytest.raises(asyncpg.UndefinedTableError):
+            await _prepare(control, "UPDATE em_lockz SET v = 1")
+        assert await control.fetchval("SELECT 1") == 1  # the failed prepare left the connection usable
+    finally:
+        await control.close()
+        await other.close()

@@ -10,10 +10,12 @@ a node gone) is a setup error (exit 3).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
+import asyncpg
 
 from holoload.adapters.pg import describe_error, quote_ident
 from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
@@ -66,6 +68,22 @@ def statements(scenario: Scenario, surfaces: TargetSurfaces) -> list[Statement]:
     return [Statement(sql, path, tuple(sorted(nodes))) for sql, (path, nodes) in found.items()]
 
 
+async def _prepare(conn: asyncpg.Connection, sql: str) -> None:
+    """Parse and describe `sql` inside a transaction rolled back at once.
+
+    A bare prepare ends without Sync, which leaves the connection in a transaction holding the
+    statement's table locks (an UPDATE's ROW EXCLUSIVE) until its next query: a `LOCK TABLE`
+    during the load would then wait for this idle connection forever.
+    """
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        await conn.prepare(sql)
+    finally:
+        with anyio.CancelScope(shield=True), contextlib.suppress(*DB_ERRORS):  # a broken connection: the
+            await transaction.rollback()  # prepare's own error says more
+
+
 def _is_scenario_mistake(sqlstate: str | None) -> bool:
     return sqlstate is not None and sqlstate not in _NOT_SCENARIO and sqlstate[:2] in _SCENARIO_CLASSES
 
@@ -103,13 +121,13 @@ async def prepare_statements(
     """
     todo = statements(scenario, surfaces)
     pairs = sum(len(s.nodes) for s in todo)
-    sink.emit(PhaseChanged(clock(), "prepare", f"{len(todo)} statements, {pairs} prepared before load"))
+    sink.emit(PhaseChanged(clock(), "prepare", f"{pairs} statements prepared before load ({len(todo)} distinct)"))
     for statement in todo:
         for node in statement.nodes:
             name = surfaces.names[node]
             try:
                 with anyio.fail_after(surfaces.control_timeout_s):
-                    await surfaces.conns[node].prepare(statement.sql)
+                    await _prepare(surfaces.conns[node], statement.sql)
             except TimeoutError as exc:
                 raise SetupError(f"preparing a statement on {name} timed out: {statement.sql[:200]}") from exc
             except DB_ERRORS as exc:
