@@ -91,7 +91,9 @@ def test_a_statement_that_prepares_runs(
     """The prepare step lets a good statement through and says how many it prepared."""
     code, root = run(tmp_path, pg_cluster, capsys, sql="SELECT v FROM em_accounts WHERE id = $1", duration="500ms")
     prepared = [e for e in events(root) if e["kind"] == "phase" and e["phase"] == "prepare"]
-    assert prepared and prepared[0]["detail"] == "2 statements prepared before load (1 distinct)"  # one statement on each of 2 nodes
+    assert (
+        prepared and prepared[0]["detail"] == "2 statements prepared before load (1 distinct)"
+    )  # one statement on each of 2 nodes
     summary = json.loads((root / "summary.json").read_text())
     assert summary["phases"]["main"]["ops"]["w.read"]["ok"] > 0
     assert code in (0, 1)
