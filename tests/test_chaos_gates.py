@@ -70,26 +70,26 @@ def test_chaos_count_passes_the_field_to_the_view() -> None:
         False,
         "FAIL: chaos(split).healed = 0 < chaos(split).fired = 4",
     )
-    assert stub.asked[:2] == [("split", "ok"), ("split", "failed")]
+    assert stub.asked[:4] == [("split", "fired"), ("split", "ok"), ("split", "fired"), ("split", "failed")]
 
 
 def test_chaos_of_an_unknown_fault_is_no_data() -> None:
     """A name the view does not know fails the gate with a reason, never a silent zero."""
-    assert judge("chaos(net).ok >= 1") == (False, "no chaos fault or action kind 'net' in this run")
+    assert judge("chaos(net).ok >= 1") == (False, "no evidence: no chaos fault or action kind 'net' in this run")
 
 
 def test_without_a_chaos_view_the_gates_have_no_data() -> None:
     """A context without chaos results gives no data for chaos() and recovery()."""
     assert judge("chaos(split).ok >= 1", None)[0] is False
     passed, reason = judge("recovery(kill) <= 30s", None)
-    assert not passed and reason == "no heal of chaos fault 'kill' to recover from"
+    assert not passed and reason == "no evidence: no heal of chaos fault 'kill' to recover from"
 
 
 def test_recovery_is_a_duration() -> None:
     """`recovery(NAME) <= 30s` reads the view's seconds and prints them as a duration."""
     assert judge("recovery(node_restart) <= 30s") == (True, "recovery(node_restart) = 12.5s <= 30s")
     assert judge("recovery(kill) <= 30s") == (False, "FAIL: recovery(kill) = 31s > 30s")
-    assert judge("recovery(split) <= 30s") == (False, "no heal of chaos fault 'split' to recover from")
+    assert judge("recovery(split) <= 30s") == (False, "no evidence: no heal of chaos fault 'split' to recover from")
     with pytest.raises(GateSyntaxError, match=re.escape("recovery(kill) is a duration")):
         parse_gate("recovery(kill) <= 30")
 

@@ -211,14 +211,14 @@ def test_evaluate_without_samples_fails(histograms: dict[str, LatencyHistogram])
     assert verdict.passed is False
     assert verdict.observed is None
     assert verdict.observed_text == "no data"
-    assert verdict.reason == "no samples for op 'batch_50k'"
+    assert verdict.reason == "no evidence: no samples for op 'batch_50k'"
 
 
 def test_evaluate_missing_scalar_fails() -> None:
     """A scalar the run never published fails the gate."""
     verdict = evaluate("g", parse_gate("split_triggered == 1"), FakeContext())
     assert verdict.passed is False
-    assert verdict.reason == "no value for scalar 'split_triggered'"
+    assert verdict.reason == "no evidence: no value for scalar 'split_triggered'"
 
 
 @pytest.mark.parametrize(
@@ -282,6 +282,8 @@ def test_verdict_to_dict_is_json_ready() -> None:
         "observed_text",
         "threshold_text",
         "reason",
+        "no_data",
+        "state",
     }
 
 
@@ -421,7 +423,7 @@ def test_scaled_side_without_data_fails_with_the_operand_reason() -> None:
     ctx = FakeContext(histograms={"a": latencies_s(0.001)})
     verdict = evaluate("g", parse_gate("p99(a) <= 2 * p99(b)"), ctx)
     assert (verdict.passed, verdict.threshold, verdict.threshold_text) == (False, None, "no data")
-    assert verdict.reason == "no samples for op 'b'"
+    assert verdict.reason == "no evidence: no samples for op 'b'"
 
 
 @pytest.mark.parametrize(

@@ -481,7 +481,7 @@ def test_during_a_tag_that_never_occurred_is_no_data() -> None:
     agg = chaos_run()
     passed, observed, reason = check("p99(op, during=kill) <= 1s", agg, 4 * NS)
     assert not passed and observed is None
-    assert reason == "no samples for op 'op' (during=kill)"
+    assert reason == "no evidence: no samples for op 'op' (during=kill)"
     assert check("errors(op, during=kill) == 0", agg, 4 * NS)[1] is None
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import asyncpg
 
-from holoload.adapters.pg import close_quietly, connect
+from holoload.adapters.pg import StatementError, close_quietly, connect, describe_error
 from holoload.core.errors import SetupError
 
 
@@ -41,6 +41,7 @@ class Writer:
         "reconnects",
         "_backoff_s",
         "server",
+        "last_error",
     )
 
     def __init__(
@@ -64,6 +65,7 @@ class Writer:
         self.reconnects = 0
         self._backoff_s = 0.05
         self.server = ""  # host:port the connection reached (a multi-host DSN picks one)
+        self.last_error: StatementError | None = None  # why the latest reconnect failed, for error messages
 
     async def open(self) -> None:
         """Connect (raises SetupError when the endpoint cannot be reached)."""
@@ -77,6 +79,7 @@ class Writer:
         self._backoff_s = 0.05
         addr = getattr(self.conn, "_addr", None)  # asyncpg keeps the address it connected to
         self.server = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) and len(addr) >= 2 else str(addr or "")
+        self.last_error = None
 
     def broken(self) -> bool:
         return self.conn is None or self.conn.is_closed()
@@ -91,7 +94,9 @@ class Writer:
                 self.conn = None
                 await self.open()
                 self.reconnects += 1
-            except SetupError:
+            except SetupError as exc:
+                cause = exc.__cause__
+                self.last_error = describe_error(cause) if cause is not None else None
                 pause = min(self._backoff_s * self._rng.uniform(0.5, 1.5), max(0.0, deadline_s - time.monotonic()))
                 await anyio.sleep(pause)
                 self._backoff_s = min(self._backoff_s * 2, 2.0)

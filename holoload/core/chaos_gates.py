@@ -6,6 +6,11 @@ of NAME (such as the restart after a kill) to the first successful operation on 
 endpoint. Both names are fault names or action kinds, never ops: `Gate.references()` lists them
 in `GateRefs.faults` for the scenario validator to check.
 
+Neither passes on missing evidence: `chaos(NAME).ok|failed|healed` of a fault that never fired,
+and `recovery(NAME)` of a fault that never fired, never healed, or saw no success after a heal,
+are no data with that reason (see `verdicts`); a recovery still waiting is known to be at least
+the time waited, so `recovery(x) <= 30s` fails once that passed 30 s.
+
 The acknowledged-write ledger reaches gates as plain scalars the engine provides: `lost`,
 `duplicated`, `partial`, `unexpected`, `recovered`, `in_doubt_absent` and `acknowledged`
 (as in `lost == 0`); nothing here is needed for them.
@@ -16,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
-from holoload.core.gates import FIELD, GateFunction, Kind, register_function
+from holoload.core.gates import FIELD, GateFunction, Kind, Measurement, NoData, register_function
 
 #: The fields of `chaos(NAME)`: actions that succeeded, failed, fired at all, and were healed.
 CHAOS_FIELDS = frozenset({"ok", "failed", "fired", "healed"})
@@ -38,15 +43,16 @@ class ChaosView(Protocol):
         """
         ...
 
-    def recovery_s(self, name: str) -> float | None:
+    def recovery_s(self, name: str) -> float | NoData | None:
         """Seconds from a heal of `name` to the first success on the affected endpoint.
 
         Args:
             name: a fault name or an action kind.
 
         Returns:
-            The longest over the heals (one not recovered yet counts the time elapsed so far),
-            or None when `name` was never healed.
+            The longest over the heals when every heal saw a success; NoData saying why when
+            the fault never fired, never healed, or a heal saw no success yet (`at_least`: the
+            time waited so far); None when no fault has that name or kind.
         """
         ...
 
@@ -57,12 +63,17 @@ def chaos_view(ctx: object) -> ChaosView | None:
     return chaos if isinstance(chaos, ChaosView) else None
 
 
-def _chaos_count(ctx: object, name: str, keywords: Mapping[str, str]) -> float | None:
+def _chaos_count(ctx: object, name: str, keywords: Mapping[str, str]) -> Measurement:
     view = chaos_view(ctx)
-    return None if view is None else view.chaos_count(name, keywords[FIELD])
+    if view is None:
+        return None
+    field = keywords[FIELD]
+    if field != "fired" and view.chaos_count(name, "fired") == 0:  # ok/failed/healed of nothing prove nothing
+        return NoData(f"chaos fault '{name}' never fired")
+    return view.chaos_count(name, field)
 
 
-def _recovery(ctx: object, name: str, keywords: Mapping[str, str]) -> float | None:
+def _recovery(ctx: object, name: str, keywords: Mapping[str, str]) -> Measurement:
     view = chaos_view(ctx)
     return None if view is None else view.recovery_s(name)
 

@@ -186,6 +186,31 @@ class GateChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ErrorSeen(Event):
+    """An error message met for the first time by an op on an endpoint (`sqlstate` None: no server answer)."""
+
+    kind: ClassVar[str] = "error_seen"
+    workload: str
+    op: str
+    endpoint: str
+    sqlstate: str | None
+    error_class: str
+    message: str
+    at_s: float
+    """Seconds since the run's start."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorMessages(Event):
+    """When the load ends: each kept error message with its count, first and last time (see `error_log`)."""
+
+    kind: ClassVar[str] = "error_messages"
+    messages: tuple[Mapping[str, object], ...]
+    more: tuple[Mapping[str, object], ...] = ()
+    """Per op and endpoint, errors whose message was not kept (only counted)."""
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsSampled(Event):
     """One node's metrics poll: its rows go to metrics.csv (not events.jsonl); an error is kept."""
 

@@ -51,6 +51,23 @@ class GateContext(Protocol):
     def scalar(self, name: str) -> float | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class NoData:
+    """What a gate function returns when the evidence it reads was never observed, and why.
+
+    ``at_least`` is a lower bound already known (a recovery still waiting after 40 s is at
+    least 40 s): a gate that the bound alone decides (``recovery(x) <= 30s``) fails on it.
+    """
+
+    reason: str
+    at_least: float | None = None
+
+
+#: What ``GateFunction.measure`` returns: a value in base units, None (no data, the function's
+#: ``missing_reason``) or NoData with a reason of its own.
+Measurement = float | NoData | None
+
+
 #: The key under which ``measure`` receives the field written after a call (``chaos(split).ok``).
 #: No keyword can be spelled so, since keyword names start with a letter.
 FIELD = "."
@@ -58,7 +75,7 @@ FIELD = "."
 
 @dataclass(frozen=True, slots=True)
 class GateFunction:
-    """A gate function ``name(op, key=value)``: ``measure`` gives base units or None (no data).
+    """A gate function ``name(op, key=value)``: ``measure`` gives base units, None or NoData (no data).
 
     A function with ``fields`` must be called with one of them, as in ``chaos(split).ok``;
     ``measure`` then finds it in ``keywords[FIELD]``.
@@ -66,7 +83,7 @@ class GateFunction:
 
     name: str
     kind: Kind
-    measure: Callable[[GateContext, str, Mapping[str, str]], float | None]
+    measure: Callable[[GateContext, str, Mapping[str, str]], Measurement]
     keywords: frozenset[str] = frozenset()
     missing_reason: str = "no samples for op '{op}'"
     kind_of: Callable[[str], Kind] | None = None  # when the argument decides the kind (max(topology.x))

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from holoload.core.chaos_gates import ChaosView
-from holoload.core.gates import Gate, GateFunction, HistogramView, Kind, register_function
+from holoload.core.gates import Gate, GateFunction, HistogramView, Kind, Measurement, NoData, register_function
 from holoload.core.outcome import ErrorClass
 from holoload.core.units import parse_duration
 from holoload.core.verdicts import Verdict, evaluate
@@ -94,6 +94,17 @@ def _stats(ctx: object, op: str, keywords: Mapping[str, str]) -> OpStats | None:
     return ctx.stats(op, _window(keywords), keywords.get("during"), keywords.get("phase"))
 
 
+def _attempts(stats: OpStats) -> int:
+    """Operations that were tried at all (succeeded, failed or dropped): the evidence behind a count."""
+    return stats.ok + stats.error_count + stats.dropped
+
+
+def _nothing_tried(op: str, keywords: Mapping[str, str]) -> NoData:
+    """No operation of `op` ran in the span a gate reads: a count of 0 there would prove nothing."""
+    span = ", ".join(f"{k}={v}" for k, v in keywords.items() if k in STATS_KEYWORDS)
+    return NoData(f"no operation of op '{op}' ran" + (f" ({span})" if span else ""))
+
+
 def _phases(ctx: LoadGateContext, keywords: Mapping[str, str]) -> list[str] | None:
     phase = keywords.get("phase")
     return ctx.phases if phase is None else [phase]
@@ -128,7 +139,7 @@ def _error_rate(ctx: object, op: str, keywords: Mapping[str, str]) -> float | No
     return stats.error_count / attempts if attempts else None
 
 
-def measure_rate(ctx: object, op: str, keywords: Mapping[str, str]) -> float | None:
+def measure_rate(ctx: object, op: str, keywords: Mapping[str, str]) -> Measurement:
     """Successful operations per second of an op selector (over `window=` or the phases' time)."""
     if not isinstance(ctx, LoadGateContext):
         return None
@@ -139,13 +150,17 @@ def measure_rate(ctx: object, op: str, keywords: Mapping[str, str]) -> float | N
         stats, seconds = ctx.agg.total(op, phases), ctx.agg.elapsed_s(phases, ctx.now_ns)
     if stats is None:
         return None
+    if not _attempts(stats):
+        return _nothing_tried(op, keywords)
     return stats.ok / seconds if seconds > 0 else None
 
 
-def _errors(ctx: object, op: str, keywords: Mapping[str, str]) -> float | None:
+def _errors(ctx: object, op: str, keywords: Mapping[str, str]) -> Measurement:
     stats = _stats(ctx, op, keywords)
     if stats is None:
         return None
+    if not _attempts(stats):
+        return _nothing_tried(op, keywords)
     wanted = keywords.get("class")
     if wanted is None:
         return float(stats.error_count)
@@ -153,9 +168,11 @@ def _errors(ctx: object, op: str, keywords: Mapping[str, str]) -> float | None:
 
 
 def _counter(name: str) -> GateFunction:
-    def measure(ctx: object, op: str, keywords: Mapping[str, str]) -> float | None:
+    def measure(ctx: object, op: str, keywords: Mapping[str, str]) -> Measurement:
         stats = _stats(ctx, op, keywords)
-        return None if stats is None else float(getattr(stats, name))
+        if stats is None:
+            return None
+        return float(getattr(stats, name)) if _attempts(stats) else _nothing_tried(op, keywords)
 
     return GateFunction(name, Kind.NUMBER, measure, STATS_KEYWORDS)
 
@@ -237,7 +254,7 @@ def gate_during_tags(gate: Gate) -> set[str]:
 class GateState:
     """Live state of one gate: pending until evaluated, then pass/fail."""
 
-    PENDING, PASS, FAIL = "pending", "pass", "fail"
+    PENDING, PASS, FAIL, NO_DATA = "pending", "pass", "fail", "no data"
 
 
 @dataclass
@@ -245,7 +262,9 @@ class GateMonitor:
     """Evaluates one gate live, window after window, and decides its final verdict.
 
     A windowed gate fails for good once any evaluation failed; any other gate's verdict is
-    its last evaluation. `failing_since_ns` drives abort_on_fail with a grace delay.
+    its last evaluation. `failing_since_ns` drives abort_on_fail with a grace delay. Without
+    evidence a gate stays pending while the run goes and fails at the end, unless
+    `report_no_data` (the scenario's `no_data = "report"`) makes it a "no data" verdict.
     """
 
     name: str
@@ -257,6 +276,7 @@ class GateMonitor:
     last: Verdict | None = None
     first_failure: Verdict | None = None
     failing_since_ns: int | None = None
+    report_no_data: bool = False
     windowed: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -264,11 +284,16 @@ class GateMonitor:
 
     def observe(self, ctx: LoadGateContext) -> Verdict:
         """Evaluate now; returns the verdict of this evaluation."""
-        verdict = evaluate(self.name, self.gate, ctx)
+        verdict = evaluate(self.name, self.gate, ctx, report_no_data=self.report_no_data)
         no_data = verdict.observed is None
         if no_data and self.last is None:
             return verdict  # stays pending until there is something to judge
         self.last = verdict
+        if verdict.no_data:
+            self.failing_since_ns = None
+            if not (self.windowed and self.first_failure is not None):
+                self.state = GateState.NO_DATA
+            return verdict
         if verdict.passed:
             self.failing_since_ns = None
         else:
@@ -292,9 +317,11 @@ class GateMonitor:
 
         A cumulative gate is evaluated once more on the final figures. A windowed gate keeps
         what its live evaluations found (its windows are over once its phase ended); it is
-        evaluated now only if it never was.
+        evaluated now only if it never was. A gate still pending at the end had no evidence.
         """
         verdict = self.last if self.windowed and self.last is not None else self.observe(ctx)
+        if self.state == GateState.PENDING:  # never judged on data: the end decides (fail, or no data)
+            self.state = GateState.NO_DATA if verdict.no_data else GateState.FAIL
         if self.windowed and self.first_failure is not None:
             first = self.first_failure
             return Verdict(

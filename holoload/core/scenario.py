@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -15,7 +16,7 @@ from holoload.core import (
     staleness,  # noqa: F401 - registers staleness(node).p50|p99|max
     validation,
 )
-from holoload.core.chaos import CANARY_ACTIONS, ChaosAction
+from holoload.core.chaos import CANARY_ACTIONS, ChaosAction, firings
 
 __all__ = ["CANARY_SCALARS", "LOAD_SCALARS", "ChaosAction", "Scenario", "fill_template", "parse_scenario"]
 from holoload.core.errors import ScenarioError
@@ -326,7 +327,7 @@ def parse_scenario_budget(
 
 def _validated(data: dict[str, Any], file: str) -> Scenario:
     scenario = validation.validate(Scenario, data, file)
-    problems = gate_problems(scenario)
+    problems = gate_problems(scenario) + chaos_trigger_problems(scenario)
     if problems:
         raise ScenarioError(file, problems)
     return scenario
@@ -342,6 +343,42 @@ def _check_profile(raw: dict[str, Any], name: str, file: str) -> None:
         raise ScenarioError(
             file, [(path, f"{what} (with [profiles.{name}] applied)") for path, what in exc.problems]
         ) from None
+def chaos_trigger_problems(scenario: Scenario) -> list[tuple[str, str]]:
+    """Enabled time-triggered faults whose first firing cannot fall inside their frame.
+
+    The frame is the `during` phase, or every phase together; an action planned at or past its
+    end would silently never fire (and change the verdict for reasons that have nothing to do
+    with the database), so it is an input error naming the trigger's key. Checked after `--set`.
+    """
+    if scenario.is_canary:
+        return []
+    problems: list[tuple[str, str]] = []
+    durations = {p.name: (i, p.duration) for i, p in enumerate(scenario.phases)}
+    for i, action in enumerate(scenario.chaos):
+        if not action.enabled or action.after_iterations is not None:
+            continue
+        if action.during is not None:
+            index, horizon = durations.get(action.during, (0, None))
+            frame = f"phase '{action.during}' lasts {horizon:g}s (phases[{index}].duration)" if horizon else ""
+        else:
+            lengths = [d for _i, d in durations.values()]
+            horizon = None if any(d is None for d in lengths) else sum(d or 0.0 for d in lengths)
+            frame = f"the phases last {horizon:g}s together" if horizon else ""
+        if horizon is None or next(firings(action, horizon, random.Random(0)), None) is not None:
+            continue
+        if action.every is not None:
+            key = "start" if action.start is not None else "every"
+            first = action.start if action.start is not None else action.every
+        else:
+            key, first = "at", action.at or 0.0
+        problems.append(
+            (
+                f"chaos[{i}].{key}",
+                f"'{action.name}' would first fire at {first:g}s, but {frame}: it could never fire; "
+                "fire it earlier, lengthen the phase, or disable it (enabled = false)",
+            )
+        )
+    return problems
 
 
 def gate_problems(scenario: Scenario) -> list[tuple[str, str]]:

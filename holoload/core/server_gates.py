@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from holoload.core import load_gates
-from holoload.core.gates import GateFunction, Kind, lookup_function, register_function
+from holoload.core.gates import GateFunction, Kind, Measurement, NoData, lookup_function, register_function
 from holoload.core.server_view import ServerView, is_topology_series
 
 SERVER_KEYWORDS = frozenset({"node"})
@@ -23,13 +23,20 @@ def _server(ctx: object) -> ServerView | None:
     return server if isinstance(server, ServerView) else None
 
 
-Measure = Callable[[object, str, Mapping[str, str]], "float | None"]
+Measure = Callable[[object, str, Mapping[str, str]], Measurement]
 
 
 def _series(how: str) -> Measure:
-    def measure(ctx: object, name: str, keywords: Mapping[str, str]) -> float | None:
+    def measure(ctx: object, name: str, keywords: Mapping[str, str]) -> Measurement:
         server = _server(ctx)
-        return None if server is None else server.value(how, name, keywords.get("node"))
+        if server is None:
+            return None
+        node = keywords.get("node")
+        value = server.value(how, name, node)
+        if how in ("delta", "rate") and server.value("last", name, node) is not None:
+            if server.value("rate", name, node) is None:  # one sample: no span to measure an increase over
+                return NoData(f"one sample of series '{name}': {how}() needs two")
+        return value
 
     return measure
 
@@ -52,10 +59,9 @@ def _server_function(how: str, kind: Kind) -> GateFunction:
 def _rate_either(match: re.Match[str]) -> GateFunction:
     server_rate = _series("rate")
 
-    def measure(ctx: object, name: str, keywords: Mapping[str, str]) -> float | None:
+    def measure(ctx: object, name: str, keywords: Mapping[str, str]) -> Measurement:
         if isinstance(ctx, load_gates.LoadGateContext) and ctx.agg.keys(name, ctx.phases):
-            value: float | None = load_gates.measure_rate(ctx, name, keywords)
-            return value
+            return load_gates.measure_rate(ctx, name, keywords)
         return server_rate(ctx, name, keywords)
 
     return GateFunction(
@@ -73,10 +79,10 @@ def _extreme(how: str) -> GateFunction:
     assert latency is not None
     topology = _series(how)
 
-    def measure(ctx: object, name: str, keywords: Mapping[str, str]) -> float | None:
+    def measure(ctx: object, name: str, keywords: Mapping[str, str]) -> Measurement:
         if is_topology_series(name):
             return topology(ctx, name, keywords)
-        value: float | None = latency.measure(ctx, name, keywords)  # type: ignore[arg-type]
+        value: Measurement = latency.measure(ctx, name, keywords)  # type: ignore[arg-type]
         return value
 
     def kind_of(name: str) -> Kind:

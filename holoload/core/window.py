@@ -15,6 +15,7 @@ from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from holoload.core.error_log import ErrorLog
 from holoload.core.outage import OutageBook
 from holoload.core.outcome import ErrorClass
 from holoload.core.recorder import SparseHistogram
@@ -214,6 +215,7 @@ class Aggregator:
         self._index = 0
         self.phase_spans: dict[str, tuple[int, int | None]] = {}
         self.outages: OutageBook | None = None  # set by a chaos run before its first phase
+        self.errors = ErrorLog()  # the first distinct error messages per key, for people (never gates)
 
     def recorder(self, key: OpKey, now_ns: int) -> OpRecorder:
         """The recorder for a key, created on first use."""

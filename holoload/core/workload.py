@@ -195,6 +195,11 @@ class GateSpec(Strict):
     expr: str
     abort_on_fail: bool = False
     grace: Seconds = 0.0
+    no_data: Literal["fail", "report"] = Field(
+        default="fail",
+        description="a gate whose data was never observed: fail (default), or report 'no data' "
+        "without failing the run (it never passes either way)",
+    )
 
 
 GateValue = str | GateSpec

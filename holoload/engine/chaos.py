@@ -27,6 +27,7 @@ from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
 from holoload.core.chaos import NODE_ACTIONS, ROLE_ACTIONS, ChaosAction, NetFault, firings, resolve_node, split_key
 from holoload.core.errors import HololoadError, InputError
 from holoload.core.events import ChaosFinished, ChaosStarted, EventSink
+from holoload.core.gates import NoData
 from holoload.core.outage import Episode, OutageBook
 from holoload.core.scenario import fill_template
 from holoload.core.window import NS
@@ -69,7 +70,8 @@ class FaultRecord:
             "healed": self.healed,
             "heal_failed": self.heal_failed,
             "skipped": self.skipped,
-            "recovery_s": [round(r.seconds(now_ns), 3) for r in self.recoveries],
+            # null: no success after that heal (never the time so far, which reads like a recovery)
+            "recovery_s": [None if r.done_ns is None else round(r.seconds(now_ns), 3) for r in self.recoveries],
         }
 
 
@@ -118,6 +120,7 @@ class FaultRunner:
         names = list(surfaces.names)
         self.records = [FaultRecord(a, None if a.node is None else resolve_node(a.node, names)) for a in actions]
         self._touched: set[str] = set()
+        self._load_ended_ns: int | None = None  # from then on no writer runs: waiting recoveries stop counting
 
     # ------------------------------------------------------------------ validation
 
@@ -214,6 +217,8 @@ class FaultRunner:
 
     async def heal_all(self) -> None:
         """Heal every fault still active, then ask node control to bring back anything left down."""
+        if self._load_ended_ns is None:
+            self._load_ended_ns = self.perf_ns()
         with anyio.CancelScope(shield=True):
             for rec in self.records:
                 await self.heal(rec, "run ending: heal before verification")
@@ -379,11 +384,32 @@ class FaultRunner:
             return None
         return float(sum(getattr(r, field) for r in recs))
 
-    def recovery_s(self, name: str) -> float | None:
-        """`recovery(name)`: the longest recovery after its heals (still waiting: the time so far)."""
+    def recovery_s(self, name: str) -> float | NoData | None:
+        """`recovery(name)`: the longest recovery after its heals, or NoData saying what was never seen.
+
+        A heal still waiting for its first success is no data, never "the time so far"; while
+        writers still run, the time waited is a lower bound (`NoData.at_least`).
+        """
+        recs = self._matching(name)
+        if not recs:
+            return None
+        if not any(r.fired for r in recs):
+            return NoData(f"chaos fault '{name}' never fired")
+        recoveries = [rv for r in recs for rv in r.recoveries]
+        if not recoveries:
+            if not any(r.action.action in _RECOVERING for r in recs):
+                return NoData(f"chaos fault '{name}' has no heal to recover from")
+            return NoData(f"chaos fault '{name}' never healed")
         now = self.perf_ns()
-        times = [rv.seconds(now) for r in self._matching(name) for rv in r.recoveries]
-        return max(times) if times else None
+        waiting = [rv for rv in recoveries if rv.done_ns is None]
+        if not waiting:
+            return max(rv.seconds(now) for rv in recoveries)
+        until = now if self._load_ended_ns is None else min(now, self._load_ended_ns)
+        rv = min(waiting, key=lambda w: w.started_ns)
+        waited = max(0.0, (until - rv.started_ns) / NS)
+        healed_by = "a heal" if rv.started_ns <= until else "the heal at the end of the load"
+        why = f"no successful operation on {rv.node} after {healed_by} of '{name}' (waited {waited:.1f}s)"
+        return NoData(why, at_least=waited if waited > 0 else None)
 
     def outage_s(self, name: str, which: str) -> float | None:
         """`outage(name).min|p50|max`: over the episodes of the fault (or kind) `name`."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from holoload.adapters.pg import describe_error
+from holoload.adapters.pg import StatementError, describe_error
 from holoload.adapters.pool import Writer
 from holoload.adapters.surfaces import DB_ERRORS
 from holoload.core.acklog import AckLog
@@ -184,7 +184,7 @@ class WriterLoop:
         while True:
             writer = self.writer
             if writer.broken() and not await writer.ensure(time.monotonic() + 1.0):
-                rec.failure(ErrorClass.CONNECTION)
+                self._unconnected(rec, writer)
                 return
             sent_ns = self.run.perf_ns()
             if intended_ns is None:
@@ -192,8 +192,7 @@ class WriterLoop:
             try:
                 rows = await op.run(writer)
             except DB_ERRORS as exc:
-                error_class = describe_error(exc, self.run.rules).error_class
-                if not await self._failed(rec, writer, error_class, attempt):
+                if not await self._failed(rec, writer, describe_error(exc, self.run.rules), attempt):
                     return
                 attempt += 1
                 continue
@@ -216,7 +215,7 @@ class WriterLoop:
         while True:
             writer = self.writer
             if writer.broken() and not await writer.ensure(time.monotonic() + 1.0):
-                rec.failure(ErrorClass.CONNECTION)
+                self._unconnected(rec, writer)
                 ledger.record_write(outcome_of(None, sent=False), ids)  # never sent: nothing applied
                 return
             sent_ns = self.run.perf_ns()
@@ -235,7 +234,7 @@ class WriterLoop:
                 ledger.record_write(outcome, ids)
                 doubted = doubted or outcome is WriteOutcome.IN_DOUBT
                 retry_ok = outcome is WriteOutcome.FAILED or unique  # never blindly re-run a write in doubt
-                if not await self._failed(rec, writer, error.error_class, attempt, retry_ok=retry_ok):
+                if not await self._failed(rec, writer, error, attempt, retry_ok=retry_ok):
                     return
                 attempt += 1
                 continue
@@ -245,11 +244,31 @@ class WriterLoop:
             self._succeeded(rec, intended_ns, sent_ns, rows, open_loop or policy.max_attempts > 1)
             return
 
+    def _note(self, rec: OpRecorder, error: StatementError) -> None:
+        """Count a failed attempt by class, and keep its message (the first few distinct ones) for people."""
+        rec.failure(error.error_class)
+        key = rec.key
+        self.run.aggregator.errors.note(
+            (key.workload, key.op, key.endpoint),
+            error.sqlstate,
+            error.error_class.value,
+            error.message,
+            self.run.perf_ns(),
+        )
+
+    def _unconnected(self, rec: OpRecorder, writer: Writer) -> None:
+        """An operation that found no connection and could not get one back within a second."""
+        last = writer.last_error
+        why = "did not finish within 1s" if last is None else f"failed: {last.message}"
+        sqlstate = None if last is None else last.sqlstate
+        self._note(rec, StatementError(ErrorClass.CONNECTION, sqlstate, f"reconnect to {writer.name} {why}"))
+
     async def _failed(
-        self, rec: OpRecorder, writer: Writer, error_class: ErrorClass, attempt: int, *, retry_ok: bool = True
+        self, rec: OpRecorder, writer: Writer, error: StatementError, attempt: int, *, retry_ok: bool = True
     ) -> bool:
         """Count a failed attempt; True after the backoff when the policy allows another one."""
-        rec.failure(error_class)
+        self._note(rec, error)
+        error_class = error.error_class
         if error_class is ErrorClass.CONNECTION and writer.conn is not None:
             writer.conn.terminate()
         policy = self.run.workload.retry

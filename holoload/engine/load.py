@@ -20,6 +20,7 @@ from holoload.adapters.staleness import StalenessSampler
 from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
 from holoload.adapters.worker_process import ProcessWorker
 from holoload.core.acklog import AckLog
+from holoload.core.error_log import messages_event, seen_events
 from holoload.core.errors import SetupError
 from holoload.core.events import EventSink, GateChanged, PhaseChanged, RunProblem, WindowClosed
 from holoload.core.gates import parse_gate
@@ -35,6 +36,7 @@ from holoload.engine.fleet import Launcher, WorkerFleet, worker_specs
 from holoload.engine.ledgers import LedgerBook, Pulse
 from holoload.engine.merge import absorb_windows
 from holoload.engine.phase_runs import RunBuilder, writer_counts
+from holoload.engine.preflight import prepare_statements
 from holoload.engine.verification import Verification, verify_ledgers
 from holoload.engine.watch import ClusterWatch
 from holoload.engine.window_rows import encoded_histograms, window_rows
@@ -113,7 +115,16 @@ class LoadEngine:
         for name, value in self.scenario.gates.items():
             spec = gate_spec(value)
             if spec.expr.strip():
-                self.monitors.append(GateMonitor(name, parse_gate(spec.expr), measured, spec.abort_on_fail, spec.grace))
+                self.monitors.append(
+                    GateMonitor(
+                        name,
+                        parse_gate(spec.expr),
+                        measured,
+                        spec.abort_on_fail,
+                        spec.grace,
+                        report_no_data=spec.no_data == "report",
+                    )
+                )
         for phase in self.scenario.phases:
             for name, value in phase.gates.items():
                 spec = gate_spec(value)
@@ -125,6 +136,7 @@ class LoadEngine:
                             [phase.name],
                             spec.abort_on_fail,
                             spec.grace,
+                            report_no_data=spec.no_data == "report",
                         )
                     )
         # Keep only as much recent history as the windowed gates read (plus two windows): at high
@@ -149,6 +161,7 @@ class LoadEngine:
         try:
             await self._start_proxies()
             await self._setup()
+            await prepare_statements(self.scenario, self.surfaces, self.sink, self.file, self.clock)
             self._builder = RunBuilder(
                 self.surfaces.names,
                 [self._work_dsn(i) for i in range(len(self.surfaces.names))],
@@ -171,6 +184,8 @@ class LoadEngine:
                     await self.chaos.heal_all()
                 for proxy in self._proxies.values():
                     await proxy.aclose()
+            if self.aggregator.errors or self.aggregator.errors.more():
+                self.sink.emit(messages_event(self.aggregator.errors, self.aggregator.start_ns, self.clock()))
         if self.book.entries():
             self.sink.emit(PhaseChanged(self.clock(), "verify", f"{len(self.book.entries())} ledgers"))
             run = self.scenario.run
@@ -398,6 +413,8 @@ class LoadEngine:
         now = self.perf_ns()
         tags = () if self.chaos is None else self.chaos.window_tags()
         window = self.aggregator.close_window(now, tags=tags)
+        for seen in seen_events(self.aggregator.errors, self.aggregator.start_ns, self.clock()):
+            self.sink.emit(seen)
         elapsed = (now - self.aggregator.start_ns) / NS
         rows = window_rows(window, self.aggregator, self.current_phase)
         if self.aggregator.outages is not None:  # per-op p99 per window: the pre-fault level and its return

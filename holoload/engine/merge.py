@@ -26,7 +26,7 @@ def absorb_windows(
 
     Stats go into the open window's recorders; success times of every worker are merged and
     sorted before they reach a gap clock or an armed recovery pulse; ledger journals replay in
-    order; iteration counts add up in `completed`.
+    order; iteration counts add up in `completed`; error messages merge into the aggregator's log.
     """
     gaps: dict[tuple[str, str], list[int]] = {}
     endpoints: dict[str, list[int]] = {}
@@ -41,6 +41,7 @@ def absorb_windows(
             completed[workload] = completed.get(workload, 0) + n
         for (table, column, endpoint), records in window.journal.items():
             replay(book.at(table, column, endpoint), records)
+        aggregator.errors.absorb(window.errors, window.more_errors, offset)
     for (phase, name), times in gaps.items():
         aggregator.absorb_successes(phase, name, sorted(times))
     for name, times in endpoints.items():

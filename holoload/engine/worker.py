@@ -154,6 +154,7 @@ class WorkerEngine:
             if delta:
                 window.completed[name] = delta
                 self._sent[name] = total
+        window.errors, window.more_errors = self.aggregator.errors.drain()
         for entry in self.book.entries():
             if isinstance(entry.ledger, JournalLedger):
                 records = entry.ledger.drain()

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from holoload.shell import regression_views
+from holoload.shell import error_messages, regression_views
 
 __all__ = ["JUNIT_FILE", "MARKDOWN_FILE", "junit_xml", "summary_markdown", "write_ci_outputs"]
 
@@ -49,6 +49,14 @@ def _status(summary: Mapping[str, Any]) -> str:
 
 def _gates(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [g for g in _list(summary.get("gates")) if isinstance(g, Mapping)]
+
+
+def _gate_state(gate: Mapping[str, Any]) -> str:
+    """pass, fail or no data (summaries written before "state" existed: from "passed")."""
+    state = gate.get("state")
+    if state in ("pass", "fail", "no data"):
+        return str(state)
+    return "pass" if gate.get("passed") is True else "fail"
 
 
 def _problems(summary: Mapping[str, Any]) -> list[str]:
@@ -121,7 +129,7 @@ def junit_xml(summary: Mapping[str, Any]) -> str:
     run = _map(summary.get("run"))
     status = _status(summary)
     gates = _gates(summary)
-    failing = [g for g in gates if g.get("passed") is not True]
+    failing = [g for g in gates if _gate_state(g) == "fail"]
     regressed = regression_views.comparison_regressions(summary)  # a test case per compared figure
     extra = _run_case(summary, status, len(failing) + regressed)
     duration_s = _number(run.get("duration_s"))
@@ -132,7 +140,7 @@ def junit_xml(summary: Mapping[str, Any]) -> str:
     suite.set("tests", str(len(gates) + compared + (extra is not None)))
     suite.set("failures", str(len(failing) + regressed + (extra is not None and extra[0] == "failure")))
     suite.set("errors", str(int(extra is not None and extra[0] == "error")))
-    suite.set("skipped", "0")
+    suite.set("skipped", str(sum(_gate_state(g) == "no data" for g in gates)))
     suite.set("time", f"{duration_s:.3f}" if duration_s is not None else "0")
     started = run.get("started_at")
     if isinstance(started, str) and started:
@@ -154,12 +162,16 @@ def junit_xml(summary: Mapping[str, Any]) -> str:
         case = ET.SubElement(
             suite, "testcase", classname=f"holoload.{scenario}.gates", name=_xml(gate.get("name")), time="0"
         )
-        if gate.get("passed") is not True:
+        if _gate_state(gate) == "no data":  # neither passed nor failed: reported as skipped
+            ET.SubElement(case, "skipped", message=_xml(gate.get("reason")))
+        elif _gate_state(gate) == "fail":
             failure = ET.SubElement(case, "failure", message=_xml(gate.get("reason")), type="gate")
+            seen = error_messages.gate_lines(summary, gate)
             failure.text = _xml(
                 f"expression: {_text(gate.get('expression'))}\n"
                 f"observed: {_text(gate.get('observed_text'))}\n"
                 f"threshold: {_text(gate.get('threshold_text'))}"
+                + ("\nerror messages:\n" + "\n".join(f"- {m}" for m in seen) if seen else "")
             )
     regression_views.junit_cases(suite, summary, scenario, _xml)
     if extra is not None:
@@ -171,6 +183,9 @@ def junit_xml(summary: Mapping[str, Any]) -> str:
         detail = ET.SubElement(case, element, message=_xml(message), type=status)
         detail.text = _xml("\n".join(["problems:", *(f"- {p}" for p in problems)]) if problems else message)
 
+    seen = error_messages.all_lines(summary)
+    if seen:  # every error message of the run, whatever the gates say
+        ET.SubElement(suite, "system-err").text = _xml("error messages:\n" + "\n".join(seen))
     ET.indent(suite)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
 
@@ -250,6 +265,16 @@ def _op_rows(summary: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _error_message_lines(summary: Mapping[str, Any]) -> list[str]:
+    found = error_messages.messages(summary)
+    if not found:
+        return []
+    rows = [[_cell(c) for c in error_messages.cells(m)] for m in found]
+    lines = ["", "### Error messages", "", *_table(error_messages.HEADER, rows)]
+    rest = error_messages.more_lines(summary)
+    return lines + ["", *(f"- {_cell(m)}" for m in rest)] if rest else lines
+
+
 def _chaos_lines(summary: Mapping[str, Any]) -> list[str]:
     faults = [_map(f) for f in _list(summary.get("chaos"))]
     if not faults:
@@ -260,7 +285,7 @@ def _chaos_lines(summary: Mapping[str, Any]) -> list[str]:
             _cell(f.get("name")),
             _cell(f.get("action")),
             *(_cell(_figure(f.get(k))) for k in ("fired", "ok", "failed", "healed", "heal_failed")),
-            _cell(", ".join(_figure(r) for r in _list(f.get("recovery_s"))) or "-"),
+            _cell(", ".join("none" if r is None else _figure(r) for r in _list(f.get("recovery_s"))) or "-"),
         ]
         for f in faults
     ]
@@ -340,7 +365,7 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
         rows = [
             [
                 _cell(g.get("name")),
-                "PASS" if g.get("passed") is True else "FAIL",
+                _gate_state(g).upper(),
                 _cell(g.get("observed_text")),
                 _cell(g.get("threshold_text")),
                 _code(g.get("expression")),
@@ -357,6 +382,7 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
         header = ("phase", "op", "ok", "errors", "ops/s", "p50 ms", "p95 ms", "p99 ms")
         lines += ["", "### Ops", "", *_table(header, ops)]
     lines += _budget_lines(summary)
+    lines += _error_message_lines(summary)
     lines += _chaos_lines(summary)
     lines += _check_lines(summary)
     problems = _problems(summary)

@@ -18,6 +18,7 @@ import orjson
 
 from holoload.core.metrics import HOLOFUSION_GAUGE_MARKERS
 from holoload.core.units import format_duration
+from holoload.shell import error_messages
 from holoload.shell import svg_charts as svg
 from holoload.shell.isolation_html import isolation_section
 from holoload.shell.regression_views import html_sections
@@ -40,7 +41,7 @@ table{border-collapse:collapse;font-size:13px;margin:6px 0}
 th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f6f8fa} td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.fail td{background:#ffebe9} tr.fail td.result{color:#cf222e;font-weight:bold}
-tr.pass td.result{color:#1a7f37;font-weight:bold}
+tr.pass td.result{color:#1a7f37;font-weight:bold} tr.nodata td.result{color:#9a6700;font-weight:bold}
 .verdict{padding:14px 18px;border-radius:6px;color:#fff} .verdict h1{margin:0 0 6px;font-size:26px}
 .verdict.PASS{background:#1a7f37} .verdict.FAIL{background:#cf222e} .verdict.INTERRUPTED{background:#bf8700}
 .verdict.ERROR,.verdict.UNKNOWN{background:#57606a} .verdict p{margin:2px 0;font-size:14px}
@@ -184,15 +185,20 @@ def _gates(run: _Run) -> str:
     gates = [_dict(g) for g in _list(run.summary.get("gates"))]
     if not gates:
         return _section("gates", "Gates", ["<p>No gate verdicts (the run never reached its gates).</p>"])
-    results = ["pass" if g.get("passed") else "fail" for g in gates]
+    results = [
+        str(g["state"]) if g.get("state") in ("pass", "fail", "no data") else "pass" if g.get("passed") else "fail"
+        for g in gates
+    ]
     rows = [
         [g.get("name"), _Html(f'<td class="result">{r.upper()}</td>')]
         + [g.get(k) for k in ("observed_text", "threshold_text", "expression", "reason")]
         for g, r in zip(gates, results, strict=True)
     ]
-    table = _table(["gate", "result", "observed", "threshold", "expression", "reason"], rows, results, tid="gate-table")
-    failed = results.count("fail")
-    return _section("gates", f"Gates: {len(rows) - failed} passed, {failed} failed", [table])
+    classes = [r.replace(" ", "") for r in results]  # "no data" rows get class "nodata"
+    table = _table(["gate", "result", "observed", "threshold", "expression", "reason"], rows, classes, tid="gate-table")
+    failed, no_data = results.count("fail"), results.count("no data")
+    title = f"Gates: {results.count('pass')} passed, {failed} failed" + (f", {no_data} no data" if no_data else "")
+    return _section("gates", title, [table])
 
 
 def _spans(run: _Run) -> list[Span]:
@@ -302,6 +308,10 @@ def _errors(run: _Run) -> str:
     )
     rows += [["batches", op, cls, n] for (op, cls), n in counted.items()]
     body = [_table(["phase", "op", "error class", "count"], rows, tid="error-table")] if rows else ["<p>No errors.</p>"]
+    seen = [error_messages.cells(m) for m in error_messages.messages(run.summary)]
+    if seen:  # what the server said, per op and endpoint (first distinct messages)
+        body.append(_table(list(error_messages.HEADER), [list(c) for c in seen], tid="error-messages"))
+    body += [f"<p>{_e(m)}</p>" for m in error_messages.more_lines(run.summary)]
     return _section("errors", "Errors by class", body)
 
 
@@ -401,14 +411,15 @@ def _check(run: _Run) -> str:
 def _acked(run: _Run, row: dict[str, Any]) -> str:
     at = _list(row.get("acked_at"))
     return f"{at[0] - run.t0:.2f} - {at[1] - run.t0:.2f}" if len(at) == 2 and None not in at else ""
+def _recovery(value: Any) -> str:
+    seconds = _num(value)
+    return "none" if seconds is None else f"{seconds:.2f}"  # none: no success after that heal
 
 
 def _chaos(run: _Run) -> str:
     chaos, steps = [_dict(c) for c in _list(run.summary.get("chaos"))], run.of("chaos_finished")
     keys = ["name", "action", "trigger", "fired", "ok", "failed", "healed", "heal_failed", "skipped"]
-    rows = [
-        [c.get(k) for k in keys] + [" ".join(f"{_num(v) or 0:.2f}" for v in _list(c.get("recovery_s")))] for c in chaos
-    ]
+    rows = [[c.get(k) for k in keys] + [" ".join(_recovery(v) for v in _list(c.get("recovery_s")))] for c in chaos]
     classes = ["fail" if c.get("failed") or c.get("heal_failed") else "pass" for c in chaos]
     body = [_table([*keys, "recovery s"], rows, classes, tid="chaos-table")] if rows else []
     shown = steps[:MAX_STEP_ROWS]

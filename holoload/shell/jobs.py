@@ -19,6 +19,7 @@ from holoload.core.replicas import route_to_writable
 from holoload.core.scenario import Scenario
 from holoload.core.target import Target
 from holoload.core.verdicts import Verdict, evaluate
+from holoload.core.workload import gate_spec
 from holoload.engine.canary import CanaryEngine
 from holoload.engine.load import LoadEngine
 from holoload.engine.phase_runs import writer_counts
@@ -74,7 +75,11 @@ class CanaryJob:
             self.engine.request_stop()
 
     def verdicts(self) -> list[Verdict]:
-        return [evaluate(name, parse_gate(text), self.agg) for name, text in self.scenario.active_gates().items()]
+        report = {name for name, value in self.scenario.gates.items() if gate_spec(value).no_data == "report"}
+        return [
+            evaluate(name, parse_gate(text), self.agg, report_no_data=name in report)
+            for name, text in self.scenario.active_gates().items()
+        ]
 
     def summaries(
         self, record: RunRecord, target: Target | None, writer: ArtifactWriter, verdicts: list[Verdict]

@@ -120,7 +120,9 @@ class LiveDisplay:
             self.console.print("[bold]gates[/bold]", highlight=False)
         width = max([16, *(len(v.name) + 1 for v in verdicts)])
         for v in verdicts:
-            mark = "[green]PASS[/green]" if v.passed else "[bold red]FAIL[/bold red]"
+            mark = {"pass": "[green]PASS[/green]", "fail": "[bold red]FAIL[/bold red]"}.get(
+                v.state, "[yellow]NO DATA[/yellow]"
+            )
             self.console.print(f"  {mark} {escape(v.name):<{width}} {escape(v.reason)}", highlight=False)
         style = {"PASS": "bold green", "FAIL": "bold red"}.get(status, "bold yellow")
         note = "" if enforce else " (--no-enforce: exit 0 whatever the gates say)"

@@ -12,6 +12,7 @@ from holoload.core.events import (
     ChaosFinished,
     ChaosStarted,
     CheckFinished,
+    ErrorSeen,
     Event,
     GateChanged,
     PhaseChanged,
@@ -23,7 +24,7 @@ from holoload.core.scenario import Scenario
 from holoload.core.workload import gate_text
 from holoload.shell.live import LiveDisplay
 
-_GATE_STYLE = {"pass": "green", "fail": "bold red", "pending": "dim"}
+_GATE_STYLE = {"pass": "green", "fail": "bold red", "pending": "dim", "no data": "yellow"}
 
 
 def _ms(value: float | None) -> str:
@@ -74,6 +75,14 @@ class LoadDisplay(LiveDisplay):
                 self._refresh()
             else:
                 self.console.print(self._window_line(event), highlight=False, markup=False)
+            return
+        if isinstance(event, ErrorSeen):  # once per distinct message; the summary counts them all
+            code = event.sqlstate or "no SQLSTATE"
+            line = (
+                f"[bold red]\\[error][/bold red] {escape(event.workload)}.{escape(event.op)} @{escape(event.endpoint)} "
+                f"{code} ({event.error_class}) first at {event.at_s:.1f}s: {escape(event.message)}"
+            )
+            (self._live.console if self._live is not None else self.console).print(line, highlight=False)
             return
         if isinstance(event, ChaosStarted):
             where = f" on {event.node}" if event.node else ""

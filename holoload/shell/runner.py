@@ -177,6 +177,7 @@ def run(options: RunOptions, console: Console) -> int:
         _say(console, f"budget: {secrets.scrub(options.applied.describe())}", markup=False)
         _log(sink, "budget", **options.applied.to_summary())
         target = options.target
+        stopped_by: list[str] = []
         try:
             if target is None:
                 target = _start_local(options, stack, console, sink, job)
@@ -200,6 +201,7 @@ def run(options: RunOptions, console: Console) -> int:
         except HololoadError as exc:
             sink.emit(RunProblem(time.time(), type(exc).__name__, str(exc)))
             record.status, record.exit_code = "ERROR", int(exc.exit_code)
+            stopped_by = [f"{type(exc).__name__}: {exc}"]  # summary.md, junit.xml and report.html list it
         except KeyboardInterrupt:  # Ctrl-C/SIGTERM outside the engine (e.g. while the cluster starts)
             record.stop_signal = received[0] if received else "SIGINT"
             sink.emit(RunProblem(time.time(), "interrupted", "stopped before the load ran to its end"))
@@ -212,7 +214,7 @@ def run(options: RunOptions, console: Console) -> int:
         job.display.close()
         verdicts = [] if record.status == "ERROR" else job.verdicts()
         code = _finish(record, verdicts, options.enforce)
-        record.problems = writer.write_errors + sink.failures + getattr(job, "write_errors", [])
+        record.problems = stopped_by + writer.write_errors + sink.failures + getattr(job, "write_errors", [])
         code = _write_summaries(job, writer, record, target, verdicts, options, console, secrets)
         try:
             job.display.verdicts(verdicts, record.status, options.enforce, code, str(root))
@@ -396,7 +398,7 @@ def _finish(record: RunRecord, verdicts: list[Verdict], enforce: bool) -> int:
     elif record.status == "INTERRUPTED":  # 128 + the signal, as shells report it
         code = int(ExitCode.TERMINATED if record.stop_signal == "SIGTERM" else ExitCode.INTERRUPTED)
     else:
-        record.status = "PASS" if all(v.passed for v in verdicts) else "FAIL"
+        record.status = "FAIL" if any(v.fails_run for v in verdicts) else "PASS"  # "no data" never fails
         code = int(ExitCode.PASS if record.status == "PASS" or not enforce else ExitCode.FAIL)
     record.exit_code = code
     record.ended_at = datetime.now(UTC).isoformat()

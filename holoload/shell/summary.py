@@ -7,6 +7,7 @@ from typing import Any
 
 from holoload import __version__
 from holoload.core.aggregate import CanaryAggregator
+from holoload.core.error_log import error_report
 from holoload.core.gates import Call, Literal, parse_gate
 from holoload.core.scenario import Scenario, dump
 from holoload.core.target import Target
@@ -268,5 +269,9 @@ def load_summary(
         "target": _target_dict(target),
         "phases": phases,
         "gates": [v.to_dict() for v in verdicts],
+        # per op and endpoint: the first distinct error messages (SQLSTATE, count, first/last s)
+        "error_messages": None
+        if engine is None
+        else error_report(engine.aggregator.errors, engine.aggregator.start_ns),
     }
     return data, keys
