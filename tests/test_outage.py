@@ -77,7 +77,7 @@ def test_outage_gate_is_known_and_checked_against_the_chaos_names() -> None:
 name = "t"
 [[phases]]
 name = "p"
-duration = "1s"
+duration = "5s"
 [[phases.workloads]]
 name = "w"
 executor = "constant-concurrency"
