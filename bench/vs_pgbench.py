@@ -203,7 +203,9 @@ def op_figures(summary: dict[str, Any], phase: str, key: str) -> dict[str, Any]:
     return fig
 
 
-def holoload_sample(workload: str, seconds: int, target: Path, workers: int = 1, clients: int = CLIENTS) -> Sample:
+def holoload_sample(
+    workload: str, seconds: int, target: Path, workers: int | str = 1, clients: int = CLIENTS
+) -> Sample:
     """One `python -m holoload` run of a workload over `workers` processes; raises BenchError on any error."""
     text = SCENARIO_TOML.format(workload=workload, clients=clients, seconds=seconds, op=HOLOLOAD_OPS[workload])
     summary, cpu_s, wall_s = run_holoload(text, target, seconds + RUN_SLACK_S, ["--workers", str(workers)])
