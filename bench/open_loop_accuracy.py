@@ -35,12 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pgbench_rate import pgbench_rate_sample  # noqa: E402  (a sibling script, not a package)
 from vs_pgbench import (  # noqa: E402
     ACCOUNTS,
+    PGBENCH_SCRIPTS,
     RUN_SLACK_S,
     SETUP_SQL,
     BenchError,
     bounded_int,
     find_client,
     holoload_sample,
+    pgbench_sample,
     rounded,
     run_child,
     run_sql,
@@ -209,6 +211,7 @@ class Measured:
     closed_runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     closed_short: dict[str, dict[str, Any]] = field(default_factory=dict)
     pgbench_runs: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    pgbench_closed: list[dict[str, Any]] = field(default_factory=list)
     load_avg: list[float] = field(default_factory=list)
 
 
@@ -230,7 +233,14 @@ def measure(dsn: str, pgbench: str, target: Path, args: argparse.Namespace, log:
                 r["ops"] = r["ok"] + r["errors"]
                 m.open_short[(rate, cfg)] = r
     log(f"start-up runs done ({short} s each, open and closed loop per worker setting)")
+    script = target.parent / "select.sql"
+    script.write_text(PGBENCH_SCRIPTS["select"])
     for rep in range(args.reps):
+        # pgbench's own closed loop (8 connections): its open/closed CPU ratio is the reference
+        # for holoload's (every client pays more per op when it sleeps between ops)
+        pc = pgbench_sample(pgbench, dsn, "select", args.seconds, script)
+        m.pgbench_closed.append({"ops": pc.ops, "ops_per_s": pc.ops_per_s, "cpu_us_per_op": pc.cpu_us_per_op})
+        log(f"rep {rep + 1}/{args.reps} closed loop, pgbench     : {pc.ops_per_s:>9,.0f} ops/s CPU {pc.cpu_s:.2f} s")
         for cfg in configs if rep % 2 == 0 else configs[::-1]:
             c = closed_run(args.seconds, target, cfg)
             m.closed_runs.setdefault(cfg, []).append(c)
@@ -272,9 +282,13 @@ def figures(m: Measured) -> dict[str, Any]:
         closed[cfg] = median_run(runs)
         closed[cfg]["cpu_us_per_op_marginal"] = med([marginal_us_per_op(r, m.closed_short[cfg]) for r in runs])
     out["closed"] = closed
+    out["pgbench_closed"] = median_run(m.pgbench_closed)
     for rate in m.rates:
         pg = m.pgbench_runs[rate]
         per: dict[str, Any] = {"pgbench": median_run(pg)}
+        per["pgbench"]["cpu_open_vs_closed"] = ratio(
+            per["pgbench"]["cpu_us_per_op"], out["pgbench_closed"]["cpu_us_per_op"]
+        )
         for cfg in m.configs:
             runs = m.open_runs[(rate, cfg)]
             r = median_run(runs)
@@ -371,6 +385,14 @@ def report(m: Measured, fig: dict[str, Any], seconds: int, reps: int) -> dict[st
     )
     data["cpu_us_per_op_open_vs_closed"] = cpu
     data["targets_met_cpu"] = cpu_ok
+    pg_cpu = {tag_of(rate): fig[rate]["pgbench"]["cpu_open_vs_closed"] for rate in m.rates}
+    print(
+        "  info: pgbench's own open/closed CPU per op (start-up included, it has almost none): "
+        + ", ".join(f"{k} {fmt(v, 0, 2)}" for k, v in pg_cpu.items())
+        + f"; pgbench closed loop {fig['pgbench_closed']['cpu_us_per_op']:.1f} us/op"
+    )
+    data["pgbench_cpu_us_per_op_open_vs_closed"] = pg_cpu
+    data["pgbench_closed_cpu_us_per_op"] = fig["pgbench_closed"]["cpu_us_per_op"]
     for cfg in m.configs:
         w = wlabel(m, cfg)
         data[f"closed_ops_per_s_{w}"] = fig["closed"][cfg]["ops_per_s"]

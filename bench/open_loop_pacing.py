@@ -101,6 +101,7 @@ async def variant(name: str, rate: int, seconds: float) -> dict[str, Any]:
     if name == "batched_direct":
         idle: list[asyncio.Future[int | None]] = []
         backlog: list[int] = []
+        closing = False
         loop = asyncio.get_running_loop()
 
         async def consumer() -> None:
@@ -108,6 +109,8 @@ async def variant(name: str, rate: int, seconds: float) -> dict[str, Any]:
             while True:
                 if backlog:
                     intended: int | None = backlog.pop(0)
+                elif closing:
+                    return
                 else:
                     fut: asyncio.Future[int | None] = loop.create_future()
                     idle.append(fut)
@@ -128,8 +131,10 @@ async def variant(name: str, rate: int, seconds: float) -> dict[str, Any]:
         await _batched(schedule, start, end, put)
         while backlog:
             await asyncio.sleep(0)
+        closing = True  # a consumer still running returns instead of waiting again
         for fut in idle:
-            fut.set_result(None)
+            if not fut.done():
+                fut.set_result(None)
         await asyncio.gather(*tasks)
     else:
         queue: asyncio.Queue[int | None] = asyncio.Queue(maxsize=CONSUMERS)
