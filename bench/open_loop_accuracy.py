@@ -1,18 +1,32 @@
-"""Benchmark: how exactly holoload's open-loop (constant-rate) executor holds its rate, and how late it starts ops.
+"""Benchmark: how exactly holoload's open-loop (constant-rate) executor holds its rate, how late it starts
+ops against pgbench -R on the same server, and what an open-loop op costs in client CPU.
 
-    python bench/open_loop_accuracy.py [--seconds 10] [--rates 2000,5000] [--reps 1]
+    python bench/open_loop_accuracy.py [--seconds 10] [--rates 2000,5000] [--reps 1] [--workers 1,2]
 
 Starts a 1-node local PostgreSQL (127.0.0.1, LocalCluster(1, base_port=58510)) with the
-100k-row `bench_accounts` table of bench/vs_pgbench.py, and for each rate runs a one-phase
-scenario through the holoload CLI (`python -m holoload SCENARIO --target TARGET
---results-dir TMP -q`): a `constant-rate` workload of point SELECTs with `max_inflight = 32`.
-From the run's summary.json it reports the achieved rate (`ops_per_s` = ok / phase
-seconds), `schedule_lag_p99_ms` (how late ops started against their intended times),
-drops and errors, and cross-checks them: ok / nominal duration, and ok + dropped + errors
-against rate x duration (the number of arrivals the schedule holds).
+100k-row `bench_accounts` table of bench/vs_pgbench.py. In one invocation, per rep:
+
+- pgbench's closed loop (vs_pgbench.py's select, 8 connections): its CPU per op;
+- holoload's closed loop (vs_pgbench.py's select scenario, 8 connections) with `--workers auto`
+  and with each count of `--workers` that auto did not pick: ops/s and CPU per op;
+- per rate, rotating the order: `pgbench -R RATE` (32 connections, per-transaction log; see
+  bench/pgbench_rate.py) and holoload runs of a one-phase scenario through the CLI
+  (`python -m holoload SCENARIO --target TARGET --results-dir TMP -q --workers W`): a
+  `constant-rate` workload of point SELECTs with `max_inflight = 32`, for `--workers auto`
+  and the other counts.
+
+Before the reps, one short run (`--short-seconds`) of every holoload setting, open and closed
+loop, gives its start-up CPU: CPU per op "marginal" = (CPU - CPU_short) / (ops - ops_short).
+
+From each holoload run's summary.json: the achieved rate (`ops_per_s` = ok / phase seconds),
+`schedule_lag_p99_ms`, drops and errors, and cross-checks (ok / nominal duration; ok + dropped
++ errors against rate x duration). Ratios: `lag_p99_ratio_<rate>` = holoload's lag p99 /
+pgbench's in the same rep; `cpu_us_per_op_open_vs_closed` = open-loop marginal CPU per op /
+closed-loop marginal CPU per op (`--workers auto`, the worst rate).
 
 Targets (PASS/MISS; a miss does not change the exit code): achieved rate within 0.5 % of
-the target, schedule lag p99 <= 1.5 ms. Ends with one JSON line.
+the target, schedule lag p99 <= 1.5 ms, lag ratio <= 1.5, open/closed CPU <= 1.0. Ends with
+one JSON line.
 """
 
 from __future__ import annotations

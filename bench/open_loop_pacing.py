@@ -11,8 +11,8 @@ docs/performance.md ("Open loop: where the time goes"):
 - `engine`: `_dispatch` as it is, this process owning every arrival (`--workers 1`);
 - `engine_share2`: `_dispatch` as one of two worker processes sees it (`share = (0, 2)`): it walks
   every arrival of the global schedule and keeps every other one;
-- `batched`: one wake-up per timer tick: every arrival due within half a tick is handed over
-  at once, then one sleep to the next due arrival (same queue and consumers);
+- `batched`: at most one wake-up per timer tick: every arrival due within half a tick is
+  handed over at once, then one sleep of at least a tick (same queue and consumers);
 - `batched_direct`: batched, and an arrival goes straight to an idle consumer's future (a
   list of waiting consumers) instead of through `asyncio.Queue`.
 
@@ -83,8 +83,9 @@ async def _batched(schedule: Any, start: int, end: int, put: Any) -> None:
         if intended >= end:
             return
         now = clock()
-        if intended > now + half:  # not due within this tick: sleep to it (one timer)
-            await asyncio.sleep((intended - now) / NS)
+        if intended > now + half:  # not due within half a tick: sleep to it, but at least one tick,
+            # so the process wakes at most once per tick and hands over everything due by then
+            await asyncio.sleep(max(intended - now, TICK_NS) / NS)
         put(intended)
 
 

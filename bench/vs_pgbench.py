@@ -4,7 +4,7 @@
 
 Starts a 1-node local PostgreSQL (127.0.0.1, LocalCluster(1, base_port=58500)), loads
 `bench_accounts` with 100k rows, then measures two workloads back to back with three
-clients, rotating which goes first, with 8 connections each: holoload in one process
+clients (and the bare driver loop), rotating which goes first, with 8 connections each: holoload in one process
 (`--workers 1`), holoload over N worker processes (`--workers N`, default one per CPU) and
 pgbench:
 
@@ -14,7 +14,11 @@ pgbench:
 
 holoload runs as `python -m holoload SCENARIO --target TARGET --results-dir TMP -q --workers W`
 (a subprocess, exactly as a user runs it) and its ops/s come from the run's summary.json;
-pgbench runs as `pgbench -n -M prepared -c 8 -j 2 -T S -f script.sql DSN`. Client CPU is
+pgbench runs as `pgbench -n -M prepared -c 8 -j 2 -T S -f script.sql DSN`. A fourth client,
+`bare`, is bench/bare_asyncpg.py in a child process: asyncpg on uvloop, the same statement on
+the same 8 connections, prepared once, in a closed loop with nothing else per op: the limit
+for a Python client (`engine_overhead_ratio` = holoload ops/s / bare ops/s; `cpu_vs_pgbench` =
+holoload's client CPU per op / pgbench's, start-up removed). Client CPU is
 user+sys of the finished child process (getrusage(RUSAGE_CHILDREN) deltas) divided by the
 operations it completed. Prints a table and ends with one JSON line. Targets are printed
 as PASS/MISS; a miss does not change the exit code (1 only when a measurement failed).
