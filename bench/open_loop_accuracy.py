@@ -406,6 +406,16 @@ def report(m: Measured, fig: dict[str, Any], seconds: int, reps: int) -> dict[st
         + f"; pgbench closed loop {fig['pgbench_closed']['cpu_us_per_op']:.1f} us/op"
     )
     data["pgbench_cpu_us_per_op_open_vs_closed"] = pg_cpu
+    # holoload's open-loop CPU per op (start-up removed) against pgbench -R's at the same rate
+    vs_pg = {
+        tag_of(rate): ratio(fig[rate]["auto"]["cpu_us_per_op_marginal"], fig[rate]["pgbench"]["cpu_us_per_op"])
+        for rate in m.rates
+    }
+    print(
+        "  info: holoload open-loop CPU per op / pgbench -R's: "
+        + ", ".join(f"{k} {fmt(v, 0, 2)}" for k, v in vs_pg.items())
+    )
+    data["cpu_us_per_op_open_vs_pgbench"] = vs_pg
     data["pgbench_closed_cpu_us_per_op"] = fig["pgbench_closed"]["cpu_us_per_op"]
     for cfg in m.configs:
         w = wlabel(m, cfg)
