@@ -4,7 +4,7 @@
 
 Starts a 1-node local PostgreSQL (127.0.0.1, LocalCluster(1, base_port=58500)), loads
 `bench_accounts` with 100k rows, then measures two workloads back to back with three
-clients, rotating which goes first, with 8 connections each: holoload in one process
+clients (and the bare driver loop), rotating which goes first, with 8 connections each: holoload in one process
 (`--workers 1`), holoload over N worker processes (`--workers N`, default one per CPU) and
 pgbench:
 
@@ -14,7 +14,11 @@ pgbench:
 
 holoload runs as `python -m holoload SCENARIO --target TARGET --results-dir TMP -q --workers W`
 (a subprocess, exactly as a user runs it) and its ops/s come from the run's summary.json;
-pgbench runs as `pgbench -n -M prepared -c 8 -j 2 -T S -f script.sql DSN`. Client CPU is
+pgbench runs as `pgbench -n -M prepared -c 8 -j 2 -T S -f script.sql DSN`. A fourth client,
+`bare`, is bench/bare_asyncpg.py in a child process: asyncpg on uvloop, the same statement on
+the same 8 connections, prepared once, in a closed loop with nothing else per op: the limit
+for a Python client (`engine_overhead_ratio` = holoload ops/s / bare ops/s; `cpu_vs_pgbench` =
+holoload's client CPU per op / pgbench's, start-up removed). Client CPU is
 user+sys of the finished child process (getrusage(RUSAGE_CHILDREN) deltas) divided by the
 operations it completed. Prints a table and ends with one JSON line. Targets are printed
 as PASS/MISS; a miss does not change the exit code (1 only when a measurement failed).
@@ -52,10 +56,18 @@ MAX_REPS = 20
 MAX_SECONDS = 600
 RUN_SLACK_S = 120.0  # subprocess timeout = seconds + this (start-up, connect, summaries)
 CONNECT_TIMEOUT_S = 10.0
-SIDES = ("holoload", "holoload_workers", "pgbench")
+SIDES = ("holoload", "holoload_workers", "bare", "pgbench")
 HOLOLOAD_SIDES = ("holoload", "holoload_workers")
 WORKLOADS = ("select", "insert")
-TARGETS = {"select_ratio": 0.50, "select_ratio_workers": 0.60, "insert_ratio": 0.70, "client_cpu_us_per_op": 25.0}
+TARGETS = {
+    "select_ratio": 0.50,
+    "select_ratio_workers": 0.60,
+    "insert_ratio": 0.70,
+    "client_cpu_us_per_op": 25.0,
+    "engine_overhead_ratio": 0.90,  # holoload (1 process) ops/s / the bare asyncpg loop's, select
+    "cpu_vs_pgbench": 3.0,  # holoload client CPU per op / pgbench's, select, start-up removed
+}
+BARE_SCRIPT = Path(__file__).resolve().parent / "bare_asyncpg.py"
 
 SETUP_SQL = [
     "DROP TABLE IF EXISTS bench_accounts",
@@ -203,7 +215,9 @@ def op_figures(summary: dict[str, Any], phase: str, key: str) -> dict[str, Any]:
     return fig
 
 
-def holoload_sample(workload: str, seconds: int, target: Path, workers: int = 1, clients: int = CLIENTS) -> Sample:
+def holoload_sample(
+    workload: str, seconds: int, target: Path, workers: int | str = 1, clients: int = CLIENTS
+) -> Sample:
     """One `python -m holoload` run of a workload over `workers` processes; raises BenchError on any error."""
     text = SCENARIO_TOML.format(workload=workload, clients=clients, seconds=seconds, op=HOLOLOAD_OPS[workload])
     summary, cpu_s, wall_s = run_holoload(text, target, seconds + RUN_SLACK_S, ["--workers", str(workers)])
@@ -263,6 +277,23 @@ def pgbench_sample(pgbench: str, dsn: str, workload: str, seconds: int, script: 
     return Sample(processed, tps, cpu_s, wall_s, {"latency_avg_ms": latency})
 
 
+# --- the bare driver loop ---------------------------------------------------------------------
+
+
+def bare_sample(dsn: str, workload: str, seconds: int) -> Sample:
+    """bench/bare_asyncpg.py in a child process: the same statement and connections, nothing else."""
+    cmd = [sys.executable, str(BARE_SCRIPT), "--dsn", dsn, "--workload", workload]
+    cmd += ["--clients", str(CLIENTS), "--seconds", str(seconds)]
+    done, cpu_s, wall_s = run_child(cmd, seconds + RUN_SLACK_S)
+    if done.returncode != 0:
+        raise BenchError(f"bare asyncpg loop exited {done.returncode}:\n{done.stdout}{done.stderr}")
+    try:
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError) as exc:
+        raise BenchError(f"cannot read the bare loop's output:\n{done.stdout}{done.stderr}") from exc
+    return Sample(int(out["ops"]), float(out["ops_per_s"]), cpu_s, wall_s, {"seconds": out["seconds"]})
+
+
 # --- the server side ------------------------------------------------------------------------
 
 
@@ -293,8 +324,8 @@ class Pair:
     first: str
     samples: dict[str, Sample]
 
-    def ratio(self, side: str = "holoload") -> float:
-        return self.samples[side].ops_per_s / self.samples["pgbench"].ops_per_s
+    def ratio(self, side: str = "holoload", to: str = "pgbench") -> float:
+        return self.samples[side].ops_per_s / self.samples[to].ops_per_s
 
 
 def measure_one(
@@ -311,6 +342,8 @@ def measure_one(
         run_sql(dsn, "TRUNCATE bench_events", "CHECKPOINT")
     if side in HOLOLOAD_SIDES:
         sample = holoload_sample(workload, seconds, target, workers if side == "holoload_workers" else 1)
+    elif side == "bare":
+        sample = bare_sample(dsn, workload, seconds)
     else:
         sample = pgbench_sample(pgbench, dsn, workload, seconds, scripts[workload])
     if workload == "insert":
@@ -393,6 +426,18 @@ def figures(pairs: list[Pair], short: dict[str, dict[str, Sample]]) -> dict[str,
         fig["ratio_workers"] = statistics.median(p.ratio("holoload_workers") for p in mine)
         fig["ratios_workers"] = [p.ratio("holoload_workers") for p in mine]
         fig["first"] = [p.first for p in mine]
+        # the bare asyncpg loop is the limit for a Python client: holoload's engine against it
+        fig["engine_overhead_ratio"] = statistics.median(p.ratio("holoload", "bare") for p in mine)
+        fig["engine_overhead_ratios"] = [p.ratio("holoload", "bare") for p in mine]
+        fig["engine_overhead_ratio_workers"] = statistics.median(p.ratio("holoload_workers", "bare") for p in mine)
+        fig["bare_ratio"] = statistics.median(p.ratio("bare") for p in mine)
+        # client CPU per op against pgbench's: start-up removed on both sides (pgbench has almost none)
+        pg_marginal = fig["pgbench_cpu_us_per_op_marginal"] or fig["pgbench_cpu_us_per_op"]
+        for side in ("holoload", "holoload_workers", "bare"):
+            mine_marginal = fig[f"{side}_cpu_us_per_op_marginal"]
+            key = "cpu_vs_pgbench" + {"holoload": "", "holoload_workers": "_workers", "bare": "_bare"}[side]
+            fig[key] = None if mine_marginal is None else mine_marginal / pg_marginal
+            fig[key + "_with_startup"] = fig[f"{side}_cpu_us_per_op"] / fig["pgbench_cpu_us_per_op"]
         out[workload] = fig
     return out
 
@@ -420,7 +465,11 @@ def report(fig: dict[str, Any], seconds: int, reps: int, workers: int) -> dict[s
         f = fig[workload]
         for side in SIDES:
             marginal = f[f"{side}_cpu_us_per_op_marginal"]
-            ratio = {"holoload": f"{f['ratio']:.3f}", "holoload_workers": f"{f['ratio_workers']:.3f}"}.get(side, "")
+            ratio = {
+                "holoload": f"{f['ratio']:.3f}",
+                "holoload_workers": f"{f['ratio_workers']:.3f}",
+                "bare": f"{f['bare_ratio']:.3f}",
+            }.get(side, "")
             print(
                 f"  {workload:<8} {side:<16} {f[f'{side}_ops_per_s']:>10,.0f} "
                 f"{f[f'{side}_cpu_us_per_op']:>10.1f} "
@@ -458,10 +507,23 @@ def report(fig: dict[str, Any], seconds: int, reps: int, workers: int) -> dict[s
             f"<= {TARGETS['client_cpu_us_per_op']:g} us",
             cpu <= TARGETS["client_cpu_us_per_op"],
         ),
+        (
+            "engine_overhead_ratio",
+            select["engine_overhead_ratio"],
+            f">= {TARGETS['engine_overhead_ratio']:.2f}x the bare asyncpg loop",
+            select["engine_overhead_ratio"] >= TARGETS["engine_overhead_ratio"],
+        ),
+        (
+            "cpu_vs_pgbench",
+            select["cpu_vs_pgbench"],
+            f"<= {TARGETS['cpu_vs_pgbench']:.1f}x pgbench's CPU per op, start-up removed",
+            select["cpu_vs_pgbench"] is not None and select["cpu_vs_pgbench"] <= TARGETS["cpu_vs_pgbench"],
+        ),
     ]
     print("\ntargets")
     for name, value, target, ok in checks:
-        print(f"  {verdict(ok)} {name:<22} {value:>8.3f}  (target {target})")
+        shown = "-" if value is None else f"{value:.3f}"
+        print(f"  {verdict(ok)} {name:<22} {shown:>8}  (target {target})")
     marginal = select["holoload_cpu_us_per_op_marginal"]
     if marginal is not None:
         print(
@@ -480,6 +542,12 @@ def report(fig: dict[str, Any], seconds: int, reps: int, workers: int) -> dict[s
         "insert_ratio_workers": insert["ratio_workers"],
         "client_cpu_us_per_op": cpu,
         "client_cpu_us_per_op_marginal": marginal,
+        "engine_overhead_ratio": select["engine_overhead_ratio"],
+        "engine_overhead_ratio_insert": insert["engine_overhead_ratio"],
+        "cpu_vs_pgbench": select["cpu_vs_pgbench"],
+        "cpu_vs_pgbench_with_startup": select["cpu_vs_pgbench_with_startup"],
+        "cpu_vs_pgbench_bare": select["cpu_vs_pgbench_bare"],
+        "load_avg_1m": [round(x, 2) for x in os.getloadavg()],
         "targets_met": {name: ok for name, _, _, ok in checks},
         "select": select,
         "insert": insert,
@@ -519,7 +587,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pgbench = find_client(cluster.binaries.bindir, "pgbench")
         log(
             f"PostgreSQL {cluster.binaries.version} on 127.0.0.1:{node.port}; {pgbench}; "
-            f"holoload {sys.executable} -m holoload; {os.cpu_count()} CPUs"
+            f"holoload {sys.executable} -m holoload; {os.cpu_count()} CPUs; "
+            f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
         )
         run_sql(node.dsn, *SETUP_SQL)
         pairs, short = measure(node.dsn, pgbench, args.seconds, args.reps, args.warmup, args.workers, log)
