@@ -5,6 +5,10 @@ phase (`during`). Ending a frame cancels its schedule, never a step under way: e
 shielded and bounded by its action's timeout. A fault is marked active before it fires, so
 `heal_frame` / `heal_all` undo whatever the end of a frame left active. Every step is a ChaosStarted /
 ChaosFinished pair on the run's timeline.
+
+A split or SQL step runs within its action's timeout on a connection of its own; cut short, its
+statement is cancelled, its transaction rolled back and its connection discarded before the step
+ends (`TargetSurfaces.session`), so the next step starts clean and no lock outlives a step.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import anyio
 
 from holoload.adapters.netproxy import FaultProxy, NetFaults
 from holoload.adapters.node_control import NodeAction, NodeControl
-from holoload.adapters.pg import describe_error, quote_ident
+from holoload.adapters.pg import DISCARD_TIMEOUT_S, describe_error, quote_ident
 from holoload.adapters.process import run_command
 from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
 from holoload.core.chaos import NODE_ACTIONS, ChaosAction, firings, resolve_node, split_key
@@ -228,9 +232,10 @@ class FaultRunner:
         if step == "heal" or a.action in ("start", "restart", "resume"):
             self._arm_recovery(rec, node, started)
         try:
-            # Shielded: the end of a frame stops the schedule, never a step half way (a split
-            # cancelled mid-transaction would leave its lock for the checker to trip over).
-            with anyio.CancelScope(shield=True), anyio.fail_after(a.timeout):
+            # Shielded: the end of a frame stops the schedule, never a step half way. Each step
+            # bounds itself by the action's timeout and cleans up after itself when it runs out
+            # (splits and SQL: up to DISCARD_TIMEOUT_S more); this outer bound is a backstop.
+            with anyio.CancelScope(shield=True), anyio.fail_after(a.timeout + DISCARD_TIMEOUT_S + 5):
                 ok, detail, output = await self._do(rec, verb)
         except TimeoutError:
             ok, detail, output = False, f"{verb} timed out after {a.timeout:g}s", ""
@@ -264,7 +269,8 @@ class FaultRunner:
         if verb == "sql":
             assert a.sql is not None
             node = rec.node or 0
-            status = await self.surfaces.run_sql(node, fill_template(a.sql, table=quote_ident(self.table)))
+            sql = fill_template(a.sql, table=quote_ident(self.table))
+            status = await self.surfaces.run_sql(node, sql, timeout_s=a.timeout)
             return True, f"{self.surfaces.names[node]}: {status}", status
         if verb == "command":
             assert a.command is not None
@@ -294,7 +300,7 @@ class FaultRunner:
             if span is None:
                 return False, f"no acknowledged ids in {self.table} yet: no key for random_recent", ""
             value = random.Random(zlib.crc32(f"{self.seed}|{a.name}|{span}".encode())).randrange(*span)
-        outcome = await self.surfaces.split(self.table, value, a.table_id, 0)
+        outcome = await self.surfaces.split(self.table, value, a.table_id, 0, timeout_s=a.timeout)
         return outcome.ok, outcome.detail, outcome.output
 
     def _net(self, rec: FaultRecord, on: bool) -> tuple[bool, str, str]:

@@ -1,0 +1,147 @@
+"""Timed-out or cancelled steps leave nothing behind on real PostgreSQL: splits, chaos SQL, the checker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import asyncpg
+import pytest
+
+from holoload.adapters.cluster import LocalNode
+from holoload.adapters.surfaces import TargetSurfaces
+from holoload.core.chaos import ChaosAction
+from holoload.core.events import ChaosFinished
+from holoload.core.target import Node, SplitCapability, Target, TopologySource
+from holoload.engine.chaos import FaultRunner
+from holoload.engine.ledgers import LedgerBook, Pulse
+
+pytestmark = [pytest.mark.cluster, pytest.mark.anyio]
+
+TABLE = "cleanup_facts"
+ROW = "INSERT INTO {t} (order_id, customer_id, merchant_id, region_id, event_day, status, amount_cents) "
+LEFTOVERS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'holoload%' "
+    "AND (state LIKE 'idle in transaction%' OR wait_event_type = 'Lock')"
+)
+
+
+class Events:
+    """A sink keeping every event."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def emit(self, event: Any) -> None:
+        self.events.append(event)
+
+    def finished(self) -> list[ChaosFinished]:
+        return [e for e in self.events if isinstance(e, ChaosFinished)]
+
+
+def one_node_target(node: LocalNode) -> Target:
+    return Target(
+        name="one",
+        data="per_node",
+        table_layout="range_partitioned",
+        nodes=[Node(name="node1", dsn=node.dsn)],
+        topology=TopologySource(source="partitions"),
+        split=SplitCapability(method="partition"),
+    )
+
+
+@asynccontextmanager
+async def opened(node: LocalNode, rows: int) -> AsyncIterator[TargetSurfaces]:
+    """Surfaces on one node with TABLE holding ids 1..rows in one partition."""
+    async with TargetSurfaces(one_node_target(node), connect_timeout_s=5, statement_timeout_s=60) as surfaces:
+        await surfaces.prepare_table(TABLE)
+        await surfaces.conns[0].execute(
+            ROW.format(t=TABLE) + "SELECT i, 1, 1, 1, 1, 'paid', 1 FROM generate_series(1, $1::int) AS g(i)", rows
+        )
+        yield surfaces
+
+
+def split_runner(surfaces: TargetSurfaces, sink: Events, key: int, timeout_s: float) -> FaultRunner:
+    action = ChaosAction(name="split_once", action="split", at="0s", key=key, timeout=f"{timeout_s:g}s")
+    return FaultRunner(
+        [action],
+        surfaces=surfaces,
+        sink=sink,
+        book=LedgerBook(shared=False),
+        pulses=[Pulse()],
+        node_control=None,
+        proxies={},
+        table=TABLE,
+        seed=1,
+    )
+
+
+async def insert_one(dsn: str, order_id: int) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(ROW.format(t=TABLE) + "VALUES ($1, 1, 1, 1, 1, 'paid', 1)", order_id)
+    finally:
+        await conn.close()
+
+
+async def waiting_on_lock(conn: asyncpg.Connection, like: str) -> int:
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1", like
+        )
+    )
+
+
+async def test_a_timed_out_split_holding_access_exclusive_leaves_nothing_behind(pg_cluster: list[LocalNode]) -> None:
+    """A split blocked while it holds ACCESS EXCLUSIVE times out: writers proceed, no session is left, the next works."""
+    node = pg_cluster[0]
+    async with opened(node, 1000) as surfaces:
+        observer = await asyncpg.connect(node.dsn)
+        blocker = await asyncpg.connect(node.dsn)
+        try:
+            # The split takes the table's ACCESS EXCLUSIVE lock first and logs itself last: with the
+            # log table locked elsewhere it waits at its end, still holding the table's lock.
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.execute("LOCK TABLE holoload_split_log IN ACCESS EXCLUSIVE MODE")
+            sink = Events()
+            done: list[float] = []
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(split_runner(surfaces, sink, 500, 2.0).run_frame, None, None)
+                with anyio.fail_after(10):
+                    while not await waiting_on_lock(observer, "INSERT INTO holoload_split_log%"):
+                        await anyio.sleep(0.05)
+
+                async def writer() -> None:
+                    await insert_one(node.dsn, 5000)
+                    done.append(anyio.current_time())
+
+                tg.start_soon(writer)
+                with anyio.fail_after(10):  # the writer waits behind the split's table lock
+                    while not await waiting_on_lock(observer, "INSERT INTO cleanup_facts%"):
+                        await anyio.sleep(0.05)
+            (first,) = sink.finished()
+            assert not first.ok and "timed out" in first.detail, first.detail
+            assert done, "the writer never got through"
+            # nothing of holoload's is left waiting or idle in a transaction (the blocker is not ours)
+            assert await observer.fetchval(LEFTOVERS) == 0
+            await tx.rollback()
+
+            sink = Events()
+            with anyio.fail_after(30):
+                await split_runner(surfaces, sink, 700, 20.0).run_frame(None, None)
+            (second,) = sink.finished()
+            assert second.ok, second.detail
+            assert await observer.fetchval(LEFTOVERS) == 0
+            parts = await observer.fetch(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = $1::regclass ORDER BY 1",
+                TABLE,
+            )
+            assert [p["relname"] for p in parts] == ["cleanup_facts_700_max", "cleanup_facts_min_700"]
+            assert await observer.fetchval(f"SELECT count(*) FROM {TABLE}") == 1001
+        finally:
+            await blocker.close()
+            await observer.close()
