@@ -145,3 +145,69 @@ async def test_a_timed_out_split_holding_access_exclusive_leaves_nothing_behind(
         finally:
             await blocker.close()
             await observer.close()
+
+
+async def test_a_step_cut_short_between_statements_releases_the_locks_it_held(pg_cluster: list[LocalNode]) -> None:
+    """Cancelled while idle in its transaction (no statement to cancel), a step's locks still go with it."""
+    node = pg_cluster[0]
+    async with opened(node, 100) as surfaces:
+        observer = await asyncpg.connect(node.dsn)
+        try:
+            with anyio.move_on_after(1.0) as scope:
+                async with surfaces.session(0, "chaos") as conn, conn.transaction():
+                    await conn.execute(f"LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE")
+                    await anyio.sleep(30)  # cut short here, between statements
+            assert scope.cancelled_caught
+            assert await observer.fetchval(LEFTOVERS) == 0
+            with anyio.fail_after(5):  # a writer is not blocked by a lock nobody holds any more
+                await insert_one(node.dsn, 5000)
+            done = await surfaces.split(TABLE, 50, 0, 0, timeout_s=10)
+            assert done.ok, done.detail  # not "cannot use Connection.transaction() in a manually started ..."
+        finally:
+            await observer.close()
+
+
+async def test_chaos_sql_that_leaves_a_transaction_open_is_rolled_back(pg_cluster: list[LocalNode]) -> None:
+    """`BEGIN; LOCK ...` as chaos SQL fails and is rolled back: it never holds a lock past its step."""
+    node = pg_cluster[0]
+    async with opened(node, 10) as surfaces:
+        observer = await asyncpg.connect(node.dsn)
+        try:
+            with pytest.raises(ValueError, match="left a transaction open"):
+                await surfaces.run_sql(0, f"BEGIN; LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE", timeout_s=5)
+            assert await observer.fetchval(LEFTOVERS) == 0
+            with anyio.fail_after(5):
+                await insert_one(node.dsn, 5000)
+            assert await surfaces.run_sql(0, f"DELETE FROM {TABLE} WHERE order_id = 5000", timeout_s=5) == "DELETE 1"
+        finally:
+            await observer.close()
+
+
+async def test_a_timed_out_checker_read_leaves_no_query_behind(pg_cluster: list[LocalNode]) -> None:
+    """The checker's read blocked by a lock and cut short: no holoload/checker backend keeps waiting."""
+    from holoload.adapters.checker import verify
+    from holoload.core.ledger import Ledger, WriteOutcome
+
+    node = pg_cluster[0]
+    async with opened(node, 100) as surfaces:
+        observer = await asyncpg.connect(node.dsn)
+        blocker = await asyncpg.connect(node.dsn)
+        try:
+            ledger = Ledger()
+            ledger.record_write(WriteOutcome.ACKNOWLEDGED, [(1, 101)])
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.execute(f"LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE")
+            with anyio.move_on_after(1.0) as scope:
+                async with surfaces.session(0, "checker") as conn:
+                    await verify(conn, TABLE, "order_id", ledger, timeout_s=30)
+            assert scope.cancelled_caught
+            ours = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'holoload/checker'"
+            assert await observer.fetchval(ours) == 0
+            await tx.rollback()
+            async with surfaces.session(0, "checker") as conn:  # a new connection, and it works
+                report, _ = await verify(conn, TABLE, "order_id", ledger, timeout_s=30)
+            assert report.ok
+        finally:
+            await blocker.close()
+            await observer.close()

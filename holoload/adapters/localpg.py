@@ -144,12 +144,11 @@ async def split_partition(
 
     Runs in one transaction under an ACCESS EXCLUSIVE lock on the table, so concurrent writers
     block while it runs (that is what a range split under load should exercise). Only the rows
-    on the smaller side of the key move, into a new partition: the rows at or above it when
-    there are at most `max_rows` of them (splits at `last_acked + 1` move almost nothing),
-    else the rows below it; the old partition keeps the rest and is renamed and re-attached
-    with its narrower bound (a read-only scan that validates the bound). So a split's writes
-    stay bounded however long the run and however many splits failed before it. Counting a
-    side reads at most `max_rows + 1` of its rows. When both sides hold more than `max_rows`
+    on the smaller side of the key move, into a new partition (a split at `last_acked + 1`
+    moves the few rows above the append point); the old partition keeps the rest and is renamed
+    and re-attached with its narrower bound (a read-only scan validates it). So a split's writes
+    stay bounded however long the run and however many splits failed before it. Counting the
+    sides reads at most `max_rows + 1` rows of each. When both sides hold more than `max_rows`
     the split is skipped. Every attempt is logged in holoload_split_log, skipped or failed ones too.
 
     Raises:
@@ -171,10 +170,12 @@ async def split_partition(
             high = Partition(partition_name(table, key, old.upper), key, old.upper, 0)
             src = quote_ident(old.name)
             above, below = f"{KEY_COLUMN} >= $1", f"{KEY_COLUMN} < $1"
-            if await _count_upto(conn, src, above, key, max_rows + 1) <= max_rows:
-                new, kept, side = high, low, above
-            elif await _count_upto(conn, src, below, key, max_rows + 1) <= max_rows:
+            tail = await _count_upto(conn, src, above, key, max_rows + 1)
+            head = await _count_upto(conn, src, below, key, tail) if tail else 0  # as far as it matters
+            if head < tail:
                 new, kept, side = low, high, below
+            elif tail <= max_rows:
+                new, kept, side = high, low, above
             else:
                 raise SplitSkipped(
                     f"split at {key} skipped: both sides of it in {old.name} hold more than {max_rows:,} rows "

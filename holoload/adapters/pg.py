@@ -112,12 +112,12 @@ def reusable_after(conn: asyncpg.Connection, exc: BaseException) -> bool:
     a cancellation or a broken connection) and no transaction is left open.
     """
     broken = (TimeoutError, OSError, asyncpg.InterfaceError, asyncpg.InternalClientError)
-    return (
-        isinstance(exc, Exception)
-        and not isinstance(exc, broken)
-        and not conn.is_closed()
-        and not conn.is_in_transaction()
-    )
+    cause: BaseException | None = exc
+    while cause is not None:  # an error of ours wrapping a timeout (the checker's) counts as the timeout
+        if isinstance(cause, broken) or not isinstance(cause, Exception):
+            return False
+        cause = cause.__cause__
+    return not conn.is_closed() and not conn.is_in_transaction()
 
 
 async def discard(conn: asyncpg.Connection | None, dsn: str | None, *, timeout_s: float = DISCARD_TIMEOUT_S) -> bool:
@@ -162,6 +162,7 @@ async def discard(conn: asyncpg.Connection | None, dsn: str | None, *, timeout_s
         with anyio.move_on_after(timeout_s / 2):
             return await _end_backend(dsn, pid)
         return False
+    return False  # not reached: the shielded scope above always returns
 
 
 async def _end_backend(dsn: str, pid: int) -> bool:
