@@ -211,3 +211,60 @@ async def test_a_timed_out_checker_read_leaves_no_query_behind(pg_cluster: list[
         finally:
             await blocker.close()
             await observer.close()
+
+
+async def test_discard_ends_the_backend_from_a_second_connection_when_rollback_cannot(
+    pg_cluster: list[LocalNode],
+) -> None:
+    """No time for the graceful path: the backend idle in its transaction is terminated and its lock freed."""
+    from holoload.adapters import pg
+
+    node = pg_cluster[0]
+    async with opened(node, 10):
+        observer = await asyncpg.connect(node.dsn)
+        conn = await pg.connect(node.dsn, connect_timeout_s=5, statement_timeout_s=30, purpose="test")
+        try:
+            await conn.execute(f"BEGIN; LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE")
+            pid = conn.get_server_pid()
+            assert await observer.fetchval(LEFTOVERS) == 1
+            assert await pg.discard(conn, node.dsn, graceful_s=0)
+            assert conn.is_closed()
+            assert await observer.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid) == 0
+            with anyio.fail_after(5):
+                await insert_one(node.dsn, 5000)
+            # a connection closed already is left alone (its pid may be someone else's by now)
+            assert await pg.discard(conn, node.dsn)
+        finally:
+            await observer.close()
+
+
+async def test_a_last_acked_split_with_nothing_new_to_split_is_skipped(pg_cluster: list[LocalNode]) -> None:
+    """`last_acked + 1` with no id acknowledged since its last split: the slot is skipped, not failed."""
+    from holoload.core.ledger import WriteOutcome
+
+    node = pg_cluster[0]
+    async with opened(node, 100) as surfaces:
+        book = LedgerBook(shared=False)
+        spec_ledger = book.at(TABLE, "order_id", 0)
+        spec_ledger.record_write(WriteOutcome.ACKNOWLEDGED, [(1, 101)])
+        action = ChaosAction(
+            name="churn", action="split", every="200ms", start="0s", count=3, key="last_acked + 1", timeout="10s"
+        )
+        sink = Events()
+        runner = FaultRunner(
+            [action],
+            surfaces=surfaces,
+            sink=sink,
+            book=book,
+            pulses=[Pulse()],
+            node_control=None,
+            proxies={},
+            table=TABLE,
+            seed=1,
+        )
+        with anyio.fail_after(20):
+            await runner.run_frame(None, 1.0)
+        (record,) = runner.summary()
+        assert (record["fired"], record["ok"], record["failed"], record["skipped"]) == (1, 1, 0, 2), record
+        assert [e.ok for e in sink.finished()] == [True]
+        assert "split at 101" in sink.finished()[0].detail

@@ -120,7 +120,13 @@ def reusable_after(conn: asyncpg.Connection, exc: BaseException) -> bool:
     return not conn.is_closed() and not conn.is_in_transaction()
 
 
-async def discard(conn: asyncpg.Connection | None, dsn: str | None, *, timeout_s: float = DISCARD_TIMEOUT_S) -> bool:
+async def discard(
+    conn: asyncpg.Connection | None,
+    dsn: str | None,
+    *,
+    timeout_s: float = DISCARD_TIMEOUT_S,
+    graceful_s: float | None = None,
+) -> bool:
     """Drop a connection whose step was cut short, so that nothing it started lives on in the server.
 
     A step cut short by a timeout or a cancellation can leave its backend running a statement,
@@ -132,34 +138,38 @@ async def discard(conn: asyncpg.Connection | None, dsn: str | None, *, timeout_s
 
     So, shielded from cancellation and bounded by `timeout_s`: roll back and close gracefully
     (the ROLLBACK waits for asyncpg's own cancel request to land); if that does not finish
-    within half the time, drop the socket and end the backend from a second connection with
+    within `graceful_s` (default: half the time), drop the socket and end the backend from a second connection with
     `pg_terminate_backend` (a backend busy in a statement does not notice a closed socket
-    until the statement ends). The connection is unusable afterwards in every case.
+    until the statement ends). The connection is unusable afterwards in every case. A connection
+    found closed already is left alone: its server went away, or whoever closed it knew why (its
+    backend's pid may belong to another session by now).
 
     Args:
         conn: the connection (None: nothing to do).
         dsn: where to open the second connection (None: only the graceful path).
         timeout_s: bound on the whole clean-up.
+        graceful_s: bound on the graceful path (default `timeout_s / 2`).
 
     Returns:
-        True when the session is known to have ended, False when it might still linger.
+        True when the session is known to have ended (or the connection was closed already),
+        False when it might still linger.
     """
-    if conn is None:
+    if conn is None or conn.is_closed():
         return True
     with anyio.CancelScope(shield=True):
         pid = conn.get_server_pid()
-        if not conn.is_closed():
-            with anyio.move_on_after(timeout_s / 2):
-                try:
-                    await conn.execute("ROLLBACK")
-                    await conn.close()
-                    return True
-                except _CLEANUP_ERRORS:
-                    pass
-            conn.terminate()
+        graceful_s = timeout_s / 2 if graceful_s is None else min(graceful_s, timeout_s)
+        with anyio.move_on_after(graceful_s):
+            try:
+                await conn.execute("ROLLBACK")
+                await conn.close()
+                return True
+            except _CLEANUP_ERRORS:
+                pass
+        conn.terminate()
         if dsn is None or not pid:
             return False
-        with anyio.move_on_after(timeout_s / 2):
+        with anyio.move_on_after(timeout_s - graceful_s):
             return await _end_backend(dsn, pid)
         return False
     return False  # not reached: the shielded scope above always returns

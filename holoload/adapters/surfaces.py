@@ -160,7 +160,7 @@ class TargetSurfaces:
         async with self._control_lock:
             conn = self._control.get((node, purpose))
             if conn is None or conn.is_closed():
-                await discard(conn, self.target.nodes[node].dsn)  # closed under a statement: end it
+                await close_quietly(conn)
                 conn = self._control[(node, purpose)] = await self._connect(node, purpose)
             return conn
 

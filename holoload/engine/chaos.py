@@ -58,6 +58,7 @@ class FaultRecord:
     active: bool = False
     busy: int = 0
     recoveries: list[Recovery] = field(default_factory=list)
+    split_key: int | None = None  # the key of its last split that succeeded everywhere
 
     def to_dict(self, now_ns: int) -> dict[str, Any]:
         return {
@@ -184,6 +185,9 @@ class FaultRunner:
             await self._episode(rec, firing.index, firing.heal_after_s)
 
     async def _episode(self, rec: FaultRecord, index: int, heal_after_s: float | None) -> None:
+        if self._nothing_to_split(rec):
+            rec.skipped += 1  # no id acknowledged since its last split: the range is split there already
+            return
         trigger = rec.action.trigger + (f" (#{index})" if rec.action.every else "")
         await self._step(rec, "fire", trigger)
         if heal_after_s is not None and rec.active:
@@ -265,7 +269,7 @@ class FaultRunner:
     async def _do(self, rec: FaultRecord, verb: str) -> tuple[bool, str, str]:
         a = rec.action
         if verb == "split":
-            return await self._split(a)
+            return await self._split(rec)
         if verb == "sql":
             assert a.sql is not None
             node = rec.node or 0
@@ -285,7 +289,17 @@ class FaultRunner:
         done = await self.node_control.act(NodeAction(verb), name, timeout_s=a.timeout)
         return done.ok, done.detail, ""
 
-    async def _split(self, a: ChaosAction) -> tuple[bool, str, str]:
+    def _nothing_to_split(self, rec: FaultRecord) -> bool:
+        """A `last_acked + N` split whose key has not moved since its last successful split."""
+        a = rec.action
+        if a.action != "split" or rec.split_key is None:
+            return False
+        after = split_key(a.key).after_last_acked
+        last = self.book.last_acked(self.table)
+        return after is not None and last is not None and last + after == rec.split_key
+
+    async def _split(self, rec: FaultRecord) -> tuple[bool, str, str]:
+        a = rec.action
         key = split_key(a.key)
         value: int
         if key.literal is not None:
@@ -301,6 +315,8 @@ class FaultRunner:
                 return False, f"no acknowledged ids in {self.table} yet: no key for random_recent", ""
             value = random.Random(zlib.crc32(f"{self.seed}|{a.name}|{span}".encode())).randrange(*span)
         outcome = await self.surfaces.split(self.table, value, a.table_id, 0, timeout_s=a.timeout)
+        if outcome.ok:
+            rec.split_key = value
         return outcome.ok, outcome.detail, outcome.output
 
     def _net(self, rec: FaultRecord, on: bool) -> tuple[bool, str, str]:
