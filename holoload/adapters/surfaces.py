@@ -26,6 +26,7 @@ from holoload.adapters import localpg
 from holoload.adapters.holoctl import Holoctl, resolve_holoctl
 from holoload.adapters.metrics_http import fetch_text
 from holoload.adapters.pg import (
+    DISCARD_TIMEOUT_S,
     close_quietly,
     connect,
     count_rows,
@@ -85,6 +86,8 @@ class TargetSurfaces:
         self._connect_timeout_s = connect_timeout_s
         self._statement_timeout_s = statement_timeout_s
         self.control_timeout_s = control_timeout_s
+        # cleaning up after a step may take as long as a control read: a hung node costs no more
+        self._discard_s = min(DISCARD_TIMEOUT_S, control_timeout_s)
         self._env = dict(os.environ) if env is None else env
         self.conns: list[asyncpg.Connection] = []
         self._control: dict[tuple[int, str], asyncpg.Connection] = {}
@@ -185,7 +188,20 @@ class TargetSurfaces:
     async def drop(self, node: int, purpose: str) -> None:
         """Discard the node's connection for `purpose` (shielded, bounded); the next use reopens it."""
         conn = self._control.pop((node, purpose), None)
-        await discard(conn, self.target.nodes[node].dsn)
+        await discard(conn, self.target.nodes[node].dsn, timeout_s=self._discard_s)
+
+    async def reach(self, node: int, purpose: str) -> None:
+        """Open the node's connection for `purpose` (if needed) within the control timeout.
+
+        Raises:
+            SetupError: the node refused, or did not accept a connection in time (a hung node).
+        """
+        try:
+            with anyio.fail_after(self.control_timeout_s):
+                await self.control(node, purpose)
+        except TimeoutError as exc:
+            limit = f"{self.control_timeout_s:g}s"
+            raise SetupError(f"{self.names[node]} did not accept a connection within {limit}") from exc
 
     @asynccontextmanager
     async def work(self, node: int) -> AsyncIterator[asyncpg.Connection]:
@@ -198,7 +214,7 @@ class TargetSurfaces:
             yield conn
         except BaseException as exc:
             if not reusable_after(conn, exc):
-                await discard(conn, self.target.nodes[node].dsn)
+                await discard(conn, self.target.nodes[node].dsn, timeout_s=self._discard_s)
             raise
 
     async def prepare_table(self, table: str) -> None:
@@ -223,8 +239,9 @@ class TargetSurfaces:
         return [await self.count_on(i, table) for i in self.data_nodes()]
 
     async def count_on(self, node: int, table: str) -> int:
-        await self.ensure_connected(node)
+        """`count(*)` on the node's work connection (reopened if it was lost or discarded), bounded."""
         with anyio.fail_after(self.control_timeout_s):
+            await self.ensure_connected(node)
             async with self.work(node) as conn:
                 return await count_rows(conn, table)
 
@@ -322,6 +339,7 @@ class TargetSurfaces:
         self, method: str, i: int, table: str, key: int | str, table_id: int, next_rows: int, bound_s: float
     ) -> SplitOutcome:
         try:
+            await self.reach(i, "chaos")
             with anyio.fail_after(bound_s):  # a hung node must not hold up the others
                 async with self.session(i, "chaos") as conn:
                     pk = key if isinstance(key, int) else await _auto_key(conn, table, next_rows)
@@ -365,10 +383,12 @@ class TargetSurfaces:
         back and reported: a step never leaves locks behind.
 
         Raises:
+            SetupError: the node did not accept a connection within the control timeout.
             TimeoutError: it did not finish in time.
             ValueError: it left a transaction open.
         """
         bound_s = self._statement_timeout_s + 5 if timeout_s is None else timeout_s
+        await self.reach(node, "chaos")
         with anyio.fail_after(bound_s):
             async with self.session(node, "chaos") as conn:
                 status = str(await conn.execute(sql))

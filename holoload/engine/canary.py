@@ -111,8 +111,7 @@ class CanaryEngine:
             )
 
         try:
-            await self.surfaces.ensure_connected(node)
-            before = await self.surfaces.count_on(node, self.table)
+            before = await self.surfaces.count_on(node, self.table)  # reconnects a lost work connection
         except (*DB_ERRORS, HololoadError) as exc:
             finished(0.0, None, "error", exc)
             return
