@@ -58,7 +58,7 @@ class FaultRecord:
     active: bool = False
     busy: int = 0
     recoveries: list[Recovery] = field(default_factory=list)
-    split_key: int | None = None  # the key of its last split that succeeded everywhere
+    last_split_at: int | None = None  # the key of its last split that succeeded everywhere
 
     def to_dict(self, now_ns: int) -> dict[str, Any]:
         return {
@@ -292,11 +292,11 @@ class FaultRunner:
     def _nothing_to_split(self, rec: FaultRecord) -> bool:
         """A `last_acked + N` split whose key has not moved since its last successful split."""
         a = rec.action
-        if a.action != "split" or rec.split_key is None:
+        if a.action != "split" or rec.last_split_at is None:
             return False
         after = split_key(a.key).after_last_acked
         last = self.book.last_acked(self.table)
-        return after is not None and last is not None and last + after == rec.split_key
+        return after is not None and last is not None and last + after == rec.last_split_at
 
     async def _split(self, rec: FaultRecord) -> tuple[bool, str, str]:
         a = rec.action
@@ -316,7 +316,7 @@ class FaultRunner:
             value = random.Random(zlib.crc32(f"{self.seed}|{a.name}|{span}".encode())).randrange(*span)
         outcome = await self.surfaces.split(self.table, value, a.table_id, 0, timeout_s=a.timeout)
         if outcome.ok:
-            rec.split_key = value
+            rec.last_split_at = value
         return outcome.ok, outcome.detail, outcome.output
 
     def _net(self, rec: FaultRecord, on: bool) -> tuple[bool, str, str]:

@@ -28,13 +28,11 @@ from holoload.core.window import Aggregator, OpKey, OpRecorder
 from holoload.core.workload import Workload
 from holoload.engine.ledgers import LedgerBook, Pulse
 from holoload.engine.operations import CompiledOp
+from holoload.engine.phase_end import drain_guard
 
 UNIQUE_VIOLATION = "23505"
 
 NS = 1_000_000_000
-
-#: How often the drain guard looks for a stop request.
-_DRAIN_POLL_S = 0.1
 
 
 @dataclass
@@ -318,7 +316,7 @@ async def run_closed_loop(run: WorkloadRun) -> None:
         end_ns = run.start_ns + int(schedule.duration_s * NS)
     top = max([w.start] + [s.target for s in w.stages]) or 1
     async with anyio.create_task_group() as guarded:
-        guarded.start_soon(_drain_guard, run, guarded.cancel_scope)
+        guarded.start_soon(drain_guard, run, guarded.cancel_scope)
         async with anyio.create_task_group() as tg:
             for endpoint, endpoint_writers in enumerate(run.writers):
                 # ramps are per endpoint of weight 1; a weighted endpoint has more (or fewer) writers
@@ -327,22 +325,6 @@ async def run_closed_loop(run: WorkloadRun) -> None:
                     loop = WriterLoop(run, writer, seed=_seed(w, writer, slot))
                     tg.start_soon(_closed_worker, run, loop, slot, schedule, end_ns, scale)
         guarded.cancel_scope.cancel()  # every writer is done: no drain to guard
-
-
-async def _drain_guard(run: WorkloadRun, scope: anyio.CancelScope) -> None:
-    """Cancel `scope` `run.drain_s` after the phase's time is up or a stop was asked."""
-    stop_seen: int | None = None
-    drain_ns = int(run.drain_s * NS)
-    while True:
-        now = run.perf_ns()
-        if stop_seen is None and run.stop_requested:
-            stop_seen = now
-        ends = [t for t in (run.phase_end_ns, stop_seen) if t is not None]
-        if ends and now >= min(ends) + drain_ns:
-            scope.cancel()
-            return
-        wait_s = _DRAIN_POLL_S if not ends else (min(ends) + drain_ns - now) / NS
-        await anyio.sleep(min(_DRAIN_POLL_S, max(0.0, wait_s)))
 
 
 async def _closed_worker(
@@ -388,7 +370,7 @@ async def run_open_loop(run: WorkloadRun) -> None:
     run.begin()
     end_ns = None if schedule.duration_s is None else run.start_ns + int(schedule.duration_s * NS)
     async with anyio.create_task_group() as guarded:
-        guarded.start_soon(_drain_guard, run, guarded.cancel_scope)
+        guarded.start_soon(drain_guard, run, guarded.cancel_scope)
         async with anyio.create_task_group() as tg:
             for i in mine:
                 for loop in loops[i]:

@@ -31,6 +31,7 @@ from holoload.engine.executors import WorkloadRun, run_closed_loop, run_open_loo
 from holoload.engine.fleet import Launcher, WorkerFleet, worker_specs
 from holoload.engine.ledgers import LedgerBook, Pulse
 from holoload.engine.merge import absorb_windows
+from holoload.engine.phase_end import LoadStop, cut_short_problem
 from holoload.engine.phase_runs import RunBuilder, writer_counts
 from holoload.engine.verification import Verification, verify_after_load
 from holoload.engine.watch import ClusterWatch
@@ -80,8 +81,7 @@ class LoadEngine:
     _remote_completed: dict[str, int] = field(init=False, default_factory=dict)
     _window_lock: anyio.Lock = field(init=False, default_factory=anyio.Lock)
     _tasks: set[asyncio.Task[None]] = field(init=False, default_factory=set)
-    _phase_end_ns: int | None = field(init=False, default=None)
-    _stop_ns: int | None = field(init=False, default=None)
+    _stop: LoadStop = field(init=False, default_factory=LoadStop)
 
     def __post_init__(self) -> None:
         self.book = LedgerBook(shared=self.surfaces.shared)
@@ -262,8 +262,7 @@ class LoadEngine:
         With workers, call it from the event loop's thread: it schedules their stop.
         """
         self.stopping = True
-        if self._stop_ns is None:
-            self._stop_ns = self.perf_ns()
+        self._stop.request(self.perf_ns())
         for run in self._runs:
             run.stop_requested = True
         if self.fleet is not None:
@@ -295,7 +294,7 @@ class LoadEngine:
             start = self.perf_ns()
             self.aggregator.close_window(start)  # connection set-up stays out of the phase's windows
             self.aggregator.phase_started(phase.name, start)
-            end = self._phase_end_ns = start + int(phase.duration * NS) if phase.duration else None
+            end = self._stop.phase_end_ns = start + int(phase.duration * NS) if phase.duration else None
             for run in runs:
                 run.phase_end_ns = end
             async with anyio.create_task_group() as frame:
@@ -309,11 +308,13 @@ class LoadEngine:
             if self.chaos is not None:
                 await self.chaos.heal_frame(phase.name)
             # the phase's time ends where its load stopped, not after in-flight operations drained
-            self.aggregator.phase_ended(phase.name, self._load_stopped(self.perf_ns()))
+            self.aggregator.phase_ended(phase.name, self._stop.clamp(self.perf_ns()))
             self._close_window()  # the phase's last operations belong to its own last window
             self._ended_phases.add(phase.name)
-            self._phase_end_ns = None
-            self._report_cut_short(phase.name, runs)
+            self._stop.phase_end_ns = None
+            problem = cut_short_problem(phase.name, runs, self.clock())
+            if problem is not None:
+                self.sink.emit(problem)
             await close_writers(writers)
 
     async def _fleet_phase(self, phase: Phase, fleet: WorkerFleet) -> None:
@@ -332,7 +333,7 @@ class LoadEngine:
                 for i, total in enumerate(writer_counts(workload, names)):
                     for op in workload.ops if total else ():
                         self.aggregator.recorder(OpKey(phase.name, workload.name, op.name, names[i]), start)
-            end = self._phase_end_ns = start + int(phase.duration * NS) if phase.duration else None
+            end = self._stop.phase_end_ns = start + int(phase.duration * NS) if phase.duration else None
             async with anyio.create_task_group() as frame:
                 if self.chaos is not None:
                     frame.start_soon(self.chaos.run_frame, phase.name, phase.duration)
@@ -349,10 +350,10 @@ class LoadEngine:
                     await self._collect()
                     # the load's end, not when the workers' connections were closed and windows handed over
                     now = self.perf_ns()
-                    self.aggregator.phase_ended(phase.name, self._load_stopped(min(ended or now, now)))
+                    self.aggregator.phase_ended(phase.name, self._stop.clamp(min(ended or now, now)))
                     self._close_window()  # the phase's last operations belong to its own last window
                 self._ended_phases.add(phase.name)
-                self._phase_end_ns = None
+                self._stop.phase_end_ns = None
 
     async def _collect(self, *, complete: bool = True) -> None:
         """Merge the workers' windows into the aggregator, ledgers, pulses and counts.
@@ -392,29 +393,6 @@ class LoadEngine:
                 scope.cancel()
                 return
 
-    def _stop_point(self) -> int | None:
-        """When the running phase's load stops: its time runs out, or a stop was asked (None: neither)."""
-        ends = [t for t in (self._phase_end_ns, self._stop_ns) if t is not None]
-        return min(ends) if ends else None
-
-    def _load_stopped(self, now_ns: int) -> int:
-        """When the running phase's load stopped, at the latest `now_ns`."""
-        stop = self._stop_point()
-        return now_ns if stop is None else min(now_ns, stop)
-
-    def _report_cut_short(self, phase: str, runs: list[WorkloadRun]) -> None:
-        cut = sum(run.cut_short for run in runs)
-        if cut:
-            drain = max(run.drain_s for run in runs)
-            self.sink.emit(
-                RunProblem(
-                    self.clock(),
-                    "drain",
-                    f"phase {phase}: {cut} operations still running {drain:g}s after its load stopped were "
-                    "cancelled (counted as timeouts; their writes in doubt)",
-                )
-            )
-
     def _close_window(self) -> None:
         now = self.perf_ns()
         tags = () if self.chaos is None else self.chaos.window_tags()
@@ -433,9 +411,7 @@ class LoadEngine:
     def _watch_gates(self, now_ns: int, window_start_ns: int | None = None) -> None:
         scalars = self._scalars()
         over = set(self._ended_phases)
-        stopped = self._stop_point()
-        began = window_start_ns
-        if self.current_phase and stopped is not None and began is not None and began >= stopped:
+        if self.current_phase and window_start_ns is not None and not self._stop.judged(window_start_ns):
             over.add(self.current_phase)  # a window begun after its load stopped (a drain) is not judged
         for monitor in self.monitors:
             if monitor.phases and not set(monitor.phases) & set(self._started_phases):
