@@ -180,14 +180,21 @@ class TargetSurfaces:
             yield conn
         except BaseException as exc:
             if not reusable_after(conn, exc):
-                await self.drop(node, purpose)
+                await self.drop(node, purpose, conn)
             raise
         if conn.is_in_transaction():  # a step must not leave a transaction (and its locks) behind
-            await self.drop(node, purpose)
+            await self.drop(node, purpose, conn)
 
-    async def drop(self, node: int, purpose: str) -> None:
-        """Discard the node's connection for `purpose` (shielded, bounded); the next use reopens it."""
-        conn = self._control.pop((node, purpose), None)
+    async def drop(self, node: int, purpose: str, conn: asyncpg.Connection | None = None) -> None:
+        """Discard the node's connection for `purpose` (shielded, bounded); the next use reopens it.
+
+        With `conn`, only that connection (it is forgotten only if it still holds the slot).
+        """
+        key = (node, purpose)
+        if conn is None:
+            conn = self._control.pop(key, None)
+        elif self._control.get(key) is conn:
+            del self._control[key]
         await discard(conn, self.target.nodes[node].dsn, timeout_s=self._discard_s)
 
     async def reach(self, node: int, purpose: str) -> None:
