@@ -138,9 +138,9 @@ async def discard(
 
     So, shielded from cancellation and bounded by `timeout_s`: roll back and close gracefully
     (the ROLLBACK waits for asyncpg's own cancel request to land); if that does not finish
-    within `graceful_s` (default: half the time), drop the socket and end the backend from a second connection with
-    `pg_terminate_backend` (a backend busy in a statement does not notice a closed socket
-    until the statement ends). The connection is unusable afterwards in every case. A connection
+    within `graceful_s` (default: half the time), drop the socket and end the backend from a
+    second connection with `pg_terminate_backend` (a backend busy in a statement does not
+    notice a closed socket until the statement ends). The connection is unusable afterwards in every case. A connection
     found closed already is left alone: its server went away, or whoever closed it knew why (its
     backend's pid may belong to another session by now).
 
@@ -181,13 +181,10 @@ async def _end_backend(dsn: str, pid: int) -> bool:
         other = await asyncpg.connect(dsn, server_settings={"application_name": application_name("cleanup")})
     except (*_CLEANUP_ERRORS, ValueError):
         return False
+    ours = "FROM pg_stat_activity WHERE pid = $1 AND application_name LIKE $2"
     try:
-        await other.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND application_name LIKE $2",
-            pid,
-            APP_NAME + "%",
-        )
-        while await other.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):
+        await other.execute(f"SELECT pg_terminate_backend(pid) {ours}", pid, APP_NAME + "%")
+        while await other.fetchval(f"SELECT count(*) {ours}", pid, APP_NAME + "%"):
             await anyio.sleep(0.05)
         return True
     except _CLEANUP_ERRORS:
