@@ -38,7 +38,8 @@ def test_the_soak_scenario_validates_with_its_documented_shape() -> None:
     assert (split.action, split.during, split.every, split.key) == ("split", "soak", 60.0, "last_acked + 1")
     assert s.table.create and s.table.name == batch.ledger.table
     assert any("window=1m" in str(g) for g in s.phases[1].gates.values())
-    assert {"lost", "duplicated", "splits"} <= set(s.active_gates())
+    assert {"lost", "duplicated", "splits", "split_failures"} <= set(s.active_gates())
+    assert s.active_gates()["split_failures"] == "chaos(split).failed == 0"
 
 
 def test_the_cli_validates_it_and_the_header_overrides_hold() -> None:
@@ -82,4 +83,4 @@ def test_a_short_soak_passes_with_a_complete_check(short_soak: dict[str, Any]) -
     ops = summary["phases"]["soak"]["ops"]
     assert ops["oltp.point_read"]["ok"] > 0 and ops["oltp.update"]["ok"] > 0 and ops["ingest.batch"]["ok"] > 0
     (split,) = summary["chaos"]
-    assert split["ok"] >= 1
+    assert split["ok"] >= 1 and split["failed"] == 0, split

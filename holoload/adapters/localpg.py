@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import asyncpg
@@ -114,14 +115,44 @@ def _bound_value(text: str) -> int | None:
     return None if text in ("MINVALUE", "MAXVALUE") else int(text)
 
 
-async def split_partition(conn: asyncpg.Connection, table: str, key: int) -> tuple[Partition, Partition]:
-    """Split the partition holding `key` into [lower, key) and [key, upper), moving its rows.
+class SplitSkipped(ValueError):
+    """A split that would move more rows than allowed on either side of its key (logged as failed)."""
 
-    Runs in one transaction under an ACCESS EXCLUSIVE lock on the table, so concurrent
-    writers block while it runs (that is what a range split under load should exercise).
-    The attempt is logged in holoload_split_log, successful or not.
+
+@dataclass(frozen=True, slots=True)
+class SplitDone:
+    """A finished split: the partitions below and above the key, and the rows moved into the new one."""
+
+    low: Partition
+    high: Partition
+    moved_to: str
+    moved: int
+
+    def describe(self) -> str:
+        kept = self.high.name if self.moved_to == self.low.name else self.low.name
+        return f"{self.low.name}, {self.high.name} ({self.moved:,} rows moved to {self.moved_to}, {kept} kept its rows)"
+
+
+#: Most rows one split may move unless the target says otherwise (`split.max_rows`).
+MAX_SPLIT_ROWS = 1_000_000
+
+
+async def split_partition(
+    conn: asyncpg.Connection, table: str, key: int, *, max_rows: int = MAX_SPLIT_ROWS
+) -> SplitDone:
+    """Split the partition holding `key` into [lower, key) and [key, upper), moving only one side.
+
+    Runs in one transaction under an ACCESS EXCLUSIVE lock on the table, so concurrent writers
+    block while it runs (that is what a range split under load should exercise). Only the rows
+    on the smaller side of the key move, into a new partition (a split at `last_acked + 1`
+    moves the few rows above the append point); the old partition keeps the rest and is renamed
+    and re-attached with its narrower bound (a read-only scan validates it). So a split's writes
+    stay bounded however long the run and however many splits failed before it. Counting the
+    sides reads at most `max_rows + 1` rows of each. When both sides hold more than `max_rows`
+    the split is skipped. Every attempt is logged in holoload_split_log, skipped or failed ones too.
 
     Raises:
+        SplitSkipped: both sides of the key hold more than `max_rows` rows.
         ValueError: the key is already a partition boundary.
         asyncpg.PostgresError: the server refused; the transaction is rolled back.
     """
@@ -137,32 +168,49 @@ async def split_partition(conn: asyncpg.Connection, table: str, key: int) -> tup
                 raise ValueError(f"{key} is already a partition boundary of {table}")
             low = Partition(partition_name(table, old.lower, key), old.lower, key, 0)
             high = Partition(partition_name(table, key, old.upper), key, old.upper, 0)
-            await conn.execute(f"ALTER TABLE {qt} DETACH PARTITION {quote_ident(old.name)}")
-            for new in (low, high):
-                await conn.execute(f"CREATE TABLE {quote_ident(new.name)} (LIKE {qt} INCLUDING ALL)")
             src = quote_ident(old.name)
-            moved_low = await _move(conn, f"SELECT * FROM {src} WHERE {KEY_COLUMN} < $1", low.name, key)
-            moved_high = await _move(conn, f"SELECT * FROM {src} WHERE {KEY_COLUMN} >= $1", high.name, key)
-            await conn.execute(f"DROP TABLE {src}")
-            for new in (low, high):
-                await conn.execute(
-                    f"ALTER TABLE {qt} ATTACH PARTITION {quote_ident(new.name)} "
-                    f"FOR VALUES FROM ({_sql_bound(new.lower, 'MINVALUE')}) "
-                    f"TO ({_sql_bound(new.upper, 'MAXVALUE')})"
+            above, below = f"{KEY_COLUMN} >= $1", f"{KEY_COLUMN} < $1"
+            tail = await _count_upto(conn, src, above, key, max_rows + 1)
+            head = await _count_upto(conn, src, below, key, tail) if tail else 0  # as far as it matters
+            if head < tail:
+                new, kept, side = low, high, below
+            elif tail <= max_rows:
+                new, kept, side = high, low, above
+            else:
+                raise SplitSkipped(
+                    f"split at {key} skipped: both sides of it in {old.name} hold more than {max_rows:,} rows "
+                    "(split.max_rows)"
                 )
-            await _log_split(conn, table, key, ok=True, detail=f"{old.name} -> {low.name}, {high.name}")
+            await conn.execute(f"ALTER TABLE {qt} DETACH PARTITION {src}")
+            await conn.execute(f"CREATE TABLE {quote_ident(new.name)} (LIKE {qt} INCLUDING ALL)")
+            copy = f"INSERT INTO {quote_ident(new.name)} SELECT * FROM {src} WHERE {side}"
+            moved = await _rows(conn.execute(copy, key))
+            await conn.execute(f"DELETE FROM {src} WHERE {side}", key)
+            if old.name != kept.name:
+                await conn.execute(f"ALTER TABLE {src} RENAME TO {quote_ident(kept.name)}")
+            for part in (low, high):
+                await conn.execute(
+                    f"ALTER TABLE {qt} ATTACH PARTITION {quote_ident(part.name)} "
+                    f"FOR VALUES FROM ({_sql_bound(part.lower, 'MINVALUE')}) "
+                    f"TO ({_sql_bound(part.upper, 'MAXVALUE')})"
+                )
+            done = SplitDone(low, high, new.name, moved)
+            await _log_split(conn, table, key, ok=True, detail=f"{old.name} -> {done.describe()}")
     except (asyncpg.PostgresError, ValueError) as exc:
         with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
             await _log_split(conn, table, key, ok=False, detail=str(exc))
         raise
-    return Partition(low.name, low.lower, low.upper, moved_low), Partition(
-        high.name, high.lower, high.upper, moved_high
-    )
+    return done
 
 
-async def _move(conn: asyncpg.Connection, select: str, dest: str, key: int) -> int:
-    status = await conn.execute(f"INSERT INTO {quote_ident(dest)} {select}", key)
-    return int(status.rsplit(" ", 1)[-1])
+async def _count_upto(conn: asyncpg.Connection, src: str, where: str, key: int, limit: int) -> int:
+    """Rows of `src` matching `where`, counted up to `limit` (reads at most `limit` rows)."""
+    value = await conn.fetchval(f"SELECT count(*) FROM (SELECT 1 FROM {src} WHERE {where} LIMIT $2) AS s", key, limit)
+    return int(value)
+
+
+async def _rows(status: Awaitable[str]) -> int:
+    return int((await status).rsplit(" ", 1)[-1])
 
 
 def _sql_bound(value: int | None, unbounded: str) -> str:

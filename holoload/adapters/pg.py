@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import anyio
 import asyncpg
 
 from holoload.core.errors import SetupError
@@ -48,15 +49,34 @@ def redact(dsn: str) -> str:
     return parts._replace(query=query).geturl()
 
 
+#: Every connection holoload opens names itself `holoload` (writers) or `holoload/<purpose>`
+#: (control, chaos, metrics, checker, cleanup) in pg_stat_activity.
+APP_NAME = "holoload"
+
+#: How long cleaning up after a step that was cut short may take in all.
+DISCARD_TIMEOUT_S = 5.0
+
+#: What a connection may raise while being cleaned up (each is handled the same way: give up on it).
+_CLEANUP_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError)
+
+
+def application_name(purpose: str = "") -> str:
+    """`holoload`, or `holoload/<purpose>` (PostgreSQL keeps 63 bytes of it)."""
+    return f"{APP_NAME}/{purpose}"[:63] if purpose else APP_NAME
+
+
 async def connect(
-    dsn: str, *, connect_timeout_s: float, statement_timeout_s: float, name: str = ""
+    dsn: str, *, connect_timeout_s: float, statement_timeout_s: float, name: str = "", purpose: str = ""
 ) -> asyncpg.Connection:
-    """Open one connection with a server-side statement timeout.
+    """Open one connection with a server-side statement timeout, named for `purpose` in pg_stat_activity.
 
     Raises:
         SetupError: the endpoint cannot be reached or refuses us (exit 3).
     """
-    settings = {"statement_timeout": str(int(statement_timeout_s * 1000)), "application_name": "holoload"}
+    settings = {
+        "statement_timeout": str(int(statement_timeout_s * 1000)),
+        "application_name": application_name(purpose),
+    }
     try:
         return await asyncpg.connect(dsn, timeout=connect_timeout_s, server_settings=settings)
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -83,3 +103,92 @@ async def close_quietly(conn: asyncpg.Connection | None, timeout_s: float = 5.0)
         await asyncio.wait_for(conn.close(), timeout_s)
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
         conn.terminate()
+
+
+def reusable_after(conn: asyncpg.Connection, exc: BaseException) -> bool:
+    """Whether a connection may serve the next step after this one raised `exc`.
+
+    Only when the server answered (an error of ours or of the database's, never a timeout,
+    a cancellation or a broken connection) and no transaction is left open.
+    """
+    broken = (TimeoutError, OSError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+    cause: BaseException | None = exc
+    while cause is not None:  # an error of ours wrapping a timeout (the checker's) counts as the timeout
+        if isinstance(cause, broken) or not isinstance(cause, Exception):
+            return False
+        cause = cause.__cause__
+    return not conn.is_closed() and not conn.is_in_transaction()
+
+
+async def discard(
+    conn: asyncpg.Connection | None,
+    dsn: str | None,
+    *,
+    timeout_s: float = DISCARD_TIMEOUT_S,
+    graceful_s: float | None = None,
+) -> bool:
+    """Drop a connection whose step was cut short, so that nothing it started lives on in the server.
+
+    A step cut short by a timeout or a cancellation can leave its backend running a statement,
+    or idle in a transaction and holding its locks: asyncpg sends a cancel request when the task
+    awaiting a query is cancelled, but the ROLLBACK of a `transaction()` block is cancelled too
+    (and asyncpg then forgets the block, so the next `transaction()` on that connection raises
+    "cannot use Connection.transaction() in a manually started transaction"), and a cancel
+    request that arrives after its statement ended is ignored by an idle backend.
+
+    So, shielded from cancellation and bounded by `timeout_s`: roll back and close gracefully
+    (the ROLLBACK waits for asyncpg's own cancel request to land); if that does not finish
+    within `graceful_s` (default: half the time), drop the socket and end the backend from a
+    second connection with `pg_terminate_backend` (a backend busy in a statement does not
+    notice a closed socket until the statement ends). The connection is unusable afterwards in every case. A connection
+    found closed already is left alone: its server went away, or whoever closed it knew why (its
+    backend's pid may belong to another session by now).
+
+    Args:
+        conn: the connection (None: nothing to do).
+        dsn: where to open the second connection (None: only the graceful path).
+        timeout_s: bound on the whole clean-up.
+        graceful_s: bound on the graceful path (default `timeout_s / 2`).
+
+    Returns:
+        True when the session is known to have ended (or the connection was closed already),
+        False when it might still linger.
+    """
+    if conn is None or conn.is_closed():
+        return True
+    with anyio.CancelScope(shield=True):
+        pid = conn.get_server_pid()
+        graceful_s = timeout_s / 2 if graceful_s is None else min(graceful_s, timeout_s)
+        with anyio.move_on_after(graceful_s):
+            try:
+                await conn.execute("ROLLBACK")
+                await conn.close()
+                return True
+            except _CLEANUP_ERRORS:
+                pass
+        conn.terminate()
+        if dsn is None or not pid:
+            return False
+        with anyio.move_on_after(timeout_s - graceful_s):
+            return await _end_backend(dsn, pid)
+        return False
+    return False  # not reached: the shielded scope above always returns
+
+
+async def _end_backend(dsn: str, pid: int) -> bool:
+    """pg_terminate_backend(pid) if it is one of ours, then wait until it is gone (cancel to bound it)."""
+    try:
+        other = await asyncpg.connect(dsn, server_settings={"application_name": application_name("cleanup")})
+    except (*_CLEANUP_ERRORS, ValueError):
+        return False
+    ours = "FROM pg_stat_activity WHERE pid = $1 AND application_name LIKE $2"
+    try:
+        await other.execute(f"SELECT pg_terminate_backend(pid) {ours}", pid, APP_NAME + "%")
+        while await other.fetchval(f"SELECT count(*) {ours}", pid, APP_NAME + "%"):
+            await anyio.sleep(0.05)
+        return True
+    except _CLEANUP_ERRORS:
+        return False
+    finally:
+        with anyio.CancelScope(shield=True):
+            await close_quietly(other, 1.0)

@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import asyncpg
 
-from holoload.adapters.pg import StatementError, close_quietly, connect, describe_error
+from holoload.adapters.pg import StatementError, close_quietly, connect, describe_error, discard
 from holoload.core.errors import SetupError
 
 
@@ -113,6 +113,15 @@ class Writer:
     async def close(self) -> None:
         await close_quietly(self.conn, 2.0)
         self.conn = None
+
+    async def discard(self) -> None:
+        """After an operation was cut short: end whatever it left on the server, drop the connection.
+
+        Shielded and bounded (see `pg.discard`); the next operation reconnects.
+        """
+        conn, self.conn = self.conn, None
+        self._prepared.clear()
+        await discard(conn, self.dsn)
 
 
 async def open_writers(writers: Sequence[Writer]) -> None:

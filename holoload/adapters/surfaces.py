@@ -3,12 +3,19 @@
 Each node has two connections: a *work* connection for batches and their row counts, and a
 *control* connection (opened on first use) for snapshots, splits and chaos SQL, so a chaos
 action that races a batch never shares a connection with it.
+
+Every step on a connection runs through `work()` or `session()`: a step that times out, is
+cancelled or breaks its connection leaves nothing behind (`pg.discard`: its statement is
+cancelled, its transaction rolled back, its connection dropped) and the next step gets a
+fresh connection.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
@@ -18,7 +25,16 @@ import asyncpg
 from holoload.adapters import localpg
 from holoload.adapters.holoctl import Holoctl, resolve_holoctl
 from holoload.adapters.metrics_http import fetch_text
-from holoload.adapters.pg import close_quietly, connect, count_rows, describe_error, quote_ident
+from holoload.adapters.pg import (
+    DISCARD_TIMEOUT_S,
+    close_quietly,
+    connect,
+    count_rows,
+    describe_error,
+    discard,
+    quote_ident,
+    reusable_after,
+)
 from holoload.adapters.topology_sources import (
     CommandJsonSource,
     SqlPartitionSource,
@@ -70,6 +86,8 @@ class TargetSurfaces:
         self._connect_timeout_s = connect_timeout_s
         self._statement_timeout_s = statement_timeout_s
         self.control_timeout_s = control_timeout_s
+        # cleaning up after a step may take as long as a control read: a hung node costs no more
+        self._discard_s = min(DISCARD_TIMEOUT_S, control_timeout_s)
         self._env = dict(os.environ) if env is None else env
         self.conns: list[asyncpg.Connection] = []
         self._control: dict[tuple[int, str], asyncpg.Connection] = {}
@@ -111,12 +129,13 @@ class TargetSurfaces:
         except SetupError as exc:
             failures.append(exc)
 
-    async def _connect(self, i: int) -> asyncpg.Connection:
+    async def _connect(self, i: int, purpose: str = "work") -> asyncpg.Connection:
         return await connect(
             self.target.nodes[i].dsn,
             connect_timeout_s=self._connect_timeout_s,
             statement_timeout_s=self._statement_timeout_s,
             name=self.names[i],
+            purpose=purpose,
         )
 
     async def __aexit__(self, *exc: object) -> None:
@@ -145,8 +164,65 @@ class TargetSurfaces:
             conn = self._control.get((node, purpose))
             if conn is None or conn.is_closed():
                 await close_quietly(conn)
-                conn = self._control[(node, purpose)] = await self._connect(node)
+                conn = self._control[(node, purpose)] = await self._connect(node, purpose)
             return conn
+
+    @asynccontextmanager
+    async def session(self, node: int, purpose: str = "control") -> AsyncIterator[asyncpg.Connection]:
+        """One step on the node's connection for `purpose`.
+
+        A step that ends in a timeout, a cancellation, a broken connection or with a transaction
+        left open discards the connection (statement cancelled, transaction rolled back, backend
+        gone: `pg.discard`); the next step gets a new one. A plain server error keeps it.
+        """
+        conn = await self.control(node, purpose)
+        try:
+            yield conn
+        except BaseException as exc:
+            if not reusable_after(conn, exc):
+                await self.drop(node, purpose, conn)
+            raise
+        if conn.is_in_transaction():  # a step must not leave a transaction (and its locks) behind
+            await self.drop(node, purpose, conn)
+
+    async def drop(self, node: int, purpose: str, conn: asyncpg.Connection | None = None) -> None:
+        """Discard the node's connection for `purpose` (shielded, bounded); the next use reopens it.
+
+        With `conn`, only that connection (it is forgotten only if it still holds the slot).
+        """
+        key = (node, purpose)
+        if conn is None:
+            conn = self._control.pop(key, None)
+        elif self._control.get(key) is conn:
+            del self._control[key]
+        await discard(conn, self.target.nodes[node].dsn, timeout_s=self._discard_s)
+
+    async def reach(self, node: int, purpose: str) -> None:
+        """Open the node's connection for `purpose` (if needed) within the control timeout.
+
+        Raises:
+            SetupError: the node refused, or did not accept a connection in time (a hung node).
+        """
+        try:
+            with anyio.fail_after(self.control_timeout_s):
+                await self.control(node, purpose)
+        except TimeoutError as exc:
+            limit = f"{self.control_timeout_s:g}s"
+            raise SetupError(f"{self.names[node]} did not accept a connection within {limit}") from exc
+
+    @asynccontextmanager
+    async def work(self, node: int) -> AsyncIterator[asyncpg.Connection]:
+        """One step on the node's work connection; cut short, the connection is discarded.
+
+        A discarded work connection stays in `conns` closed: `ensure_connected` reopens it.
+        """
+        conn = self.conns[node]
+        try:
+            yield conn
+        except BaseException as exc:
+            if not reusable_after(conn, exc):
+                await discard(conn, self.target.nodes[node].dsn, timeout_s=self._discard_s)
+            raise
 
     async def prepare_table(self, table: str) -> None:
         """Create (or recreate, when partitioned) and empty the canary table on each data node.
@@ -157,10 +233,11 @@ class TargetSurfaces:
         for i in self.data_nodes():
             try:
                 with anyio.fail_after(self._statement_timeout_s):
-                    if self.target.table_layout == "range_partitioned":
-                        await localpg.prepare_partitioned_table(self.conns[i], table)
-                    else:
-                        await localpg.prepare_plain_table(self.conns[i], table)
+                    async with self.work(i) as conn:
+                        if self.target.table_layout == "range_partitioned":
+                            await localpg.prepare_partitioned_table(conn, table)
+                        else:
+                            await localpg.prepare_plain_table(conn, table)
             except DB_ERRORS as exc:
                 raise SetupError(f"cannot prepare table {table} on {self.names[i]}: {describe_error(exc)}") from exc
 
@@ -169,8 +246,11 @@ class TargetSurfaces:
         return [await self.count_on(i, table) for i in self.data_nodes()]
 
     async def count_on(self, node: int, table: str) -> int:
+        """`count(*)` on the node's work connection (reopened if it was lost or discarded), bounded."""
         with anyio.fail_after(self.control_timeout_s):
-            return await count_rows(self.conns[node], table)
+            await self.ensure_connected(node)
+            async with self.work(node) as conn:
+                return await count_rows(conn, table)
 
     async def ensure_connected(self, node: int) -> None:
         """Reconnect to a node whose connection was lost (a restarted node rejoins the run).
@@ -194,7 +274,8 @@ class TargetSurfaces:
                     if node.metrics_url and self._http is not None:
                         text = await fetch_text(self._http, node.metrics_url)
                     else:
-                        text = await localpg.metrics_text(await self.control(i), table)
+                        async with self.session(i) as conn:
+                            text = await localpg.metrics_text(conn, table)
                 out[i] = (self.names[i], True, text)
             except (*DB_ERRORS, HololoadError) as exc:  # recorded as the snapshot; never fatal
                 out[i] = (self.names[i], False, f"ERROR: {describe_error(exc)}\n")
@@ -225,29 +306,56 @@ class TargetSurfaces:
     async def topology_reading(self, table: str) -> TopologyReading | None:
         """One reading of the target's topology (errors are data), or None without a source."""
         source = self._topology_source(table)
-        return None if source is None else await source.read()
+        if source is None:
+            return None
+        reading = await source.read()
+        if not reading.ok and isinstance(source, (SqlPartitionSource, SqlQuerySource)):
+            # a read cut short by its timeout may still run on a node: start every node afresh
+            for i in self.data_nodes() if isinstance(source, SqlPartitionSource) else range(1):
+                await self.drop(i, "control")
+        return reading
 
-    async def split(self, table: str, key: int | str, table_id: int, next_rows: int) -> SplitOutcome:
+    async def split(
+        self, table: str, key: int | str, table_id: int, next_rows: int, *, timeout_s: float | None = None
+    ) -> SplitOutcome:
         """Split the range holding `key` (or, for "auto", max(pk) + half the next batch) on each data node.
 
-        A node that fails is reported in the outcome; the other nodes are still split.
+        The nodes split at the same time, each within `timeout_s` (default: the statement
+        timeout + 5 s): a node that fails or times out is reported in the outcome and the others
+        are still split. A node's split cut short by its timeout is cancelled and rolled back,
+        and its connection discarded, before this returns (up to `pg.DISCARD_TIMEOUT_S` more).
         """
         method = self.target.split.method
         if method == "none":
             return SplitOutcome(False, f"target '{self.target.name}' has no split method", "")
-        outcomes = []
-        for i in self.data_nodes():
-            try:
-                with anyio.fail_after(self.control_timeout_s):  # a hung node must not hold up the others
-                    conn = await self.control(i, "chaos")
-                    pk = key if isinstance(key, int) else await _auto_key(conn, table, next_rows)
-                with anyio.fail_after(self._statement_timeout_s + 5):
-                    outcomes.append(await self._split_one(method, conn, i, table, table_id, pk))
-            except (*DB_ERRORS, HololoadError, ValueError) as exc:
-                why = exc if isinstance(exc, (HololoadError, ValueError)) else describe_error(exc)
-                outcomes.append(SplitOutcome(False, f"{self.names[i]}: split failed: {why}", ""))
-        ok = all(o.ok for o in outcomes)
+        bound_s = self._statement_timeout_s + 5 if timeout_s is None else timeout_s
+        nodes = list(self.data_nodes())
+        slots: list[SplitOutcome | None] = [None] * len(nodes)
+
+        async def one(slot: int, i: int) -> None:
+            slots[slot] = await self._split_node(method, i, table, key, table_id, next_rows, bound_s)
+
+        async with anyio.create_task_group() as tg:
+            for slot, i in enumerate(nodes):
+                tg.start_soon(one, slot, i)
+        outcomes = [o for o in slots if o is not None]
+        ok = len(outcomes) == len(nodes) and all(o.ok for o in outcomes)
         return SplitOutcome(ok, "; ".join(o.detail for o in outcomes), "".join(o.output for o in outcomes))
+
+    async def _split_node(
+        self, method: str, i: int, table: str, key: int | str, table_id: int, next_rows: int, bound_s: float
+    ) -> SplitOutcome:
+        try:
+            await self.reach(i, "chaos")
+            with anyio.fail_after(bound_s):  # a hung node must not hold up the others
+                async with self.session(i, "chaos") as conn:
+                    pk = key if isinstance(key, int) else await _auto_key(conn, table, next_rows)
+                    return await self._split_one(method, conn, i, table, table_id, pk)
+        except TimeoutError:
+            return SplitOutcome(False, f"{self.names[i]}: split timed out after {bound_s:g}s (rolled back)", "")
+        except (*DB_ERRORS, HololoadError, ValueError) as exc:
+            why = exc if isinstance(exc, (HololoadError, ValueError)) else describe_error(exc)
+            return SplitOutcome(False, f"{self.names[i]}: split failed: {why}", "")
 
     async def _split_one(
         self, method: str, conn: asyncpg.Connection, i: int, table: str, table_id: int, pk: int
@@ -270,13 +378,30 @@ class TargetSurfaces:
         return SplitOutcome(ok, detail, result.stdout + result.stderr)
 
     async def _split_partition(self, conn: asyncpg.Connection, i: int, table: str, pk: int) -> SplitOutcome:
-        low, high = await localpg.split_partition(conn, table, pk)
-        detail = f"{self.names[i]}: split at {pk} -> {low.name} ({low.rows:,} rows), {high.name} ({high.rows:,} rows)"
+        done = await localpg.split_partition(conn, table, pk, max_rows=self.target.split.max_rows)
+        detail = f"{self.names[i]}: split at {pk} -> {done.describe()}"
         return SplitOutcome(True, detail, detail + "\n")
 
-    async def run_sql(self, node: int, sql: str) -> str:
-        """Run a statement on the node's control connection (safe beside a running batch)."""
-        return str(await (await self.control(node, "chaos")).execute(sql))
+    async def run_sql(self, node: int, sql: str, *, timeout_s: float | None = None) -> str:
+        """Run a statement on the node's chaos connection (safe beside a running batch).
+
+        Bounded by `timeout_s` (default: the statement timeout + 5 s); cut short, it is cancelled
+        and rolled back. A statement that leaves a transaction open (`BEGIN; LOCK ...`) is rolled
+        back and reported: a step never leaves locks behind.
+
+        Raises:
+            SetupError: the node did not accept a connection within the control timeout.
+            TimeoutError: it did not finish in time.
+            ValueError: it left a transaction open.
+        """
+        bound_s = self._statement_timeout_s + 5 if timeout_s is None else timeout_s
+        await self.reach(node, "chaos")
+        with anyio.fail_after(bound_s):
+            async with self.session(node, "chaos") as conn:
+                status = str(await conn.execute(sql))
+                if conn.is_in_transaction():
+                    raise ValueError(f"the statement left a transaction open; it was rolled back ({status})")
+        return status
 
 
 async def _auto_key(conn: asyncpg.Connection, table: str, next_rows: int) -> int:

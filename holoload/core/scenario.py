@@ -118,6 +118,11 @@ class RunSettings(Strict):
         description="after Ctrl-C/SIGTERM: how long in-flight work may drain (then faults heal and the "
         "checker runs); a second signal stops at once",
     )
+    drain: PositiveSeconds = Field(
+        default=10.0,
+        description="when a phase's time is up (or a stop is asked): how long operations in flight may finish "
+        "before they are cancelled (counted as timeouts, their writes in doubt); at most the statement timeout + 5 s",
+    )
     workers: int | Literal["auto"] = Field(
         default="auto",
         description="sustained load: worker processes to split it across ('auto': one per CPU; 1: all in "

@@ -82,6 +82,12 @@ class SplitCapability(Strict):
 
     method: Literal["holoctl", "partition", "sql", "none"] = "none"
     sql: str | None = Field(default=None, description="sql: the split statement; {table} and {key} are filled in")
+    max_rows: int = Field(
+        default=1_000_000,
+        ge=0,
+        description="partition: most rows one split may move (the smaller side of the key); a split that "
+        "would move more is skipped, logged and counted as failed",
+    )
 
     @model_validator(mode="after")
     def _sql_given(self) -> SplitCapability:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from holoload.adapters.pg import describe_error, quote_ident
+from holoload.adapters.pg import DISCARD_TIMEOUT_S, describe_error, quote_ident
 from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
 from holoload.core.errors import HololoadError, SetupError
 from holoload.core.events import (
@@ -111,8 +111,7 @@ class CanaryEngine:
             )
 
         try:
-            await self.surfaces.ensure_connected(node)
-            before = await self.surfaces.count_on(node, self.table)
+            before = await self.surfaces.count_on(node, self.table)  # reconnects a lost work connection
         except (*DB_ERRORS, HololoadError) as exc:
             finished(0.0, None, "error", exc)
             return
@@ -139,7 +138,8 @@ class CanaryEngine:
         started = self.perf()
         try:
             with anyio.fail_after(self.scenario.run.statement_timeout + 30):
-                await self.surfaces.conns[node].execute(statement)
+                async with self.surfaces.work(node) as conn:  # cut short: cancelled, rolled back, reopened
+                    await conn.execute(statement)
         except DB_ERRORS as exc:
             return self.perf() - started, exc
         return self.perf() - started, None
@@ -148,7 +148,8 @@ class CanaryEngine:
         self.sink.emit(ChaosStarted(self.clock(), action.name, action.action, trigger))
         started = self.perf()
         try:
-            with anyio.fail_after(action.timeout):
+            # the split or SQL bounds itself by the action's timeout and cleans up; this is a backstop
+            with anyio.fail_after(action.timeout + DISCARD_TIMEOUT_S + 5):
                 ok, detail, output = await self._act(action, batch, plan)
         except TimeoutError:
             ok, detail, output = False, f"timed out after {action.timeout:g}s", ""
@@ -165,10 +166,13 @@ class CanaryEngine:
     async def _act(self, action: ChaosAction, batch: PlannedBatch, plan: list[PlannedBatch]) -> tuple[bool, str, str]:
         if action.action == "split":
             next_rows = rows_after(plan, batch.index) if action.after_batch else batch.group.rows
-            outcome = await self.surfaces.split(self.table, action.key, action.table_id, next_rows)
+            outcome = await self.surfaces.split(
+                self.table, action.key, action.table_id, next_rows, timeout_s=action.timeout
+            )
             return outcome.ok, outcome.detail, outcome.output
         assert action.sql is not None
-        status = await self.surfaces.run_sql(batch.node, fill_template(action.sql, table=quote_ident(self.table)))
+        sql = fill_template(action.sql, table=quote_ident(self.table))
+        status = await self.surfaces.run_sql(batch.node, sql, timeout_s=action.timeout)
         return True, f"{self.surfaces.names[batch.node]}: {status}", status
 
     async def _snapshot(self, prefix: str) -> None:

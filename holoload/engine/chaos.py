@@ -5,6 +5,10 @@ phase (`during`). Ending a frame cancels its schedule, never a step under way: e
 shielded and bounded by its action's timeout. A fault is marked active before it fires, so
 `heal_frame` / `heal_all` undo whatever the end of a frame left active. Every step is a ChaosStarted /
 ChaosFinished pair on the run's timeline.
+
+A split or SQL step runs within its action's timeout on a connection of its own; cut short, its
+statement is cancelled, its transaction rolled back and its connection discarded before the step
+ends (`TargetSurfaces.session`), so the next step starts clean and no lock outlives a step.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import anyio
 
 from holoload.adapters.netproxy import FaultProxy, NetFaults
 from holoload.adapters.node_control import NodeAction, NodeControl
-from holoload.adapters.pg import describe_error, quote_ident
+from holoload.adapters.pg import DISCARD_TIMEOUT_S, describe_error, quote_ident
 from holoload.adapters.process import run_command
 from holoload.adapters.replication_control import LINK_PREFIX, ReplicationControl
 from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
@@ -58,6 +62,7 @@ class FaultRecord:
     busy: int = 0
     recoveries: list[Recovery] = field(default_factory=list)
     episode: Episode | None = None
+    last_split_at: int | None = None  # the key of its last split that succeeded everywhere
 
     def to_dict(self, now_ns: int) -> dict[str, Any]:
         return {
@@ -194,6 +199,9 @@ class FaultRunner:
             await self._episode(rec, firing.index, firing.heal_after_s)
 
     async def _episode(self, rec: FaultRecord, index: int, heal_after_s: float | None) -> None:
+        if self._nothing_to_split(rec):
+            rec.skipped += 1  # no id acknowledged since its last split: the range is split there already
+            return
         trigger = rec.action.trigger + (f" (#{index})" if rec.action.every else "")
         await self._step(rec, "fire", trigger)
         if heal_after_s is not None and rec.active:
@@ -248,9 +256,10 @@ class FaultRunner:
         if step == "heal" or a.action in ("start", "restart", "resume"):
             self._arm_recovery(rec, node, started)
         try:
-            # Shielded: the end of a frame stops the schedule, never a step half way (a split
-            # cancelled mid-transaction would leave its lock for the checker to trip over).
-            with anyio.CancelScope(shield=True), anyio.fail_after(a.timeout):
+            # Shielded: the end of a frame stops the schedule, never a step half way. Each step
+            # bounds itself by the action's timeout and cleans up after itself when it runs out
+            # (splits and SQL: up to DISCARD_TIMEOUT_S more); this outer bound is a backstop.
+            with anyio.CancelScope(shield=True), anyio.fail_after(a.timeout + DISCARD_TIMEOUT_S + 5):
                 ok, detail, output = await self._do(rec, verb)
         except TimeoutError:
             ok, detail, output = False, f"{verb} timed out after {a.timeout:g}s", ""
@@ -301,11 +310,12 @@ class FaultRunner:
         if a.action == "net" and _link(a):
             return await self._link_net(rec, verb == "net")
         if verb == "split":
-            return await self._split(a)
+            return await self._split(rec)
         if verb == "sql":
             assert a.sql is not None
             node = rec.node or 0
-            status = await self.surfaces.run_sql(node, fill_template(a.sql, table=quote_ident(self.table)))
+            sql = fill_template(a.sql, table=quote_ident(self.table))
+            status = await self.surfaces.run_sql(node, sql, timeout_s=a.timeout)
             return True, f"{self.surfaces.names[node]}: {status}", status
         if verb == "command":
             assert a.command is not None
@@ -320,7 +330,17 @@ class FaultRunner:
         done = await self.node_control.act(NodeAction(verb), name, timeout_s=a.timeout)
         return done.ok, done.detail, ""
 
-    async def _split(self, a: ChaosAction) -> tuple[bool, str, str]:
+    def _nothing_to_split(self, rec: FaultRecord) -> bool:
+        """A `last_acked + N` split whose key has not moved since its last successful split."""
+        a = rec.action
+        if a.action != "split" or rec.last_split_at is None:
+            return False
+        after = split_key(a.key).after_last_acked
+        last = self.book.last_acked(self.table)
+        return after is not None and last is not None and last + after == rec.last_split_at
+
+    async def _split(self, rec: FaultRecord) -> tuple[bool, str, str]:
+        a = rec.action
         key = split_key(a.key)
         value: int
         if key.literal is not None:
@@ -335,7 +355,9 @@ class FaultRunner:
             if span is None:
                 return False, f"no acknowledged ids in {self.table} yet: no key for random_recent", ""
             value = random.Random(zlib.crc32(f"{self.seed}|{a.name}|{span}".encode())).randrange(*span)
-        outcome = await self.surfaces.split(self.table, value, a.table_id, 0)
+        outcome = await self.surfaces.split(self.table, value, a.table_id, 0, timeout_s=a.timeout)
+        if outcome.ok:
+            rec.last_split_at = value
         return outcome.ok, outcome.detail, outcome.output
 
     async def _link_net(self, rec: FaultRecord, on: bool) -> tuple[bool, str, str]:

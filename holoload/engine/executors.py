@@ -1,4 +1,10 @@
-"""Executors: drive one workload's writers closed-loop (concurrency) or open-loop (rate)."""
+"""Executors: drive one workload's writers closed-loop (concurrency) or open-loop (rate).
+
+When a phase's time is up (or a stop is asked) no new operation or retry starts; those in
+flight get `drain_s` to finish, then are cancelled: each is counted as a timeout, its ids are
+recorded in doubt, and its writer's connection is discarded (statement cancelled, backend gone).
+Arrivals still queued then are counted as drops.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from holoload.core.window import Aggregator, OpKey, OpRecorder
 from holoload.core.workload import Workload
 from holoload.engine.ledgers import LedgerBook, Pulse
 from holoload.engine.operations import CompiledOp
+from holoload.engine.phase_end import drain_guard
 
 UNIQUE_VIOLATION = "23505"
 
@@ -66,6 +73,9 @@ class WorkloadRun:
             writer on some endpoint).
         skip_before_ns: open loop, a restarted worker process: arrivals intended before this
             belonged to the dead one and are skipped.
+        drain_s: once the phase's time is up or a stop was asked, how long operations in flight
+            may finish before they are cancelled.
+        cut_short: operations cancelled that way (counted as timeouts, writes in doubt).
     """
 
     phase: str
@@ -93,6 +103,8 @@ class WorkloadRun:
     endpoint_names: Sequence[str] = ()
     skip_before_ns: int | None = None
     acks: AckLog | None = None  # chaos runs in one process: who acknowledged which ids, and when
+    drain_s: float = 10.0
+    cut_short: int = 0
 
     def __post_init__(self) -> None:
         self.budget = RetryBudget(self.workload.retry.budget)
@@ -191,6 +203,9 @@ class WriterLoop:
                 intended_ns = sent_ns
             try:
                 rows = await op.run(writer)
+            except anyio.get_cancelled_exc_class():
+                await self._cut_short(rec, writer)
+                raise
             except DB_ERRORS as exc:
                 if not await self._failed(rec, writer, describe_error(exc, self.run.rules), attempt):
                     return
@@ -223,6 +238,10 @@ class WriterLoop:
                 intended_ns = sent_ns
             try:
                 rows = await op.replay(writer)
+            except anyio.get_cancelled_exc_class():
+                ledger.record_write(WriteOutcome.IN_DOUBT, ids)  # sent, never answered
+                await self._cut_short(rec, writer)
+                raise
             except DB_ERRORS as exc:
                 error = describe_error(exc, self.run.rules)
                 if doubted and error.sqlstate == UNIQUE_VIOLATION:
@@ -276,6 +295,7 @@ class WriterLoop:
             not retry_ok
             or attempt >= policy.max_attempts
             or error_class not in policy.on
+            or self.run.over(self.run.perf_ns(), None)  # the phase's time is up: no new attempt
             or not self.run.budget.allow()
         ):
             return False
@@ -283,6 +303,12 @@ class WriterLoop:
         pause = min(policy.max_backoff, policy.backoff * 2 ** (attempt - 1))
         await anyio.sleep(pause * self.rng.uniform(0.5, 1.5))
         return True
+
+    async def _cut_short(self, rec: OpRecorder, writer: Writer) -> None:
+        """An operation in flight was cancelled (the drain ran out, or the run stopped at once)."""
+        rec.failure(ErrorClass.TIMEOUT)
+        self.run.cut_short += 1
+        await writer.discard()  # shielded and bounded: its statement must not outlive it
 
     def _succeeded(self, rec: OpRecorder, intended_ns: int, sent_ns: int, rows: int, service: bool) -> None:
         done_ns = self.run.perf_ns()
@@ -312,13 +338,16 @@ async def run_closed_loop(run: WorkloadRun) -> None:
     if schedule is not None and schedule.duration_s is not None:
         end_ns = run.start_ns + int(schedule.duration_s * NS)
     top = max([w.start] + [s.target for s in w.stages]) or 1
-    async with anyio.create_task_group() as tg:
-        for endpoint, endpoint_writers in enumerate(run.writers):
-            # ramps are per endpoint of weight 1; a weighted endpoint has more (or fewer) writers
-            scale = run.endpoint_total(endpoint) / top
-            for slot, writer in zip(run.slots(endpoint), endpoint_writers, strict=True):
-                loop = WriterLoop(run, writer, seed=_seed(w, writer, slot))
-                tg.start_soon(_closed_worker, run, loop, slot, schedule, end_ns, scale)
+    async with anyio.create_task_group() as guarded:
+        guarded.start_soon(drain_guard, run, guarded.cancel_scope)
+        async with anyio.create_task_group() as tg:
+            for endpoint, endpoint_writers in enumerate(run.writers):
+                # ramps are per endpoint of weight 1; a weighted endpoint has more (or fewer) writers
+                scale = run.endpoint_total(endpoint) / top
+                for slot, writer in zip(run.slots(endpoint), endpoint_writers, strict=True):
+                    loop = WriterLoop(run, writer, seed=_seed(w, writer, slot))
+                    tg.start_soon(_closed_worker, run, loop, slot, schedule, end_ns, scale)
+        guarded.cancel_scope.cancel()  # every writer is done: no drain to guard
 
 
 async def _closed_worker(
@@ -363,14 +392,22 @@ async def run_open_loop(run: WorkloadRun) -> None:
     }
     run.begin()
     end_ns = None if schedule.duration_s is None else run.start_ns + int(schedule.duration_s * NS)
-    async with anyio.create_task_group() as tg:
-        for i in mine:
-            for loop in loops[i]:
-                tg.start_soon(_open_worker, run, loop, queues[i])
-        await _dispatch(run, schedule, cycle, active, queues, loops, end_ns)
-        for i in mine:  # every queued operation still runs and is counted; then each worker stops
-            for _ in loops[i]:
-                await queues[i].put(None)
+    async with anyio.create_task_group() as guarded:
+        guarded.start_soon(drain_guard, run, guarded.cancel_scope)
+        async with anyio.create_task_group() as tg:
+            for i in mine:
+                for loop in loops[i]:
+                    tg.start_soon(_open_worker, run, loop, queues[i])
+            await _dispatch(run, schedule, cycle, active, queues, loops, end_ns)
+            for i in mine:  # every queued operation still runs and is counted; then each worker stops
+                for _ in loops[i]:
+                    await queues[i].put(None)
+        guarded.cancel_scope.cancel()  # every writer is done: no drain to guard
+    drop_mix = WeightedCycle([op.weight for op in w.ops])
+    for i in mine:  # arrivals still queued when the drain ran out never ran: counted as drops
+        while not queues[i].empty():
+            if queues[i].get_nowait() is not None:
+                loops[i][0].recorders[drop_mix.next()].drop()
 
 
 async def _dispatch(

@@ -35,9 +35,10 @@ from holoload.engine.executors import WorkloadRun, run_closed_loop, run_open_loo
 from holoload.engine.fleet import Launcher, WorkerFleet, worker_specs
 from holoload.engine.ledgers import LedgerBook, Pulse
 from holoload.engine.merge import absorb_windows
+from holoload.engine.phase_end import LoadStop, cut_short_problem
 from holoload.engine.phase_runs import RunBuilder, writer_counts
 from holoload.engine.preflight import prepare_statements
-from holoload.engine.verification import Verification, verify_ledgers
+from holoload.engine.verification import Verification, verify_after_load
 from holoload.engine.watch import ClusterWatch
 from holoload.engine.window_rows import encoded_histograms, window_rows
 
@@ -88,6 +89,7 @@ class LoadEngine:
     acks: AckLog | None = field(init=False, default=None)
     server_names: dict[str, str] = field(default_factory=dict)  # host:port -> node name, for lost ranges
     staleness: StalenessSampler | None = None  # a replicated cluster: standby staleness samples
+    _stop: LoadStop = field(init=False, default_factory=LoadStop)
 
     def __post_init__(self) -> None:
         self.book = LedgerBook(shared=self.surfaces.shared)
@@ -154,10 +156,20 @@ class LoadEngine:
         """Setup, then every phase; an abort_on_fail gate cancels the rest (verdict FAIL).
 
         With chaos: the actions are checked against the target first (exit 2), every fault is
-        healed when the load ends (also on Ctrl-C), then the ledgers are read back.
+        healed when the load ends (also on Ctrl-C), then the ledgers are read back: also after a
+        stop at once (this task cancelled), bounded by `run.stop_grace`, whenever the servers
+        answer (the checker needs no writers).
         """
         if self.chaos is not None:
             check_problems(self.chaos, self.file)
+        try:
+            await self._run_and_verify()
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._verify(at_once=True)
+            raise
+
+    async def _run_and_verify(self) -> None:
         try:
             await self._start_proxies()
             await self._setup()
@@ -186,19 +198,20 @@ class LoadEngine:
                     await proxy.aclose()
             if self.aggregator.errors or self.aggregator.errors.more():
                 self.sink.emit(messages_event(self.aggregator.errors, self.aggregator.start_ns, self.clock()))
-        if self.book.entries():
-            self.sink.emit(PhaseChanged(self.clock(), "verify", f"{len(self.book.entries())} ledgers"))
-            run = self.scenario.run
-            self.verification = await verify_ledgers(
-                self.surfaces,
-                self.book,
-                self.sink,
-                reconnect_s=self.surfaces.target.ready_timeout,
-                timeout_s=run.statement_timeout,
-                clock=self.clock,
-                acks=self.acks,
-                server_names=self.server_names,
-            )
+        await self._verify(at_once=False)
+
+    async def _verify(self, *, at_once: bool) -> None:
+        found = await verify_after_load(
+            self.surfaces,
+            self.book,
+            self.sink,
+            self.scenario.run,
+            at_once=at_once,
+            clock=self.clock,
+            acks=self.acks,
+            server_names=self.server_names,
+        )
+        self.verification = found or self.verification
 
     async def _setup(self) -> None:
         self.sink.emit(PhaseChanged(self.clock(), "setup", f"{len(self.scenario.setup.sql)} statements"))
@@ -208,7 +221,8 @@ class LoadEngine:
             for sql in self.scenario.setup.sql:
                 try:
                     with anyio.fail_after(self.scenario.run.statement_timeout + 5):
-                        await self.surfaces.conns[i].execute(sql)
+                        async with self.surfaces.work(i) as conn:  # cut short: cancelled, rolled back
+                            await conn.execute(sql)
                 except DB_ERRORS as exc:
                     raise SetupError(
                         f"setup statement failed on {self.surfaces.names[i]}: "
@@ -286,6 +300,7 @@ class LoadEngine:
         With workers, call it from the event loop's thread: it schedules their stop.
         """
         self.stopping = True
+        self._stop.request(self.perf_ns())
         for run in self._runs:
             run.stop_requested = True
         if self.fleet is not None:
@@ -317,7 +332,7 @@ class LoadEngine:
             start = self.perf_ns()
             self.aggregator.close_window(start)  # connection set-up stays out of the phase's windows
             self.aggregator.phase_started(phase.name, start)
-            end = start + int(phase.duration * NS) if phase.duration else None
+            end = self._stop.phase_end_ns = start + int(phase.duration * NS) if phase.duration else None
             for run in runs:
                 run.phase_end_ns = end
             async with anyio.create_task_group() as frame:
@@ -330,9 +345,14 @@ class LoadEngine:
         finally:
             if self.chaos is not None:
                 await self.chaos.heal_frame(phase.name)
-            self.aggregator.phase_ended(phase.name, self.perf_ns())
+            # the phase's time ends where its load stopped, not after in-flight operations drained
+            self.aggregator.phase_ended(phase.name, self._stop.clamp(self.perf_ns()))
             self._close_window()  # the phase's last operations belong to its own last window
             self._ended_phases.add(phase.name)
+            self._stop.phase_end_ns = None
+            problem = cut_short_problem(phase.name, runs, self.clock())
+            if problem is not None:
+                self.sink.emit(problem)
             await close_writers(writers)
 
     async def _fleet_phase(self, phase: Phase, fleet: WorkerFleet) -> None:
@@ -351,7 +371,7 @@ class LoadEngine:
                 for i, total in enumerate(writer_counts(workload, names)):
                     for op in workload.ops if total else ():
                         self.aggregator.recorder(OpKey(phase.name, workload.name, op.name, names[i]), start)
-            end = start + int(phase.duration * NS) if phase.duration else None
+            end = self._stop.phase_end_ns = start + int(phase.duration * NS) if phase.duration else None
             async with anyio.create_task_group() as frame:
                 if self.chaos is not None:
                     frame.start_soon(self.chaos.run_frame, phase.name, phase.duration)
@@ -367,9 +387,11 @@ class LoadEngine:
                 async with self._window_lock:
                     await self._collect()
                     # the load's end, not when the workers' connections were closed and windows handed over
-                    self.aggregator.phase_ended(phase.name, min(ended or self.perf_ns(), self.perf_ns()))
+                    now = self.perf_ns()
+                    self.aggregator.phase_ended(phase.name, self._stop.clamp(min(ended or now, now)))
                     self._close_window()  # the phase's last operations belong to its own last window
                 self._ended_phases.add(phase.name)
+                self._stop.phase_end_ns = None
 
     async def _collect(self, *, complete: bool = True) -> None:
         """Merge the workers' windows into the aggregator, ledgers, pulses and counts.
@@ -428,14 +450,17 @@ class LoadEngine:
                 self.clock(), self.current_phase, window.index, elapsed, window.seconds, rows, signals, histograms
             )
         )
-        self._watch_gates(now)
+        self._watch_gates(now, window.start_ns)
 
-    def _watch_gates(self, now_ns: int) -> None:
+    def _watch_gates(self, now_ns: int, window_start_ns: int | None = None) -> None:
         scalars = self._scalars()
+        over = set(self._ended_phases)
+        if self.current_phase and window_start_ns is not None and not self._stop.judged(window_start_ns):
+            over.add(self.current_phase)  # a window begun after its load stopped (a drain) is not judged
         for monitor in self.monitors:
             if monitor.phases and not set(monitor.phases) & set(self._started_phases):
                 continue
-            if monitor.phases and all(p in self._ended_phases for p in monitor.phases):
+            if monitor.phases and all(p in over for p in monitor.phases):
                 continue  # judged while it ran; its final verdict comes at the end
             before = monitor.state
             verdict = monitor.observe(self._context(monitor, now_ns, scalars))

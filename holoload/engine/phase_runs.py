@@ -84,6 +84,7 @@ class RunBuilder:
                     perf_ns=self.perf_ns,
                     rules=self.rules,
                     op_timeout_s=self.settings.statement_timeout + 5,
+                    drain_s=min(self.settings.drain, self.settings.statement_timeout + 5),
                     ledgers=self.book,
                     pulses=self.pulses,
                     stop_requested=stopping,

@@ -14,8 +14,9 @@ from holoload.adapters.pg import describe_error
 from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
 from holoload.core.acklog import AckLog
 from holoload.core.errors import HololoadError
-from holoload.core.events import CheckFinished, EventSink, RunProblem
+from holoload.core.events import CheckFinished, EventSink, PhaseChanged, RunProblem
 from holoload.core.findings import CheckReport, merge_reports
+from holoload.core.scenario import RunSettings
 from holoload.engine.ledgers import LedgerBook
 
 
@@ -35,6 +36,46 @@ class Verification:
         if self.report is None or not self.complete:
             return {}
         return {name: float(count) for name, count in self.report.counts().items()}
+
+
+async def verify_after_load(
+    surfaces: TargetSurfaces,
+    book: LedgerBook,
+    sink: EventSink,
+    run: RunSettings,
+    *,
+    at_once: bool,
+    clock: Callable[[], float] = time.time,
+    acks: AckLog | None = None,
+    server_names: Mapping[str, str] | None = None,
+) -> Verification | None:
+    """The checker at the end of a run (None: no ledgers).
+
+    After a stop at once (`at_once`) it still runs, as the servers need no writers for it, but
+    only while they answer: nodes reached within 5 s, all of it within `run.stop_grace`; a check
+    that runs out of time is a problem on the record and leaves the ledger gates without a value.
+    """
+    if not book.entries():
+        return None
+    detail = f"{len(book.entries())} ledgers" + (
+        f", after a stop at once, within {run.stop_grace:g}s" if at_once else ""
+    )
+    sink.emit(PhaseChanged(clock(), "verify", detail))
+    found: Verification | None = None
+    with anyio.move_on_after(run.stop_grace if at_once else None) as scope:
+        found = await verify_ledgers(
+            surfaces,
+            book,
+            sink,
+            reconnect_s=min(5.0, run.stop_grace) if at_once else surfaces.target.ready_timeout,
+            timeout_s=min(run.statement_timeout, run.stop_grace) if at_once else run.statement_timeout,
+            clock=clock,
+            acks=acks,
+            server_names=server_names,
+        )
+    if scope.cancelled_caught:
+        sink.emit(RunProblem(clock(), "check", f"the checker did not finish within {run.stop_grace:g}s after the stop"))
+    return found
 
 
 async def verify_ledgers(
@@ -67,8 +108,9 @@ async def verify_ledgers(
             name = surfaces.names[node]
             started = time.perf_counter()
             try:
-                conn = await _connect(surfaces, node, reconnect_s)
-                report, seen = await verify(conn, entry.table, entry.id_column, entry.ledger, timeout_s=timeout_s)
+                await _connect(surfaces, node, reconnect_s)
+                async with surfaces.session(node, "checker") as conn:  # cut short: nothing left running
+                    report, seen = await verify(conn, entry.table, entry.id_column, entry.ledger, timeout_s=timeout_s)
             except (*DB_ERRORS, HololoadError, TimeoutError) as exc:
                 detail = str(describe_error(exc)) if not isinstance(exc, HololoadError) else str(exc)
                 sink.emit(RunProblem(clock(), "check", f"{entry.table} through {name}: {detail}"))
@@ -108,7 +150,7 @@ async def verify_ledgers(
 
 
 async def _connect(surfaces: TargetSurfaces, node: int, within_s: float) -> asyncpg.Connection:
-    """The node's checker connection, retried while a restarted node comes back."""
+    """Open the node's checker connection, retried while a restarted node comes back."""
     deadline = time.monotonic() + within_s
     while True:
         try:

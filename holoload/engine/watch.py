@@ -133,7 +133,8 @@ class ClusterWatch:
             ts = self.clock()
             try:
                 with anyio.fail_after(self.surfaces.control_timeout_s):
-                    text = await localpg.metrics_text(await self.surfaces.control(node, "metrics"), self.table)
+                    async with self.surfaces.session(node, "metrics") as conn:
+                        text = await localpg.metrics_text(conn, self.table)
                 self.metrics_text(name, ts, text, None)
             except (*DB_ERRORS, Exception) as exc:  # noqa: BLE001 - a sampler never ends the run
                 self.metrics_text(name, ts, None, str(exc))
