@@ -15,6 +15,7 @@ import zlib
 from array import array
 from dataclasses import dataclass, field
 
+from holoload.core.client_health import ProcessHealth
 from holoload.core.journal import Record
 from holoload.core.outcome import ErrorClass
 from holoload.core.recorder import SparseHistogram
@@ -125,6 +126,7 @@ class WorkerWindow:
         endpoint_successes: per endpoint name, the same (for recovery clocks).
         completed: operations started, per workload name (for `after_iterations` triggers).
         journal: ledger records per (table, id column, endpoint or None), see `journal`.
+        health: the worker's loop lag, CPU time and late drops since its previous flush.
     """
 
     worker: int
@@ -133,3 +135,4 @@ class WorkerWindow:
     endpoint_successes: dict[str, list[int]] = field(default_factory=dict)
     completed: dict[str, int] = field(default_factory=dict)
     journal: dict[tuple[str, str, int | None], list[Record]] = field(default_factory=dict)
+    health: ProcessHealth | None = None

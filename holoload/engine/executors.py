@@ -14,6 +14,7 @@ import anyio
 from holoload.adapters.pg import describe_error
 from holoload.adapters.pool import Writer
 from holoload.adapters.surfaces import DB_ERRORS
+from holoload.core.client_health import LATE_DROP_MS
 from holoload.core.generators import SeqAllocator
 from holoload.core.ledger import Ledger, WriteOutcome, outcome_of
 from holoload.core.outcome import ErrorClass, ErrorRules
@@ -26,6 +27,7 @@ from holoload.engine.operations import CompiledOp
 UNIQUE_VIOLATION = "23505"
 
 NS = 1_000_000_000
+LATE_DROP_NS = int(LATE_DROP_MS * 1_000_000)
 
 
 @dataclass
@@ -65,6 +67,8 @@ class WorkloadRun:
             writer on some endpoint).
         skip_before_ns: open loop, a restarted worker process: arrivals intended before this
             belonged to the dead one and are skipped.
+        late_drops: open loop, drops of arrivals whose dispatcher was already more than
+            `LATE_DROP_MS` behind their intended time (the client's lateness, not the server's).
     """
 
     phase: str
@@ -91,6 +95,7 @@ class WorkloadRun:
     iterations: int | None = None
     endpoint_names: Sequence[str] = ()
     skip_before_ns: int | None = None
+    late_drops: int = 0
 
     def __post_init__(self) -> None:
         self.budget = RetryBudget(self.workload.retry.budget)
@@ -386,6 +391,8 @@ async def _dispatch(
             queues[endpoint].put_nowait(intended)
         except asyncio.QueueFull:  # every writer busy and as many waiting: counted, never hidden
             loops[endpoint][0].recorders[drop_mix.next()].drop()
+            if run.perf_ns() - intended > LATE_DROP_NS:  # the dispatcher itself was behind: the client's fault
+                run.late_drops += 1
 
 
 async def _open_worker(run: WorkloadRun, loop: WriterLoop, queue: asyncio.Queue[int | None]) -> None:

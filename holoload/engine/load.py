@@ -27,6 +27,7 @@ from holoload.core.verdicts import Verdict
 from holoload.core.window import NS, Aggregator, OpKey
 from holoload.core.workload import Phase, gate_spec
 from holoload.engine.chaos import FaultRunner, check_problems
+from holoload.engine.client_probe import ClientWatch, client_watch
 from holoload.engine.executors import WorkloadRun, run_closed_loop, run_open_loop
 from holoload.engine.fleet import Launcher, WorkerFleet, worker_specs
 from holoload.engine.ledgers import LedgerBook, Pulse
@@ -80,6 +81,7 @@ class LoadEngine:
     _remote_completed: dict[str, int] = field(init=False, default_factory=dict)
     _window_lock: anyio.Lock = field(init=False, default_factory=anyio.Lock)
     _tasks: set[asyncio.Task[None]] = field(init=False, default_factory=set)
+    client: ClientWatch = field(init=False)
 
     def __post_init__(self) -> None:
         self.book = LedgerBook(shared=self.surfaces.shared)
@@ -124,6 +126,7 @@ class LoadEngine:
         longest = longest_window_s(m.gate for m in self.monitors) or 0.0
         ring_s = longest + 2 * self.scenario.window
         self.aggregator = Aggregator(self.perf_ns(), window_s=self.scenario.window, ring_s=ring_s)
+        self.client = client_watch(self.scenario, lambda: sum(r.late_drops for r in self._runs), self.perf_ns)
 
     async def run(self) -> None:
         """Setup, then every phase; an abort_on_fail gate cancels the rest (verdict FAIL).
@@ -219,6 +222,7 @@ class LoadEngine:
             perf_ns=self.perf_ns,
         )
         self.sink.emit(PhaseChanged(self.clock(), "workers", f"starting {len(specs)} workers"))
+        self.client.probe.drives_load = False  # the workers run the writers; this loop merges and judges
         await self.fleet.start()
 
     def _work_dsn(self, i: int) -> str:
@@ -231,6 +235,7 @@ class LoadEngine:
         target = self.surfaces.target
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._ticker, tg.cancel_scope)
+            tg.start_soon(self.client.probe.run)
             tg.start_soon(
                 partial(
                     self.watch.run,
@@ -347,8 +352,11 @@ class LoadEngine:
         """
         if self.fleet is None:
             return
+        windows = await self.fleet.collect(None if complete else self.scenario.window / 2)
+        for window, _ in windows:
+            self.client.worker(window.worker, window.health)
         absorb_windows(
-            await self.fleet.collect(None if complete else self.scenario.window / 2),
+            windows,
             aggregator=self.aggregator,
             book=self.book,
             pulses=self.pulses,
@@ -365,18 +373,20 @@ class LoadEngine:
         step_ns = int(self.scenario.window * NS)
         next_ns = self.perf_ns() + step_ns
         while True:
+            due_ns = next_ns
             await anyio.sleep(max(0, next_ns - self.perf_ns()) / NS)
             next_ns += step_ns
             if next_ns <= self.perf_ns():  # fell more than a window behind: skip ahead, never burst
                 next_ns = self.perf_ns() + step_ns
             async with self._window_lock:
                 await self._collect(complete=False)
-                self._close_window()
+                self._close_window(due_ns)
             if self.aborted_by is not None:
                 scope.cancel()
                 return
 
-    def _close_window(self) -> None:
+    def _close_window(self, due_ns: int | None = None) -> None:
+        """Close the open window (`due_ns`: the ticker's grid time, None at a phase boundary)."""
         now = self.perf_ns()
         tags = () if self.chaos is None else self.chaos.window_tags()
         window = self.aggregator.close_window(now, tags=tags)
@@ -384,9 +394,20 @@ class LoadEngine:
         rows = window_rows(window, self.aggregator, self.current_phase)
         signals = {} if self.watch is None else self.watch.signals()
         histograms = tuple(encoded_histograms(window))
+        late_s = None if due_ns is None else max(0, now - due_ns) / NS
+        health, strain = self.client.close(window.index, window.seconds, late_s)
         self.sink.emit(
             WindowClosed(
-                self.clock(), self.current_phase, window.index, elapsed, window.seconds, rows, signals, histograms
+                self.clock(),
+                self.current_phase,
+                window.index,
+                elapsed,
+                window.seconds,
+                rows,
+                signals,
+                histograms,
+                health,
+                strain,
             )
         )
         self._watch_gates(now)
@@ -424,7 +445,7 @@ class LoadEngine:
             scalars.update({f"{k}_ids": float(ledger[k]) for k in ("acknowledged", "failed", "in_doubt", "recovered")})
         if self.verification is not None:
             scalars.update(self.verification.scalars())
-        return scalars
+        return scalars | self.client.scalars()
 
     def _context(self, monitor: GateMonitor, now_ns: int, scalars: dict[str, float]) -> LoadGateContext:
         server = None if self.watch is None else self.watch.view
@@ -436,7 +457,8 @@ class LoadEngine:
         scalars = self._scalars()
         verdicts = [m.final(self._context(m, now, scalars)) for m in self.monitors]
         lost = None if self.fleet is None else self.fleet.verdict()
-        return verdicts + ([lost] if lost is not None else [])
+        client = [self.client.book.verdict()] if self.client.book.enabled else []
+        return verdicts + ([lost] if lost is not None else []) + client
 
     def workers_summary(self) -> dict[str, object]:
         """How the load was spread: in this process, or over worker processes / Ray actors, and losses."""

@@ -19,6 +19,7 @@ import orjson
 from holoload.core.metrics import HOLOFUSION_GAUGE_MARKERS
 from holoload.core.units import format_duration
 from holoload.shell import svg_charts as svg
+from holoload.shell.client_report import client_banner, client_section
 from holoload.shell.results_files import read_csv, read_jsonl
 from holoload.shell.svg_charts import Marker, Point, Series, Span
 
@@ -169,6 +170,7 @@ def _banner(run: _Run) -> str:
         f" · exit code {_e(s.get('exit_code', '?'))}",
     ]
     facts += [f"aborted by gate {_e(s['aborted_by'])}"] if s.get("aborted_by") else []
+    facts += client_banner(s)
     facts += [f"problem: {_e(p)}" for p in _list(info.get("problems"))]
     cls = verdict if verdict in ("PASS", "FAIL", "INTERRUPTED", "ERROR") else "UNKNOWN"
     out = f'<header id="verdict" class="verdict {cls}"><h1>{_e(verdict)}</h1>'
@@ -431,6 +433,7 @@ def render_report(results_dir: Path) -> str:
     spans, marks = _spans(run), [Marker(run.t(e), str(e.get("phase"))) for e in run.of("phase")]
     parts = [_gates(run), _latency(run, spans, marks), _throughput(run, spans, marks), _errors(run)]
     parts += [_metrics(run, spans), _topology(run, spans), _check(run), _chaos(run), _batches(run)]
+    parts.append(client_section(run.root, run.summary, run.t0, run.x_range, run.notes))
     banner = _banner(run)  # last: reading the files above may have added notes
     title = f"holoload {run.summary.get('verdict', '')} {_dict(run.summary.get('scenario')).get('name', '')}"
     return (
