@@ -94,7 +94,9 @@ def test_a_cpu_hog_in_the_client_fails_client_ok_and_says_so(tmp_path: Path, pg_
 
 def test_a_healthy_run_with_workers_passes_client_ok(tmp_path: Path, pg_cluster: list[LocalNode]) -> None:
     """Without a hog, client.ok passes; each worker's health reaches the coordinator per window."""
-    run = run_scenario(tmp_path, SCENARIO.format(duration="3s"), per_node_target(tmp_path, pg_cluster), "--workers", "2")
+    run = run_scenario(
+        tmp_path, SCENARIO.format(duration="3s"), per_node_target(tmp_path, pg_cluster), "--workers", "2"
+    )
     assert run.code == 0, run.gates()
     gate = run.gates()["client.ok"]
     assert gate["passed"] is True and gate["reason"].startswith("client kept up"), gate

@@ -48,11 +48,12 @@ class LoopProbe:
 
     async def run(self) -> None:
         """Probe until cancelled."""
-        interval_ns = int(self.interval_s * NS)
+        interval_s = 0.0  # the first sample at once: even a run shorter than the interval is measured
         while True:
             before = self.perf_ns()
-            await asyncio.sleep(self.interval_s)
-            self.samples.record(self.perf_ns() - before - interval_ns)
+            await asyncio.sleep(interval_s)
+            self.samples.record(self.perf_ns() - before - int(interval_s * NS))
+            interval_s = self.interval_s
 
     def take(self) -> ProcessHealth:
         """This process's health since the previous take."""
