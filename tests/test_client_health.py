@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import pickle
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -284,3 +285,46 @@ def test_the_live_view_names_a_strained_client() -> None:
     display = LoadDisplay(Console(force_terminal=False, width=300), parse_scenario(BASE, "s.toml"))
     line = display._window_line(event)
     assert line.endswith("client STRAINED (holoload is the bottleneck): coordinator loop lag p99 400ms")
+
+
+# ------------------------------------------------------------------ client_health.csv
+
+
+def test_client_health_csv_rebuilds_the_client_section(tmp_path: Path) -> None:
+    """What ClientHealthWriter appends is enough to rebuild summary.json's client section (a killed run)."""
+    from holoload.core.events import WindowClosed
+    from holoload.shell.artifacts import ClientHealthWriter
+    from holoload.shell.client_report import client_from_csv
+
+    book = ClientHealthBook()
+    writer = ClientHealthWriter(tmp_path / "client_health.csv")
+    for i in range(30):
+        late = 0.6 if i % 4 == 0 else (None if i == 29 else 0.003)
+        health = window(
+            i,
+            late_s=late,
+            coordinator=proc(500.0 if i % 7 == 0 else 20.0, load=False),
+            worker_0=proc(3.0 + i, drops=int(i % 5 == 1)),
+        )
+        why = book.add(health)
+        writer.emit(WindowClosed(1000.0 + i, "p", i, float(i), 1.0, (), {}, (), health, why))
+    writer.close()
+    want = book.summary()
+    got = client_from_csv(tmp_path, {"run": {"client_gate": True}, "gates": {}})
+    assert got is not None
+    for key in (
+        "ok",
+        "saturated",
+        "windows",
+        "judged_windows",
+        "strained_windows",
+        "strained_by",
+        "reason",
+        "late_drops",
+    ):
+        assert got[key] == want[key], key
+    assert got["tick_late_max_s"] == pytest.approx(want["tick_late_max_s"], abs=1e-3)
+    for name in ("coordinator", "worker 0"):
+        for key, value in want["processes"][name].items():  # type: ignore[index]
+            assert got["processes"][name][key] == pytest.approx(value, rel=0.01, abs=1e-3), (name, key)
+    assert client_from_csv(tmp_path / "nothing", {}) is None

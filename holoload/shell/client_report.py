@@ -8,6 +8,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from holoload.core.client_health import GATE_KEY, ClientHealthBook, ProcessHealth, WindowHealth
 from holoload.shell import svg_charts as svg
 from holoload.shell.results_files import read_csv
 from holoload.shell.svg_charts import Point, Series
@@ -39,6 +40,53 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], tid: str) -> s
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
     return f'<table id="{tid}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def client_from_csv(root: Path, scenario: Mapping[str, Any], notes: list[str] | None = None) -> dict[str, Any] | None:
+    """summary.json's `client` section rebuilt from client_health.csv (a killed run), None without the file.
+
+    Args:
+        root: the results directory.
+        scenario: scenario.json (whether client.ok was one of the run's gates).
+        notes: where damaged rows are reported.
+    """
+    path = root / CLIENT_CSV
+    if not path.exists():
+        return None
+    run = scenario.get("run")
+    gates = scenario.get("gates")
+    enabled = (run.get("client_gate", True) if isinstance(run, Mapping) else True) and GATE_KEY not in (gates or {})
+    book = ClientHealthBook(enabled=bool(enabled))
+    rows: dict[str, list[dict[str, str]]] = {}
+    for r in read_csv(path, notes):
+        rows.setdefault(r.get("window", ""), []).append(r)
+    for index, window_rows in rows.items():
+        first = window_rows[0]
+        processes = []
+        for r in window_rows:
+            cpu_s, share = _num(r.get("cpu_s")) or 0.0, _num(r.get("cpu_share"))
+            wall_s = cpu_s / share if share else _num(first.get("actual_s")) or 0.0
+            health = ProcessHealth(
+                _num(r.get("lag_p99_ms")),
+                _num(r.get("lag_max_ms")),
+                int(_num(r.get("probes")) or 0),
+                cpu_s,
+                wall_s,
+                int(_num(r.get("late_drops")) or 0),
+                r.get("drives_load") != "0",
+            )
+            processes.append((r.get("process", ""), health))
+        late_ms = _num(first.get("tick_late_ms"))
+        book.add(
+            WindowHealth(
+                int(_num(index) or 0),
+                _num(first.get("window_s")) or 0.0,
+                _num(first.get("actual_s")) or 0.0,
+                None if late_ms is None else late_ms / 1000,
+                tuple(processes),
+            )
+        )
+    return book.summary()
 
 
 def client_banner(summary: Mapping[str, Any]) -> list[str]:
