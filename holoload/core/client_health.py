@@ -11,6 +11,10 @@ was behind its own schedule (not because every connection was busy on the server
 totals and decides the `client.ok` verdict: the client was saturated when more than
 `strained_fraction` of the judged windows (and at least `min_strained` of them) were strained.
 The limits are in `ClientLimits`; docs/results.md ("client") gives the measurements behind them.
+
+Late drops are evidence, not a criterion: when the server is saturated every writer is busy, and
+an arrival due during a scheduler hiccup of the client is dropped late but would have been
+dropped anyway. A client too slow to dispatch on time shows in its loop lag, which is judged.
 """
 
 from __future__ import annotations
@@ -154,8 +158,8 @@ class WindowHealth:
 def strain(window: WindowHealth, limits: ClientLimits) -> tuple[tuple[str, str], ...]:
     """Why the client was the bottleneck in this window: (kind, text) pairs, empty when it kept up.
 
-    Kinds: "tick" (the window closed late), "lag:<process>" (an event loop fell behind),
-    "late_drops" (arrivals dropped while the client was behind its own schedule).
+    Kinds: "tick" (the window closed late), "lag:<process>" (the event loop of a process that
+    drives load fell behind). Late drops are not a kind: see the module docstring.
     """
     out: list[tuple[str, str]] = []
     late = window.tick_late_s
@@ -164,8 +168,6 @@ def strain(window: WindowHealth, limits: ClientLimits) -> tuple[tuple[str, str],
     for name, health in window.processes:
         if health.drives_load and health.lag_p99_ms is not None and health.lag_p99_ms > limits.lag_p99_ms:
             out.append((f"lag:{name}", f"{name} loop lag p99 {health.lag_p99_ms:.0f}ms"))
-    if window.late_drops:
-        out.append(("late_drops", f"{window.late_drops} arrivals dropped while the client was behind schedule"))
     return tuple(out)
 
 
@@ -261,8 +263,10 @@ class ClientHealthBook:
         return self.strained >= limits.min_strained and self.strained > limits.strained_fraction * self.judged
 
     def explanation(self) -> str:
-        """What strained the windows, most frequent first, with the first example of each."""
+        """What strained the windows, most frequent first, with the first example of each; late drops."""
         parts = [f"{self.first_reasons[k]} ({n} windows)" for k, n in self.kinds.most_common(4)]
+        if parts and self.late_drops:
+            parts.append(f"{self.late_drops} arrivals dropped while the client was behind schedule")
         return "; ".join(parts)
 
     def verdict(self) -> Verdict:
@@ -271,7 +275,7 @@ class ClientHealthBook:
         expression = (
             f"holoload kept up: at most {limits.strained_fraction:.0%} of windows (or {limits.min_strained - 1}) "
             f"strained by loop lag p99 > {limits.lag_p99_ms:g}ms, a window closed > "
-            f"{limits.tick_late_fraction:.0%} late, or arrivals dropped while behind schedule"
+            f"{limits.tick_late_fraction:.0%} late"
         )
         threshold = f"<= {limits.strained_fraction:.0%}"
         saturated = self.saturated
