@@ -61,14 +61,14 @@ def test_late_drops_alone_do_not_strain_a_window_but_are_told() -> None:
     assert strain(window(worker_0=proc(30.0, drops=12)), LIMITS) == ()
     book = ClientHealthBook()
     for i in range(10):
-        book.add(window(i, late_s=0.5, worker_0=proc(3.0, drops=2)))
+        book.add(window(i, late_s=0.7, worker_0=proc(3.0, drops=2)))
     assert book.verdict().reason.endswith("; 20 arrivals dropped while the client was behind schedule")
 
 
 def test_the_lag_of_a_coordinator_that_drives_no_load_does_not_strain() -> None:
     """With workers, the coordinator only merges: its lateness counts through the tick, not its loop lag."""
     assert strain(window(coordinator=proc(900.0, load=False), worker_0=proc(5.0)), LIMITS) == ()
-    assert strain(window(late_s=0.3, coordinator=proc(900.0, load=False)), LIMITS)[0][0] == "tick"
+    assert strain(window(late_s=0.6, coordinator=proc(900.0, load=False)), LIMITS)[0][0] == "tick"
 
 
 def test_a_window_closed_at_a_phase_boundary_is_not_judged_by_its_tick() -> None:
@@ -88,10 +88,11 @@ def test_limits_are_strict_bounds() -> None:
 
 
 def feed(book: ClientHealthBook, strained: int, healthy: int) -> None:
+    """Strained windows closed 0.7 s late, each followed (on the grid) by a window 0.7 s shorter."""
     for i in range(strained):
-        book.add(window(i, late_s=0.7))
+        book.add(window(i, late_s=0.7, actual_s=1.7))
     for i in range(healthy):
-        book.add(window(strained + i))
+        book.add(window(strained + i, actual_s=0.3 if i < strained else 1.0))
 
 
 def test_no_judged_window_is_no_evidence_and_fails() -> None:
@@ -116,14 +117,15 @@ def test_a_saturated_client_fails_with_the_reason_and_the_first_example() -> Non
     feed(book, strained=10, healthy=40)
     verdict = book.verdict()
     assert verdict.passed is False and book.saturated is True
-    assert verdict.observed_text == "10 of 50 windows strained (20.0%)"
+    assert verdict.observed_text == "10 of 50 windows strained (20.0%), windows 1.00x their length"
     assert verdict.reason == (
-        "client saturated, results not valid: 10 of 50 windows strained (20.0%): "
+        "client saturated, results not valid: 10 of 50 windows strained (20.0%), windows 1.00x their length: "
         "window closed 0.70s late (70% of 1s) (10 windows)"
     )
     summary = book.summary()
     assert summary["ok"] is False and summary["strained_by"] == {"tick": 10}
-    assert summary["ticked_windows_s"] == 50.0 and summary["ticks"] == 50
+    assert summary["ticked_windows_s"] == pytest.approx(50.0) and summary["ticks"] == 50
+    assert summary["stretch"] == pytest.approx(1.0)
 
 
 @settings(max_examples=200, deadline=None)
@@ -137,6 +139,8 @@ def test_the_run_verdict_follows_the_share_of_strained_windows(strained: int, he
         assert book.saturated is None
         return
     expected = strained >= LIMITS.min_strained and strained > LIMITS.strained_fraction * judged
+    if healthy < strained:  # too few healthy windows to catch up: the windows lasted longer than set
+        expected = expected or (strained >= LIMITS.min_strained and book.stretch is not None and book.stretch > 1.1)
     assert book.saturated is expected
     assert book.verdict().passed is (not expected)
 
@@ -144,10 +148,10 @@ def test_the_run_verdict_follows_the_share_of_strained_windows(strained: int, he
 @settings(max_examples=100, deadline=None)
 @given(
     lags=st.lists(st.floats(0, 140), min_size=20, max_size=200),
-    late=st.lists(st.floats(0, 0.24), min_size=20, max_size=200),
+    late=st.lists(st.floats(0, 0.49), min_size=20, max_size=200),
 )
 def test_healthy_figures_within_the_limits_never_fire(lags: list[float], late: list[float]) -> None:
-    """Any mix of lag under the limit and ticks under a quarter window late passes, however long the run."""
+    """Any mix of lag under the limit and ticks under half a window late passes, however long the run."""
     book = ClientHealthBook()
     for i, (lag, late_s) in enumerate(zip(lags, late, strict=False)):
         book.add(window(i, late_s=late_s, coordinator=proc(lag * 3, load=False), worker_0=proc(lag)))
@@ -336,3 +340,26 @@ def test_client_health_csv_rebuilds_the_client_section(tmp_path: Path) -> None:
         for key, value in want["processes"][name].items():  # type: ignore[index]
             assert got["processes"][name][key] == pytest.approx(value, rel=0.01, abs=1e-3), (name, key)
     assert client_from_csv(tmp_path / "nothing", {}) is None
+
+
+def test_windows_stretched_for_good_fail_even_when_each_was_only_a_little_late() -> None:
+    """Issue 13: 755 windows of 1 s in 1,223 s. Each closed 0.4 s late (under the per-window bar), yet the
+    ticker lost that time for good: client.ok fails and says how long the windows lasted."""
+    book = ClientHealthBook()
+    for i in range(755):
+        book.add(window(i, late_s=0.4, actual_s=1223 / 755))
+    assert book.strained == 0 and book.stretch == pytest.approx(1.62, abs=0.01)
+    verdict = book.verdict()
+    assert verdict.passed is False
+    assert "windows of 1s lasted 1.62s on average (755 in 1223s)" in verdict.reason
+    assert verdict.observed_text == "0 of 755 windows strained (0.0%), windows 1.62x their length"
+
+
+def test_late_closes_that_the_grid_catches_up_do_not_stretch() -> None:
+    """A coordinator starved now and then: 4 of 69 windows closed late, the next ones shorter; 1.0x in all."""
+    book = ClientHealthBook()
+    for i in range(69):
+        late = 0.6 if i % 17 == 0 else 0.02
+        book.add(window(i, late_s=late, actual_s=1.0 + late - (0.6 if i % 17 == 1 else 0.02)))
+    assert book.stretch == pytest.approx(1.0, abs=0.02) and book.strained == 5
+    assert book.verdict().passed is True

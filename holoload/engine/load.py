@@ -396,20 +396,9 @@ class LoadEngine:
         histograms = tuple(encoded_histograms(window))
         late_s = None if due_ns is None else max(0, now - due_ns) / NS
         health, strain = self.client.close(window.index, window.seconds, late_s)
-        self.sink.emit(
-            WindowClosed(
-                self.clock(),
-                self.current_phase,
-                window.index,
-                elapsed,
-                window.seconds,
-                rows,
-                signals,
-                histograms,
-                health,
-                strain,
-            )
-        )
+        phase, index, seconds = self.current_phase, window.index, window.seconds
+        event = WindowClosed(self.clock(), phase, index, elapsed, seconds, rows, signals, histograms, health, strain)
+        self.sink.emit(event)
         self._watch_gates(now)
 
     def _watch_gates(self, now_ns: int) -> None:
