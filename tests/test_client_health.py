@@ -363,3 +363,63 @@ def test_late_closes_that_the_grid_catches_up_do_not_stretch() -> None:
         book.add(window(i, late_s=late, actual_s=1.0 + late - (0.6 if i % 17 == 1 else 0.02)))
     assert book.stretch == pytest.approx(1.0, abs=0.02) and book.strained == 5
     assert book.verdict().passed is True
+
+
+# ------------------------------------------------------------------ summary.md, junit.xml, report.html
+
+
+def saturated_summary() -> dict[str, object]:
+    book = ClientHealthBook()
+    for i in range(20):
+        book.add(window(i, late_s=0.7, actual_s=1.7, coordinator=proc(400.0, load=False), worker_0=proc(220.0)))
+    return {
+        "scenario": {"name": "s"},
+        "verdict": "FAIL",
+        "exit_code": 1,
+        "run": {"run_id": "s-1", "started_at": "2026-12-02T15:00:00+00:00", "duration_s": 30.0},
+        "gates": [book.verdict().to_dict()],
+        "client": book.summary(),
+    }
+
+
+def test_ci_outputs_say_the_client_was_saturated() -> None:
+    """summary.md: a bold line under the facts and a Client section; junit.xml: the gate's failure and a property."""
+    import xml.etree.ElementTree as ET
+
+    from holoload.shell.ci_outputs import junit_xml, summary_markdown
+
+    summary = saturated_summary()
+    markdown = summary_markdown(summary)
+    assert "**client saturated, results not valid**: windows of 1s lasted 1.70s on average" in markdown
+    assert "holoload SATURATED: results not valid: 20 of 20 windows strained" in markdown
+    assert "20 windows of 1 s took 34 s (1.7x;" in markdown
+    assert "| worker 0 | 220 | 220 | 220 |" in markdown and "| coordinator | 400 |" in markdown
+    suite = ET.fromstring(junit_xml(summary).split("\n", 1)[1])
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props["client_ok"] == "False"
+    (failure,) = suite.iter("failure")
+    assert failure.get("message", "").startswith("client saturated, results not valid")
+
+
+def test_the_report_has_a_client_section_with_its_chart(tmp_path: Path) -> None:
+    """report.html: the reason in the banner, the table per process, and the loop-lag/lateness chart."""
+    import json
+
+    from holoload.core.events import WindowClosed
+    from holoload.shell.artifacts import ClientHealthWriter
+    from holoload.shell.html_report import render_report
+
+    writer = ClientHealthWriter(tmp_path / "client_health.csv")
+    for i in range(5):
+        health = window(i, late_s=0.7, actual_s=1.7, worker_0=proc(220.0))
+        writer.emit(WindowClosed(1796227200.0 + i, "p", i, float(i), 1.7, (), {}, (), health, ("worker 0 lag",)))
+    writer.close()
+    (tmp_path / "summary.json").write_text(json.dumps(saturated_summary()))
+    html = render_report(tmp_path)
+    assert (
+        "client saturated, results not valid: windows of 1s lasted"
+        in html.split('id="verdict"')[1].split("</header>")[0]
+    )
+    section = html.split('<section id="client">')[1].split("</section>")[0]
+    assert 'id="client-table"' in section and 'class="chart client"' in section
+    assert "worker 0 loop lag p99" in section and "window closed late by" in section

@@ -278,7 +278,7 @@ def _client_lines(summary: Mapping[str, Any]) -> list[str]:
     lines += [
         "",
         f"{_figure(ticks)} windows of {_figure(window)} s took {_figure(seconds, 5)} s "
-        f"(the latest closed {_figure(client.get('tick_late_max_s'))} s late); "
+        f"({_figure(client.get('stretch'))}x; the latest closed {_figure(client.get('tick_late_max_s'))} s late); "
         f"{_figure(client.get('late_drops'))} arrivals dropped behind schedule",
     ]
     header = ("process", "lag p99 ms (median)", "lag p99 ms (worst)", "lag max ms", "cpu mean", "cpu max", "late drops")

@@ -118,7 +118,8 @@ def client_section(
         f"{_text(client.get('judged_windows'))} windows strained"
         + (f" ({escape(str(client.get('reason')))})" if client.get("reason") else "")
         + f"; {_text(client.get('ticks'))} windows of {_text(client.get('window_s'))} s took "
-        f"{_text(client.get('ticked_windows_s'), 6)} s (the latest closed {_text(client.get('tick_late_max_s'))} s "
+        f"{_text(client.get('ticked_windows_s'), 6)} s ({_text(client.get('stretch'))}x; the latest closed "
+        f"{_text(client.get('tick_late_max_s'))} s "
         f"late); {_text(client.get('late_drops'))} arrivals dropped behind schedule.</p>"
     ]
     rows = []
