@@ -53,7 +53,7 @@ def test_a_late_tick_and_a_lagging_loop_each_strain_a_window() -> None:
     kinds = dict(strain(window(late_s=0.6, coordinator=proc(400.0), worker_1=proc(3.0)), LIMITS))
     assert set(kinds) == {"tick", "lag:coordinator"}
     assert kinds["tick"].startswith("window closed 0.60s late (60% of 1s)")
-    assert kinds["lag:coordinator"] == "coordinator loop lag p99 400ms"
+    assert kinds["lag:coordinator"] == "coordinator loop lag p99 400ms at 30% CPU"
 
 
 def test_late_drops_alone_do_not_strain_a_window_but_are_told() -> None:
@@ -62,7 +62,7 @@ def test_late_drops_alone_do_not_strain_a_window_but_are_told() -> None:
     book = ClientHealthBook()
     for i in range(10):
         book.add(window(i, late_s=0.7, worker_0=proc(3.0, drops=2)))
-    assert book.verdict().reason.endswith("; 20 arrivals dropped while the client was behind schedule")
+    assert "; 20 arrivals dropped while the client was behind schedule" in book.verdict().reason
 
 
 def test_the_lag_of_a_coordinator_that_drives_no_load_does_not_strain() -> None:
@@ -120,7 +120,8 @@ def test_a_saturated_client_fails_with_the_reason_and_the_first_example() -> Non
     assert verdict.observed_text == "10 of 50 windows strained (20.0%), windows 1.00x their length"
     assert verdict.reason == (
         "client saturated, results not valid: 10 of 50 windows strained (20.0%), windows 1.00x their length: "
-        "window closed 0.70s late (70% of 1s) (10 windows)"
+        "window closed 0.70s late (70% of 1s) (10 windows); no holoload process used more than 30% of a CPU "
+        "in any window: it was waiting for a CPU (or the GIL), not busy with its own work"
     )
     summary = book.summary()
     assert summary["ok"] is False and summary["strained_by"] == {"tick": 10}
@@ -227,7 +228,7 @@ def test_the_coordinator_watch_records_its_probe_workers_and_late_drops() -> Non
         4,
     )
     assert health.processes[2][1].lag_p99_ms == 9.0 and health.processes[2][1].probes == 80
-    assert why == ("coordinator loop lag p99 300ms",) and health.late_drops == 4
+    assert why == ("coordinator loop lag p99 300ms at 25% CPU",) and health.late_drops == 4
     again, _ = watch.close(1, 1.0, 0.0)
     assert [n for n, _ in again.processes] == ["coordinator"] and again.late_drops == 0
 
@@ -423,3 +424,14 @@ def test_the_report_has_a_client_section_with_its_chart(tmp_path: Path) -> None:
     section = html.split('<section id="client">')[1].split("</section>")[0]
     assert 'id="client-table"' in section and 'class="chart client"' in section
     assert "worker 0 loop lag p99" in section and "window closed late by" in section
+
+
+def test_the_reason_tells_a_starved_client_from_a_busy_one() -> None:
+    """Lagging at 30 % CPU: it waited (for a CPU or the GIL); lagging at 99 %: holoload's own work."""
+    starved, busy = ClientHealthBook(), ClientHealthBook()
+    for i in range(5):
+        starved.add(window(i, worker_0=proc(300.0, cpu_s=0.3)))
+        busy.add(window(i, worker_0=proc(300.0, cpu_s=0.99)))
+    assert "it was waiting for a CPU (or the GIL), not busy with its own work" in starved.verdict().reason
+    assert "worker 0 loop lag p99 300ms at 99% CPU (5 windows)" in busy.verdict().reason
+    assert "waiting for a CPU" not in busy.verdict().reason

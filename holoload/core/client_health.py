@@ -35,6 +35,9 @@ PROBE_INTERVAL_S = 0.025
 #: intended time was dropped for the client's reasons: a dispatcher that keeps up wakes within
 #: a millisecond or two of it, whatever the server does (it never waits on the server).
 LATE_DROP_MS = 20.0
+#: Below this CPU share in every window, a lagging client was waiting (other processes held the CPUs,
+#: or a thread held the GIL), not busy with its own work.
+STARVED_SHARE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +174,9 @@ def strain(window: WindowHealth, limits: ClientLimits) -> tuple[tuple[str, str],
         out.append(("tick", f"window closed {late:.2f}s late ({late / window.window_s:.0%} of {window.window_s:g}s)"))
     for name, health in window.processes:
         if health.drives_load and health.lag_p99_ms is not None and health.lag_p99_ms > limits.lag_p99_ms:
-            out.append((f"lag:{name}", f"{name} loop lag p99 {health.lag_p99_ms:.0f}ms"))
+            share = health.cpu_share
+            cpu = "" if share is None else f" at {share:.0%} CPU"
+            out.append((f"lag:{name}", f"{name} loop lag p99 {health.lag_p99_ms:.0f}ms{cpu}"))
     return tuple(out)
 
 
@@ -294,6 +299,12 @@ class ClientHealthBook:
             )
         if parts and self.late_drops:
             parts.append(f"{self.late_drops} arrivals dropped while the client was behind schedule")
+        busiest = max((p.share_max for p in self.processes.values()), default=0.0)
+        if parts and busiest < STARVED_SHARE:  # lagging with CPU to spare: it waited for a CPU
+            parts.append(
+                f"no holoload process used more than {busiest:.0%} of a CPU in any window: "
+                "it was waiting for a CPU (or the GIL), not busy with its own work"
+            )
         return "; ".join(parts)
 
     def verdict(self) -> Verdict:
