@@ -166,5 +166,5 @@ def test_every_run_writes_junit_and_markdown(tmp_path: Path, pg_cluster: list[Lo
     assert dispatch([*args, "-q"]) == 0
     run = only_run_dir(results)
     suite = ET.fromstring((run / "junit.xml").read_text())
-    assert [c.get("name") for c in suite.iter("testcase")] == ["p99"]
+    assert [c.get("name") for c in suite.iter("testcase")] == ["p99", "client.ok"]  # client.ok: a default gate
     assert (run / "summary.md").read_text().startswith("## holoload rebuild: PASS")

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from holoload.core.client_health import WindowHealth
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -173,6 +175,10 @@ class WindowClosed(Event):
     signals: Mapping[str, float] = field(default_factory=dict)
     histograms: tuple[tuple[str, int, str], ...] = ()
     """(hlog tag, max latency in µs, encoded HDR histogram) per op and endpoint with samples."""
+    client: WindowHealth | None = None
+    """holoload's own health over the window (loop lag, CPU, tick lateness, late drops)."""
+    client_strain: tuple[str, ...] = ()
+    """Why the client was the bottleneck in this window (empty: it kept up)."""
 
 
 @dataclass(frozen=True, slots=True)

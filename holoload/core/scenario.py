@@ -133,6 +133,11 @@ class RunSettings(Strict):
         description="a worker process that dies: fail the run, or start a new one for its share",
     )
     worker_restarts: int = Field(default=3, ge=0, le=100, description="restart: new workers allowed in all")
+    client_gate: bool = Field(
+        default=True,
+        description="sustained load: add the gate client.ok, which fails the run when holoload itself was "
+        "the bottleneck (loop lag, late windows, arrivals dropped behind schedule)",
+    )
 
     @model_validator(mode="after")
     def _workers_range(self) -> RunSettings:
@@ -277,6 +282,10 @@ LOAD_SCALARS = (
     "recovered",
     "in_doubt_absent",
     "untracked",
+    # holoload's own health (see core/client_health.py)
+    "client_saturated",
+    "client_strained_windows",
+    "client_late_drops",
 )
 
 

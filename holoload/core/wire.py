@@ -15,6 +15,7 @@ import zlib
 from array import array
 from dataclasses import dataclass, field
 
+from holoload.core.client_health import ProcessHealth
 from holoload.core.error_log import ErrorSample, MoreErrors
 from holoload.core.journal import Record
 from holoload.core.outcome import ErrorClass
@@ -127,6 +128,7 @@ class WorkerWindow:
         completed: operations started, per workload name (for `after_iterations` triggers).
         journal: ledger records per (table, id column, endpoint or None), see `journal`.
         errors / more_errors: error messages noted since the previous flush (`error_log`).
+        health: the worker's loop lag, CPU time and late drops since its previous flush.
     """
 
     worker: int
@@ -137,3 +139,4 @@ class WorkerWindow:
     journal: dict[tuple[str, str, int | None], list[Record]] = field(default_factory=dict)
     errors: list[ErrorSample] = field(default_factory=list)
     more_errors: list[MoreErrors] = field(default_factory=list)
+    health: ProcessHealth | None = None

@@ -21,6 +21,7 @@ from holoload.adapters.pg import StatementError, describe_error
 from holoload.adapters.pool import Writer
 from holoload.adapters.surfaces import DB_ERRORS
 from holoload.core.acklog import AckLog
+from holoload.core.client_health import LATE_DROP_MS
 from holoload.core.generators import SeqAllocator
 from holoload.core.ledger import Ledger, WriteOutcome, outcome_of
 from holoload.core.outcome import ErrorClass, ErrorRules
@@ -34,6 +35,7 @@ from holoload.engine.phase_end import drain_guard
 UNIQUE_VIOLATION = "23505"
 
 NS = 1_000_000_000
+LATE_DROP_NS = int(LATE_DROP_MS * 1_000_000)
 
 
 @dataclass
@@ -76,6 +78,8 @@ class WorkloadRun:
         drain_s: once the phase's time is up or a stop was asked, how long operations in flight
             may finish before they are cancelled.
         cut_short: operations cancelled that way (counted as timeouts, writes in doubt).
+        late_drops: open loop, drops of arrivals whose dispatcher was already more than
+            `LATE_DROP_MS` behind their intended time (the client's lateness, not the server's).
     """
 
     phase: str
@@ -105,6 +109,7 @@ class WorkloadRun:
     acks: AckLog | None = None  # chaos runs in one process: who acknowledged which ids, and when
     drain_s: float = 10.0
     cut_short: int = 0
+    late_drops: int = 0
 
     def __post_init__(self) -> None:
         self.budget = RetryBudget(self.workload.retry.budget)
@@ -446,6 +451,8 @@ async def _dispatch(
             queues[endpoint].put_nowait(intended)
         except asyncio.QueueFull:  # every writer busy and as many waiting: counted, never hidden
             loops[endpoint][0].recorders[drop_mix.next()].drop()
+            if run.perf_ns() - intended > LATE_DROP_NS:  # the dispatcher itself was behind: the client's fault
+                run.late_drops += 1
 
 
 async def _open_worker(run: WorkloadRun, loop: WriterLoop, queue: asyncio.Queue[int | None]) -> None:

@@ -31,6 +31,7 @@ from holoload.core.verdicts import Verdict
 from holoload.core.window import NS, Aggregator, OpKey
 from holoload.core.workload import Phase, gate_spec
 from holoload.engine.chaos import FaultRunner, check_problems
+from holoload.engine.client_probe import ClientWatch, client_watch
 from holoload.engine.executors import WorkloadRun, run_closed_loop, run_open_loop
 from holoload.engine.fleet import Launcher, WorkerFleet, worker_specs
 from holoload.engine.ledgers import LedgerBook, Pulse
@@ -90,6 +91,7 @@ class LoadEngine:
     server_names: dict[str, str] = field(default_factory=dict)  # host:port -> node name, for lost ranges
     staleness: StalenessSampler | None = None  # a replicated cluster: standby staleness samples
     _stop: LoadStop = field(init=False, default_factory=LoadStop)
+    client: ClientWatch = field(init=False)
 
     def __post_init__(self) -> None:
         self.book = LedgerBook(shared=self.surfaces.shared)
@@ -151,6 +153,7 @@ class LoadEngine:
             outages.origin_ns, outages.wall_origin_s = self.aggregator.start_ns, wall_origin_s
             self.aggregator.outages = outages
             self.acks = AckLog(self.aggregator.start_ns, wall_origin_s=wall_origin_s)
+        self.client = client_watch(self.scenario, lambda: sum(r.late_drops for r in self._runs), self.perf_ns)
 
     async def run(self) -> None:
         """Setup, then every phase; an abort_on_fail gate cancels the rest (verdict FAIL).
@@ -264,6 +267,7 @@ class LoadEngine:
             perf_ns=self.perf_ns,
         )
         self.sink.emit(PhaseChanged(self.clock(), "workers", f"starting {len(specs)} workers"))
+        self.client.probe.drives_load = False  # the workers run the writers; this loop merges and judges
         await self.fleet.start()
 
     def _work_dsn(self, i: int) -> str:
@@ -276,6 +280,7 @@ class LoadEngine:
         target = self.surfaces.target
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._ticker, tg.cancel_scope)
+            tg.start_soon(self.client.probe.run)
             tg.start_soon(
                 partial(
                     self.watch.run,
@@ -402,8 +407,11 @@ class LoadEngine:
         """
         if self.fleet is None:
             return
+        windows = await self.fleet.collect(None if complete else self.scenario.window / 2)
+        for window, _ in windows:
+            self.client.worker(window.worker, window.health)
         absorb_windows(
-            await self.fleet.collect(None if complete else self.scenario.window / 2),
+            windows,
             aggregator=self.aggregator,
             book=self.book,
             pulses=self.pulses,
@@ -420,18 +428,20 @@ class LoadEngine:
         step_ns = int(self.scenario.window * NS)
         next_ns = self.perf_ns() + step_ns
         while True:
+            due_ns = next_ns
             await anyio.sleep(max(0, next_ns - self.perf_ns()) / NS)
             next_ns += step_ns
             if next_ns <= self.perf_ns():  # fell more than a window behind: skip ahead, never burst
                 next_ns = self.perf_ns() + step_ns
             async with self._window_lock:
                 await self._collect(complete=False)
-                self._close_window()
+                self._close_window(due_ns)
             if self.aborted_by is not None:
                 scope.cancel()
                 return
 
-    def _close_window(self) -> None:
+    def _close_window(self, due_ns: int | None = None) -> None:
+        """Close the open window (`due_ns`: the ticker's grid time, None at a phase boundary)."""
         now = self.perf_ns()
         tags = () if self.chaos is None else self.chaos.window_tags()
         window = self.aggregator.close_window(now, tags=tags)
@@ -445,11 +455,11 @@ class LoadEngine:
                     self.aggregator.outages.window(f"{row.workload}.{row.op}", window.start_ns, now, row.p99_ms)
         signals = {} if self.watch is None else self.watch.signals()
         histograms = tuple(encoded_histograms(window))
-        self.sink.emit(
-            WindowClosed(
-                self.clock(), self.current_phase, window.index, elapsed, window.seconds, rows, signals, histograms
-            )
-        )
+        late_s = None if due_ns is None else max(0, now - due_ns) / NS
+        health, strain = self.client.close(window.index, window.seconds, late_s)
+        phase, index, seconds = self.current_phase, window.index, window.seconds
+        event = WindowClosed(self.clock(), phase, index, elapsed, seconds, rows, signals, histograms, health, strain)
+        self.sink.emit(event)
         self._watch_gates(now, window.start_ns)
 
     def _watch_gates(self, now_ns: int, window_start_ns: int | None = None) -> None:
@@ -488,7 +498,7 @@ class LoadEngine:
             scalars.update({f"{k}_ids": float(ledger[k]) for k in ("acknowledged", "failed", "in_doubt", "recovered")})
         if self.verification is not None:
             scalars.update(self.verification.scalars())
-        return scalars
+        return scalars | self.client.scalars()
 
     def _context(self, monitor: GateMonitor, now_ns: int, scalars: dict[str, float]) -> LoadGateContext:
         server = None if self.watch is None else self.watch.view
@@ -502,7 +512,8 @@ class LoadEngine:
         scalars = self._scalars()
         verdicts = [m.final(self._context(m, now, scalars)) for m in self.monitors]
         lost = None if self.fleet is None else self.fleet.verdict()
-        return verdicts + ([lost] if lost is not None else [])
+        client = [self.client.book.verdict()] if self.client.book.enabled else []
+        return verdicts + ([lost] if lost is not None else []) + client
 
     def workers_summary(self) -> dict[str, object]:
         """How the load was spread: in this process, or over worker processes / Ray actors, and losses."""

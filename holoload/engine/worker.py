@@ -20,6 +20,7 @@ from holoload.core.outcome import ErrorRules
 from holoload.core.scenario import Scenario
 from holoload.core.window import Aggregator
 from holoload.core.wire import WireStats, WorkerWindow
+from holoload.engine.client_probe import LoopProbe
 from holoload.engine.executors import WorkloadRun, run_closed_loop, run_open_loop
 from holoload.engine.ledgers import LedgerBook
 from holoload.engine.phase_runs import RunBuilder
@@ -75,6 +76,7 @@ class WorkerEngine:
         self._sent: dict[str, int] = {}
         self._stopping = False
         self._scope: anyio.CancelScope | None = None
+        self.probe = LoopProbe(lambda: sum(r.late_drops for r in self._every_run))
 
     async def hello(self) -> dict[str, object]:
         """Who and where the worker is, and its monotonic clock now (for the clock offset)."""
@@ -110,9 +112,12 @@ class WorkerEngine:
             run.skip_before_ns = resume_ns
         try:
             with anyio.CancelScope() as self._scope:
-                async with anyio.create_task_group() as tg:
-                    for run in runs:
-                        tg.start_soon(run_open_loop if run.workload.open_loop else run_closed_loop, run)
+                async with anyio.create_task_group() as probing:
+                    probing.start_soon(self.probe.run)  # its loop lag, while it has load to drive
+                    async with anyio.create_task_group() as tg:
+                        for run in runs:
+                            tg.start_soon(run_open_loop if run.workload.open_loop else run_closed_loop, run)
+                    probing.cancel_scope.cancel()
             return time.perf_counter_ns()
         finally:
             self._scope = None
@@ -132,7 +137,7 @@ class WorkerEngine:
 
     async def flush(self) -> WorkerWindow:
         """Everything recorded since the last flush, encoded."""
-        window = WorkerWindow(self.spec.index)
+        window = WorkerWindow(self.spec.index, health=self.probe.take())
         for rec in self.aggregator.iter_recorders():
             stats = rec.swap()
             wire = WireStats.of(rec.key, stats)

@@ -257,3 +257,76 @@ class TimeseriesWriter:
 
 def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
+
+
+CLIENT_HEALTH_COLUMNS = (
+    "ts",
+    "elapsed_s",
+    "phase",
+    "window",
+    "window_s",
+    "actual_s",
+    "tick_late_ms",
+    "process",
+    "lag_p99_ms",
+    "lag_max_ms",
+    "probes",
+    "cpu_s",
+    "cpu_share",
+    "late_drops",
+    "drives_load",
+    "strained",
+)
+
+
+class ClientHealthWriter:
+    """client_health.csv: holoload's own health, one row per process per window (see core/client_health.py)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: IO[str] | None = None
+        self._csv: Any = None
+        self.write_errors: list[str] = []
+
+    def emit(self, event: Event) -> None:
+        if not isinstance(event, WindowClosed) or event.client is None or self.write_errors:
+            return
+        health = event.client
+        late = "" if health.tick_late_s is None else f"{health.tick_late_s * 1000:.1f}"
+        strained = "; ".join(event.client_strain)
+        try:
+            if self._fh is None:
+                self._fh = self.path.open("a", newline="")
+                self._csv = csv.writer(self._fh, lineterminator="\n")
+                self._csv.writerow(CLIENT_HEALTH_COLUMNS)
+            for name, p in health.processes:
+                share = p.cpu_share
+                self._csv.writerow(
+                    [
+                        f"{event.ts:.3f}",
+                        f"{event.elapsed_s:.3f}",
+                        event.phase,
+                        event.index,
+                        f"{health.window_s:g}",
+                        f"{health.actual_s:.4f}",
+                        late,
+                        name,
+                        _num(p.lag_p99_ms),
+                        _num(p.lag_max_ms),
+                        p.probes,
+                        f"{p.cpu_s:.4f}",
+                        "" if share is None else f"{share:.3f}",
+                        p.late_drops,
+                        int(p.drives_load),
+                        strained,
+                    ]
+                )
+            self._fh.flush()
+        except OSError as exc:
+            self.write_errors.append(f"{self.path.name}: {exc}")
+
+    def close(self) -> None:
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.close()
+            self._fh = None

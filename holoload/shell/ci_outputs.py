@@ -154,6 +154,7 @@ def junit_xml(summary: Mapping[str, Any]) -> str:
         ("holoload_version", summary.get("holoload_version")),
         ("aborted_by", summary.get("aborted_by")),
         *_budget_properties(summary),
+        ("client_ok", _map(summary.get("client")).get("ok")),
     ):
         if value is not None:
             ET.SubElement(props, "property", name=name, value=_xml(value))
@@ -327,6 +328,45 @@ def _check_lines(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _client_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The Client section: whether holoload kept up, per process loop lag and CPU."""
+    client = _map(summary.get("client"))
+    if not client:
+        return []
+    judged, strained = client.get("judged_windows"), client.get("strained_windows")
+    state = "SATURATED: results not valid" if client.get("saturated") else "kept up"
+    lines = ["", "### Client", "", f"holoload {state}: {_figure(strained)} of {_figure(judged)} windows strained"]
+    if client.get("reason"):
+        lines[-1] += f" ({_cell(client.get('reason'))})"
+    ticks, seconds = client.get("ticks"), client.get("ticked_windows_s")
+    window = client.get("window_s")
+    lines += [
+        "",
+        f"{_figure(ticks)} windows of {_figure(window)} s took {_figure(seconds, 5)} s "
+        f"({_figure(client.get('stretch'))}x; the latest closed {_figure(client.get('tick_late_max_s'))} s late); "
+        f"{_figure(client.get('late_drops'))} arrivals dropped behind schedule",
+    ]
+    header = ("process", "lag p99 ms (median)", "lag p99 ms (worst)", "lag max ms", "cpu mean", "cpu max", "late drops")
+    rows = []
+    for name, figures in _map(client.get("processes")).items():
+        f = _map(figures)
+        rows.append(
+            [
+                _cell(name),
+                *(_cell(_figure(f.get(k))) for k in ("lag_p99_ms_median", "lag_p99_ms_worst", "lag_max_ms")),
+                *(_cell(_percent(f.get(k))) for k in ("cpu_share_mean", "cpu_share_max")),
+                _cell(_figure(f.get("late_drops"))),
+            ]
+        )
+    lines += ["", *_table(header, rows)] if rows else []
+    return lines
+
+
+def _percent(value: Any) -> str:
+    number = _number(value)
+    return "-" if number is None else f"{number:.0%}"
+
+
 def summary_markdown(summary: Mapping[str, Any]) -> str:
     """The run as Markdown for a CI job summary (e.g. ``$GITHUB_STEP_SUMMARY``).
 
@@ -358,6 +398,9 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
         facts.append(f"budget {_inline_code(summary.get('env'))}")
     if facts:
         lines.append(", ".join(facts))
+    client = _map(summary.get("client"))
+    if client.get("saturated"):
+        lines += ["", f"**client saturated, results not valid**: {_cell(client.get('reason'))}"]
 
     gates = _gates(summary)
     lines += ["", "### Gates", ""]
@@ -385,6 +428,7 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     lines += _error_message_lines(summary)
     lines += _chaos_lines(summary)
     lines += _check_lines(summary)
+    lines += _client_lines(summary)
     problems = _problems(summary)
     if problems:
         lines += ["", "### Problems", "", *(f"- {_cell(p)}" for p in problems)]

@@ -20,6 +20,7 @@ from holoload.core.metrics import HOLOFUSION_GAUGE_MARKERS
 from holoload.core.units import format_duration
 from holoload.shell import error_messages
 from holoload.shell import svg_charts as svg
+from holoload.shell.client_report import client_banner, client_section
 from holoload.shell.isolation_html import isolation_section
 from holoload.shell.regression_views import html_sections
 from holoload.shell.results_files import read_csv, read_jsonl
@@ -172,6 +173,7 @@ def _banner(run: _Run) -> str:
         f" · exit code {_e(s.get('exit_code', '?'))}",
     ]
     facts += [f"aborted by gate {_e(s['aborted_by'])}"] if s.get("aborted_by") else []
+    facts += client_banner(s)
     facts += [f"problem: {_e(p)}" for p in _list(info.get("problems"))]
     cls = verdict if verdict in ("PASS", "FAIL", "INTERRUPTED", "ERROR") else "UNKNOWN"
     out = f'<header id="verdict" class="verdict {cls}"><h1>{_e(verdict)}</h1>'
@@ -480,6 +482,7 @@ def render_report(results_dir: Path) -> str:
     parts.insert(1, html_sections(run.summary))  # a baseline comparison right after the gates
     parts += [_metrics(run, spans), _topology(run, spans), _check(run), _chaos(run), _batches(run)]
     parts.append(isolation_section(run.summary.get("isolation")))
+    parts.append(client_section(run.root, run.summary, run.t0, run.x_range, run.notes))
     banner = _banner(run)  # last: reading the files above may have added notes
     title = f"holoload {run.summary.get('verdict', '')} {_dict(run.summary.get('scenario')).get('name', '')}"
     return (

@@ -24,7 +24,7 @@ from holoload.engine.canary import CanaryEngine
 from holoload.engine.load import LoadEngine
 from holoload.engine.phase_runs import writer_counts
 from holoload.engine.watch import ClusterWatch
-from holoload.shell.artifacts import ArtifactWriter, HlogWriter, TimeseriesWriter
+from holoload.shell.artifacts import ArtifactWriter, ClientHealthWriter, HlogWriter, TimeseriesWriter
 from holoload.shell.live import LiveDisplay
 from holoload.shell.live_load import LoadDisplay
 from holoload.shell.summary import RunRecord, load_summary, summary_json, text_keys
@@ -108,8 +108,9 @@ class LoadJob:
         self.ray_address: str | None = None
         self.timeseries = TimeseriesWriter(root / "timeseries.csv")
         self.hlog = HlogWriter(root / "latency.hlog")
+        self.client_health = ClientHealthWriter(root / "client_health.csv")
         self.display: LiveDisplay = LoadDisplay(console, scenario, quiet=quiet)
-        self.sinks: list[EventSink] = [self.timeseries, self.hlog, self.display]
+        self.sinks: list[EventSink] = [self.timeseries, self.hlog, self.client_health, self.display]
 
     async def run(self, surfaces: TargetSurfaces, sink: EventSink) -> None:
         # a standby refuses writes: workloads that name no endpoints go to the writable ones
@@ -153,11 +154,12 @@ class LoadJob:
 
     @property
     def write_errors(self) -> list[str]:
-        return self.timeseries.write_errors + self.hlog.write_errors
+        return self.timeseries.write_errors + self.hlog.write_errors + self.client_health.write_errors
 
     def close(self) -> None:
         self.timeseries.close()
         self.hlog.close()
+        self.client_health.close()
         self.display.close()
 
 

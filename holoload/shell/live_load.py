@@ -33,6 +33,25 @@ def _ms(value: float | None) -> str:
     return f"{value:.2f}ms" if value < 10 else f"{value:.1f}ms" if value < 100 else f"{value:.0f}ms"
 
 
+def client_row(event: WindowClosed) -> Text:
+    """The live view's `client` row: each process's loop lag and CPU, the window's lateness; red when strained."""
+    health = event.client
+    if health is None:
+        return Text("")
+    parts = []
+    for name, p in health.processes:
+        share = p.cpu_share
+        cpu = "" if share is None else f" cpu {share:.0%}"
+        parts.append(f"{name} lag p99 {_ms(p.lag_p99_ms)}{cpu}")
+    late = "" if health.tick_late_s is None else f", closed {health.tick_late_s * 1000:.0f}ms late"
+    text = f"client: {', '.join(parts)}; window {health.actual_s:.2f}s{late}"
+    if health.late_drops:
+        text += f"; {health.late_drops} dropped behind schedule"
+    if event.client_strain:
+        return Text(f"{text}  STRAINED: {'; '.join(event.client_strain)}", style="bold red")
+    return Text(text, style="dim")
+
+
 class LoadDisplay(LiveDisplay):
     """Renders WindowClosed snapshots; phases, problems and the verdict as LiveDisplay does.
 
@@ -107,6 +126,8 @@ class LoadDisplay(LiveDisplay):
             )
         if event.signals:
             parts.append("server " + ", ".join(f"{k} {v:,.0f}" for k, v in event.signals.items()))
+        if event.client_strain:
+            parts.append("client STRAINED (holoload is the bottleneck): " + "; ".join(event.client_strain))
         return " | ".join(parts)
 
     def _refresh(self) -> None:
@@ -130,7 +151,8 @@ class LoadDisplay(LiveDisplay):
             style = _GATE_STYLE.get(state, "")
             gates.add_row(Text(state.upper(), style=style), Text(name), Text(reason))
         signals = "  ".join(f"{name} {value:,.0f}" for name, value in event.signals.items())
-        return Group(header, table, Text(f"server: {signals}" if signals else ""), gates)
+        server = Text(f"server: {signals}" if signals else "")
+        return Group(header, table, server, client_row(event), gates)
 
     def _cells(self, row: WindowRow) -> list[str]:
         errors = ", ".join(f"{k} {v}" for k, v in sorted(row.errors.items())) or "0"

@@ -18,6 +18,7 @@ from typing import Any
 from holoload import __version__
 from holoload.core import hlog
 from holoload.core.histogram import LatencyHistogram
+from holoload.shell.client_report import client_from_csv
 from holoload.shell.results_files import read_csv, read_jsonl
 from holoload.shell.summary import latency_ms
 
@@ -93,6 +94,7 @@ def rebuild_summary(root: Path) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
         "gates": _last_gate_states(events),
         "chaos": _chaos(events),
         "check": _checks(events),
+        "client": client_from_csv(root, scenario),
     }
     keys: list[tuple[str, Any]] = [("run_id", started.get("run_id")), ("phases", len(phases))]
     for phase, figures in phases.items():

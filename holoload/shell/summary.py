@@ -203,6 +203,19 @@ def _check_summary(engine: LoadEngine | None) -> dict[str, Any]:
     return result
 
 
+def _client_keys(client: dict[str, Any]) -> list[tuple[str, Any]]:
+    """summary.txt's client.* lines: the verdict, its evidence and the coordinator's loop lag."""
+    coordinator = client["processes"].get("coordinator") or {}
+    return [
+        ("client.ok", client["ok"]),
+        ("client.strained_windows", client["strained_windows"]),
+        ("client.judged_windows", client["judged_windows"]),
+        ("client.late_drops", client["late_drops"]),
+        ("client.tick_late_max_s", client["tick_late_max_s"]),
+        ("client.coordinator_lag_p99_ms", coordinator.get("lag_p99_ms_worst")),
+    ]
+
+
 def load_summary(
     record: RunRecord,
     scenario: Scenario,
@@ -254,6 +267,7 @@ def load_summary(
             ("workers", 1 if fleet is None else fleet.count),
             ("workers_lost", 0 if fleet is None else len(fleet.losses)),
         ]
+        keys += _client_keys(engine.client.book.summary())
     keys.append(("slo_status", record.status))
     data = {
         "holoload_version": __version__,
@@ -262,6 +276,7 @@ def load_summary(
         "exit_code": record.exit_code,
         "aborted_by": None if engine is None else engine.aborted_by,
         "workers": None if engine is None else engine.workers_summary(),
+        "client": None if engine is None else engine.client.book.summary(),
         "chaos": chaos,
         "check": check,
         **({"staleness": staleness} if staleness is not None else {}),

@@ -1,0 +1,149 @@
+"""report.html's "Client health" section: whether holoload kept up, and its loop lag and lateness over time."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from holoload.core.client_health import GATE_KEY, ClientHealthBook, ProcessHealth, WindowHealth
+from holoload.shell import svg_charts as svg
+from holoload.shell.results_files import read_csv
+from holoload.shell.svg_charts import Point, Series
+
+CLIENT_CSV = "client_health.csv"
+
+
+def _num(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _text(value: Any, digits: int = 3) -> str:
+    number = _num(value) if not isinstance(value, bool) else None
+    if number is None:
+        return "–" if value is None else escape(str(value))
+    return str(int(number)) if number.is_integer() else f"{number:.{digits}g}"
+
+
+def _percent(value: Any) -> str:
+    number = _num(value)
+    return "–" if number is None else f"{number:.0%}"
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], tid: str) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f'<table id="{tid}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def client_from_csv(root: Path, scenario: Mapping[str, Any], notes: list[str] | None = None) -> dict[str, Any] | None:
+    """summary.json's `client` section rebuilt from client_health.csv (a killed run), None without the file.
+
+    Args:
+        root: the results directory.
+        scenario: scenario.json (whether client.ok was one of the run's gates).
+        notes: where damaged rows are reported.
+    """
+    path = root / CLIENT_CSV
+    if not path.exists():
+        return None
+    run = scenario.get("run")
+    gates = scenario.get("gates")
+    enabled = (run.get("client_gate", True) if isinstance(run, Mapping) else True) and GATE_KEY not in (gates or {})
+    book = ClientHealthBook(enabled=bool(enabled))
+    rows: dict[str, list[dict[str, str]]] = {}
+    for r in read_csv(path, notes):
+        rows.setdefault(r.get("window", ""), []).append(r)
+    for index, window_rows in rows.items():
+        first = window_rows[0]
+        processes = []
+        for r in window_rows:
+            cpu_s, share = _num(r.get("cpu_s")) or 0.0, _num(r.get("cpu_share"))
+            wall_s = cpu_s / share if share else _num(first.get("actual_s")) or 0.0
+            health = ProcessHealth(
+                _num(r.get("lag_p99_ms")),
+                _num(r.get("lag_max_ms")),
+                int(_num(r.get("probes")) or 0),
+                cpu_s,
+                wall_s,
+                int(_num(r.get("late_drops")) or 0),
+                r.get("drives_load") != "0",
+            )
+            processes.append((r.get("process", ""), health))
+        late_ms = _num(first.get("tick_late_ms"))
+        book.add(
+            WindowHealth(
+                int(_num(index) or 0),
+                _num(first.get("window_s")) or 0.0,
+                _num(first.get("actual_s")) or 0.0,
+                None if late_ms is None else late_ms / 1000,
+                tuple(processes),
+            )
+        )
+    return book.summary()
+
+
+def client_banner(summary: Mapping[str, Any]) -> list[str]:
+    """The verdict banner's line when holoload itself was the bottleneck (none otherwise)."""
+    client = summary.get("client")
+    if not isinstance(client, Mapping) or not client.get("saturated"):
+        return []
+    return [f"client saturated, results not valid: {escape(str(client.get('reason') or ''))}"]
+
+
+def client_section(
+    root: Path, summary: Mapping[str, Any], t0: float, x_range: tuple[float, float], notes: list[str]
+) -> str:
+    """The section, or "" for a run without client figures (a canary, an older run).
+
+    Args:
+        root: the results directory (client_health.csv is read from it when present).
+        summary: the parsed summary.json.
+        t0: wall clock of "seconds since run start" = 0.
+        x_range: the report's time axis.
+        notes: where damaged CSV rows are reported.
+    """
+    client = summary.get("client")
+    if not isinstance(client, Mapping):
+        return ""
+    state = "SATURATED: results not valid" if client.get("saturated") else "kept up"
+    body = [
+        f'<p class="client-state">holoload {state}: {_text(client.get("strained_windows"))} of '
+        f"{_text(client.get('judged_windows'))} windows strained"
+        + (f" ({escape(str(client.get('reason')))})" if client.get("reason") else "")
+        + f"; {_text(client.get('ticks'))} windows of {_text(client.get('window_s'))} s took "
+        f"{_text(client.get('ticked_windows_s'), 6)} s ({_text(client.get('stretch'))}x; the latest closed "
+        f"{_text(client.get('tick_late_max_s'))} s "
+        f"late); {_text(client.get('late_drops'))} arrivals dropped behind schedule.</p>"
+    ]
+    rows = []
+    processes = client.get("processes")
+    for name, figures in processes.items() if isinstance(processes, Mapping) else ():
+        f = figures if isinstance(figures, Mapping) else {}
+        lags = [_text(f.get(k)) for k in ("lag_p99_ms_median", "lag_p99_ms_worst", "lag_max_ms")]
+        shares = [_percent(f.get(k)) for k in ("cpu_share_mean", "cpu_share_max")]
+        rows.append([escape(str(name)), *lags, _text(f.get("cpu_s")), *shares, _text(f.get("late_drops"))])
+    heads = ["process", "lag p99 ms (median)", "lag p99 ms (worst)", "lag max ms", "cpu s", "cpu mean", "cpu max"]
+    body.append(_table([*heads, "late drops"], rows, "client-table"))
+    path = root / CLIENT_CSV
+    if path.exists():
+        lag: dict[str, list[Point]] = {}
+        late: dict[float, float | None] = {}
+        for r in read_csv(path, notes):
+            ts = _num(r.get("ts"))
+            if ts is None:
+                continue
+            lag.setdefault(r.get("process", ""), []).append((ts - t0, _num(r.get("lag_p99_ms"))))
+            late[ts - t0] = _num(r.get("tick_late_ms"))
+        lines = [Series(f"{name} loop lag p99", pts, svg.PALETTE[i % 9]) for i, (name, pts) in enumerate(lag.items())]
+        lines.append(Series("window closed late by", sorted(late.items()), "#d62728", dashed=True))
+        attrs = {"class": "client"}
+        title = "holoload's own loop lag (p99 per window) and window lateness"
+        body.append(svg.line_chart(lines, title=title, x_range=x_range, y_label="ms", attrs=attrs, plot_height=150))
+    return '<section id="client"><h2>Client health</h2>\n' + "\n".join(body) + "\n</section>"
