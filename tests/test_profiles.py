@@ -203,3 +203,12 @@ def test_run_with_unknown_profile_exits_2_before_any_load(
     assert dispatch([str(path), "--results-dir", str(tmp_path / "r")]) == 2
     assert f"{path}: profiles.staging: no profile 'staging'" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_an_environment_is_only_a_label_for_a_scenario_without_profiles() -> None:
+    """HOLOLOAD_ENV=ci set for every scenario in CI: one without [profiles] runs its own budget,
+    labelled with the environment; one with profiles must name it (tested above)."""
+    scenario, applied = parse_scenario_budget(SALES, "s.toml", profile="ci")
+    assert applied.env == "ci" and applied.overrides == () and applied.labelled_only
+    assert applied.describe().startswith("environment ci, no profile")
+    assert scenario.gates == parse_scenario_budget(SALES, "s.toml")[0].gates

@@ -40,10 +40,13 @@ class AppliedBudget:
 
     env: str = DEFAULT
     overrides: tuple[Override, ...] = ()
+    labelled_only: bool = False  # the environment named no profile (the scenario has none): a label
 
     def describe(self) -> str:
         """One line for the terminal, e.g. `profile pr (2 overrides: gates.p95_20k [profile], ...)`."""
         head = DEFAULT if self.env == DEFAULT else f"profile {self.env}"
+        if self.labelled_only:
+            head = f"environment {self.env}, no profile for it in this scenario"
         if not self.overrides:
             return f"{head} (no overrides)"
         items = ", ".join(f"{o.key} [{o.source}]" for o in self.overrides)
@@ -73,22 +76,25 @@ def profile_items(data: Mapping[str, Any], name: str, file: str) -> list[tuple[s
     """The (key path, value) items of `[profiles.NAME]`, sub-tables flattened into dotted paths.
 
     Returns:
-        None when the scenario has no such profile and `name` is "default"; the items otherwise.
+        None when the scenario has no such profile and `name` is "default", or when the scenario
+        has no profiles at all (the name is then only the run's environment label: CI can set
+        HOLOLOAD_ENV for every scenario); the items otherwise.
 
     Raises:
-        ScenarioError: no profile `name` (naming the ones there are), or a profile sets `profiles`.
+        ScenarioError: a scenario with profiles has none named `name` (a typo must not silently
+            run with the default budget; naming the ones there are), or a profile sets `profiles`.
     """
     profiles = data.get(PROFILES_KEY)
     table = profiles.get(name) if isinstance(profiles, Mapping) else None
     if table is None:
-        if name == DEFAULT:
+        if name == DEFAULT or not profile_names(data):
             return None
         known = profile_names(data)
         hint = difflib.get_close_matches(name, known, n=1)
         msg = f"no profile '{name}' (from --env or {ENV_VAR})"
         if hint:
             msg += f"; did you mean '{hint[0]}'?"
-        msg += f"; profiles here: {', '.join(known) or 'none (add a [profiles.' + name + '] table)'}"
+        msg += f"; profiles here: {', '.join(known)} (add a [profiles.{name}] table, even an empty one)"
         raise ScenarioError(file, [(f"{PROFILES_KEY}.{name}", msg)])
     if not isinstance(table, Mapping):
         raise ScenarioError(file, [(f"{PROFILES_KEY}.{name}", "expected a table of key.path = value overrides")])
@@ -173,7 +179,8 @@ def apply_budget(
         ScenarioError: an unknown profile or gate variable, or a path that cannot be set (exit 2).
     """
     applied: list[Override] = []
-    for key, value in profile_items(data, profile, file) or []:
+    items = profile_items(data, profile, file)
+    for key, value in items or []:
         set_path(data, key.split("."), value, file=file, item=f'{PROFILES_KEY}.{profile}."{key}"')
         applied.append(Override(key, value, "profile"))
     gates = data.get("gates")
@@ -185,4 +192,4 @@ def apply_budget(
         path, value = parse_override(item)
         set_path(data, path, value, file="--set", item=item)
         applied.append(Override(".".join(path), value, "--set"))
-    return AppliedBudget(profile, tuple(applied))
+    return AppliedBudget(profile, tuple(applied), labelled_only=items is None and profile != DEFAULT)
