@@ -27,7 +27,7 @@ def test_repeat_runs_a_set_and_compares_it_with_a_baseline(tmp_path: Path, pg_cl
     data = json.loads((set_dir / "set.json").read_text())
     assert data["verdict"] == "PASS" and len(data["runs"]) == 2
     assert all(Path(r["results_dir"]).parent == set_dir and r["verdict"] == "PASS" for r in data["runs"])
-    assert [(g["name"], g["passed"], g["passed_runs"]) for g in data["gates"]] == [("p99", True, 2)]
+    assert [(g["name"], g["passed"], g["passed_runs"]) for g in data["gates"]] == [("p99", True, 2), ("client.ok", True, 2)]
     assert (set_dir / "summary.md").read_text().startswith("## holoload rebuild: PASS")
 
     # a planted baseline ten times as fast as the first run (summary only: the point rule decides)

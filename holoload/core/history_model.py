@@ -186,13 +186,19 @@ def _topology(target: Mapping[str, Any]) -> str:
     return ", ".join(str(p) for p in parts if p)
 
 
-def _gates(raw: Any) -> tuple[GateRecord, ...]:
+def _rebuilt(summary: Mapping[str, Any]) -> bool:
+    """A summary `holoload report` rebuilt from a killed run's files: its gates are live states."""
+    return summary.get("rebuilt_from_disk") is True or summary.get("verdict") == "KILLED"
+
+
+def _gates(raw: Any, *, rebuilt: bool) -> tuple[GateRecord, ...]:
+    """Gates as judged; a rebuilt (killed) run's are last live states (`passed` None), not verdicts."""
     out = []
     for g in raw if isinstance(raw, list) else []:
         if not isinstance(g, Mapping) or not g.get("name"):
             continue
         state = g.get("state")
-        passed = g.get("passed") if state is None and isinstance(g.get("passed"), bool) else None
+        passed = g.get("passed") if not rebuilt and isinstance(g.get("passed"), bool) else None
         text = {k: g.get(k) if isinstance(g.get(k), str) else None for k in ("expression", "observed_text")}
         out.append(
             GateRecord(
@@ -339,7 +345,7 @@ def entry_from_summary(
         host_load1=context.host_load1,
         source=source,
         problems=tuple(str(p) for p in problems),
-        gates=_gates(summary.get("gates")),
+        gates=_gates(summary.get("gates"), rebuilt=_rebuilt(summary)),
         ops=_ops(summary, histograms),
     )
 
