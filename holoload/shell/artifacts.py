@@ -204,8 +204,11 @@ class HlogWriter:
             self._fh = None
 
 
-class TimeseriesWriter:
-    """timeseries.csv: one row per (workload, op, endpoint) per window, appended as windows close."""
+class _WindowCsv:
+    """A CSV appended as windows close: opened (and its header written) on the first row, flushed
+    after each window; a write error is kept, never raised (a full disk must not end the run)."""
+
+    columns: tuple[str, ...] = ()
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -213,46 +216,65 @@ class TimeseriesWriter:
         self._csv: Any = None
         self.write_errors: list[str] = []
 
+    def rows(self, event: WindowClosed) -> list[list[Any]] | None:
+        """This window's rows; None when the window has nothing for this file (no file is made for it)."""
+        raise NotImplementedError
+
     def emit(self, event: Event) -> None:
         if not isinstance(event, WindowClosed):
+            return
+        rows = self.rows(event)
+        if rows is None:
             return
         try:
             if self._fh is None:
                 self._fh = self.path.open("a", newline="")
                 self._csv = csv.writer(self._fh, lineterminator="\n")
-                self._csv.writerow(TIMESERIES_COLUMNS)
-            for r in event.rows:
-                self._csv.writerow(
-                    [
-                        f"{event.ts:.3f}",
-                        f"{event.elapsed_s:.3f}",
-                        event.phase,
-                        event.index,
-                        r.workload,
-                        r.op,
-                        r.endpoint,
-                        r.ok,
-                        sum(r.errors.values()),
-                        r.dropped,
-                        r.retries,
-                        r.rows,
-                        f"{r.ops_per_s:.1f}",
-                        _num(r.p50_ms),
-                        _num(r.p95_ms),
-                        _num(r.p99_ms),
-                        _num(r.max_ms),
-                        _num(r.service_p99_ms),
-                        _num(r.lag_p99_ms),
-                    ]
-                )
+                self._csv.writerow(self.columns)
+            self._csv.writerows(rows)
             self._fh.flush()
         except OSError as exc:
-            self.write_errors.append(f"timeseries: {exc}")
+            problem = f"{self.path.name}: {exc}"
+            if not self.write_errors or self.write_errors[-1] != problem:  # a full disk says it once
+                self.write_errors.append(problem)
 
     def close(self) -> None:
         if self._fh is not None:
-            self._fh.close()
+            with contextlib.suppress(OSError):
+                self._fh.close()
             self._fh = None
+
+
+class TimeseriesWriter(_WindowCsv):
+    """timeseries.csv: one row per (workload, op, endpoint) per window, appended as windows close."""
+
+    columns = TIMESERIES_COLUMNS
+
+    def rows(self, event: WindowClosed) -> list[list[Any]] | None:
+        return [
+            [
+                f"{event.ts:.3f}",
+                f"{event.elapsed_s:.3f}",
+                event.phase,
+                event.index,
+                r.workload,
+                r.op,
+                r.endpoint,
+                r.ok,
+                sum(r.errors.values()),
+                r.dropped,
+                r.retries,
+                r.rows,
+                f"{r.ops_per_s:.1f}",
+                _num(r.p50_ms),
+                _num(r.p95_ms),
+                _num(r.p99_ms),
+                _num(r.max_ms),
+                _num(r.service_p99_ms),
+                _num(r.lag_p99_ms),
+            ]
+            for r in event.rows
+        ]
 
 
 def _num(value: float | None) -> str:
@@ -279,54 +301,35 @@ CLIENT_HEALTH_COLUMNS = (
 )
 
 
-class ClientHealthWriter:
+class ClientHealthWriter(_WindowCsv):
     """client_health.csv: holoload's own health, one row per process per window (see core/client_health.py)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fh: IO[str] | None = None
-        self._csv: Any = None
-        self.write_errors: list[str] = []
+    columns = CLIENT_HEALTH_COLUMNS
 
-    def emit(self, event: Event) -> None:
-        if not isinstance(event, WindowClosed) or event.client is None or self.write_errors:
-            return
+    def rows(self, event: WindowClosed) -> list[list[Any]] | None:
         health = event.client
+        if health is None:
+            return None
         late = "" if health.tick_late_s is None else f"{health.tick_late_s * 1000:.1f}"
         strained = "; ".join(event.client_strain)
-        try:
-            if self._fh is None:
-                self._fh = self.path.open("a", newline="")
-                self._csv = csv.writer(self._fh, lineterminator="\n")
-                self._csv.writerow(CLIENT_HEALTH_COLUMNS)
-            for name, p in health.processes:
-                share = p.cpu_share
-                self._csv.writerow(
-                    [
-                        f"{event.ts:.3f}",
-                        f"{event.elapsed_s:.3f}",
-                        event.phase,
-                        event.index,
-                        f"{health.window_s:g}",
-                        f"{health.actual_s:.4f}",
-                        late,
-                        name,
-                        _num(p.lag_p99_ms),
-                        _num(p.lag_max_ms),
-                        p.probes,
-                        f"{p.cpu_s:.4f}",
-                        "" if share is None else f"{share:.3f}",
-                        p.late_drops,
-                        int(p.drives_load),
-                        strained,
-                    ]
-                )
-            self._fh.flush()
-        except OSError as exc:
-            self.write_errors.append(f"{self.path.name}: {exc}")
-
-    def close(self) -> None:
-        if self._fh is not None:
-            with contextlib.suppress(OSError):
-                self._fh.close()
-            self._fh = None
+        return [
+            [
+                f"{event.ts:.3f}",
+                f"{event.elapsed_s:.3f}",
+                event.phase,
+                event.index,
+                f"{health.window_s:g}",
+                f"{health.actual_s:.4f}",
+                late,
+                name,
+                _num(p.lag_p99_ms),
+                _num(p.lag_max_ms),
+                p.probes,
+                f"{p.cpu_s:.4f}",
+                "" if p.cpu_share is None else f"{p.cpu_share:.3f}",
+                p.late_drops,
+                int(p.drives_load),
+                strained,
+            ]
+            for name, p in health.processes
+        ]
