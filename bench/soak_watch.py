@@ -165,7 +165,8 @@ def find_run(results: Path, after: float) -> Path | None:
 
 
 def split_counts(run: Path) -> dict[str, dict[str, int]]:
-    """ok / failed split steps per node (a step without a node counts under 'all')."""
+    """ok / failed split steps per node, from each step's detail (`node1: split at ...; node2: ...`);
+    a step whose detail names no node counts under 'all'."""
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"ok": 0, "failed": 0})
     path = run / "events.jsonl"
     if not path.exists():
@@ -175,9 +176,13 @@ def split_counts(run: Path) -> dict[str, dict[str, int]]:
             event = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if event.get("kind") == "chaos_finished" and event.get("action") == "split":
-            node = event.get("node") or "all"
-            counts[node]["ok" if event.get("ok") else "failed"] += 1
+        if event.get("kind") != "chaos_finished" or event.get("action") != "split":
+            continue
+        parts = re.findall(r"(?:^|; )(node\d+): (.*?)(?=; node\d+: |$)", str(event.get("detail", "")))
+        if not parts:
+            counts[event.get("node") or "all"]["ok" if event.get("ok") else "failed"] += 1
+        for node, outcome in parts:
+            counts[node]["ok" if outcome.startswith("split at") and "skipped" not in outcome else "failed"] += 1
     return dict(counts)
 
 
