@@ -36,7 +36,7 @@ def _run(scenario: str, results: Path, overrides: list[str], timeout_s: float = 
     for item in overrides:
         cmd += ["--set", item]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout_s, check=False)
-    (run_dir,) = results.iterdir()
+    (run_dir,) = [p for p in results.iterdir() if p.is_dir()]  # history.sqlite lies beside the runs
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     with (run_dir / "timeseries.csv").open() as fh:
         windows = list(csv.DictReader(fh))
@@ -140,7 +140,7 @@ def test_a_planted_blackhole_is_measured_as_an_outage_of_its_length(tmp_path: Pa
     cmd = [sys.executable, "-m", "holoload", str(scenario), "--results-dir", str(results), "--nodes", "1", "-q"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    (run_dir,) = results.iterdir()
+    (run_dir,) = [p for p in results.iterdir() if p.is_dir()]  # history.sqlite lies beside the runs
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     fire, heal = [e for e in events if e["kind"] == "chaos_finished" and e["name"] == "hole"]
     planted_s = heal["ts"] - fire["ts"]  # the proxy's faults were set, then cleared, just before these

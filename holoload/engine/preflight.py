@@ -30,6 +30,10 @@ from holoload.engine.phase_runs import writer_counts
 #: column, function or type (42), bad literal (22), unsupported feature (0A), unknown schema (3F).
 _SCENARIO_CLASSES = frozenset({"42", "22", "0A", "3F"})
 _NOT_SCENARIO = frozenset({"42501"})  # insufficient_privilege: the target's grants, not the file
+#: A standby may not have replayed the setup's DDL yet: an undefined table, column, function,
+#: object or schema there is asked again until the primary's DDL has had time to arrive.
+_MAY_LAG = frozenset({"42P01", "42703", "42883", "42704", "3F000"})
+STANDBY_CATCH_UP_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,12 +126,12 @@ async def prepare_statements(
     todo = statements(scenario, surfaces)
     pairs = sum(len(s.nodes) for s in todo)
     sink.emit(PhaseChanged(clock(), "prepare", f"{pairs} statements prepared before load ({len(todo)} distinct)"))
+    writable = surfaces.target.writable()
     for statement in todo:
         for node in statement.nodes:
             name = surfaces.names[node]
             try:
-                with anyio.fail_after(surfaces.control_timeout_s):
-                    await _prepare(surfaces.conns[node], statement.sql)
+                await _prepare_on(surfaces, node, statement.sql, standby=not writable[node])
             except TimeoutError as exc:
                 raise SetupError(f"preparing a statement on {name} timed out: {statement.sql[:200]}") from exc
             except DB_ERRORS as exc:
@@ -137,3 +141,19 @@ async def prepare_statements(
                     raise ScenarioError(file, [(statement.path, f"{reason}\n  {shown}")]) from exc
                 raise SetupError(f"{file}: {statement.path}: {reason}\n  {shown}") from exc
     return pairs
+
+
+async def _prepare_on(surfaces: TargetSurfaces, node: int, sql: str, *, standby: bool) -> None:
+    """Prepare on one node; on a standby, what may only lag behind the primary's DDL is retried
+    for up to STANDBY_CATCH_UP_S (then its error stands)."""
+    deadline = anyio.current_time() + STANDBY_CATCH_UP_S
+    while True:
+        try:
+            with anyio.fail_after(surfaces.control_timeout_s):
+                await _prepare(surfaces.conns[node], sql)
+            return
+        except DB_ERRORS as exc:
+            lagging = standby and getattr(exc, "sqlstate", None) in _MAY_LAG
+            if not lagging or anyio.current_time() >= deadline:
+                raise
+            await anyio.sleep(0.2)
