@@ -9,10 +9,11 @@ the location with its password hidden.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -83,18 +84,25 @@ class _Sqlite:
         except (OSError, sqlite3.Error) as exc:
             raise SetupError(f"history {path}: cannot open: {exc}") from exc
 
-    def run(self, statements: Sequence[Statement]) -> None:
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write transaction (BEGIN IMMEDIATE: one writer at a time, others wait up to the
+        timeout), rolled back on any error; sqlite errors become SetupError."""
         try:
-            self.conn.execute("BEGIN IMMEDIATE")  # one writer at a time; others wait up to the timeout
+            self.conn.execute("BEGIN IMMEDIATE")
             try:
-                for sql, params in statements:
-                    self.conn.execute(sql, tuple(params))
+                yield
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise
             self.conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise SetupError(f"history {self.where}: {exc}") from exc
+
+    def run(self, statements: Sequence[Statement]) -> None:
+        with self._writing():
+            for sql, params in statements:
+                self.conn.execute(sql, tuple(params))
 
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
@@ -103,21 +111,13 @@ class _Sqlite:
             raise SetupError(f"history {self.where}: {exc}") from exc
 
     def migrate(self) -> None:
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")  # the check and the migrations under one write lock
-            try:
-                self.conn.execute(CREATE_SCHEMA_TABLE)
-                current = int(self.conn.execute(f"SELECT COALESCE(MAX(version), 0) FROM {SCHEMA_TABLE}").fetchone()[0])
-                _check_version(current, self.where)
-                for statements in _migration_statements(current):
-                    for sql, params in statements:
-                        self.conn.execute(sql, tuple(params))
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise SetupError(f"history {self.where}: {exc}") from exc
+        with self._writing():  # the check and the migrations under one write lock
+            self.conn.execute(CREATE_SCHEMA_TABLE)
+            current = int(self.conn.execute(f"SELECT COALESCE(MAX(version), 0) FROM {SCHEMA_TABLE}").fetchone()[0])
+            _check_version(current, self.where)
+            for statements in _migration_statements(current):
+                for sql, params in statements:
+                    self.conn.execute(sql, tuple(params))
 
     def close(self) -> None:
         self.conn.close()
