@@ -353,3 +353,77 @@ def test_repeated_tags_in_one_window_count_once() -> None:
     ok(agg, READ_N1, 500 * MS, n=4)
     agg.close_window(NS, ["split", "split"])
     assert agg.tagged_total("read", "split").ok == 4  # type: ignore[union-attr]
+
+
+def _fresh_merge(agg: Aggregator, selector: str, seconds: float, phases: list[str] | None) -> OpStats | None:
+    """What `recent` must return, merged from scratch over the ring (the definition)."""
+    wanted = None if phases is None else set(phases)
+    picked: list[OpStats] = []
+    covered = 0.0
+    for window in reversed(agg.recent_windows):
+        if covered >= seconds - 1e-9:
+            break
+        if wanted is not None and not any(agg._ran_during(p, window) for p in wanted):
+            continue
+        covered += window.seconds
+        picked += [s for k, s in window.stats.items() if (wanted is None or k.phase in wanted) and k.matches(selector)]
+    if not picked:
+        return None
+    out = OpStats()
+    for s in picked:
+        out.merge(s)
+    return out
+
+
+def _same(a: OpStats | None, b: OpStats | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    hists = [(x.counts, x.count, x.total_us, x.min_us, x.max_us, x.clamped) for x in (a.latency, a.service, a.lag)]
+    theirs = [(x.counts, x.count, x.total_us, x.min_us, x.max_us, x.clamped) for x in (b.latency, b.service, b.lag)]
+    fields = (a.ok, a.rows, a.errors, a.dropped, a.retries, a.early)
+    return hists == theirs and fields == (b.ok, b.rows, b.errors, b.dropped, b.retries, b.early)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.lists(outcome, max_size=25), min_size=1, max_size=14),
+    st.sampled_from([1.0, 2.5, 4.0]),
+    st.sampled_from([None, ["p"], ["q"]]),
+    st.integers(min_value=0, max_value=14),
+)
+def test_recent_kept_as_a_sliding_sum_equals_a_fresh_merge_after_every_window(
+    windows: list[list[tuple[OpKey, str, int]]], seconds: float, phases: list[str] | None, end_at: int
+) -> None:
+    """The running sum (new window added, evicted one subtracted) never drifts from the definition.
+
+    Asked after every close, with a short ring (windows evicted), phase p ending part-way (its
+    later windows stop counting) and values that move min/max out of the span as it slides.
+    """
+    agg = Aggregator(0, window_s=1.0, ring_s=3.0)
+    agg.phase_started("p", 0)
+    agg.phase_started("q", 0)
+    for i, events in enumerate(windows):
+        base = i * NS
+        for key, what, us in events:
+            rec = agg.recorder(key, base)
+            if what == "ok":
+                rec.success(base, base + 1000, base + 1000 + us * 1000, rows=2)
+            elif what == "error":
+                rec.failure(ErrorClass.RETRYABLE if us % 2 else ErrorClass.TIMEOUT)
+            elif what == "drop":
+                rec.drop()
+            elif what == "retry":
+                rec.retry()
+            elif what == "late":
+                rec.schedule_lag(base, base + us * 1000)
+            else:
+                rec.schedule_lag(base + 1000, base)
+        agg.close_window(base + NS)
+        if i == end_at:
+            agg.phase_ended("p", base + NS)
+        for selector in ("read", "mixed", "write"):
+            got, _ = agg.recent(selector, seconds, phases)
+            assert _same(got, _fresh_merge(agg, selector, seconds, phases)), (i, selector)
+            if got is not None:  # a copy: what a caller does with it cannot corrupt the sum
+                got.ok += 1000
+                got.latency.record(7)

@@ -93,6 +93,45 @@ class SparseHistogram:
         self.total_us += other.total_us
         self.clamped += other.clamped
 
+    def subtract(self, other: SparseHistogram) -> None:
+        """Take away counts an earlier `merge` added (a sliding sum dropping its oldest part).
+
+        `min_us` and `max_us` cannot be taken back from counts alone: the caller sets them
+        (see `set_bounds`) from the parts still summed.
+        """
+        if other.count == 0:
+            return
+        counts = self.counts
+        for index, n in other.counts.items():
+            left = counts.get(index, 0) - n
+            if left > 0:
+                counts[index] = left
+            elif left == 0:
+                counts.pop(index, None)
+            else:
+                raise ValueError(f"subtracting more than was merged (bucket {index})")
+        self.count -= other.count
+        self.total_us -= other.total_us
+        self.clamped -= other.clamped
+
+    def set_bounds(self, parts: Iterable[SparseHistogram]) -> None:
+        """Set min and max to those of `parts`, the histograms this one is the sum of."""
+        lows = [h.min_us for h in parts if h.count]
+        self.min_us = min(lows) if lows else 0
+        self.max_us = max((h.max_us for h in parts if h.count), default=0)
+
+    def copy(self) -> SparseHistogram:
+        out = SparseHistogram()
+        out.counts = dict(self.counts)
+        out.count, out.total_us, out.min_us, out.max_us, out.clamped = (
+            self.count,
+            self.total_us,
+            self.min_us,
+            self.max_us,
+            self.clamped,
+        )
+        return out
+
     @property
     def mean_us(self) -> float:
         return self.total_us / self.count if self.count else 0.0

@@ -117,6 +117,41 @@ class OpStats:
         self.retries += other.retries
         self.early += other.early
 
+    def subtract(self, other: OpStats) -> None:
+        """Take away what `merge(other)` added; min/max are then set by `set_bounds`."""
+        self.latency.subtract(other.latency)
+        self.service.subtract(other.service)
+        self.lag.subtract(other.lag)
+        self.ok -= other.ok
+        self.rows -= other.rows
+        for cls, n in other.errors.items():
+            left = self.errors.get(cls, 0) - n
+            if left:
+                self.errors[cls] = left
+            else:
+                self.errors.pop(cls, None)
+        self.dropped -= other.dropped
+        self.retries -= other.retries
+        self.early -= other.early
+
+    def set_bounds(self, parts: Collection[OpStats]) -> None:
+        self.latency.set_bounds([p.latency for p in parts])
+        self.service.set_bounds([p.service for p in parts])
+        self.lag.set_bounds([p.lag for p in parts])
+
+    def copy(self) -> OpStats:
+        return OpStats(
+            self.latency.copy(),
+            self.service.copy(),
+            self.lag.copy(),
+            self.ok,
+            self.rows,
+            dict(self.errors),
+            self.dropped,
+            self.retries,
+            self.early,
+        )
+
 
 class OpRecorder:
     """Where workers record one key's outcomes during the open window (the hot path)."""
@@ -165,6 +200,40 @@ class OpRecorder:
     def swap(self) -> OpStats:
         stats, self.stats = self.stats, OpStats()
         return stats
+
+
+class _SlidingSum:
+    """The running merge of one windowed query's picked stats, kept across calls.
+
+    Windows enter and leave one at a time as the ring moves, so adding the new window's stats
+    and subtracting the evicted one's costs one window's buckets, not the whole span's (a
+    `p99(x, window=1m)` gate at 1 s windows otherwise re-merges 60 windows every second).
+    """
+
+    __slots__ = ("parts", "total")
+
+    def __init__(self) -> None:
+        self.parts: dict[int, list[OpStats]] = {}  # window index -> the stats picked from it
+        self.total = OpStats()
+
+    def update(self, picked: dict[int, list[OpStats]]) -> OpStats | None:
+        gone = [i for i in self.parts if i not in picked]
+        new = [i for i in picked if i not in self.parts]
+        if len(gone) + len(new) > len(picked):  # cheaper (or first time): rebuild
+            self.parts, self.total = {}, OpStats()
+            gone, new = [], list(picked)
+        for i in gone:
+            for s in self.parts.pop(i):
+                self.total.subtract(s)
+        for i in new:
+            self.parts[i] = picked[i]
+            for s in picked[i]:
+                self.total.merge(s)
+        everything = [s for group in self.parts.values() for s in group]
+        if not everything:
+            return None
+        self.total.set_bounds(everything)
+        return self.total.copy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +285,7 @@ class Aggregator:
         self.phase_spans: dict[str, tuple[int, int | None]] = {}
         self.outages: OutageBook | None = None  # set by a chaos run before its first phase
         self.errors = ErrorLog()  # the first distinct error messages per key, for people (never gates)
+        self._sliding: dict[tuple[str, float, frozenset[str] | None], _SlidingSum] = {}
 
     def recorder(self, key: OpKey, now_ns: int) -> OpRecorder:
         """The recorder for a key, created on first use."""
@@ -333,18 +403,20 @@ class Aggregator:
         Only windows in which the wanted phases ran count as covered (not connection set-up or
         other phases); the stats are None when the selector matched nothing in them.
         """
-        wanted = None if phases is None else set(phases)
-        picked: list[OpStats] = []
+        wanted = None if phases is None else frozenset(phases)
+        picked: dict[int, list[OpStats]] = {}
         covered = 0.0
         for window in reversed(self.recent_windows):
             if covered >= seconds - 1e-9:
                 break
             if wanted is not None and not any(self._ran_during(p, window) for p in wanted):
                 continue  # the phase did not run in this window (set-up, other phases, after its end)
-            keys = [k for k in window.stats if wanted is None or k.phase in wanted]
             covered += window.seconds
-            picked += [window.stats[k] for k in keys if k.matches(selector)]
-        return (_merge(picked) if picked else None), covered
+            hits = [s for k, s in window.stats.items() if (wanted is None or k.phase in wanted) and k.matches(selector)]
+            if hits:
+                picked[window.index] = hits
+        sliding = self._sliding.setdefault((selector, seconds, wanted), _SlidingSum())
+        return sliding.update(picked), covered
 
     def recent_total(self, selector: str, seconds: float, phases: Iterable[str] | None = None) -> OpStats | None:
         """Merged stats of the last `seconds` of closed windows (None: nothing matched)."""
