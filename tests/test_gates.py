@@ -287,34 +287,40 @@ def test_verdict_to_dict_is_json_ready() -> None:
     }
 
 
-def test_registered_function_takes_keywords_and_reports_ratios(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A function added through the registry parses keywords and evaluates as a ratio."""
-    monkeypatch.setattr(gates, "_REGISTRY", list(gates._REGISTRY))
+def test_a_table_extended_with_a_function_parses_its_keywords_and_reports_ratios() -> None:
+    """A function added to a copy of the table parses keywords and evaluates as a ratio."""
 
     def measure(ctx: GateContext, op: str, keywords: Mapping[str, str]) -> float | None:
         return 0.02 if keywords == {"window": "1m"} else None
 
     function = GateFunction("error_ratio", Kind.RATIO, measure, frozenset({"window"}))
-    gates.register_function("error_ratio", lambda match: function)
-    gate = parse_gate("error_ratio(batch_20k, window=1m) <= 1%")
+    table = gates.FUNCTIONS.extended(function)
+    gate = parse_gate("error_ratio(batch_20k, window=1m) <= 1%", table)
     assert gate.references().ops == frozenset({"batch_20k"})
     verdict = evaluate("errors", gate, FakeContext())
     assert verdict.reason == "FAIL: error_ratio(batch_20k, window=1m) = 2% > 1%"
     with pytest.raises(GateSyntaxError, match="unexpected keyword 'window'"):
-        parse_gate("error_ratio(batch_20k, window=1m, window=2m) <= 1%")
+        parse_gate("error_ratio(batch_20k, window=1m, window=2m) <= 1%", table)
     with pytest.raises(GateSyntaxError, match="unexpected keyword 'size'"):
-        parse_gate("error_ratio(batch_20k, size=3) <= 1%")
+        parse_gate("error_ratio(batch_20k, size=3) <= 1%", table)
+    with pytest.raises(GateSyntaxError, match="unknown function 'error_ratio'"):
+        parse_gate("error_ratio(batch_20k) <= 1%")  # the table everyone else uses is unchanged
 
 
 # ------------------------------------------------------------------ fields and scaling
 
 
+@dataclass
+class Tally:
+    """A table with `tally(name).up|down` reading its field, and what measure received."""
+
+    functions: gates.FunctionTable
+    received: dict[str, str]
+
+
 @pytest.fixture
-def with_fields(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Registers `tally(name).up|down` reading its field, and records what measure received."""
-    monkeypatch.setattr(gates, "_REGISTRY", list(gates._REGISTRY))
+def with_fields() -> Tally:
+    """A table with `tally(name).up|down` added."""
     received: dict[str, str] = {}
 
     def measure(ctx: GateContext, name: str, keywords: Mapping[str, str]) -> float | None:
@@ -322,18 +328,17 @@ def with_fields(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         return {"up": 3.0, "down": 1.0}[keywords[gates.FIELD]]
 
     function = GateFunction("tally", Kind.NUMBER, measure, fields=frozenset({"up", "down"}), names_fault=True)
-    gates.register_function("tally", lambda match: function)
-    return received
+    return Tally(gates.FUNCTIONS.extended(function), received)
 
 
-def test_field_after_a_call_reaches_the_function(with_fields: dict[str, str]) -> None:
+def test_field_after_a_call_reaches_the_function(with_fields: Tally) -> None:
     """`tally(x).up` parses into a Call with field "up", which measure finds under FIELD."""
-    gate = parse_gate("tally(split).up >= 3")
+    gate = parse_gate("tally(split).up >= 3", with_fields.functions)
     assert isinstance(gate.left, Call)
     assert (gate.left.text, gate.left.op, gate.left.field) == ("tally(split).up", "split", "up")
     verdict = evaluate("g", gate, FakeContext())
     assert verdict.reason == "tally(split).up = 3 >= 3"
-    assert with_fields == {gates.FIELD: "up"}
+    assert with_fields.received == {gates.FIELD: "up"}
 
 
 @pytest.mark.parametrize(
@@ -346,18 +351,16 @@ def test_field_after_a_call_reaches_the_function(with_fields: dict[str, str]) ->
         ("tally() >= 3", 7, "expected a fault name as first argument of tally()"),
     ],
 )
-def test_field_errors_say_column_and_accepted_fields(
-    with_fields: dict[str, str], text: str, column: int, expected: str
-) -> None:
+def test_field_errors_say_column_and_accepted_fields(with_fields: Tally, text: str, column: int, expected: str) -> None:
     """A missing, unknown or unwanted field is a syntax error at its column, listing the accepted fields."""
     with pytest.raises(GateSyntaxError, match=re.escape(expected)) as info:
-        parse_gate(text)
+        parse_gate(text, with_fields.functions)
     assert info.value.column == column
 
 
-def test_fault_arguments_are_not_ops(with_fields: dict[str, str]) -> None:
+def test_fault_arguments_are_not_ops(with_fields: Tally) -> None:
     """A function naming faults reports its argument in refs.faults, never as an unknown op."""
-    gate = parse_gate("tally(split).down <= lost")
+    gate = parse_gate("tally(split).down <= lost", with_fields.functions)
     refs = gate.references()
     assert (refs.ops, refs.scalars, refs.faults) == (frozenset(), frozenset({"lost"}), frozenset({"split"}))
     assert check_gate(gate, [], ["lost"]) == []

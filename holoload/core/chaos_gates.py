@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
-from holoload.core.gates import FIELD, GateFunction, Kind, Measurement, NoData, register_function
+from holoload.core.gate_model import FIELD, GateFunction, Kind, Measurement, NoData
 
 #: The fields of `chaos(NAME)`: actions that succeeded, failed, fired at all, and were healed.
 CHAOS_FIELDS = frozenset({"ok", "failed", "fired", "healed"})
@@ -85,6 +85,7 @@ CHAOS = GateFunction(
     missing_reason="no chaos fault or action kind '{op}' in this run",
     fields=CHAOS_FIELDS,
     names_fault=True,
+    hint="chaos(fault).ok|failed|fired|healed",
 )
 RECOVERY = GateFunction(
     "recovery",
@@ -92,7 +93,5 @@ RECOVERY = GateFunction(
     _recovery,
     missing_reason="no heal of chaos fault '{op}' to recover from",
     names_fault=True,
+    hint="recovery(fault)",
 )
-
-register_function("chaos", lambda m: CHAOS, "chaos(fault).ok|failed|fired|healed")
-register_function("recovery", lambda m: RECOVERY, "recovery(fault)")

@@ -1,281 +1,86 @@
-"""Gate expressions such as ``p95(batch_20k) <= 8s``: the language, its functions, parse and check.
+"""Gate expressions such as ``p95(batch_20k) <= 8s``: the table of gate functions, parse and check.
 
-Evaluating a parsed gate against data is `holoload.core.verdicts`.
+The language's model (kinds, functions, the parsed tree) is `holoload.core.gate_model`; evaluating
+a parsed gate against data is `holoload.core.verdicts`.
 """
 
 from __future__ import annotations
 
-import operator
 import re
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
-from enum import Enum
-from typing import NamedTuple, Protocol
+from collections.abc import Collection
+from typing import NamedTuple
 
+from holoload.core import chaos_gates, load_gates, outage, server_gates, staleness
+from holoload.core.gate_model import (
+    FIELD,
+    Call,
+    Comparison,
+    FunctionTable,
+    Gate,
+    GateContext,
+    GateFunction,
+    GateRefs,
+    GateSyntaxError,
+    Kind,
+    Literal,
+    Measurement,
+    NoData,
+    Operand,
+    ScalarRef,
+    Scaled,
+)
 from holoload.core.units import parse_duration
 
-
-class GateSyntaxError(ValueError):
-    """A gate could not be parsed: ``detail`` says what was expected at 1-based ``column``."""
-
-    def __init__(self, source: str, column: int, detail: str) -> None:
-        self.source, self.column, self.detail = source, column, detail
-        super().__init__(f"gate {source!r}, column {column}: {detail}")
-
-
-class Kind(Enum):
-    """What a gate operand measures; both sides of a comparison must agree."""
-
-    DURATION, NUMBER, RATIO, RATE = "duration", "number", "ratio", "rate"
-
-
-class HistogramView(Protocol):
-    """What gate functions read from a histogram (LatencyHistogram and SparseHistogram have it)."""
-
-    @property
-    def count(self) -> int: ...
-    @property
-    def min_us(self) -> int: ...
-    @property
-    def max_us(self) -> int: ...
-    @property
-    def mean_us(self) -> float: ...
-    def percentile_us(self, p: float) -> int | None: ...
-
-
-class GateContext(Protocol):
-    """What gates read: an op's histogram and named scalars, None when there is none."""
-
-    def histogram(self, op: str) -> HistogramView | None: ...
-
-    def scalar(self, name: str) -> float | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class NoData:
-    """What a gate function returns when the evidence it reads was never observed, and why.
-
-    ``at_least`` is a lower bound already known (a recovery still waiting after 40 s is at
-    least 40 s): a gate that the bound alone decides (``recovery(x) <= 30s``) fails on it.
-    """
-
-    reason: str
-    at_least: float | None = None
-
-
-#: What ``GateFunction.measure`` returns: a value in base units, None (no data, the function's
-#: ``missing_reason``) or NoData with a reason of its own.
-Measurement = float | NoData | None
-
-
-#: The key under which ``measure`` receives the field written after a call (``chaos(split).ok``).
-#: No keyword can be spelled so, since keyword names start with a letter.
-FIELD = "."
-
-
-@dataclass(frozen=True, slots=True)
-class GateFunction:
-    """A gate function ``name(op, key=value)``: ``measure`` gives base units, None or NoData (no data).
-
-    A function with ``fields`` must be called with one of them, as in ``chaos(split).ok``;
-    ``measure`` then finds it in ``keywords[FIELD]``.
-    """
-
-    name: str
-    kind: Kind
-    measure: Callable[[GateContext, str, Mapping[str, str]], Measurement]
-    keywords: frozenset[str] = frozenset()
-    missing_reason: str = "no samples for op '{op}'"
-    kind_of: Callable[[str], Kind] | None = None  # when the argument decides the kind (max(topology.x))
-    server_side: Callable[[str], bool] | None = None  # arguments naming sampled series, not ops
-    series_fallback: bool = False  # an argument that is no known op names a sampled series
-    fields: frozenset[str] = frozenset()  # `.name` after the call; one is required when any exist
-    names_fault: bool = False  # the argument names a chaos fault (or action kind), not an op
-
-
-FunctionBuilder = Callable[["re.Match[str]"], "GateFunction | None"]
-_REGISTRY: list[tuple[re.Pattern[str], FunctionBuilder, str]] = []
-
-
-def register_function(pattern: str, build: FunctionBuilder, hint: str = "") -> None:
-    """Make gate functions whose names fully match ``pattern`` available to gates.
-
-    Args:
-        pattern: a regular expression for the name, such as "count" or "p[0-9]+".
-        build: makes the function from the name's match, or returns None to reject it.
-        hint: how the name is shown in "unknown function" messages (default: pattern).
-    """
-    _REGISTRY.append((re.compile(pattern), build, hint or pattern))
-
-
-def lookup_function(name: str) -> GateFunction | None:
-    """Return the gate function called ``name``, or None if there is none.
-
-    Args:
-        name: the name as written, such as "p99.9" or "count".
-
-    Returns:
-        The function built by the most recent registration whose pattern matches.
-    """
-    for pattern, build, _hint in reversed(_REGISTRY):
-        match = pattern.fullmatch(name)
-        if match is not None:
-            return build(match)
-    return None
-
-
-def _from_histogram(name: str, read: Callable[[HistogramView], float | None]) -> GateFunction:
-    """A duration function reading microseconds from the op's histogram; empty is no data."""
-
-    def measure(ctx: GateContext, op: str, keywords: Mapping[str, str]) -> float | None:
-        histogram = ctx.histogram(op)
-        value_us = None if histogram is None or histogram.count == 0 else read(histogram)
-        return None if value_us is None else value_us / 1_000_000
-
-    return GateFunction(name, Kind.DURATION, measure)
-
-
-def _count(ctx: GateContext, op: str, keywords: Mapping[str, str]) -> float | None:
-    # An op that exists but recorded nothing has a count of 0, which is an answer.
-    histogram = ctx.histogram(op)
-    return None if histogram is None else float(histogram.count)
-
-
-def _percentile(match: re.Match[str]) -> GateFunction | None:
-    p = float(match[1])
-    return _from_histogram(match[0], lambda h: h.percentile_us(p)) if p <= 100 else None
-
-
-register_function("min", lambda m: _from_histogram("min", lambda h: h.min_us))
-register_function("max", lambda m: _from_histogram("max", lambda h: h.max_us))
-register_function("mean", lambda m: _from_histogram("mean", lambda h: h.mean_us))
-register_function("count", lambda m: GateFunction("count", Kind.NUMBER, _count))
-register_function(r"p(\d+(?:\.\d+)?)", _percentile, "p<N> (p50, p95, p99.9)")
-
-
-class Comparison(Enum):
-    """A comparison operator between the two sides of a gate."""
-
-    LE, LT, GE, GT, EQ, NE = "<=", "<", ">=", ">", "==", "!="
-
-    def holds(self, left: float, right: float) -> bool:
-        """Whether ``left <op> right`` is true."""
-        # Member names are those of the operator module's functions: LE -> operator.le.
-        return bool(getattr(operator, self.name.lower())(left, right))
-
-    @property
-    def negated(self) -> Comparison:
-        """The operator that holds exactly when this one does not."""
-        return Comparison(_NEGATION[self.value])
-
-
-_NEGATION = {"<=": ">", ">": "<=", "<": ">=", ">=": "<", "==": "!=", "!=": "=="}
-
-
-@dataclass(frozen=True, slots=True)
-class Literal:
-    """A number as written, such as ``8s``, ``1%`` or ``20k``, with its value in base units."""
-
-    text: str
-    value: float
-    kind: Kind
-
-
-@dataclass(frozen=True, slots=True)
-class ScalarRef:
-    """A named scalar such as ``failed_batches``; always a number."""
-
-    text: str
-    kind: Kind = Kind.NUMBER
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """A function applied to an op, such as ``p95(batch_20k)`` or ``chaos(split).ok``; ``text`` as written."""
-
-    text: str
-    function: GateFunction
-    op: str
-    keywords: tuple[tuple[str, str], ...] = ()
-    field: str = ""  # the name after the call (`ok` in `chaos(split).ok`), "" when none
-
-    @property
-    def kind(self) -> Kind:
-        """The kind of value the function returns (for some functions, decided by the argument)."""
-        if self.function.kind_of is not None:
-            return self.function.kind_of(self.op)
-        return self.function.kind
-
-    @property
-    def reads_series(self) -> bool:
-        """Whether the argument certainly names a sampled server series rather than an op."""
-        return self.function.server_side is not None and self.function.server_side(self.op)
-
-
-@dataclass(frozen=True, slots=True)
-class Scaled:
-    """A call or scalar multiplied by a plain number, such as ``2 * p99(insert)``; ``text`` as written.
-
-    Its kind is the operand's (a number factor keeps durations durations).
-    """
-
-    text: str
-    operand: ScalarRef | Call
-    factor: float
-    factor_text: str
-    factor_first: bool = True  # `2 * x` rather than `x * 2`, for showing values as written
-
-    @property
-    def kind(self) -> Kind:
-        """The operand's kind."""
-        return self.operand.kind
-
-
-Operand = Literal | ScalarRef | Call | Scaled
-
-
-@dataclass(frozen=True, slots=True)
-class GateRefs:
-    """The op names (read by function calls), scalar names, sampled series and faults a gate reads.
-
-    `maybe_series` are arguments of functions such as `rate()` that read an op when one has that
-    name and a sampled server series otherwise; `faults` are arguments of functions such as
-    `chaos()` and `recovery()` that name a chaos fault or action kind.
-    """
-
-    ops: frozenset[str]
-    scalars: frozenset[str]
-    series: frozenset[str] = frozenset()
-    maybe_series: frozenset[str] = frozenset()
-    faults: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class Gate:
-    """A parsed gate ``left <comparison> right``; ``source`` is the text as written."""
-
-    source: str
-    left: Operand
-    comparison: Comparison
-    right: Operand
-
-    def operands(self) -> tuple[Literal | ScalarRef | Call, ...]:
-        """Both sides, with scaled operands unwrapped (``2 * p99(x)`` gives ``p99(x)``)."""
-        return tuple(side.operand if isinstance(side, Scaled) else side for side in (self.left, self.right))
-
-    def calls(self) -> list[Call]:
-        """The function calls of both sides, scaled or not."""
-        return [side for side in self.operands() if isinstance(side, Call)]
-
-    def references(self) -> GateRefs:
-        """Return the op, scalar, series and fault names this gate reads."""
-        faults = frozenset(c.op for c in self.calls() if c.function.names_fault)
-        calls = [c for c in self.calls() if not c.function.names_fault]
-        series = frozenset(c.op for c in calls if c.reads_series)
-        maybe = frozenset(c.op for c in calls if not c.reads_series and c.function.series_fallback)
-        ops = frozenset(c.op for c in calls if not c.reads_series and not c.function.series_fallback)
-        scalars = frozenset(s.text for s in self.operands() if isinstance(s, ScalarRef))
-        return GateRefs(ops, scalars, series, maybe, faults)
+__all__ = [
+    "FIELD",
+    "FUNCTIONS",
+    "Call",
+    "Comparison",
+    "FunctionTable",
+    "Gate",
+    "GateContext",
+    "GateFunction",
+    "GateRefs",
+    "GateSyntaxError",
+    "Kind",
+    "Measurement",
+    "NoData",
+    "Operand",
+    "Literal",
+    "ScalarRef",
+    "Scaled",
+    "check_gate",
+    "parse_gate",
+]
+
+#: Every gate function, by the kind of evidence it reads. Each name is defined once here;
+#: `max`, `min` and `rate` take an op selector or a server series and decide by the argument.
+FUNCTIONS = FunctionTable(
+    [
+        # an op selector's latency and counts (the op's histogram, or a sustained run's windows)
+        load_gates.MEAN,
+        load_gates.COUNT,
+        load_gates.ERROR_RATE,
+        load_gates.ERRORS,
+        load_gates.DROPPED,
+        load_gates.RETRIES,
+        load_gates.MAX_GAP,
+        # an op selector or a sampled series, decided by the argument
+        server_gates.MAX,  # a topology series (topology.x, split.x), else the op's latency
+        server_gates.MIN,
+        server_gates.RATE,  # the op's throughput when the run has that op, else the metric's rate
+        # the cluster's sampled metrics and topology series
+        server_gates.DELTA,
+        server_gates.LAST,
+        server_gates.PEAK,
+        # chaos faults and standbys
+        chaos_gates.CHAOS,
+        chaos_gates.RECOVERY,
+        outage.OUTAGE,
+        staleness.STALENESS,
+    ],
+    [load_gates.PERCENTILES],  # p50, p95, p99.9, ...
+)
 
 
 _TOKEN = re.compile(
@@ -288,7 +93,7 @@ _TOKEN = re.compile(
 )
 _EXAMPLES = {Kind.DURATION: "8s", Kind.NUMBER: "0", Kind.RATIO: "1%", Kind.RATE: "1000/s"}
 _OPERAND_EXPECTED = "expected a function call such as p95(op), a scalar name or a number"
-# Literal suffixes other than durations (us, ms, s, m, h and compounds such as 1h30m).
+# Number suffixes other than durations (us, ms, s, m, h and compounds such as 1h30m).
 _SCALES = {"": 1.0, "k": 1e3, "M": 1e6, "%": 0.01}
 
 
@@ -301,8 +106,8 @@ class _Token(NamedTuple):
 class _Parser:
     """Recursive-descent parser over the tokens of one gate."""
 
-    def __init__(self, source: str) -> None:
-        self.source, self.position = source, 0
+    def __init__(self, source: str, functions: FunctionTable) -> None:
+        self.source, self.position, self.functions = source, 0, functions
         self.tokens: list[_Token] = []
         at = 0
         while at < len(source):
@@ -374,9 +179,9 @@ class _Parser:
         name = self.take("name", expected=expected)
         if self.tokens[self.position].text != "(":
             return ScalarRef(name.text)
-        function = lookup_function(name.text)
+        function = self.functions.lookup(name.text)
         if function is None:
-            known = ", ".join(sorted(hint for _pattern, _build, hint in _REGISTRY))
+            known = ", ".join(self.functions.hints())
             detail = f"unknown function {name.text!r}; expected one of {known}"
             raise GateSyntaxError(self.source, name.column, detail)
         self.take()
@@ -434,7 +239,7 @@ class _Parser:
             raise GateSyntaxError(self.source, token.column, detail) from None
 
 
-def parse_gate(text: str) -> Gate:
+def parse_gate(text: str, functions: FunctionTable = FUNCTIONS) -> Gate:
     """Parse a gate expression such as ``p95(batch_20k) <= 8s``.
 
     Args:
@@ -442,6 +247,7 @@ def parse_gate(text: str) -> Gate:
             (``name(fault).field`` for functions with fields), a scalar name, or a number with
             optional unit (us/ms/s/m/h, %, k, M); a call or scalar may be multiplied by a plain
             number on either side (``2 * p99(op)``, ``count(op) * 0.5``).
+        functions: the gate functions calls may name (default: every function holoload has).
 
     Returns:
         The parsed gate; both sides are known to be of the same kind.
@@ -449,7 +255,7 @@ def parse_gate(text: str) -> Gate:
     Raises:
         GateSyntaxError: not a valid gate; the message gives the column and expectation.
     """
-    return _Parser(text).gate()
+    return _Parser(text, functions).gate()
 
 
 def check_gate(

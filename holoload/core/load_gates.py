@@ -1,25 +1,36 @@
-"""Gates of sustained load: rates, error rates, gaps, windowed percentiles, live monitoring.
+"""Gate functions over op selectors, and the live monitor of a sustained run's gates.
 
-Registers gate functions that read an `Aggregator` through `LoadGateContext`:
-`pN(op, window=1m)`, `error_rate(op)`, `rate(op)`, `errors(op, class=retryable)`,
-`dropped(op)`, `retries(op)`, `max_gap(op)`. A gate with `window=` must hold in every
-window it is evaluated on (the verdict fails if it ever failed).
+Latency and counts of an op's histogram: `pN(op)`, `min(op)`, `max(op)`, `mean(op)`, `count(op)`
+(the canary's batches as well as sustained load). Over a sustained run's windows, through
+`LoadGateContext`: `pN(op, window=1m)`, `error_rate(op)`, `errors(op, class=retryable)`,
+`dropped(op)`, `retries(op)`, `max_gap(op)`, and `measure_rate` behind `rate(op)`. A gate with
+`window=` must hold in every window it is evaluated on (the verdict fails if it ever failed).
 
 `during=TAG` (pN, error_rate, errors, dropped, retries) reads only the windows closed with that
 tag, such as a chaos fault's name or action kind: `p99(insert, during=split)`. `phase=NAME` (the
 same functions and max_gap) reads that phase whatever phases the gate belongs to:
 `p99(insert, during=split) <= 2 * p99(insert, phase=baseline)`. `window=` and `during=` exclude
-each other. Importing this module also registers the chaos gates (`chaos()`, `recovery()`).
+each other. The functions are listed in `holoload.core.gates.FUNCTIONS`; `min`, `max` and
+`rate` there also read server series (`holoload.core.server_gates`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from holoload.core.chaos_gates import ChaosView
-from holoload.core.gates import Gate, GateFunction, HistogramView, Kind, Measurement, NoData, register_function
+from holoload.core.gate_model import (
+    FunctionFamily,
+    Gate,
+    GateContext,
+    GateFunction,
+    HistogramView,
+    Kind,
+    Measurement,
+    NoData,
+)
 from holoload.core.outcome import ErrorClass
 from holoload.core.units import parse_duration
 from holoload.core.verdicts import Verdict, evaluate
@@ -184,17 +195,37 @@ def _max_gap(ctx: object, op: str, keywords: Mapping[str, str]) -> float | None:
     return None if gap is None else gap / NS
 
 
-def _error_class_keyword(match: re.Match[str]) -> GateFunction:
-    return GateFunction("errors", Kind.NUMBER, _errors, STATS_KEYWORDS | {"class"})
+def _from_histogram(name: str, read: Callable[[HistogramView], float | None]) -> GateFunction:
+    """A duration function reading microseconds from the op's histogram; empty is no data."""
+
+    def measure(ctx: GateContext, op: str, keywords: Mapping[str, str]) -> float | None:
+        histogram = ctx.histogram(op)
+        value_us = None if histogram is None or histogram.count == 0 else read(histogram)
+        return None if value_us is None else value_us / 1_000_000
+
+    return GateFunction(name, Kind.DURATION, measure)
 
 
-register_function(r"p(\d+(?:\.\d+)?)", _percentile, "p<N> (p50, p95, p99.9; window=1m, during=split, phase=x)")
-register_function("error_rate", lambda m: GateFunction("error_rate", Kind.RATIO, _error_rate, STATS_KEYWORDS))
-register_function("rate", lambda m: GateFunction("rate", Kind.RATE, measure_rate, frozenset({"window"})))
-register_function("errors", _error_class_keyword, "errors (class=retryable)")
-register_function("dropped", lambda m: _counter("dropped"))
-register_function("retries", lambda m: _counter("retries"))
-register_function("max_gap", lambda m: GateFunction("max_gap", Kind.DURATION, _max_gap, frozenset({"phase"})))
+def _count(ctx: GateContext, op: str, keywords: Mapping[str, str]) -> float | None:
+    # An op that exists but recorded nothing has a count of 0, which is an answer.
+    histogram = ctx.histogram(op)
+    return None if histogram is None else float(histogram.count)
+
+
+#: `p50(op)`, `p99.9(op, window=1m)`: any percentile up to 100.
+PERCENTILES = FunctionFamily(
+    re.compile(r"p(\d+(?:\.\d+)?)"), _percentile, "p<N> (p50, p95, p99.9; window=1m, during=split, phase=x)"
+)
+#: The op's fastest and slowest latency (`min`/`max` in the gate table also read topology series).
+OP_MIN = _from_histogram("min", lambda h: h.min_us)
+OP_MAX = _from_histogram("max", lambda h: h.max_us)
+MEAN = _from_histogram("mean", lambda h: h.mean_us)
+COUNT = GateFunction("count", Kind.NUMBER, _count)
+ERROR_RATE = GateFunction("error_rate", Kind.RATIO, _error_rate, STATS_KEYWORDS)
+ERRORS = GateFunction("errors", Kind.NUMBER, _errors, STATS_KEYWORDS | {"class"}, hint="errors (class=retryable)")
+DROPPED = _counter("dropped")
+RETRIES = _counter("retries")
+MAX_GAP = GateFunction("max_gap", Kind.DURATION, _max_gap, frozenset({"phase"}))
 
 
 def keyword_problems(gate: Gate) -> list[str]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
-from holoload.core.gates import FIELD, GateFunction, Kind, register_function
+from holoload.core.gate_model import FIELD, GateFunction, Kind
 
 NS = 1_000_000_000
 OUTAGE_FIELDS = frozenset({"min", "p50", "max"})
@@ -204,5 +204,5 @@ OUTAGE = GateFunction(
     missing_reason="no episode of chaos fault '{op}' with an op running across it",
     fields=OUTAGE_FIELDS,
     names_fault=True,
+    hint="outage(fault).min|p50|max",
 )
-register_function("outage", lambda m: OUTAGE, "outage(fault).min|p50|max")

@@ -10,12 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from holoload.core import (
-    outage,  # noqa: F401 - registers outage(fault).min|p50|max
-    server_gates,  # noqa: F401 - registers delta(), rate(), max(topology.x)...
-    staleness,  # noqa: F401 - registers staleness(node).p50|p99|max
-    validation,
-)
+from holoload.core import validation
 from holoload.core.chaos import CANARY_ACTIONS, ChaosAction, firings
 
 __all__ = ["CANARY_SCALARS", "LOAD_SCALARS", "ChaosAction", "Scenario", "fill_template", "parse_scenario"]
@@ -357,6 +352,8 @@ def _check_profile(raw: dict[str, Any], name: str, file: str) -> None:
         raise ScenarioError(
             file, [(path, f"{what} (with [profiles.{name}] applied)") for path, what in exc.problems]
         ) from None
+
+
 def chaos_trigger_problems(scenario: Scenario) -> list[tuple[str, str]]:
     """Enabled time-triggered faults whose first firing cannot fall inside their frame.
 

@@ -3,16 +3,16 @@
 per node (`node=2`) or summed over nodes.
 
 `rate(x)` reads the op `x` when the run has one and the metric `x` otherwise; `max`/`min` read a
-topology series when the name starts with `topology.` or `split.` and op latency otherwise.
+topology series when the name starts with `topology.` or `split.` and op latency otherwise. Each is
+defined once here and listed in `holoload.core.gates.FUNCTIONS`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 
 from holoload.core import load_gates
-from holoload.core.gates import GateFunction, Kind, Measurement, NoData, lookup_function, register_function
+from holoload.core.gate_model import GateFunction, Kind, Measurement, NoData
 from holoload.core.server_view import ServerView, is_topology_series
 
 SERVER_KEYWORDS = frozenset({"node"})
@@ -56,7 +56,7 @@ def _server_function(how: str, kind: Kind) -> GateFunction:
     )
 
 
-def _rate_either(match: re.Match[str]) -> GateFunction:
+def _rate_either() -> GateFunction:
     server_rate = _series("rate")
 
     def measure(ctx: object, name: str, keywords: Mapping[str, str]) -> Measurement:
@@ -71,12 +71,12 @@ def _rate_either(match: re.Match[str]) -> GateFunction:
         frozenset({"window", "node", "phase"}),
         missing_reason="no samples of op or series '{op}'",
         series_fallback=True,
+        hint="rate (ops or metrics; window=, node=, phase=)",
     )
 
 
-def _extreme(how: str) -> GateFunction:
-    latency = lookup_function(how)  # the op-latency version registered by gates.py
-    assert latency is not None
+def _extreme(latency: GateFunction) -> GateFunction:
+    how = latency.name
     topology = _series(how)
 
     def measure(ctx: object, name: str, keywords: Mapping[str, str]) -> Measurement:
@@ -96,13 +96,15 @@ def _extreme(how: str) -> GateFunction:
         missing_reason="no samples of op or topology series '{op}'",
         kind_of=kind_of,
         server_side=is_topology_series,
+        hint=f"{how} (an op, or a topology series such as topology.shards)",
     )
 
 
-_MAX, _MIN = _extreme("max"), _extreme("min")
-register_function("delta", lambda m: _server_function("delta", Kind.NUMBER))
-register_function("last", lambda m: _server_function("last", Kind.NUMBER))
-register_function("peak", lambda m: _server_function("peak", Kind.NUMBER))
-register_function("rate", _rate_either, "rate (ops or metrics; window=, node=, phase=)")
-register_function("max", lambda m: _MAX)
-register_function("min", lambda m: _MIN)
+DELTA = _server_function("delta", Kind.NUMBER)
+LAST = _server_function("last", Kind.NUMBER)
+PEAK = _server_function("peak", Kind.NUMBER)
+#: `rate(op)`: the op's throughput when the run has that op; otherwise `rate(metric)`.
+RATE = _rate_either()
+#: `max(topology.shards)`: a topology series (a number); `max(op)`: the op's slowest latency.
+MAX = _extreme(load_gates.OP_MAX)
+MIN = _extreme(load_gates.OP_MIN)

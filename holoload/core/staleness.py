@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from holoload.core.gates import FIELD, GateFunction, Kind, register_function
+from holoload.core.gate_model import FIELD, GateFunction, Kind
 
 STALENESS_FIELDS = frozenset({"p50", "p99", "max"})
 MAX_SAMPLES = 20_000
@@ -66,5 +66,5 @@ STALENESS = GateFunction(
     missing_reason="no staleness samples of standby '{op}' (a replicated cluster's standby, e.g. node2)",
     fields=STALENESS_FIELDS,
     server_side=lambda _node: True,  # a node name, not an op
+    hint="staleness(node).p50|p99|max",
 )
-register_function("staleness", lambda m: STALENESS, "staleness(node).p50|p99|max")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
-from holoload.core.gates import (
+from holoload.core.gate_model import (
     FIELD,
     Comparison,
     Gate,

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from holoload.core import server_gates  # noqa: F401 - registers every gate function, so any gate parses
 from holoload.core.gates import GateSyntaxError, parse_gate
 
 HEADER = ("op", "endpoint", "SQLSTATE", "class", "count", "first s", "last s", "message")
