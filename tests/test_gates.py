@@ -16,7 +16,7 @@ from holoload.core.gates import (
     GateFunction,
     GateSyntaxError,
     Kind,
-    Literal,
+    Quantity,
     ScalarRef,
     Scaled,
     check_gate,
@@ -76,7 +76,7 @@ def test_function_call_gate_has_call_and_duration_literal() -> None:
         Kind.DURATION,
     )
     assert gate.comparison is Comparison.LE
-    assert gate.right == Literal("8s", 8.0, Kind.DURATION)
+    assert gate.right == Quantity("8s", 8.0, Kind.DURATION)
 
 
 def test_references_list_ops_and_scalars() -> None:
@@ -110,7 +110,7 @@ def test_scalar_versus_scalar_is_allowed() -> None:
 def test_literal_units_set_value_and_kind(text: str, value: float, kind: Kind) -> None:
     """Time units give seconds (m is minutes), k/M multiply, plain numbers stay numbers."""
     right = parse_gate(text).right
-    assert isinstance(right, Literal)
+    assert isinstance(right, Quantity)
     assert right.value == pytest.approx(value)
     assert right.kind is kind
 

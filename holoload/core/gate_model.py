@@ -179,7 +179,7 @@ _NEGATION = {"<=": ">", ">": "<=", "<": ">=", ">=": "<", "==": "!=", "!=": "=="}
 
 
 @dataclass(frozen=True, slots=True)
-class Literal:
+class Quantity:
     """A number as written, such as ``8s``, ``1%`` or ``20k``, with its value in base units."""
 
     text: str
@@ -237,7 +237,7 @@ class Scaled:
         return self.operand.kind
 
 
-Operand = Literal | ScalarRef | Call | Scaled
+Operand = Quantity | ScalarRef | Call | Scaled
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +265,7 @@ class Gate:
     comparison: Comparison
     right: Operand
 
-    def operands(self) -> tuple[Literal | ScalarRef | Call, ...]:
+    def operands(self) -> tuple[Quantity | ScalarRef | Call, ...]:
         """Both sides, with scaled operands unwrapped (``2 * p99(x)`` gives ``p99(x)``)."""
         return tuple(side.operand if isinstance(side, Scaled) else side for side in (self.left, self.right))
 

@@ -22,10 +22,10 @@ from holoload.core.gate_model import (
     GateRefs,
     GateSyntaxError,
     Kind,
-    Literal,
     Measurement,
     NoData,
     Operand,
+    Quantity,
     ScalarRef,
     Scaled,
 )
@@ -46,7 +46,7 @@ __all__ = [
     "Measurement",
     "NoData",
     "Operand",
-    "Literal",
+    "Quantity",
     "ScalarRef",
     "Scaled",
     "check_gate",
@@ -132,12 +132,12 @@ class _Parser:
         symbol = self.take("cmp", expected="expected a comparison operator (<=, <, >=, >, ==, !=)")
         right_at, right = self.tokens[self.position], self.operand()
         self.take("end", expected="expected the end of the gate")
-        if isinstance(left, Literal) and isinstance(right, Literal):
+        if isinstance(left, Quantity) and isinstance(right, Quantity):
             detail = "expected an op or a scalar on one side, got two numbers"
             raise GateSyntaxError(self.source, left_at.column, detail)
         if left.kind is not right.kind:
             subject, other, at = left, right, right_at
-            if isinstance(left, Literal):  # blame the threshold literal, not the measurement
+            if isinstance(left, Quantity):  # blame the threshold literal, not the measurement
                 subject, other, at = right, left, left_at
             kind, example = subject.kind.value, _EXAMPLES[subject.kind]
             detail = f"{subject.text} is a {kind}; compare it with a {kind} such as {example}"
@@ -169,7 +169,7 @@ class _Parser:
         factor = self.factor(self.literal(token), token)
         return Scaled(self.source[first.column - 1 : self.end_column()], inner, factor, token.text, False)
 
-    def factor(self, number: Literal, token: _Token) -> float:
+    def factor(self, number: Quantity, token: _Token) -> float:
         if number.kind is not Kind.NUMBER:
             detail = f"expected a plain number such as 2 or 0.5 as factor, got {token.text!r} (a {number.kind.value})"
             raise GateSyntaxError(self.source, token.column, detail)
@@ -223,16 +223,16 @@ class _Parser:
             raise GateSyntaxError(self.source, name.column, detail)
         return name.text
 
-    def literal(self, token: _Token) -> Literal:
+    def literal(self, token: _Token) -> Quantity:
         rate = re.fullmatch(r"(\d+(?:\.\d+)?)(k|M|)/s", token.text)
         if rate:
-            return Literal(token.text, float(rate[1]) * _SCALES[rate[2]], Kind.RATE)
+            return Quantity(token.text, float(rate[1]) * _SCALES[rate[2]], Kind.RATE)
         plain = re.fullmatch(r"(\d+(?:\.\d+)?)(k|M|%|)", token.text)
         if plain:
             kind = Kind.RATIO if plain[2] == "%" else Kind.NUMBER
-            return Literal(token.text, float(plain[1]) * _SCALES[plain[2]], kind)
+            return Quantity(token.text, float(plain[1]) * _SCALES[plain[2]], kind)
         try:
-            return Literal(token.text, parse_duration(token.text), Kind.DURATION)
+            return Quantity(token.text, parse_duration(token.text), Kind.DURATION)
         except ValueError:
             units = "us, ms, s, m, h, %, k, M or /s"
             detail = f"expected a number with an optional unit ({units}), got {token.text!r}"

@@ -16,9 +16,9 @@ from holoload.core.gate_model import (
     Gate,
     GateContext,
     Kind,
-    Literal,
     NoData,
     Operand,
+    Quantity,
     ScalarRef,
     Scaled,
 )
@@ -84,7 +84,7 @@ class _Measured(NamedTuple):
 
 def _measure(side: Operand, ctx: GateContext) -> _Measured:
     """The side's value as a float, or None and the reason there is none."""
-    if isinstance(side, Literal):
+    if isinstance(side, Quantity):
         return _Measured(side.value, side.value, "")
     if isinstance(side, Scaled):
         inner = _measure(side.operand, ctx)
@@ -131,7 +131,7 @@ def _bound_fails(comparison: Comparison, bounded: _Measured, other: _Measured, b
 
 def _shown(side: Operand, measured: _Measured, with_name: bool = False) -> str:
     """A side for people: literals as written, measured values formatted, products spelled out."""
-    if isinstance(side, Literal):
+    if isinstance(side, Quantity):
         return side.text
     value = measured.value
     if value is None:
@@ -186,7 +186,7 @@ def evaluate(name: str, gate: Gate, ctx: GateContext, *, report_no_data: bool = 
         shown = [_shown(side, m, True) for side, m in ((gate.left, left), (gate.right, right))]
         reason = f"{'' if passed else 'FAIL: '}{shown[0]} {symbol} {shown[1]}"
     pairs = [(left, gate.left), (right, gate.right)]
-    if isinstance(gate.left, Literal):  # the measured side is on the right
+    if isinstance(gate.left, Quantity):  # the measured side is on the right
         pairs.reverse()
     (observed, observed_side), (threshold, threshold_side) = pairs
     observed_text = _shown(observed_side, observed)

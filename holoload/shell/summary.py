@@ -8,7 +8,7 @@ from typing import Any
 from holoload import __version__
 from holoload.core.aggregate import CanaryAggregator
 from holoload.core.error_log import error_report
-from holoload.core.gates import Call, Literal, parse_gate
+from holoload.core.gates import Call, Quantity, parse_gate
 from holoload.core.scenario import Scenario, dump
 from holoload.core.target import Target
 from holoload.core.verdicts import Verdict
@@ -40,7 +40,7 @@ def p95_threshold_ms(op: str, gates: dict[str, str]) -> float | None:
         gate = parse_gate(text)
         sides = (gate.left, gate.right)
         calls = [s for s in sides if isinstance(s, Call) and s.function.name == "p95" and s.op == op]
-        limits = [s for s in sides if isinstance(s, Literal)]
+        limits = [s for s in sides if isinstance(s, Quantity)]
         if calls and limits:
             return limits[0].value * 1000
     return None
