@@ -6,10 +6,21 @@ import math
 import random
 import string
 from bisect import bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from itertools import accumulate, chain
 from typing import Any, TypeVar
+
+from holoload.core.workload import (
+    ChoiceParam,
+    ConstParam,
+    NowParam,
+    Param,
+    SeqParam,
+    UniformFloatParam,
+    UniformParam,
+    ZipfParam,
+)
 
 __all__ = [
     "SeqAllocator",
@@ -365,122 +376,46 @@ def text(rng: random.Random, length: int) -> Callable[[], str]:
     return draw
 
 
-# gen -> (required keys, optional keys)
-_SPEC_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "seq": (frozenset(), frozenset({"start"})),
-    "uniform": (frozenset({"min", "max"}), frozenset()),
-    "uniform_float": (frozenset({"min", "max"}), frozenset()),
-    "zipf": (frozenset({"n"}), frozenset({"s"})),
-    "choice": (frozenset({"values"}), frozenset({"weights"})),
-    "const": (frozenset({"value"}), frozenset()),
-    "now": (frozenset(), frozenset()),
-    "text": (frozenset({"length"}), frozenset()),
-}
-_DEFAULT_ZIPF_S = 1.1  # the scenario model's default
-
-
 def build(
-    spec: Mapping[str, Any],
+    param: Param,
     *,
     rng: random.Random,
     seq_allocator: SeqAllocator,
     clock: Callable[[], datetime],
 ) -> Callable[[], Any]:
-    """Build one writer's generator from a plain parameter spec.
+    """Build one writer's generator from a parameter of the scenario model.
 
-    Specs look like ``{"gen": "uniform", "min": 1, "max": 100000}``, ``{"gen": "seq"}``,
-    ``{"gen": "zipf", "n": 100000, "s": 1.1}``, ``{"gen": "choice", "values": [...],
-    "weights": [...]}``, ``{"gen": "const", "value": 5}``, ``{"gen": "now"}``,
-    ``{"gen": "text", "length": 32}`` or ``{"gen": "uniform_float", "min": 0.0, "max":
-    1.0}``. Optional keys may be None (as a dumped scenario model writes them).
+    The model has already checked every value (ranges, finite numbers, weights), so this only
+    picks the generator: ``{ gen = "uniform", min = 1, max = 100000 }`` in a scenario file is a
+    ``UniformParam`` here and ``uniform(rng, 1, 100000)`` when built.
 
     Args:
-        spec: the parameter spec.
+        param: the validated parameter (`holoload.core.workload.Param`).
         rng: this writer's random source.
-        seq_allocator: the process-wide allocator for ``seq``; a spec's ``start``
-            must match the allocator's.
+        seq_allocator: the process-wide allocator for ``seq``; a param's ``start`` must match
+            the allocator's.
         clock: the wall clock for ``now``.
 
     Returns:
         A zero-argument generator.
 
     Raises:
-        ValueError: an unknown ``gen``, a missing or unknown key, or a value of the
-            wrong type or range; the message names the generator and the key.
+        ValueError: a ``seq`` param whose ``start`` differs from the allocator's.
     """
-    gen = spec.get("gen")
-    if not isinstance(gen, str) or gen not in _SPEC_KEYS:
-        raise ValueError(f"expected 'gen' to be one of {', '.join(sorted(_SPEC_KEYS))}, got {gen!r}")
-    required, optional = _SPEC_KEYS[gen]
-    given = {key for key, value in spec.items() if key != "gen" and (key in required or value is not None)}
-    missing = required - given
-    if missing:
-        raise ValueError(f"bad '{gen}' generator: missing {', '.join(sorted(missing))}")
-    unknown = given - required - optional
-    if unknown:
-        raise ValueError(f"bad '{gen}' generator: unknown key(s) {', '.join(sorted(unknown))}")
-    try:
-        return _build_checked(gen, spec, rng, seq_allocator, clock)
-    except ValueError as exc:
-        raise ValueError(f"bad '{gen}' generator: {exc}") from None
-
-
-def _build_checked(
-    gen: str,
-    spec: Mapping[str, Any],
-    rng: random.Random,
-    seq_allocator: SeqAllocator,
-    clock: Callable[[], datetime],
-) -> Callable[[], Any]:
-    """``build`` once the keys are known to be right."""
-    if gen == "seq":
-        start = spec.get("start")
-        if start is not None and _integer(spec, "start") != seq_allocator.start:
-            raise ValueError(f"start {start} differs from the allocator's start {seq_allocator.start}")
+    if isinstance(param, SeqParam):
+        if param.start != seq_allocator.start:
+            raise ValueError(f"seq start {param.start} differs from the allocator's start {seq_allocator.start}")
         return seq(seq_allocator)
-    if gen == "uniform":
-        return uniform(rng, _integer(spec, "min"), _integer(spec, "max"))
-    if gen == "uniform_float":
-        return uniform_float(rng, _number(spec, "min"), _number(spec, "max"))
-    if gen == "zipf":
-        s = _number(spec, "s") if spec.get("s") is not None else _DEFAULT_ZIPF_S
-        return zipf(rng, _integer(spec, "n"), s)
-    if gen == "choice":
-        values = _sequence(spec, "values")
-        weights = spec.get("weights")
-        if weights is not None:
-            weights = [_finite(weight, "weights") for weight in _sequence(spec, "weights")]
-        return choice(rng, values, weights)
-    if gen == "const":
-        return const(spec["value"])
-    if gen == "now":
+    if isinstance(param, UniformParam):
+        return uniform(rng, param.min, param.max)
+    if isinstance(param, UniformFloatParam):
+        return uniform_float(rng, param.min, param.max)
+    if isinstance(param, ZipfParam):
+        return zipf(rng, param.n, param.s)
+    if isinstance(param, ChoiceParam):
+        return choice(rng, param.values, param.weights)
+    if isinstance(param, ConstParam):
+        return const(param.value)
+    if isinstance(param, NowParam):
         return now(clock)
-    return text(rng, _integer(spec, "length"))
-
-
-def _integer(spec: Mapping[str, Any], key: str) -> int:
-    """``spec[key]`` as an int, or ValueError (bools and floats are refused)."""
-    value = spec[key]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"expected '{key}' to be an integer, got {value!r}")
-    return value
-
-
-def _number(spec: Mapping[str, Any], key: str) -> float:
-    """``spec[key]`` as a finite float, or ValueError (bools are refused)."""
-    return _finite(spec[key], key)
-
-
-def _finite(value: object, key: str) -> float:
-    """``value`` (found under ``key``) as a finite float, or ValueError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"expected a finite number for '{key}', got {value!r}")
-    return float(value)
-
-
-def _sequence(spec: Mapping[str, Any], key: str) -> Sequence[Any]:
-    """``spec[key]`` as a list or tuple, or ValueError (a string is not a list of values)."""
-    value = spec[key]
-    if not isinstance(value, (list, tuple)):
-        raise ValueError(f"expected '{key}' to be a list, got {value!r}")
-    return value
+    return text(rng, param.length)

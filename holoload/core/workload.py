@@ -31,12 +31,26 @@ class UniformParam(Strict):
         return self
 
 
+class UniformFloatParam(Strict):
+    """A uniform float in [min, max) (`max` only through rounding)."""
+
+    gen: Literal["uniform_float"]
+    min: float = Field(allow_inf_nan=False)
+    max: float = Field(allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformFloatParam:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
 class ZipfParam(Strict):
     """A Zipf-distributed integer in [1, n]: a few hot keys, a long tail."""
 
     gen: Literal["zipf"]
     n: int = Field(ge=1)
-    s: float = Field(default=1.1, gt=0)
+    s: float = Field(default=1.1, gt=0, allow_inf_nan=False)
 
 
 class ChoiceParam(Strict):
@@ -44,12 +58,15 @@ class ChoiceParam(Strict):
 
     gen: Literal["choice"]
     values: list[Any] = Field(min_length=1)
-    weights: list[float] | None = None
+    weights: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None
 
     @model_validator(mode="after")
     def _weights_match(self) -> ChoiceParam:
-        if self.weights is not None and len(self.weights) != len(self.values):
-            raise ValueError(f"weights has {len(self.weights)} items, values has {len(self.values)}")
+        if self.weights is not None:
+            if len(self.weights) != len(self.values):
+                raise ValueError(f"weights has {len(self.weights)} items, values has {len(self.values)}")
+            if not any(self.weights):
+                raise ValueError("weights: at least one must be positive")
         return self
 
 
@@ -74,7 +91,7 @@ class TextParam(Strict):
 
 
 Param = Annotated[
-    SeqParam | UniformParam | ZipfParam | ChoiceParam | ConstParam | NowParam | TextParam,
+    SeqParam | UniformParam | UniformFloatParam | ZipfParam | ChoiceParam | ConstParam | NowParam | TextParam,
     Field(discriminator="gen"),
 ]
 

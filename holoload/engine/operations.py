@@ -79,9 +79,7 @@ class CompiledOp:
         self.name = op.name
         self._timeout = timeout_s  # client side: a frozen server never answers statement_timeout
         self.rows = op.rows
-        self._gens: list[Generator] = [
-            build(p.model_dump(), rng=rng, seq_allocator=seq, clock=_utc_now) for p in op.params
-        ]
+        self._gens: list[Generator] = [build(p, rng=rng, seq_allocator=seq, clock=_utc_now) for p in op.params]
         self.ledger = ledger if op.ledger is not None else None
         self.unique_ids = op.ledger is not None and op.ledger.unique
         self._ids: list[int] = []
