@@ -120,7 +120,7 @@ name = "w"
 executor = "constant-concurrency"
 concurrency = 2
 retry = { max_attempts = 20, backoff = "20ms", max_backoff = "200ms", budget = 1.0, on = ["retryable", "connection", "timeout"] }
-ops = [{ name = "q", sql = "SELECT 1", fetch = true }]
+ops = [{ name = "q", sql = "SELECT 1" }]
 [[chaos]]
 name = "hole"
 action = "net"

@@ -1,4 +1,4 @@
-"""The operation model: the params it accepts (uniform_float)."""
+"""The operation model: params it accepts (uniform_float) and keys it refuses with a reason (fetch)."""
 
 from __future__ import annotations
 
@@ -47,3 +47,13 @@ def test_a_bad_uniform_float_param_is_refused_naming_the_op(params: str, expecte
         parse_scenario(_scenario(f'sql = "SELECT $1"\nparams = {params}'), "ops.toml")
     assert "phases[0].workloads[0].ops[0].params[0]" in str(info.value)
     assert expected in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["true", "false"])
+def test_fetch_is_refused_saying_that_rows_are_always_read(value: str) -> None:
+    """`fetch` never changed anything: a file that sets it is told so instead of being silently ignored."""
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(_scenario(f'sql = "SELECT 1"\nfetch = {value}'), "ops.toml")
+    text = str(info.value)
+    assert "phases[0].workloads[0].ops[0]" in text
+    assert "result rows are read" in text and "remove `fetch`" in text

@@ -112,7 +112,9 @@ class LedgerSpec(Strict):
 class Operation(Strict):
     """One SQL statement of a workload's mix, with generated parameters.
 
-    `rows > 1` makes a multi-row insert: `params` describe one row and are drawn per row.
+    A single statement (`rows = 1`) reads its result rows and counts them as the op's rows (1
+    for a statement that returns none). `rows > 1` makes a multi-row insert: `params` describe
+    one row and are drawn per row.
     `insert_mode` says how: a VALUES list (`sql` then ends in `VALUES` and holoload appends the
     tuples), `executemany` of `sql`, or `copy` (COPY into `table`'s `columns`).
     """
@@ -125,8 +127,19 @@ class Operation(Strict):
     insert_mode: Literal["values", "executemany", "copy"] = "values"
     table: str | None = None
     columns: list[str] | None = None
-    fetch: bool = Field(default=False, description="read the result rows (SELECTs)")
     ledger: LedgerSpec | None = Field(default=None, description="record acknowledged / failed / in-doubt ids")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_fetch(cls, data: Any) -> Any:
+        # `fetch` was accepted and ignored: a single statement's result rows are always read
+        # (and counted as the op's rows), so no value of it could change anything.
+        if isinstance(data, dict) and "fetch" in data:
+            raise ValueError(
+                "fetch is not a setting (any more): every statement's result rows are read, and a "
+                "single statement counts the rows it returned; remove `fetch`"
+            )
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Operation:
