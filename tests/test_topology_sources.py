@@ -572,8 +572,8 @@ def test_parse_topology_json_rejects_bad_split_health() -> None:
 @pytest.mark.anyio
 async def test_make_source_builds_each_kind_by_its_target_file_name(tmp_path: Path, holoctl: Holoctl) -> None:
     """The topology.source names map to the source classes; unknown names are rejected."""
-    assert isinstance(make_source("holoctl", holoctl=holoctl), HoloctlStateSource)
-    assert isinstance(make_source("holoctl_table", holoctl=holoctl), HoloctlTableSource)
+    assert isinstance(make_source("holoctl", holoctl=holoctl), HoloctlTableSource)
+    assert isinstance(make_source("holoctl_state", holoctl=holoctl), HoloctlStateSource)
     assert isinstance(make_source("partitions", conns=[object()], table="t"), SqlPartitionSource)
     assert isinstance(make_source("sql", conn=object(), query="SELECT 1", columns=COCKROACH_COLUMNS), SqlQuerySource)
     source = make_source("command", argv=_json_command(tmp_path, '{"placements": []}'), timeout_s=20)

@@ -290,8 +290,7 @@ class TargetSurfaces:
         cfg = self.target.topology
         timeout = self.control_timeout_s
         if cfg.source in ("holoctl", "holoctl_state") and self._holoctl is not None:
-            kind = "holoctl_table" if cfg.source == "holoctl" else "holoctl"
-            return make_source(kind, holoctl=self._holoctl, timeout_s=timeout)
+            return make_source(cfg.source, holoctl=self._holoctl, timeout_s=timeout)
         if cfg.source == "partitions":
             getters = [functools.partial(self.control, i) for i in self.data_nodes()]
             return SqlPartitionSource(getters, table, timeout_s=timeout)

@@ -8,8 +8,8 @@ snapshot that cannot be taken is recorded rather than ending the run. Constructo
 
 `make_source(kind, **kwargs)` maps the target file's `topology.source` to a class:
 
-    "holoctl"       HoloctlStateSource(holoctl=Holoctl(...))
-    "holoctl_table" HoloctlTableSource(holoctl=Holoctl(...))
+    "holoctl"       HoloctlTableSource(holoctl=Holoctl(...))   `holoctl topology`, the table
+    "holoctl_state" HoloctlStateSource(holoctl=Holoctl(...))   `holoctl state` merged with the table
     "partitions"    SqlPartitionSource(conns=[conn or async getter per data node], table="t")
     "sql"           SqlQuerySource(conn=conn or async getter, query="...", columns={...})
     "command"       CommandJsonSource(argv=["/path/to/tool", "--json"], timeout_s=10)
@@ -45,7 +45,8 @@ from holoload.core.topology_io import (
 )
 from holoload.core.topology_table import parse_table, render_table
 
-SOURCE_KINDS = ("holoctl", "holoctl_table", "partitions", "sql", "command")
+#: The target file's `topology.source` values that have a source (all but "none"), by the same names.
+SOURCE_KINDS = ("holoctl", "holoctl_state", "partitions", "sql", "command")
 #: Node state of rows whose source does not report membership (SQL queries, minimal JSON).
 #: Role of a local PostgreSQL partition: the only copy, no lease.
 ROLE_PRIMARY = "primary"
@@ -457,7 +458,8 @@ def make_source(kind: str, **kwargs: Any) -> TopologySource:
     """The source for a target file's `topology.source`.
 
     Args:
-        kind: "holoctl" (HoloctlStateSource), "holoctl_table" (HoloctlTableSource),
+        kind: the target file's `topology.source`: "holoctl" (HoloctlTableSource),
+            "holoctl_state" (HoloctlStateSource),
             "partitions" (SqlPartitionSource), "sql" (SqlQuerySource) or "command"
             (CommandJsonSource).
         **kwargs: that class's constructor arguments.
@@ -470,8 +472,8 @@ def make_source(kind: str, **kwargs: Any) -> TopologySource:
         TypeError: arguments the class does not take.
     """
     factories: dict[str, Callable[..., TopologySource]] = {
-        "holoctl": HoloctlStateSource,
-        "holoctl_table": HoloctlTableSource,
+        "holoctl": HoloctlTableSource,
+        "holoctl_state": HoloctlStateSource,
         "partitions": SqlPartitionSource,
         "sql": SqlQuerySource,
         "command": CommandJsonSource,
