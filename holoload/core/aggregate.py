@@ -15,8 +15,8 @@ from holoload.core.histogram import LatencyHistogram
 
 
 @dataclass(slots=True)
-class OpStats:
-    """Per-op figures: latency of completed statements, and outcome counts."""
+class BatchStats:
+    """One canary op's figures: latency of completed batches, and outcome counts."""
 
     histogram: LatencyHistogram = field(default_factory=LatencyHistogram)
     runs: int = 0
@@ -36,7 +36,7 @@ class CanaryAggregator:
     """
 
     def __init__(self, ops: list[str], planned_rows: int, split_expected: int) -> None:
-        self.ops: dict[str, OpStats] = {op: OpStats() for op in ops}
+        self.ops: dict[str, BatchStats] = {op: BatchStats() for op in ops}
         self.baseline_count: int | None = None
         self.final_count: int | None = None
         self.planned_rows = planned_rows
@@ -63,7 +63,7 @@ class CanaryAggregator:
                 self.chaos_failed += 1
 
     def _batch(self, event: BatchFinished) -> None:
-        stats = self.ops.setdefault(event.op, OpStats())
+        stats = self.ops.setdefault(event.op, BatchStats())
         stats.runs += 1
         stats.rows += event.rows
         self.batches_done += 1
