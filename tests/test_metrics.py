@@ -9,10 +9,8 @@ import pytest
 
 from holoload.core.metrics import (
     HOLOFUSION_GAUGE_MARKERS,
-    Family,
     Sample,
     detect_format,
-    family_of,
     labels_text,
     parse_holofusion,
     parse_metrics,
@@ -133,83 +131,6 @@ def test_holofusion_line_without_equals_is_rejected_with_its_number() -> None:
     """A malformed line raises ValueError naming the line."""
     with pytest.raises(ValueError, match="line 2"):
         parse_holofusion("a=1\nno equals here\n")
-
-
-# --- families -----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("name", "family"),
-    [
-        ("distributed_write_shard_2_apply_rows", Family("distributed_write_shard", "2", "apply_rows")),
-        (
-            "distributed_write_shard_1_rollback_latency_ns",
-            Family("distributed_write_shard", "1", "rollback_latency_ns"),
-        ),
-        (
-            "distributed_write_target_127_0_0_1_15051_apply_failures",
-            Family("distributed_write_target", "127_0_0_1_15051", "apply_failures"),
-        ),
-        (
-            "distributed_write_target_127_0_0_1_15052_non_retryable_failures",
-            Family("distributed_write_target", "127_0_0_1_15052", "non_retryable_failures"),
-        ),
-        (
-            "distributed_write_target_127_0_0_1_15052_retryable_failures",
-            Family("distributed_write_target", "127_0_0_1_15052", "retryable_failures"),
-        ),
-        (
-            "distributed_write_target_127_0_0_1_15051_circuit_state",
-            Family("distributed_write_target", "127_0_0_1_15051", "circuit_state"),
-        ),
-        ("admission_write_admitted", Family("admission", "write", "admitted")),
-        ("admission_read_rejected_queue_timeout", Family("admission", "read", "rejected_queue_timeout")),
-        ("admission_write_queue_depth_peak", Family("admission", "write", "queue_depth_peak")),
-        ("ingest_job_0_status", Family("ingest_job", "0", "status")),
-        ("ingest_job_0_shard_2_lag", Family("ingest_job", "0", "shard_2_lag")),
-        ("active_query_0_statement", Family("active_query", "0", "statement")),
-    ],
-)
-def test_family_of_recognises_the_five_holofusion_families(name: str, family: Family) -> None:
-    """Per-shard, per-target, per-class, per-ingest-job and per-active-query names split into (family, member, field)."""
-    assert family_of(name) == family
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "admission_reject_count",
-        "active_query_sessions",
-        "ingest_jobs_started",
-        "distributed_write_apply_rows",
-        "tx_conflict_count",
-    ],
-)
-def test_family_of_leaves_global_names_alone(name: str) -> None:
-    """Cluster-wide names that merely share a prefix belong to no family."""
-    assert family_of(name) is None
-
-
-def test_every_member_of_the_after_fixture_families_is_recognised() -> None:
-    """All five kinds of family occur in the after sample and each prefixed line is recognised."""
-    prefixes = (
-        "distributed_write_shard_",
-        "distributed_write_target_",
-        "admission_write_",
-        "admission_read_",
-        "ingest_job_0_",
-        "active_query_0_",
-    )
-    names = [s.name for s in parse_holofusion(AFTER) if s.name.startswith(prefixes)]
-    families = {family_of(n) for n in names}
-    assert None not in families
-    assert {f.family for f in families if f} == {
-        "distributed_write_shard",
-        "distributed_write_target",
-        "admission",
-        "ingest_job",
-        "active_query",
-    }
 
 
 # --- Prometheus parsing -------------------------------------------------------------------------

@@ -9,7 +9,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from holoload.adapters.metrics_http import MetricsFetchError, fetch_text, parse_metrics_text
+from holoload.adapters.metrics_http import MetricsFetchError, fetch_text
+from holoload.core.metrics import parse_holofusion
 from tests.fakes.holofusion_http import serve
 
 FIXTURES = Path(__file__).parent / "fixtures" / "holofusion"
@@ -23,6 +24,11 @@ def anyio_backend() -> str:
 
 def _fixture(name: str) -> str:
     return (FIXTURES / name).read_bytes().decode("utf-8")
+
+
+def parse_metrics_text(text: str) -> dict[str, float | str]:
+    """The parsed lines by name (a repeated name keeps its last value), as the store sees them."""
+    return {s.name: s.value for s in parse_holofusion(text)}
 
 
 def test_before_fixture_parses_every_line() -> None:

@@ -1,13 +1,10 @@
-"""HoloFusion `/metrics` over HTTP: fetch the text and parse its `name=value` lines."""
+"""HoloFusion `/metrics` over HTTP: fetch the text (core/metrics.py parses it)."""
 
 from __future__ import annotations
 
 import aiohttp
 
 from holoload.core.errors import HololoadError
-from holoload.core.metrics import parse_holofusion
-
-MetricValue = int | float | str
 
 
 class MetricsFetchError(HololoadError):
@@ -23,17 +20,6 @@ class MetricsFetchError(HololoadError):
         self.cause = cause
         detail = str(cause) or type(cause).__name__
         super().__init__(f"GET {url} failed: {detail}")
-
-
-def parse_metrics_text(text: str) -> dict[str, MetricValue]:
-    """HoloFusion `name=value` lines as a dict (a repeated name keeps its last value).
-
-    The parsing rules are `holoload.core.metrics.parse_holofusion`'s.
-
-    Raises:
-        ValueError: a non-blank line has no `=` or an empty name (the message gives its number).
-    """
-    return {s.name: s.value for s in parse_holofusion(text)}
 
 
 async def fetch_text(session: aiohttp.ClientSession, url: str, *, timeout_s: float = 5.0) -> str:

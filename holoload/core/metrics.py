@@ -1,4 +1,4 @@
-"""Node metrics: HoloFusion `name=value` and Prometheus text parsed into samples, families, a store."""
+"""Node metrics: HoloFusion `name=value` and Prometheus text parsed into samples, and a store."""
 
 from __future__ import annotations
 
@@ -50,18 +50,6 @@ class Sample:
     labels: Labels
     value: float | str
     kind: str
-
-
-@dataclass(frozen=True, slots=True)
-class Family:
-    """A HoloFusion metric that is one field of one member of a family.
-
-    `distributed_write_shard_2_apply_rows` is `Family("distributed_write_shard", "2", "apply_rows")`.
-    """
-
-    family: str
-    member: str
-    field: str
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,67 +210,6 @@ def parse_metrics(text: str) -> list[Sample]:
     if detect_format(text) == "prometheus":
         return parse_prometheus(text)
     return parse_holofusion(text)
-
-
-# ---------------------------------------------------------------------------------------------
-# HoloFusion families
-
-#: Fields HoloFusion prints per write target (`distributed_write_target_<target>_<field>`).
-TARGET_FIELDS = (
-    "apply_failures",
-    "retryable_failures",
-    "non_retryable_failures",
-    "circuit_open_count",
-    "circuit_reject_count",
-    "circuit_state",
-)
-#: Fields HoloFusion prints per admission class; they tell `admission_write_admitted` (class
-#: "write") from global names such as `admission_reject_count`.
-ADMISSION_FIELDS = (
-    "admitted",
-    "rejected",
-    "rejected_queue_timeout",
-    "rejected_queue_limit",
-    "wait_count",
-    "wait_ns_total",
-    "queue_depth",
-    "queue_depth_peak",
-)
-
-
-def _alternatives(fields: tuple[str, ...]) -> str:
-    return "|".join(re.escape(f) for f in sorted(fields, key=len, reverse=True))
-
-
-_FAMILY_PATTERNS = (
-    ("distributed_write_shard", re.compile(r"distributed_write_shard_(\d+)_(\w+)")),
-    # Non-greedy target: `..._15051_non_retryable_failures` is target `..._15051`.
-    ("distributed_write_target", re.compile(rf"distributed_write_target_(\w+?)_({_alternatives(TARGET_FIELDS)})")),
-    ("admission", re.compile(rf"admission_(\w+?)_({_alternatives(ADMISSION_FIELDS)})")),
-    ("ingest_job", re.compile(r"ingest_job_(\d+)_(\w+)")),
-    ("active_query", re.compile(r"active_query_(\d+)_(\w+)")),
-)
-
-
-def family_of(name: str) -> Family | None:
-    """Recognise a HoloFusion per-member metric name.
-
-    Families: `distributed_write_shard_<n>_<field>`, `distributed_write_target_<target>_<field>`
-    (fields in `TARGET_FIELDS`), `admission_<class>_<field>` (fields in `ADMISSION_FIELDS`),
-    `ingest_job_<i>_<field>` (`ingest_job_0_shard_2_lag` has field `shard_2_lag`) and
-    `active_query_<i>_<field>`.
-
-    Args:
-        name: a metric name.
-
-    Returns:
-        The family, member id and field, or None for a name outside every family.
-    """
-    for family, pattern in _FAMILY_PATTERNS:
-        match = pattern.fullmatch(name)
-        if match:
-            return Family(family, match.group(1), match.group(2))
-    return None
 
 
 # ---------------------------------------------------------------------------------------------

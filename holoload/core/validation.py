@@ -47,18 +47,6 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return path, value
 
 
-def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Apply `--set key.path=value` items to a raw document (in place); list items by index.
-
-    Raises:
-        ScenarioError: a path walks through something that is not a table or list.
-    """
-    for item in overrides:
-        path, value = parse_override(item)
-        set_path(data, path, value, file="--set", item=item)
-    return data
-
-
 def set_path(data: dict[str, Any], path: Sequence[str], value: Any, *, file: str, item: str) -> None:
     """Set one key path (`chaos.0.enabled`) of a raw document to `value`, as `--set` does.
 

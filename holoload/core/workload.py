@@ -282,7 +282,3 @@ def gate_text(value: GateValue) -> str:
 
 def gate_spec(value: GateValue) -> GateSpec:
     return GateSpec(expr=value) if isinstance(value, str) else value
-
-
-def as_plain(value: GateValue) -> dict[str, Any]:
-    return gate_spec(value).model_dump(mode="json")

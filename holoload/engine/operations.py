@@ -105,9 +105,6 @@ class CompiledOp:
             self._sql = ""
             self.run = self._copy
 
-    def args(self) -> list[Any]:
-        return [g() for g in self._gens]
-
     def _capturing(self, gen: Generator) -> Generator:
         ids = self._ids
 
