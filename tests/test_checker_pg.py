@@ -212,7 +212,7 @@ async def test_a_23505_on_retry_recovers_in_doubt_ids_and_holds_them_to_the_ackn
     with pytest.raises(asyncpg.UniqueViolationError) as caught:
         await insert(conn, table, 0, 100)  # the retry
     ledger.record_write(outcome_of(caught.value.sqlstate, sent=True), [(0, 100)])
-    assert ledger.record_retry_duplicate([(0, 100)]) == 100
+    assert ledger.duplicate_proof(0, 100) == 100
 
     report, _ = await verify(conn, table, "id", ledger)
     assert report.ok and report.recovered.sample == ((0, 100),) and report.in_doubt_absent.count == 0

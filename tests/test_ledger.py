@@ -99,7 +99,7 @@ def test_interval_set_merges_adjacent_and_overlapping_ranges() -> None:
     ids.add(10, 20)
     ids.add(5, 15)
     ids.add(25, 30)
-    ids.add_id(20)
+    ids.add(20, 21)
     assert list(ids.intervals()) == [(0, 21), (25, 30)]
     assert len(ids) == 26
 
@@ -455,11 +455,11 @@ def test_record_write_refuses_a_bad_interval_before_recording_anything(intervals
         Ledger(max_statement_intervals=-1)
 
 
-def test_record_retry_duplicate_recovers_every_interval() -> None:
-    """The statement-level proof moves the in-doubt ids of all its intervals."""
+def test_duplicate_proof_recovers_every_interval_of_a_statement() -> None:
+    """The proof of each interval of a retried statement moves its in-doubt ids (as the executor does)."""
     ledger = Ledger()
     ledger.record_write(WriteOutcome.IN_DOUBT, [(0, 10), (50, 60)])
-    assert ledger.record_retry_duplicate([(0, 10), (50, 60)]) == 20
+    assert sum(ledger.duplicate_proof(start, end) for start, end in [(0, 10), (50, 60)]) == 20
     assert expand(ledger.recovered) == set(range(10)) | set(range(50, 60))
 
 

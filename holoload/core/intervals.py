@@ -76,17 +76,6 @@ class IntervalSet:
         self._ends[low:high] = [end]
         self._size += end - start
 
-    def add_id(self, id_: int) -> None:
-        """Add one id.
-
-        Args:
-            id_: the id, >= 0.
-
-        Raises:
-            ValueError: ``id_`` is negative.
-        """
-        self.add(id_, id_ + 1)
-
     def remove(self, start: int, end: int) -> None:
         """Remove the ids ``start <= id < end`` (absent ids are ignored), splitting intervals.
 

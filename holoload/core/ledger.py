@@ -293,20 +293,6 @@ class Ledger:
             self._statement_starts.append(start)
             self._statement_ends.append(end)
 
-    def record_retry_duplicate(self, intervals: Sequence[tuple[int, int]]) -> int:
-        """``duplicate_proof`` for each interval of a retried statement that hit 23505.
-
-        Args:
-            intervals: the retried statement's id intervals.
-
-        Returns:
-            How many ids moved from ``in_doubt`` to ``recovered``.
-
-        Raises:
-            ValueError: an interval has ``start < 0`` or ``end < start``.
-        """
-        return sum(self.duplicate_proof(start, end) for start, end in intervals)
-
     @property
     def statements(self) -> int:
         """How many multi-row statements are remembered for the partial check."""
