@@ -291,11 +291,12 @@ class TxnRunner:
 # ---------------------------------------------------------------------------------------------- list-append
 
 
-async def create_list_append_table(conn: asyncpg.Connection, table: str) -> None:
-    """``(k int8 PRIMARY KEY, v int8[] NOT NULL)``, created fresh (dropped first)."""
+async def create_list_append_table(conn: asyncpg.Connection, table: str, *, unlogged: bool = False) -> None:
+    """``(k int8 PRIMARY KEY, v int8[] NOT NULL)``, created fresh (dropped first); ``unlogged`` for tests."""
     name = quote_ident(table)
     await conn.execute(f"DROP TABLE IF EXISTS {name}")
-    await conn.execute(f"CREATE TABLE {name} (k int8 PRIMARY KEY, v int8[] NOT NULL)")
+    kind = "UNLOGGED TABLE" if unlogged else "TABLE"
+    await conn.execute(f"CREATE {kind} {name} (k int8 PRIMARY KEY, v int8[] NOT NULL)")
 
 
 class ListAppendExecutor:
@@ -351,13 +352,16 @@ class ListAppendExecutor:
 # ---------------------------------------------------------------------------------------------- bank
 
 
-async def create_bank_tables(conn: asyncpg.Connection, spec: BankSpec, accounts: str, log: str) -> None:
+async def create_bank_tables(
+    conn: asyncpg.Connection, spec: BankSpec, accounts: str, log: str, *, unlogged: bool = False
+) -> None:
     """The accounts table (``id int4 PRIMARY KEY, balance int8``) filled with ``spec``'s initial balances,
     and the empty transfer log (``id int8 PRIMARY KEY, src, dst, amount``); both created fresh."""
     acc, lg = quote_ident(accounts), quote_ident(log)
+    kind = "UNLOGGED TABLE" if unlogged else "TABLE"
     await conn.execute(f"DROP TABLE IF EXISTS {acc}, {lg}")
-    await conn.execute(f"CREATE TABLE {acc} (id int4 PRIMARY KEY, balance int8 NOT NULL)")
-    await conn.execute(f"CREATE TABLE {lg} (id int8 PRIMARY KEY, src int4 NOT NULL, dst int4 NOT NULL, amount int8)")
+    await conn.execute(f"CREATE {kind} {acc} (id int4 PRIMARY KEY, balance int8 NOT NULL)")
+    await conn.execute(f"CREATE {kind} {lg} (id int8 PRIMARY KEY, src int4 NOT NULL, dst int4 NOT NULL, amount int8)")
     await conn.executemany(f"INSERT INTO {acc} (id, balance) VALUES ($1, $2)", sorted(spec.initial().items()))
 
 
