@@ -11,6 +11,7 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 import asyncpg
@@ -42,6 +43,7 @@ PROCESSES = 8  # concurrent connections: enough contention on a handful of keys 
 LIST_TXNS = 120  # transactions per process
 BANK_OPS = 60  # bank operations per process
 RETRY = TxnRetry(max_attempts=30, backoff_s=0.001, max_backoff_s=0.05)
+DEADLOCK_TIMEOUT = "SET deadlock_timeout = '20ms'"
 
 
 @pytest.fixture
@@ -73,10 +75,14 @@ async def _writers(dsn: str, n: int) -> list[Writer]:
         Writer(i, f"p{i}", dsn, connect_timeout_s=10, statement_timeout_s=30, rng=random.Random(i)) for i in range(n)
     ]
     await open_writers(writers)
-    for w in writers:  # list-append transactions append to keys in any order: deadlocks (40P01) are normal,
-        assert w.conn is not None  # and the default 1 s before PostgreSQL looks for them would dominate the run
-        await w.conn.execute("SET deadlock_timeout = '20ms'")
     return writers
+
+
+def runner(writer: Writer, level: IsolationLevel, **kwargs: Any) -> TxnRunner:
+    """A runner whose sessions look for deadlocks after 20 ms: list-append transactions append to keys in any
+    order, so deadlocks (40P01, retried) are normal, and PostgreSQL's default 1 s wait would dominate the run."""
+    kwargs.setdefault("retry", RETRY)
+    return TxnRunner(writer, level, session_sql=[DEADLOCK_TIMEOUT], **kwargs)
 
 
 async def run_list_append(dsn: str, admin: asyncpg.Connection, level: IsolationLevel, seed: int) -> list[Txn]:
@@ -89,8 +95,7 @@ async def run_list_append(dsn: str, admin: asyncpg.Connection, level: IsolationL
     try:
 
         async def client(p: int) -> None:
-            runner = TxnRunner(writers[p], level, retry=RETRY, rng=random.Random(seed + p))
-            executor = ListAppendExecutor(runner, table, history, p)
+            executor = ListAppendExecutor(runner(writers[p], level, rng=random.Random(seed + p)), table, history, p)
             for _ in range(LIST_TXNS):
                 await executor.run(gen.next_txn())
 
@@ -158,8 +163,14 @@ async def run_bank(
 
         async def client(p: int) -> None:
             gen = BankGenerator(spec, random.Random(seed * 100 + p), id_start=p + 1, id_step=PROCESSES)
-            runner = TxnRunner(writers[p], level, retry=RETRY, rng=random.Random(seed + p))
-            executor = BankExecutor(runner, history, p, accounts=accounts, log=log, read_then_write=read_then_write)
+            executor = BankExecutor(
+                runner(writers[p], level, rng=random.Random(seed + p)),
+                history,
+                p,
+                accounts=accounts,
+                log=log,
+                read_then_write=read_then_write,
+            )
             for _ in range(BANK_OPS):
                 stats.record(await executor.run(gen.next_op()))
 
@@ -241,8 +252,8 @@ async def test_list_append_commit_killed_is_in_doubt(dsn: str, admin: asyncpg.Co
         assert writer.conn is not None
         pid = writer.conn.get_server_pid()
         history = HistoryBuilder()
-        runner = TxnRunner(writer, SER, retry=RETRY)
-        executor = ListAppendExecutor(runner, table, history, 0)
+        la_runner = runner(writer, SER)
+        executor = ListAppendExecutor(la_runner, table, history, 0)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_kill_at_commit, admin, pid)
             result = await executor.run([("append", 1, 1), ("r", 1, None)])
@@ -252,9 +263,12 @@ async def test_list_append_commit_killed_is_in_doubt(dsn: str, admin: asyncpg.Co
         [txn] = history.build()
         assert txn.type is TxnType.INFO
         assert check(history.build(), "serializable").valid is True
-        # the next transaction reconnects and runs normally
+        # the next transaction reconnects, with the session settings again, and runs normally
         again = await executor.run([("r", 1, None)])
         assert again.outcome is WriteOutcome.ACKNOWLEDGED
+        assert writer.conn is not None and writer.conn.get_server_pid() != pid
+        setting = await la_runner.run(lambda conn: conn.fetchval("SHOW deadlock_timeout"))
+        assert setting.value == "20ms"
     finally:
         await close_writers([writer])
         await admin.execute(f'DROP TABLE IF EXISTS "{table}"')
@@ -271,7 +285,7 @@ async def test_bank_commit_killed_is_in_doubt(dsn: str, admin: asyncpg.Connectio
         assert writer.conn is not None
         pid = writer.conn.get_server_pid()
         history = BankHistory()
-        executor = BankExecutor(TxnRunner(writer, SER, retry=RETRY), history, 0, accounts=accounts, log=log)
+        executor = BankExecutor(runner(writer, SER), history, 0, accounts=accounts, log=log)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_kill_at_commit, admin, pid)
             result = await executor.run(Transfer(1, 0, 2, 7))
@@ -306,20 +320,20 @@ async def test_transaction_cut_short_leaves_nothing_on_the_server(
     try:
         assert writer.conn is not None
         pid = writer.conn.get_server_pid()
-        runner = TxnRunner(writer, RC, retry=RETRY, timeout_s=0.5 if how == "timeout" else 30)
+        cut = runner(writer, RC, timeout_s=0.5 if how == "timeout" else 30)
 
         async def hold(conn: asyncpg.Connection) -> None:
             await conn.execute(f'SELECT * FROM "{table}" WHERE k = 1 FOR UPDATE')
             await conn.execute("SELECT pg_sleep(20)")
 
         if how == "timeout":
-            result = await runner.run(hold)
+            result = await cut.run(hold)
             assert result.outcome is WriteOutcome.FAILED  # cut short before COMMIT: it cannot have committed
             assert result.error is not None and result.error.error_class is ErrorClass.TIMEOUT
             assert result.attempts == 1
         else:
             with anyio.move_on_after(0.5) as scope:
-                await runner.run(hold)
+                await cut.run(hold)
             assert scope.cancelled_caught
         assert await _holders(admin, pid) == 0
         assert writer.conn is None
@@ -329,3 +343,80 @@ async def test_transaction_cut_short_leaves_nothing_on_the_server(
         await close_writers([writer])
         await admin.execute("RESET lock_timeout")
         await admin.execute(f'DROP TABLE IF EXISTS "{table}"')
+
+
+# ---------------------------------------------------------------------------------------------- retries
+
+
+SERIALIZATION_FAILURE = "DO $$ BEGIN RAISE EXCEPTION 'planted' USING ERRCODE = '40001'; END $$"
+
+
+async def test_a_serialization_failure_runs_the_whole_transaction_again(dsn: str, admin: asyncpg.Connection) -> None:
+    """40001 on the first two attempts: the third commits; the failed attempts' writes were rolled back."""
+    table = _name("la")
+    await create_list_append_table(admin, table)
+    [writer] = await _writers(dsn, 1)
+    ticks = iter(range(1000, 10**6, 1000))
+    try:
+        txn = runner(writer, SER, clock_ns=lambda: next(ticks))
+        calls: list[int] = []
+
+        async def body(conn: asyncpg.Connection) -> int:
+            calls.append(len(calls) + 1)
+            await conn.execute(f'INSERT INTO "{table}" VALUES ($1, ARRAY[1])', len(calls))
+            if len(calls) < 3:
+                await conn.execute(SERIALIZATION_FAILURE)
+            return len(calls)
+
+        result = await txn.run(body, intended_ns=0)
+        assert (result.outcome, result.value, result.attempts) == (WriteOutcome.ACKNOWLEDGED, 3, 3)
+        assert result.latency_ns == result.done_ns > 0  # from the intended start, over every attempt
+        assert [r[0] for r in await admin.fetch(f'SELECT k FROM "{table}"')] == [3]
+        assert writer.conn is not None and not writer.conn.is_in_transaction()
+
+        calls.clear()
+        limited = runner(writer, SER, retry=TxnRetry(max_attempts=2, backoff_s=0))
+        exhausted = await limited.run(body)
+        assert (exhausted.outcome, exhausted.attempts) == (WriteOutcome.FAILED, 2)
+        assert exhausted.error is not None and exhausted.error.sqlstate == "40001"
+
+        async def duplicate(conn: asyncpg.Connection) -> None:
+            await conn.execute(f'INSERT INTO "{table}" VALUES (3, ARRAY[2])')
+
+        rejected = await txn.run(duplicate)
+        assert (rejected.outcome, rejected.attempts) == (WriteOutcome.FAILED, 1)  # 23505 is not retryable
+        assert rejected.error is not None and rejected.error.error_class is ErrorClass.CONSTRAINT
+
+        stats = TxnStats()
+        for r in (result, exhausted, rejected):
+            stats.record(r)
+        assert stats.attempts == Counter({3: 1, 2: 1, 1: 1})
+        assert stats.to_json()["outcomes"] == {"acknowledged": 1, "failed": 2}
+        assert stats.errors == Counter({"40001": 1, "23505": 1})
+    finally:
+        await close_writers([writer])
+        await admin.execute(f'DROP TABLE IF EXISTS "{table}"')
+
+
+async def test_abort_rolls_back_without_retry_and_keeps_the_connection(dsn: str, admin: asyncpg.Connection) -> None:
+    """A transfer the balance cannot cover is aborted: failed, one attempt, nothing written, connection kept."""
+    spec = BankSpec(accounts=2, initial_balance=3)
+    accounts, log = _name("acc"), _name("xfer")
+    await create_bank_tables(admin, spec, accounts, log)
+    [writer] = await _writers(dsn, 1)
+    try:
+        assert writer.conn is not None
+        pid = writer.conn.get_server_pid()
+        history = BankHistory()
+        executor = BankExecutor(runner(writer, SER), history, 0, accounts=accounts, log=log)
+        result = await executor.run(Transfer(1, 1, 0, 5))  # credit of 0 first (id order), then the debit fails
+        assert (result.outcome, result.attempts) == (WriteOutcome.FAILED, 1)
+        assert result.aborted == "account 1 cannot cover 5"
+        assert writer.conn is not None and writer.conn.get_server_pid() == pid
+        assert not writer.conn.is_in_transaction()
+        final = await read_bank_final(admin, accounts, log)
+        assert dict(final.balances) == {0: 3, 1: 3} and list(final.logged_ids) == []
+        assert check_bank(history, initial=spec.initial(), final=final).valid
+    finally:
+        await close_writers([writer])
+        await admin.execute(f'DROP TABLE IF EXISTS "{accounts}", "{log}"')

@@ -187,6 +187,8 @@ class TxnRunner:
         clock_ns: the monotonic clock latencies and history times are read from.
         rng: jitter of the backoff.
         connect_wait_s: how long to try to get a broken connection back before an attempt fails.
+        session_sql: statements run on each new connection before its first transaction (e.g.
+            ``SET deadlock_timeout = '20ms'``): a reconnect after a node kill gets them again.
     """
 
     def __init__(
@@ -200,6 +202,7 @@ class TxnRunner:
         clock_ns: Callable[[], int] = time.monotonic_ns,
         rng: random.Random | None = None,
         connect_wait_s: float = 1.0,
+        session_sql: Sequence[str] = (),
     ) -> None:
         self.writer = writer
         self.isolation = IsolationLevel(isolation)
@@ -209,6 +212,8 @@ class TxnRunner:
         self.clock_ns = clock_ns
         self._rng = rng or random.Random()
         self._connect_wait_s = connect_wait_s
+        self._session_sql = tuple(session_sql)
+        self._prepared_conn: asyncpg.Connection | None = None  # the connection session_sql last ran on
 
     async def run(self, body: Body[T], *, intended_ns: int | None = None) -> TxnResult[T]:
         """Run ``body`` in one transaction, again after each retryable definite failure.
@@ -255,6 +260,10 @@ class TxnRunner:
         )
         try:
             with scope:
+                if self._session_sql and conn is not self._prepared_conn:
+                    for sql in self._session_sql:
+                        await conn.execute(sql)
+                    self._prepared_conn = conn
                 await conn.execute(self.isolation.begin_sql)
                 value = await body(conn)
                 commit_sent = True
