@@ -301,6 +301,17 @@ def test_enumeration_finds_the_shortest_cycle_with_two_rw_edges() -> None:
     assert find_cycle(graph, AnomalyClass.G0, lambda: None) in ([(1, 2, WW), (2, 1, WW)], [(2, 1, WW), (1, 2, WW)])
 
 
+def test_enumeration_ignores_order_edges_the_class_may_not_use() -> None:
+    """Two rw edges closed only by a real-time edge: no plain G2-item (was a step of no kind), a G2-item-realtime."""
+    from holoload.core.isolation.cycles import component_graph, find_cycle
+    from holoload.core.isolation.graph import REALTIME, RW, WW
+
+    graph = component_graph([(0, 1, RW), (1, 2, REALTIME), (2, 0, RW), (2, 3, WW), (3, 2, WW)])
+    assert find_cycle(graph, AnomalyClass.G2_ITEM, lambda: None) is None
+    cycle = find_cycle(graph, AnomalyClass.G2_ITEM_REALTIME, lambda: None)
+    assert cycle is not None and sorted(cycle) == [(0, 1, RW), (1, 2, REALTIME), (2, 0, RW)]
+
+
 def test_every_anomaly_is_counted_but_only_the_first_hundred_of_a_class_kept() -> None:
     """A history with 250 aborted reads: 250 counted, 100 kept, so a broken history cannot exhaust memory."""
     h = [txn(i, app(X, i), type_="fail") for i in range(250)]

@@ -184,8 +184,12 @@ def _simple_g2(graph: nx.DiGraph, mask: int, check: Callable[[], None]) -> Itera
     """Fallback: simple cycles by networkx (Johnson's algorithm, shortest bounds first) with two rw edges."""
     import networkx as nx  # imported on first use: most CLI commands never need it
 
+    # Only edges the class may use: an order edge outside ``mask`` (a real-time edge in the plain G2-item
+    # search of a strict-serializable graph) would otherwise close a cycle with a step of no kind.
+    usable = mask | RW
+    view = nx.subgraph_view(graph, filter_edge=lambda a, b: bool(graph[a][b]["k"] & usable))
     for bound in range(2, graph.number_of_nodes() + 1):
-        for nodes in nx.simple_cycles(graph, length_bound=bound):
+        for nodes in nx.simple_cycles(view, length_bound=bound):
             check()
             if len(nodes) != bound:
                 continue
