@@ -7,8 +7,9 @@ file otherwise unchanged: its own embedded 3-node cluster, 1 s windows, a split 
 and, every `--interval` seconds while it runs:
 
 - on every node (DSNs from the run's run.log): holoload's sessions by state, any session
-  `idle in transaction` (holoload's own, by application_name, and all), the oldest open
-  transaction's age, and sessions waiting on a lock (`wait_event_type = 'Lock'`);
+  `idle in transaction` (holoload's own, by application_name, and all; for holoload's, the age of
+  its transaction: a split between two statements is idle for a moment, one left behind ages), the
+  oldest open transaction's age, and sessions waiting on a lock (`wait_event_type = 'Lock'`);
 - the RSS and CPU seconds of the holoload process and of every process it started (workers);
 - how many windows the run has closed (timeseries.csv) against the wall time of its phases.
 
@@ -42,6 +43,7 @@ SCENARIO = REPO_ROOT / "scenarios" / "soak.toml"
 SLACK_S = 600.0
 KILL_AFTER_S = 90.0
 PSQL_TIMEOUT_S = 10.0
+STUCK_S = 5  # a holoload session idle in a transaction this old was left behind, not between statements
 
 SESSIONS_SQL = """
 SELECT coalesce(application_name, ''), coalesce(state, ''), coalesce(wait_event_type, ''),
@@ -144,6 +146,11 @@ def sample(run: Path, holoload_pid: int, dsns: dict[str, str], started: float) -
             "holoload_sessions": len(ours),
             "idle_in_tx": sum(1 for r in rows if r[1].startswith("idle in transaction")),
             "holoload_idle_in_tx": sum(1 for r in ours if r[1].startswith("idle in transaction")),
+            # a statement boundary inside a split's transaction is idle in transaction for a moment;
+            # one left behind (issue 13's wedge) ages: its transaction's age tells the two apart
+            "holoload_idle_in_tx_age_s": max(
+                (int(r[3]) for r in ours if r[1].startswith("idle in transaction")), default=-1
+            ),
             "lock_waits": sum(1 for r in rows if r[2] == "Lock"),
             "oldest_xact_s": max((int(r[3]) for r in rows), default=-1),
             "by_state": dict(Counter(r[1] or "?" for r in rows)),
@@ -217,8 +224,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = args.results_dir or Path(tempfile.mkdtemp(prefix="soak-watch-"))
     cmd = [
-        sys.executable, "-m", "holoload", str(SCENARIO),
-        "--set", f"phases.1.duration={args.minutes:g}m", "--results-dir", str(results), *args.extra,
+        sys.executable,
+        "-m",
+        "holoload",
+        str(SCENARIO),
+        "--set",
+        f"phases.1.duration={args.minutes:g}m",
+        "--results-dir",
+        str(results),
+        *args.extra,
     ]
     print("running:", " ".join(cmd), flush=True)
     started = time.monotonic()
@@ -286,6 +300,8 @@ def report(run: Path | None, code: int, samples: list[dict[str, Any]], wall_s: f
         "rss_mb_end": round(rss[-1], 1) if rss else None,
         "rss_mb_max": round(max(rss), 1) if rss else None,
         "max_holoload_idle_in_tx": max((n["holoload_idle_in_tx"] for n in nodes), default=None),
+        "max_holoload_idle_in_tx_age_s": max((n.get("holoload_idle_in_tx_age_s", -1) for n in nodes), default=None),
+        "holoload_idle_in_tx_over_5s": sum(1 for n in nodes if n.get("holoload_idle_in_tx_age_s", -1) >= STUCK_S),
         "max_idle_in_tx_any": max((n["idle_in_tx"] for n in nodes), default=None),
         "max_lock_waits": max((n["lock_waits"] for n in nodes), default=None),
         "samples": len(samples),
