@@ -70,10 +70,16 @@ async def _drive(session: RunSession) -> None:
                 name = signal.Signals(signum).name
                 control.request_stop(name, signal_name=name)
 
+    failure: HololoadError | None = None
     async with anyio.create_task_group() as tg:
         await tg.start(watch_signals)
-        await session.drive(control)
+        try:
+            await session.drive(control)
+        except HololoadError as exc:  # raised out of the task group, it would come wrapped
+            failure = exc
         tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
 
 
 @contextmanager
