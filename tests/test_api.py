@@ -15,8 +15,6 @@ import pytest
 import holoload
 from holoload.adapters.cluster import LocalNode
 
-pytestmark = pytest.mark.cluster
-
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -68,6 +66,7 @@ def handlers() -> dict[int, Any]:
     return {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
 
+@pytest.mark.cluster
 def test_run_returns_the_typed_result_prints_nothing_and_leaves_signals_alone(
     pg_cluster: list[LocalNode], tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -95,6 +94,7 @@ def test_run_returns_the_typed_result_prints_nothing_and_leaves_signals_alone(
     assert holoload.RunSummary.from_json(result.results_dir).verdict is holoload.RunVerdict.PASS
 
 
+@pytest.mark.cluster
 def test_a_failing_gate_fails_the_run_and_no_enforce_exits_zero(pg_cluster: list[LocalNode], tmp_path: Path) -> None:
     """Gates decide the verdict; `enforce=False` keeps FAIL but exit code 0 (the one place that decides)."""
     failing = scenario("api_fail", duration="1s", gate="count(op) == 0")
@@ -126,6 +126,7 @@ async def _inside_a_loop(nodes: list[LocalNode], tmp_path: Path) -> tuple[hololo
     return result, phases
 
 
+@pytest.mark.cluster
 def test_run_async_runs_inside_a_running_loop_and_a_stop_request_ends_it_interrupted(
     pg_cluster: list[LocalNode], tmp_path: Path
 ) -> None:
@@ -177,3 +178,19 @@ def test_the_package_exports_its_api_lazily_and_is_typed() -> None:
     assert loaded.stdout.strip() == "[]"
     assert (REPO / "holoload" / "py.typed").is_file()
     assert 'holoload = ["py.typed"]' in (REPO / "pyproject.toml").read_text()
+
+
+def test_an_unreachable_target_is_an_error_result_not_an_exception(tmp_path: Path) -> None:
+    """Once the run started, failures are in the result (ERROR, the CLI's exit code 3) with the artifacts."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    unreachable = {"name": "nowhere", "nodes": [{"dsn": f"postgresql://postgres@127.0.0.1:{port}/postgres"}]}
+    result = holoload.run(
+        scenario("api_nowhere"), unreachable, results_dir=tmp_path, history="none", overrides=["run.connect_timeout=2s"]
+    )
+    assert (result.verdict, result.exit_code) == (holoload.RunVerdict.ERROR, 3)
+    assert result.run.problems and result.run.problems[0].startswith("SetupError")
+    assert (Path(str(result.results_dir)) / "report.html").is_file()
