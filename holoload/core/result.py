@@ -371,36 +371,6 @@ class ClientHealth(_Section):
 
 # ---------------------------------------------------------------- the whole run
 
-_LOAD_KEYS = (
-    "holoload_version",
-    "run",
-    "verdict",
-    "exit_code",
-    "aborted_by",
-    "workers",
-    "client",
-    "chaos",
-    "check",
-    "scenario",
-    "target",
-    "phases",
-    "gates",
-    "error_messages",
-)
-_CANARY_KEYS = (
-    "holoload_version",
-    "run",
-    "verdict",
-    "exit_code",
-    "scenario",
-    "target",
-    "counts",
-    "split",
-    "ops",
-    "gates",
-    "batches",
-)
-
 
 def _sections(cls: Callable[[Any], S]) -> Callable[[Any], tuple[S, ...]]:
     return lambda v: tuple(cls(g) for g in _maps(v))
@@ -484,14 +454,6 @@ class RunSummary(_Section):
                 "notify": _maps,
             },
         )
-
-    @classmethod
-    def built(cls, *, canary: bool, **values: Any) -> RunSummary:
-        """A summary of a run that just ended, with summary.json's usual keys in their usual order."""
-        keys = list(_CANARY_KEYS if canary else _LOAD_KEYS)
-        if not canary and values.get("staleness") is not None:
-            keys.insert(keys.index("scenario"), "staleness")
-        return cls(keys=tuple(keys), **values)
 
     def with_keys(self, *added: str) -> tuple[str, ...]:
         """`keys` with `added` appended (those not there yet): for sections set after the run."""
