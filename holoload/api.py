@@ -144,6 +144,11 @@ async def run_async(
             session.failed(exc)
         except Exception as exc:  # noqa: BLE001 - a bug: the result says ERROR, run.log has the traceback
             session.crashed(exc)
+        except anyio.get_cancelled_exc_class():  # the caller cancelled: keep what was measured, then go on
+            session.interrupted(None, before_load=False)
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await anyio.to_thread.run_sync(session.finish)
+            raise
         return await anyio.to_thread.run_sync(session.finish)
     finally:
         with anyio.CancelScope(shield=True):
@@ -171,8 +176,9 @@ def run(
 ) -> RunSummary:
     """`run_async` in a new event loop of the current policy (do not call it from inside a running loop).
 
-    No signal handler is installed: Ctrl-C raises KeyboardInterrupt after the run's cleanup
-    (the local cluster is stopped); use `run_async` with a `RunControl` for a graceful stop.
+    No signal handler is installed: Ctrl-C raises KeyboardInterrupt once what was measured is
+    written (verdict INTERRUPTED) and the local cluster is stopped; use `run_async` with a
+    `RunControl` for a graceful stop (in-flight operations drain, faults heal, the checker runs).
     """
     coroutine = run_async(
         scenario, target, results_dir=results_dir, workers=workers, nodes=nodes, enforce=enforce,

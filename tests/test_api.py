@@ -194,3 +194,33 @@ def test_an_unreachable_target_is_an_error_result_not_an_exception(tmp_path: Pat
     assert (result.verdict, result.exit_code) == (holoload.RunVerdict.ERROR, 3)
     assert result.run.problems and result.run.problems[0].startswith("SetupError")
     assert (Path(str(result.results_dir)) / "report.html").is_file()
+
+
+@pytest.mark.cluster
+def test_cancelling_run_async_writes_what_was_measured_and_cancels(pg_cluster: list[LocalNode], tmp_path: Path) -> None:
+    """The caller's cancellation: summary.json says INTERRUPTED, then CancelledError goes on."""
+
+    async def cancel_after_a_window() -> None:
+        task: asyncio.Task[holoload.RunSummary] | None = None
+
+        def on_event(event: holoload.Event) -> None:
+            if isinstance(event, holoload.WindowClosed) and task is not None:
+                task.cancel()
+
+        task = asyncio.create_task(
+            holoload.run_async(
+                scenario("api_cancel", duration="30s"),
+                target(pg_cluster),
+                results_dir=tmp_path,
+                history="none",
+                sinks=[on_event],
+            )
+        )
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_after_a_window())
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    result = holoload.RunSummary.from_json(run_dir)
+    assert (result.verdict, result.exit_code) == (holoload.RunVerdict.INTERRUPTED, 130)
+    assert (run_dir / "report.html").is_file()
