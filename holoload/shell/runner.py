@@ -47,7 +47,7 @@ def run(options: RunOptions, console: Console) -> int:
             session.interrupted(received[0] if received else "SIGINT", before_load=True)
         except Exception as exc:  # noqa: BLE001 - a bug: keep what was measured; the traceback goes to run.log
             session.crashed(exc)
-        result = session.finish()
+        result = session.finish(notify=False)
         assert result.exit_code is not None
         if session.job.display is not None:
             try:
@@ -56,6 +56,7 @@ def run(options: RunOptions, console: Console) -> int:
                 )
             except (Exception, SystemExit):  # noqa: BLE001 - the terminal is gone; the summaries hold the verdict
                 pass
+        session.notify()
         return result.exit_code
 
 

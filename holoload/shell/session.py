@@ -419,10 +419,13 @@ class RunSession:
 
     # ------------------------------------------------------------ the result
 
-    def finish(self) -> RunSummary:
+    def finish(self, *, notify: bool = True) -> RunSummary:
         """Decide the verdict, write summary.json/.txt, the reports, the history entry; post notifications.
 
         Nothing here raises for a write that fails: it is listed under `run.problems`.
+
+        Args:
+            notify: post to the webhooks now (False: the caller calls `notify` after showing the verdict).
         """
         record, options, writer = self.record, self.options, self.writer
         if self.job.display is not None:
@@ -472,10 +475,17 @@ class RunSession:
             self.warn(f"holoload: could not write summaries to {writer.root}: {exc}")
         for problem in write_reports(writer.root, result):
             self.warn(f"holoload: {problem}")
-        outcomes = notify_run(options.notify, writer, self.secrets, say=self.say, log=self.log)
+        self.result = result
+        return self.notify() if notify else result
+
+    def notify(self) -> RunSummary:
+        """Post the written summary to --notify webhooks; the outcomes join the result (never its verdict)."""
+        assert self.result is not None, "finish() first"
+        result = self.result
+        outcomes = notify_run(self.options.notify, self.writer, self.secrets, say=self.say, log=self.log)
         if outcomes:
             result = replace(result, keys=result.with_keys("notify"), notify=tuple(r.to_dict() for r in outcomes))
-        self.log("run_finished", status=verdict.value, exit_code=code)
+        self.log("run_finished", status=result.verdict.value, exit_code=result.exit_code)
         self.result = result
         return result
 
