@@ -148,7 +148,7 @@ class RunControl:
     """
 
     def __init__(self) -> None:
-        self.stop_signal: str | None = None  # the reason of the first stop request
+        self.stop_signal: str | None = None  # the signal behind the first stop request (None: asked by code)
         self._requested = False
         self._session: RunSession | None = None
         self._group: anyio.abc.TaskGroup | None = None
