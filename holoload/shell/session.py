@@ -331,7 +331,8 @@ class RunSession:
                 target = local_target([n.dsn for n in nodes])
                 job.node_control = LocalNodeControl(cluster, target.node_names())
         elif target.control:
-            job.node_control = CommandNodeControl(target.control, target.node_names(), options.env)
+            commands = {str(action): argv for action, argv in target.control.items()}
+            job.node_control = CommandNodeControl(commands, target.node_names(), options.env)
         self.target = target
         self.record.pg_url = ",".join(redact(n.dsn) for n in target.nodes)
         self.record.topology_target = _topology_label(target)
