@@ -21,10 +21,10 @@ run length and the A/A figures behind the defaults.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +37,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import holoload  # noqa: E402
 from holoload.adapters.cluster import LocalCluster  # noqa: E402
 from holoload.core.compare import Budget, RunFigures, compare, compare_runs  # noqa: E402
 from holoload.shell.compare_cmd import budget_from_env, load_runs  # noqa: E402
@@ -86,14 +87,25 @@ def scenario_text(duration_s: int, warmup_s: int, base_ms: float, extra_ms: floa
 
 
 def run_once(scenario: Path, target: Path, out: Path, timeout_s: float) -> Path:
-    """One `python -m holoload` run; returns its results directory."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "holoload", str(scenario), "--target", str(target), "--results-dir", str(out), "-q"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
-    dirs = [p for p in out.iterdir() if p.is_dir()] if out.exists() else []
-    if proc.returncode != 0 or len(dirs) != 1:
-        raise SystemExit(f"bench failed: run into {out} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return dirs[0]
+    """One run through the Python API (in this process, quietly); returns its results directory.
+
+    A run longer than `timeout_s` is stopped (verdict INTERRUPTED), which fails the bench.
+    """
+    result = asyncio.run(_run_bounded(scenario, target, out, timeout_s))
+    if result.exit_code != 0 or result.results_dir is None:
+        problems = "\n".join(result.run.problems)
+        raise SystemExit(f"bench failed: run into {out} ended {result.verdict} (exit {result.exit_code})\n{problems}")
+    return Path(result.results_dir)
+
+
+async def _run_bounded(scenario: Path, target: Path, out: Path, timeout_s: float) -> holoload.RunSummary:
+    control = holoload.RunControl()
+    loop = asyncio.get_running_loop()
+    deadline = loop.call_later(timeout_s, control.stop_now, f"bench: still running after {timeout_s:g}s")
+    try:
+        return await holoload.run_async(scenario, target, results_dir=out, control=control)
+    finally:
+        deadline.cancel()
 
 
 def lag1(values: Sequence[float]) -> float | None:

@@ -456,7 +456,8 @@ def test_load_summary_rejects_invalid_files(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="expected a JSON object"):
         load_summary(bad)
     good = write_run(tmp_path / "good", load_run())
-    assert load_summary(good) == load_summary(good / "summary.json") == json.loads(json.dumps(load_run()))
+    assert load_summary(good) == load_summary(good / "summary.json")
+    assert load_summary(good).to_json() == json.loads(json.dumps(load_run()))
 
 
 def test_render_table_and_budget_line() -> None:

@@ -15,6 +15,7 @@ from holoload.core.gates import parse_gate
 from holoload.core.load_gates import GateMonitor, GateState, LoadGateContext
 from holoload.core.metrics import Sample
 from holoload.core.metrics_store import MetricsStore
+from holoload.core.result import RunVerdict, decide_verdict
 from holoload.core.server_view import ServerView, TopologySeries
 from holoload.core.verdicts import Verdict, evaluate
 from holoload.core.window import NS, Aggregator, OpKey
@@ -22,8 +23,6 @@ from holoload.engine.chaos import FaultRunner
 from holoload.engine.ledgers import LedgerBook, Pulse
 from holoload.shell.ci_outputs import junit_xml, summary_markdown
 from holoload.shell.html_report import render_report
-from holoload.shell.runner import _finish
-from holoload.shell.summary import RunRecord
 
 MS = 1_000_000
 KEY = OpKey("main", "w", "op", "node1")
@@ -313,10 +312,14 @@ def test_no_data_neither_passes_nor_fails_the_run_and_every_reader_says_no_data(
     passing = judge("count(op) == 0", load_ctx(quiet_run()))
     no_data = judge("p99(op) <= 1s", load_ctx(quiet_run()), report=True)
     failing = judge("p99(op) <= 1s", load_ctx(quiet_run()))
-    record = RunRecord("r", "2026-12-02T00:00:00+00:00", str(tmp_path), "", "")
-    assert (_finish(record, [passing, no_data], enforce=True), record.status) == (0, "PASS")
-    record = RunRecord("r", "2026-12-02T00:00:00+00:00", str(tmp_path), "", "")
-    assert (_finish(record, [passing, no_data, failing], enforce=True), record.status) == (1, "FAIL")
+    assert decide_verdict(stopped=None, gates_failed=any(v.fails_run for v in [passing, no_data])) == (
+        RunVerdict.PASS,
+        0,
+    )
+    assert decide_verdict(stopped=None, gates_failed=any(v.fails_run for v in [passing, no_data, failing])) == (
+        RunVerdict.FAIL,
+        1,
+    )
 
     summary = {"verdict": "PASS", "scenario": {"name": "s"}, "gates": [passing.to_dict(), no_data.to_dict()]}
     assert "| g | NO DATA |" in summary_markdown(summary)

@@ -38,6 +38,7 @@ from typing import Any
 
 from holoload.core.compare_budget import BUDGET_KEYS, Budget, budget_from
 from holoload.core.compare_stats import MIN_WINDOWS, Shift, seed_for, shift
+from holoload.core.result import RunSummary
 
 __all__ = [
     "BUDGET_KEYS",
@@ -81,9 +82,12 @@ class RunFigures:
     run whose timeseries is gone); ``label`` names the run in notes (its results directory).
     """
 
-    summary: Mapping[str, Any]
+    summary: RunSummary  # a parsed summary.json is read into one
     windows: WindowSeries = field(default_factory=dict)
     label: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "summary", RunSummary.from_json(self.summary))
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,48 +190,39 @@ def _csv_number(text: str | None) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _metrics(op: Mapping[str, Any]) -> dict[str, float | None]:
-    latency = op.get("latency_ms")
-    latency = latency if isinstance(latency, Mapping) else {}
+def _metrics(latency_ms: Mapping[str, Any] | None, ops_per_s: float | None) -> dict[str, float | None]:
+    latency = latency_ms or {}
     return {
         "p95_ms": _number(latency.get("p95")),
         "p99_ms": _number(latency.get("p99")),
-        "ops_per_s": _number(op.get("ops_per_s")),
+        "ops_per_s": _number(ops_per_s),
     }
 
 
-def measured_phases(summary: Mapping[str, Any]) -> list[str]:
+def measured_phases(summary: RunSummary | Mapping[str, Any]) -> list[str]:
     """Names of the measured phases of a sustained-load summary (empty for a canary)."""
-    phases = summary.get("phases")
-    if not isinstance(phases, Mapping):
-        return []
-    return [str(n) for n, p in phases.items() if isinstance(p, Mapping) and p.get("measured") is not False]
+    return list(RunSummary.from_json(summary).measured_phases())
 
 
-def op_figures(summary: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
+def op_figures(summary: RunSummary | Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
     """The compared figures of a summary.json, per op.
 
     Args:
-        summary: a parsed summary.json of a sustained-load run (``phases``) or a canary (``ops``).
+        summary: a sustained-load run's summary (``phases``) or a canary's (``ops``), or its parsed JSON.
 
     Returns:
         ``{op: {"p95_ms": x, "p99_ms": y, "ops_per_s": z}}`` with None for absent values; load
         runs give ``<phase>.<workload>.<op>`` of measured phases only, canaries their batch ops.
     """
-    out: dict[str, dict[str, float | None]] = {}
-    phases = summary.get("phases")
-    if isinstance(phases, Mapping) and phases:
-        for phase_name in measured_phases(summary):
-            ops = phases[phase_name].get("ops")
-            for op_name, op in (ops if isinstance(ops, Mapping) else {}).items():
-                if isinstance(op, Mapping):
-                    out[f"{phase_name}.{op_name}"] = _metrics(op)
-        return out
-    ops = summary.get("ops")
-    for op_name, op in (ops if isinstance(ops, Mapping) else {}).items():
-        if isinstance(op, Mapping):
-            out[str(op_name)] = _metrics(op)
-    return out
+    result = RunSummary.from_json(summary)
+    if result.phases:
+        measured = set(result.measured_phases())
+        return {
+            f"{phase}.{op}": _metrics(figures.latency_ms, figures.ops_per_s)
+            for phase, op, figures in result.op_figures()
+            if phase in measured
+        }
+    return {op: _metrics(figures.latency_ms, None) for op, figures in (result.ops or {}).items()}
 
 
 def window_series(rows: Iterable[Mapping[str, str]], phases: Iterable[str]) -> dict[str, dict[str, list[float]]]:
@@ -313,19 +308,14 @@ def _compared(
     )  # fmt: skip
 
 
-def _scenario_name(summary: Mapping[str, Any]) -> str | None:
-    scenario = summary.get("scenario")
-    name = scenario.get("name") if isinstance(scenario, Mapping) else None
+def _scenario_name(summary: RunSummary) -> str | None:
+    name = summary.scenario.get("name")
     return name if isinstance(name, str) else None
 
 
-def _status(summary: Mapping[str, Any]) -> str | None:
-    verdict = summary.get("verdict")
-    if isinstance(verdict, str):
-        return verdict
-    run = summary.get("run")
-    status = run.get("status") if isinstance(run, Mapping) else None
-    return status if isinstance(status, str) else None
+def _status(summary: RunSummary) -> str | None:
+    status = summary.status
+    return None if status == "UNKNOWN" and summary.run.status is None else status
 
 
 def _notes(base: Sequence[RunFigures], cur: Sequence[RunFigures], base_ops: int, deltas: list[Delta]) -> list[str]:
@@ -402,15 +392,19 @@ def compare_runs(
     return Comparison(tuple(deltas), tuple(notes), budget, (len(baseline), len(current)), confidence)
 
 
-def compare(baseline: Mapping[str, Any], current: Mapping[str, Any], budget: Budget = DEFAULT_BUDGET) -> Comparison:
+def compare(
+    baseline: RunSummary | Mapping[str, Any], current: RunSummary | Mapping[str, Any], budget: Budget = DEFAULT_BUDGET
+) -> Comparison:
     """Compare two summary.json documents without per-window figures (the ``point`` rule per figure).
 
     Args:
-        baseline: the reference run's summary.json, parsed.
-        current: the run under test's summary.json, parsed.
+        baseline: the reference run's summary (or its parsed summary.json).
+        current: the run under test's summary (or its parsed summary.json).
         budget: relative budgets and minimum changes.
 
     Returns:
         As ``compare_runs`` with one run per side and no windows.
     """
-    return compare_runs([RunFigures(baseline)], [RunFigures(current)], budget)
+    return compare_runs(
+        [RunFigures(RunSummary.from_json(baseline))], [RunFigures(RunSummary.from_json(current))], budget
+    )

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from holoload.core.histogram import LatencyHistogram
+from holoload.core.result import BatchOpFigures, GateOutcome, OpFigures, RunSummary, RunVerdict
 
 __all__ = [
     "CANARY_PHASE",
@@ -152,11 +153,11 @@ def scenario_hash(scenario: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def environment_of(summary: Mapping[str, Any], context: RunContext, fallback: str | None) -> str:
+def environment_of(summary: RunSummary | Mapping[str, Any], context: RunContext, fallback: str | None) -> str:
     """The environment label: the summary's `env` (a name, or a profile with a `name`), then the
     context's, then `fallback` (HOLOLOAD_ENV), then "default"."""
-    for holder in (summary, summary.get("run") if isinstance(summary.get("run"), Mapping) else {}):
-        value = holder.get("env") if isinstance(holder, Mapping) else None
+    result = RunSummary.from_json(summary)
+    for value in (result.env, result.run.extra.get("env")):
         if isinstance(value, Mapping):
             value = value.get("name")
         if isinstance(value, str) and value.strip():
@@ -186,60 +187,72 @@ def _topology(target: Mapping[str, Any]) -> str:
     return ", ".join(str(p) for p in parts if p)
 
 
-def _rebuilt(summary: Mapping[str, Any]) -> bool:
+def _rebuilt(summary: RunSummary) -> bool:
     """A summary `holoload report` rebuilt from a killed run's files: its gates are live states."""
-    return summary.get("rebuilt_from_disk") is True or summary.get("verdict") == "KILLED"
+    return summary.rebuilt_from_disk is True or summary.verdict is RunVerdict.KILLED
 
 
-def _gates(raw: Any, *, rebuilt: bool) -> tuple[GateRecord, ...]:
+def _gates(gates: Iterable[GateOutcome], *, rebuilt: bool) -> tuple[GateRecord, ...]:
     """Gates as judged; a rebuilt (killed) run's are last live states (`passed` None), not verdicts."""
     out = []
-    for g in raw if isinstance(raw, list) else []:
-        if not isinstance(g, Mapping) or not g.get("name"):
+    for g in gates:
+        if not g.name:
             continue
-        state = g.get("state")
-        passed = g.get("passed") if not rebuilt and isinstance(g.get("passed"), bool) else None
-        text = {k: g.get(k) if isinstance(g.get(k), str) else None for k in ("expression", "observed_text")}
+        passed = g.passed if not rebuilt and isinstance(g.passed, bool) and "passed" in g.keys else None
         out.append(
             GateRecord(
-                name=str(g["name"]),
-                expression=text["expression"],
+                name=str(g.name),
+                expression=_written_text(g, "expression"),
                 passed=passed,
-                state=str(state) if state is not None else ("pass" if passed else "fail"),
-                observed=_num(g.get("observed")),
-                threshold=_num(g.get("threshold")),
-                observed_text=text["observed_text"],
-                threshold_text=g.get("threshold_text") if isinstance(g.get("threshold_text"), str) else None,
-                reason=g.get("reason") if isinstance(g.get("reason"), str) else None,
+                state=str(g.state_text) if g.state_text is not None else ("pass" if passed else "fail"),
+                observed=_num(g.observed),
+                threshold=_num(g.threshold),
+                observed_text=_written_text(g, "observed_text"),
+                threshold_text=_written_text(g, "threshold_text"),
+                reason=_written_text(g, "reason"),
             )
         )
     return tuple(out)
 
 
+def _written_text(gate: GateOutcome, key: str) -> str | None:
+    """A gate's text field as the summary had it (None: absent or not text)."""
+    value = getattr(gate, key)
+    return value if isinstance(value, str) and key in gate.keys else None
+
+
 def _op(
-    phase: str, name: str, fig: Mapping[str, Any], measured: bool, seconds: float | None, hist: str | None
+    phase: str,
+    name: str,
+    fig: OpFigures | BatchOpFigures,
+    measured: bool,
+    seconds: float | None,
+    hist: str | None,
+    canary_classes: Mapping[str, int] | None = None,
 ) -> OpRecord:
-    lat = fig.get("latency_ms") if isinstance(fig.get("latency_ms"), Mapping) else {}
-    assert isinstance(lat, Mapping)
-    by_class = fig.get("errors")
-    if isinstance(by_class, Mapping):  # sustained load: errors by class, error_count the total
-        classes = {str(k): _int(v) for k, v in by_class.items()}
-        errors = _int(fig["error_count"]) if "error_count" in fig else sum(classes.values())
-    else:  # a canary op (a count, its classes from the batches) or a rebuilt one (error_count only)
-        classes = dict(fig.get("error_classes") or {})
-        errors = _int(fig["error_count"]) if "error_count" in fig else _int(by_class)
+    lat = fig.latency_ms or {}
+    count = _int(fig.extra["error_count"]) if "error_count" in fig.extra else None
+    if isinstance(fig, OpFigures) and isinstance(fig.errors, Mapping) and "errors" in fig.keys:
+        classes = {str(k): _int(v) for k, v in fig.errors.items()}  # sustained load: by class, error_count the total
+        errors = _int(fig.error_count) if "error_count" in fig.keys else sum(classes.values())
+    elif isinstance(fig, OpFigures):  # a rebuilt op (error_count only)
+        classes = {}
+        errors = _int(fig.error_count) if "error_count" in fig.keys else 0
+    else:  # a canary op: a count, its classes from the batches
+        classes = dict(canary_classes or {})
+        errors = count if count is not None else _int(fig.errors)
     return OpRecord(
         phase=phase,
         op=name,
         measured=measured,
         seconds=seconds,
-        ok=_int(fig.get("ok")),
+        ok=_int(fig.ok),
         errors=errors,
         errors_by_class=classes,
-        dropped=_int(fig.get("dropped")),
-        retries=_int(fig.get("retries")),
-        rows=_int(fig.get("rows")),
-        ops_per_s=_num(fig.get("ops_per_s")),
+        dropped=_int(fig.dropped) if isinstance(fig, OpFigures) else 0,
+        retries=_int(fig.retries) if isinstance(fig, OpFigures) else 0,
+        rows=_int(fig.rows),
+        ops_per_s=_num(fig.ops_per_s) if isinstance(fig, OpFigures) else _num(fig.extra.get("ops_per_s")),
         p50_ms=_num(lat.get("p50")),
         p95_ms=_num(lat.get("p95")),
         p99_ms=_num(lat.get("p99")),
@@ -248,30 +261,25 @@ def _op(
     )
 
 
-def _ops(summary: Mapping[str, Any], histograms: Mapping[tuple[str, str], str]) -> tuple[OpRecord, ...]:
+def _ops(summary: RunSummary, histograms: Mapping[tuple[str, str], str]) -> tuple[OpRecord, ...]:
     out: list[OpRecord] = []
-    phases = summary.get("phases")
-    for phase, body in phases.items() if isinstance(phases, Mapping) else []:
-        if not isinstance(body, Mapping) or not isinstance(body.get("ops"), Mapping):
+    for phase, body in summary.phases.items():
+        if "ops" not in body.keys:
             continue
-        seconds = _num(body.get("seconds"))
-        measured = body.get("measured", True) is not False
-        for name, fig in body["ops"].items():
-            if isinstance(fig, Mapping):
-                out.append(_op(str(phase), str(name), fig, measured, seconds, histograms.get((str(phase), str(name)))))
-    canary = summary.get("ops")
-    if isinstance(canary, Mapping) and not out:
-        classes = _canary_error_classes(summary.get("batches"))
-        for name, fig in canary.items():
-            if isinstance(fig, Mapping):
-                fig = {**fig, "error_classes": classes.get(str(name), {})}
-                out.append(_op(CANARY_PHASE, str(name), fig, True, None, histograms.get((CANARY_PHASE, str(name)))))
+        for name, fig in body.ops.items():
+            hist = histograms.get((phase, name))
+            out.append(_op(phase, name, fig, body.measured is not False, _num(body.seconds), hist))
+    if summary.ops is not None and not out:
+        classes = _canary_error_classes(summary.batches)
+        for name, batch_fig in summary.ops.items():
+            hist = histograms.get((CANARY_PHASE, name))
+            out.append(_op(CANARY_PHASE, name, batch_fig, True, None, hist, classes.get(name, {})))
     return tuple(out)
 
 
-def _canary_error_classes(batches: Any) -> dict[str, dict[str, int]]:
+def _canary_error_classes(batches: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
-    for b in batches if isinstance(batches, list) else []:
+    for b in batches:
         if isinstance(b, Mapping) and b.get("status") == "error":
             by_class = out.setdefault(str(b.get("op")), {})
             key = str(b.get("error_class") or "unknown")
@@ -292,17 +300,17 @@ def canary_histograms(batches: Iterable[Mapping[str, Any]]) -> dict[tuple[str, s
 
 
 def entry_from_summary(
-    summary: Mapping[str, Any],
+    summary: RunSummary | Mapping[str, Any],
     *,
     context: RunContext,
     histograms: Mapping[tuple[str, str], str],
     source: str = "run",
     environment_fallback: str | None = None,
 ) -> RunEntry:
-    """The history record of a run from its summary.json.
+    """The history record of a run from its summary.
 
     Args:
-        summary: summary.json (a finished run's, or one `holoload report` rebuilt).
+        summary: a finished run's summary, or one `holoload report` rebuilt (or its parsed summary.json).
         context: git, host and environment facts captured when the run started (empty if unknown).
         histograms: encoded HDR histogram per (phase, op).
         source: how it got into history: `run`, `report` or `import`.
@@ -311,32 +319,28 @@ def entry_from_summary(
     Raises:
         ValueError: the summary has no run id.
     """
-    run = summary.get("run") if isinstance(summary.get("run"), Mapping) else {}
-    assert isinstance(run, Mapping)
-    if not run.get("run_id"):
+    result = RunSummary.from_json(summary)
+    run = result.run
+    if not run.run_id:
         raise ValueError("summary.json has no run.run_id")
-    scenario = summary.get("scenario") if isinstance(summary.get("scenario"), Mapping) else {}
-    target = summary.get("target") if isinstance(summary.get("target"), Mapping) else {}
-    assert isinstance(scenario, Mapping) and isinstance(target, Mapping)
-    started_at, started_ts = _timestamp(run.get("started_at"))
-    exit_code = summary.get("exit_code", run.get("exit_code"))
-    problems = run.get("problems") if isinstance(run.get("problems"), list) else []
-    assert isinstance(problems, list)
+    target = result.target or {}
+    started_at, started_ts = _timestamp(run.started_at)
+    exit_code = result.exit_code if "exit_code" in result.keys else run.exit_code
     return RunEntry(
-        run_id=str(run["run_id"]),
-        scenario=str(scenario.get("name") or "?"),
-        scenario_hash=scenario_hash(scenario),
+        run_id=str(run.run_id),
+        scenario=str(result.scenario.get("name") or "?"),
+        scenario_hash=scenario_hash(result.scenario),
         target=str(target.get("name") or "?"),
         topology=_topology(target),
-        environment=environment_of(summary, context, environment_fallback),
-        verdict=str(summary.get("verdict") or run.get("status") or "UNKNOWN"),
+        environment=environment_of(result, context, environment_fallback),
+        verdict=result.status,
         started_at=started_at,
         started_ts=started_ts,
-        ended_at=str(run["ended_at"]) if run.get("ended_at") else None,
-        duration_s=_num(run.get("duration_s")),
-        exit_code=exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
-        results_dir=str(run["results_dir"]) if run.get("results_dir") else None,
-        holoload_version=str(summary["holoload_version"]) if summary.get("holoload_version") else None,
+        ended_at=str(run.ended_at) if run.ended_at else None,
+        duration_s=_num(run.duration_s),
+        exit_code=exit_code,
+        results_dir=str(run.results_dir) if run.results_dir else None,
+        holoload_version=str(result.holoload_version) if result.holoload_version else None,
         git_commit=context.git_commit,
         git_branch=context.git_branch,
         host_name=context.host_name,
@@ -344,9 +348,9 @@ def entry_from_summary(
         host_model=context.host_model,
         host_load1=context.host_load1,
         source=source,
-        problems=tuple(str(p) for p in problems),
-        gates=_gates(summary.get("gates"), rebuilt=_rebuilt(summary)),
-        ops=_ops(summary, histograms),
+        problems=run.problems,
+        gates=_gates(result.gates, rebuilt=_rebuilt(result)),
+        ops=_ops(result, histograms),
     )
 
 

@@ -324,13 +324,29 @@ def parse_scenario_budget(
     Raises:
         ScenarioError: bad TOML, keys, values, gates, profile or gate variable (exit 2).
     """
-    raw = validation.parse_toml(text, file)
-    data = copy.deepcopy(raw)
+    return parse_scenario_data(validation.parse_toml(text, file), file, profile=profile, environ=environ, sets=sets)
+
+
+def parse_scenario_data(
+    raw: Mapping[str, Any],
+    file: str,
+    *,
+    profile: str = DEFAULT,
+    environ: Mapping[str, str] | None = None,
+    sets: Sequence[str] = (),
+) -> tuple[Scenario, AppliedBudget]:
+    """`parse_scenario_budget` of a document already parsed (a dict, as TOML would give).
+
+    Raises:
+        ScenarioError: bad keys, values, gates, profile or gate variable (exit 2).
+    """
+    document = copy.deepcopy(dict(raw))
+    data = copy.deepcopy(document)
     budget = apply_budget(data, file, profile=profile, environ=environ, sets=sets)
     scenario = _validated(data, file)
-    for name in profile_names(raw):
+    for name in profile_names(document):
         if name != profile:
-            _check_profile(raw, name, file)
+            _check_profile(document, name, file)
     return scenario, budget
 
 

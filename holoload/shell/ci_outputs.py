@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from holoload.core.result import BatchOpFigures, GateOutcome, OpFigures, RunSummary
 from holoload.shell import error_messages, regression_views
 
 __all__ = ["JUNIT_FILE", "MARKDOWN_FILE", "junit_xml", "summary_markdown", "write_ci_outputs"]
@@ -34,33 +35,17 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _scenario(summary: Mapping[str, Any]) -> str:
-    name = _map(summary.get("scenario")).get("name")
-    if isinstance(name, str) and name:
-        return name
-    run_id = _map(summary.get("run")).get("run_id")
-    return run_id.split("-", 1)[0] if isinstance(run_id, str) and run_id else "run"
+def _status(summary: RunSummary) -> str:
+    return summary.status
 
 
-def _status(summary: Mapping[str, Any]) -> str:
-    status = summary.get("verdict") or _map(summary.get("run")).get("status")
-    return status if isinstance(status, str) and status else "UNKNOWN"
-
-
-def _gates(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [g for g in _list(summary.get("gates")) if isinstance(g, Mapping)]
-
-
-def _gate_state(gate: Mapping[str, Any]) -> str:
+def _gate_state(gate: GateOutcome) -> str:
     """pass, fail or no data (summaries written before "state" existed: from "passed")."""
-    state = gate.get("state")
-    if state in ("pass", "fail", "no data"):
-        return str(state)
-    return "pass" if gate.get("passed") is True else "fail"
+    return gate.state.value
 
 
-def _problems(summary: Mapping[str, Any]) -> list[str]:
-    return [_text(p) for p in _list(_map(summary.get("run")).get("problems"))]
+def _problems(summary: RunSummary) -> list[str]:
+    return [_text(p) for p in summary.run.problems]
 
 
 def _number(value: Any) -> float | None:
@@ -69,8 +54,8 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def _overrides(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [o for o in _list(summary.get("overrides")) if isinstance(o, Mapping)]
+def _overrides(summary: RunSummary) -> list[Mapping[str, Any]]:
+    return list(summary.overrides)
 
 
 def _value(value: Any) -> str:
@@ -81,11 +66,11 @@ def _value(value: Any) -> str:
 # ---------------------------------------------------------------- JUnit XML
 
 
-def _budget_properties(summary: Mapping[str, Any]) -> list[tuple[str, Any]]:
+def _budget_properties(summary: RunSummary) -> list[tuple[str, Any]]:
     """`env` (the budget profile) and one `override.<key>` property per override: `<value> (<source>)`."""
-    if "env" not in summary and "overrides" not in summary:
+    if "env" not in summary.keys and "overrides" not in summary.keys:
         return []
-    props: list[tuple[str, Any]] = [("env", summary.get("env") or "default")]
+    props: list[tuple[str, Any]] = [("env", summary.env or "default")]
     for o in _overrides(summary):
         props.append((f"override.{_text(o.get('key'))}", f"{_value(o.get('value'))} ({_text(o.get('source'))})"))
     return props
@@ -95,7 +80,7 @@ def _xml(value: Any) -> str:
     return _NOT_XML.sub("\ufffd", _text(value))
 
 
-def _run_case(summary: Mapping[str, Any], status: str, failing_gates: int) -> tuple[str, str] | None:
+def _run_case(summary: RunSummary, status: str, failing_gates: int) -> tuple[str, str] | None:
     """(element, message) of the extra "run" test case, or None when the gates tell the whole story."""
     if status == "ERROR":
         element = "error"
@@ -103,15 +88,19 @@ def _run_case(summary: Mapping[str, Any], status: str, failing_gates: int) -> tu
         element = "failure"
     else:
         return None
-    exit_code = summary.get("exit_code", _map(summary.get("run")).get("exit_code"))
+    exit_code = _exit_code(summary)
     message = f"run ended {status}" + (f" (exit {exit_code})" if exit_code is not None else "")
-    aborted_by = summary.get("aborted_by")
+    aborted_by = summary.aborted_by
     if aborted_by:
         message += f", aborted by gate {aborted_by}"
     return element, message
 
 
-def junit_xml(summary: Mapping[str, Any]) -> str:
+def _exit_code(summary: RunSummary) -> int | None:
+    return summary.exit_code if "exit_code" in summary.keys else summary.run.exit_code
+
+
+def junit_xml(summary: RunSummary | Mapping[str, Any]) -> str:
     """The run as JUnit XML: one ``<testsuite>``, one ``<testcase>`` per gate and per figure compared with a baseline.
 
     A failing gate's ``<failure>`` carries the reason as its message and the expression, observed
@@ -120,19 +109,20 @@ def junit_xml(summary: Mapping[str, Any]) -> str:
     ``run.problems``. ``timestamp`` is the start in UTC without an offset (the JUnit schema's form).
 
     Args:
-        summary: a parsed summary.json (sustained load or canary).
+        summary: the run's summary (sustained load or canary), or its parsed summary.json.
 
     Returns:
         The document, starting with an XML declaration, for writing as UTF-8.
     """
-    scenario = _xml(_scenario(summary))
-    run = _map(summary.get("run"))
+    summary = RunSummary.from_json(summary)
+    scenario = _xml(summary.scenario_name)
+    run = summary.run
     status = _status(summary)
-    gates = _gates(summary)
+    gates = summary.gates
     failing = [g for g in gates if _gate_state(g) == "fail"]
     regressed = regression_views.comparison_regressions(summary)  # a test case per compared figure
     extra = _run_case(summary, status, len(failing) + regressed)
-    duration_s = _number(run.get("duration_s"))
+    duration_s = _number(run.duration_s)
 
     suite = ET.Element("testsuite")
     suite.set("name", f"holoload.{scenario}")
@@ -142,36 +132,34 @@ def junit_xml(summary: Mapping[str, Any]) -> str:
     suite.set("errors", str(int(extra is not None and extra[0] == "error")))
     suite.set("skipped", str(sum(_gate_state(g) == "no data" for g in gates)))
     suite.set("time", f"{duration_s:.3f}" if duration_s is not None else "0")
-    started = run.get("started_at")
+    started = run.started_at
     if isinstance(started, str) and started:
         suite.set("timestamp", _xml(started[:19]))
 
     props = ET.SubElement(suite, "properties")
     for name, value in (
         ("verdict", status),
-        ("run_id", run.get("run_id")),
-        ("results_dir", run.get("results_dir")),
-        ("holoload_version", summary.get("holoload_version")),
-        ("aborted_by", summary.get("aborted_by")),
+        ("run_id", run.run_id),
+        ("results_dir", run.results_dir),
+        ("holoload_version", summary.holoload_version),
+        ("aborted_by", summary.aborted_by),
         *_budget_properties(summary),
-        ("client_ok", _map(summary.get("client")).get("ok")),
+        ("client_ok", None if summary.client is None else summary.client.ok),
     ):
         if value is not None:
             ET.SubElement(props, "property", name=name, value=_xml(value))
 
     for gate in gates:
-        case = ET.SubElement(
-            suite, "testcase", classname=f"holoload.{scenario}.gates", name=_xml(gate.get("name")), time="0"
-        )
+        case = ET.SubElement(suite, "testcase", classname=f"holoload.{scenario}.gates", name=_xml(gate.name), time="0")
         if _gate_state(gate) == "no data":  # neither passed nor failed: reported as skipped
-            ET.SubElement(case, "skipped", message=_xml(gate.get("reason")))
+            ET.SubElement(case, "skipped", message=_xml(gate.reason))
         elif _gate_state(gate) == "fail":
-            failure = ET.SubElement(case, "failure", message=_xml(gate.get("reason")), type="gate")
+            failure = ET.SubElement(case, "failure", message=_xml(gate.reason), type="gate")
             seen = error_messages.gate_lines(summary, gate)
             failure.text = _xml(
-                f"expression: {_text(gate.get('expression'))}\n"
-                f"observed: {_text(gate.get('observed_text'))}\n"
-                f"threshold: {_text(gate.get('threshold_text'))}"
+                f"expression: {_text(gate.expression)}\n"
+                f"observed: {_text(gate.observed_text)}\n"
+                f"threshold: {_text(gate.threshold_text)}"
                 + ("\nerror messages:\n" + "\n".join(f"- {m}" for m in seen) if seen else "")
             )
     regression_views.junit_cases(suite, summary, scenario, _xml)
@@ -230,43 +218,42 @@ def _figure(value: Any, digits: int = 3) -> str:
     return f"{number:.{digits}g}" if abs(number) < 10**digits else f"{number:.0f}"
 
 
-def _errors(op: Mapping[str, Any]) -> str:
-    by_class = op.get("errors")
-    if isinstance(by_class, Mapping):  # sustained load: counts by error class
-        total = op.get("error_count", sum(v for v in by_class.values() if isinstance(v, int)))
+def _errors(op: OpFigures | BatchOpFigures) -> str:
+    if isinstance(op, OpFigures) and "errors" in op.keys:  # sustained load: counts by error class
+        by_class = op.errors
+        total = op.error_count if "error_count" in op.keys else sum(v for v in by_class.values() if isinstance(v, int))
         parts = ", ".join(f"{k} {v}" for k, v in by_class.items() if v)
         return _cell(f"{total} ({parts})" if parts else _figure(total))
-    return _cell(_figure(by_class))  # canary: one count
+    if isinstance(op, OpFigures):  # rebuilt from disk: no errors by class
+        return _cell(_figure(None))
+    return _cell(_figure(op.errors))  # canary: one count
 
 
-def _op_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+def _op_rows(summary: RunSummary) -> list[list[str]]:
     rows: list[list[str]] = []
-    phases = _map(summary.get("phases"))
-    sources: list[tuple[str, Mapping[str, Any]]] = []
-    for phase_name, phase in phases.items():
-        phase_map = _map(phase)
-        label = phase_name if phase_map.get("measured", True) is not False else f"{phase_name} (not measured)"
-        sources.append((label, _map(phase_map.get("ops"))))
-    if not phases and summary.get("ops") is not None:
-        sources.append(("batches", _map(summary.get("ops"))))
+    sources: list[tuple[str, Mapping[str, OpFigures | BatchOpFigures]]] = []
+    for phase_name, phase in summary.phases.items():
+        label = phase_name if phase.measured is not False else f"{phase_name} (not measured)"
+        sources.append((label, phase.ops))
+    if not summary.phases and summary.ops is not None:
+        sources.append(("batches", summary.ops))
     for label, ops in sources:
-        for op_name, op in ops.items():
-            fig = _map(op)
-            lat = _map(fig.get("latency_ms"))
+        for op_name, fig in ops.items():
+            lat = fig.latency_ms or {}
             rows.append(
                 [
                     _cell(label),
                     _cell(op_name),
-                    _cell(_figure(fig.get("ok"))),
+                    _cell(_figure(fig.ok)),
                     _errors(fig),
-                    _cell(_figure(fig.get("ops_per_s"), 4)),
+                    _cell(_figure(fig.ops_per_s if isinstance(fig, OpFigures) else None, 4)),
                     *(_cell(_figure(lat.get(p))) for p in ("p50", "p95", "p99")),
                 ]
             )
     return rows
 
 
-def _error_message_lines(summary: Mapping[str, Any]) -> list[str]:
+def _error_message_lines(summary: RunSummary) -> list[str]:
     found = error_messages.messages(summary)
     if not found:
         return []
@@ -276,28 +263,31 @@ def _error_message_lines(summary: Mapping[str, Any]) -> list[str]:
     return lines + ["", *(f"- {_cell(m)}" for m in rest)] if rest else lines
 
 
-def _chaos_lines(summary: Mapping[str, Any]) -> list[str]:
-    faults = [_map(f) for f in _list(summary.get("chaos"))]
+def _chaos_lines(summary: RunSummary) -> list[str]:
+    faults = summary.chaos
     if not faults:
         return []
     header = ("fault", "action", "fired", "ok", "failed", "healed", "heal failed", "recovery s")
     rows = [
         [
-            _cell(f.get("name")),
-            _cell(f.get("action")),
-            *(_cell(_figure(f.get(k))) for k in ("fired", "ok", "failed", "healed", "heal_failed")),
-            _cell(", ".join("none" if r is None else _figure(r) for r in _list(f.get("recovery_s"))) or "-"),
+            _cell(f.name if "name" in f.keys else None),
+            _cell(f.action if "action" in f.keys else None),
+            *(_cell(_figure(getattr(f, k) if k in f.keys else None)) for k in _FAULT_COUNTS),
+            _cell(", ".join("none" if r is None else _figure(r) for r in f.recovery_s) or "-"),
         ]
         for f in faults
     ]
     return ["", "### Chaos", "", *_table(header, rows)]
 
 
-def _budget_lines(summary: Mapping[str, Any]) -> list[str]:
+_FAULT_COUNTS = ("fired", "ok", "failed", "healed", "heal_failed")
+
+
+def _budget_lines(summary: RunSummary) -> list[str]:
     """Which budget applied: the profile (`env`) and each override with its source."""
-    if "env" not in summary and "overrides" not in summary:
+    if "env" not in summary.keys and "overrides" not in summary.keys:
         return []
-    env = _text(summary.get("env") or "default")
+    env = _text(summary.env or "default")
     lines = ["", "### Budget", "", f"profile {_inline_code(env)}" if env != "default" else "default budget"]
     overrides = _overrides(summary)
     if overrides:
@@ -308,48 +298,46 @@ def _budget_lines(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _check_lines(summary: Mapping[str, Any]) -> list[str]:
-    check = _map(summary.get("check"))
-    if not check:
+def _check_lines(summary: RunSummary) -> list[str]:
+    check = summary.check
+    if not check.keys:
         return []
     lines = ["", "### Check", ""]
-    complete = check.get("complete")
-    ok = check.get("ok")
+    complete = check.complete
+    ok = check.ok
     state = "complete" if complete else "incomplete"
     if ok is not None:
         state += ", ok" if ok else ", NOT ok"
     lines.append(f"ledger check {_cell(state)}")
-    counts = _map(check.get("counts"))
+    counts = _map(check.counts)
     if counts:
         lines += ["", *_table(("count", "ids"), ([_cell(k), _cell(_figure(v))] for k, v in counts.items()))]
-    ledger = _map(check.get("ledger"))
+    ledger = _map(check.ledger)
     if ledger:
         lines += ["", *_table(("ledger", "ids"), ([_cell(k), _cell(_figure(v))] for k, v in ledger.items()))]
     return lines
 
 
-def _client_lines(summary: Mapping[str, Any]) -> list[str]:
+def _client_lines(summary: RunSummary) -> list[str]:
     """The Client section: whether holoload kept up, per process loop lag and CPU."""
-    client = _map(summary.get("client"))
-    if not client:
+    client = summary.client
+    if client is None or not client.keys:
         return []
-    judged, strained = client.get("judged_windows"), client.get("strained_windows")
-    state = "SATURATED: results not valid" if client.get("saturated") else "kept up"
+    judged, strained = client.judged_windows, client.strained_windows
+    state = "SATURATED: results not valid" if client.saturated else "kept up"
     lines = ["", "### Client", "", f"holoload {state}: {_figure(strained)} of {_figure(judged)} windows strained"]
-    if client.get("reason"):
-        lines[-1] += f" ({_cell(client.get('reason'))})"
-    ticks, seconds = client.get("ticks"), client.get("ticked_windows_s")
-    window = client.get("window_s")
+    if client.reason:
+        lines[-1] += f" ({_cell(client.reason)})"
+    ticks, seconds = client.ticks, client.ticked_windows_s
     lines += [
         "",
-        f"{_figure(ticks)} windows of {_figure(window)} s took {_figure(seconds, 5)} s "
-        f"({_figure(client.get('stretch'))}x; the latest closed {_figure(client.get('tick_late_max_s'))} s late); "
-        f"{_figure(client.get('late_drops'))} arrivals dropped behind schedule",
+        f"{_figure(ticks)} windows of {_figure(client.window_s)} s took {_figure(seconds, 5)} s "
+        f"({_figure(client.stretch)}x; the latest closed {_figure(client.tick_late_max_s)} s late); "
+        f"{_figure(client.late_drops)} arrivals dropped behind schedule",
     ]
     header = ("process", "lag p99 ms (median)", "lag p99 ms (worst)", "lag max ms", "cpu mean", "cpu max", "late drops")
     rows = []
-    for name, figures in _map(client.get("processes")).items():
-        f = _map(figures)
+    for name, f in client.processes.items():
         rows.append(
             [
                 _cell(name),
@@ -367,7 +355,7 @@ def _percent(value: Any) -> str:
     return "-" if number is None else f"{number:.0%}"
 
 
-def summary_markdown(summary: Mapping[str, Any]) -> str:
+def summary_markdown(summary: RunSummary | Mapping[str, Any]) -> str:
     """The run as Markdown for a CI job summary (e.g. ``$GITHUB_STEP_SUMMARY``).
 
     First line ``## holoload <scenario>: <STATUS>``; then the run facts, a gate table, a per
@@ -375,43 +363,43 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     Table cells escape pipes and flatten line breaks.
 
     Args:
-        summary: a parsed summary.json (sustained load or canary).
+        summary: the run's summary (sustained load or canary), or its parsed summary.json.
 
     Returns:
         GitHub-flavoured Markdown ending with a newline.
     """
-    run = _map(summary.get("run"))
+    summary = RunSummary.from_json(summary)
+    run = summary.run
     status = _status(summary)
-    lines = [f"## holoload {_cell(_scenario(summary))}: {_cell(status)}", ""]
-    facts = [f"run {_inline_code(run.get('run_id'))}"] if run.get("run_id") else []
-    duration_s = _number(run.get("duration_s"))
+    lines = [f"## holoload {_cell(summary.scenario_name)}: {_cell(status)}", ""]
+    facts = [f"run {_inline_code(run.run_id)}"] if run.run_id else []
+    duration_s = _number(run.duration_s)
     if duration_s is not None:
         facts.append(f"{duration_s:.1f} s")
-    exit_code = summary.get("exit_code", run.get("exit_code"))
+    exit_code = _exit_code(summary)
     if exit_code is not None:
         facts.append(f"exit {_cell(exit_code)}")
-    if run.get("results_dir"):
-        facts.append(f"results {_inline_code(run.get('results_dir'))}")
-    if summary.get("aborted_by"):
-        facts.append(f"aborted by gate {_cell(summary.get('aborted_by'))}")
-    if isinstance(summary.get("env"), str) and summary.get("env") != "default":
-        facts.append(f"budget {_inline_code(summary.get('env'))}")
+    if run.results_dir:
+        facts.append(f"results {_inline_code(run.results_dir)}")
+    if summary.aborted_by:
+        facts.append(f"aborted by gate {_cell(summary.aborted_by)}")
+    if isinstance(summary.env, str) and summary.env != "default":
+        facts.append(f"budget {_inline_code(summary.env)}")
     if facts:
         lines.append(", ".join(facts))
-    client = _map(summary.get("client"))
-    if client.get("saturated"):
-        lines += ["", f"**client saturated, results not valid**: {_cell(client.get('reason'))}"]
+    if summary.client is not None and summary.client.saturated:
+        lines += ["", f"**client saturated, results not valid**: {_cell(summary.client.reason)}"]
 
-    gates = _gates(summary)
+    gates = summary.gates
     lines += ["", "### Gates", ""]
     if gates:
         rows = [
             [
-                _cell(g.get("name")),
+                _cell(g.name),
                 _gate_state(g).upper(),
-                _cell(g.get("observed_text")),
-                _cell(g.get("threshold_text")),
-                _code(g.get("expression")),
+                _cell(g.observed_text),
+                _cell(g.threshold_text),
+                _code(g.expression),
             ]
             for g in gates
         ]
@@ -435,13 +423,14 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_ci_outputs(root: Path, summary: Mapping[str, Any]) -> list[str]:
+def write_ci_outputs(root: Path, summary: RunSummary | Mapping[str, Any]) -> list[str]:
     """Write junit.xml and summary.md into ``root`` (usually the run's results directory).
 
     Returns:
         One ``"<path>: <why>"`` string per file that could not be written; never raises OSError.
     """
     problems: list[str] = []
+    summary = RunSummary.from_json(summary)
     for name, render in ((JUNIT_FILE, junit_xml), (MARKDOWN_FILE, summary_markdown)):
         path = root / name
         try:

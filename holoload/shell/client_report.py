@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from holoload.core.client_health import GATE_KEY, ClientHealthBook, ProcessHealth, WindowHealth
+from holoload.core.result import RunSummary
 from holoload.shell import svg_charts as svg
 from holoload.shell.results_files import read_csv
 from holoload.shell.svg_charts import Point, Series
@@ -89,43 +90,41 @@ def client_from_csv(root: Path, scenario: Mapping[str, Any], notes: list[str] | 
     return book.summary()
 
 
-def client_banner(summary: Mapping[str, Any]) -> list[str]:
+def client_banner(summary: RunSummary | Mapping[str, Any]) -> list[str]:
     """The verdict banner's line when holoload itself was the bottleneck (none otherwise)."""
-    client = summary.get("client")
-    if not isinstance(client, Mapping) or not client.get("saturated"):
+    client = RunSummary.from_json(summary).client
+    if client is None or not client.saturated:
         return []
-    return [f"client saturated, results not valid: {escape(str(client.get('reason') or ''))}"]
+    return [f"client saturated, results not valid: {escape(str(client.reason or ''))}"]
 
 
 def client_section(
-    root: Path, summary: Mapping[str, Any], t0: float, x_range: tuple[float, float], notes: list[str]
+    root: Path, summary: RunSummary | Mapping[str, Any], t0: float, x_range: tuple[float, float], notes: list[str]
 ) -> str:
     """The section, or "" for a run without client figures (a canary, an older run).
 
     Args:
         root: the results directory (client_health.csv is read from it when present).
-        summary: the parsed summary.json.
+        summary: the run's summary.
         t0: wall clock of "seconds since run start" = 0.
         x_range: the report's time axis.
         notes: where damaged CSV rows are reported.
     """
-    client = summary.get("client")
-    if not isinstance(client, Mapping):
+    client = RunSummary.from_json(summary).client
+    if client is None:
         return ""
-    state = "SATURATED: results not valid" if client.get("saturated") else "kept up"
+    state = "SATURATED: results not valid" if client.saturated else "kept up"
     body = [
-        f'<p class="client-state">holoload {state}: {_text(client.get("strained_windows"))} of '
-        f"{_text(client.get('judged_windows'))} windows strained"
-        + (f" ({escape(str(client.get('reason')))})" if client.get("reason") else "")
-        + f"; {_text(client.get('ticks'))} windows of {_text(client.get('window_s'))} s took "
-        f"{_text(client.get('ticked_windows_s'), 6)} s ({_text(client.get('stretch'))}x; the latest closed "
-        f"{_text(client.get('tick_late_max_s'))} s "
-        f"late); {_text(client.get('late_drops'))} arrivals dropped behind schedule.</p>"
+        f'<p class="client-state">holoload {state}: {_text(client.strained_windows)} of '
+        f"{_text(client.judged_windows)} windows strained"
+        + (f" ({escape(str(client.reason))})" if client.reason else "")
+        + f"; {_text(client.ticks)} windows of {_text(client.window_s)} s took "
+        f"{_text(client.ticked_windows_s, 6)} s ({_text(client.stretch)}x; the latest closed "
+        f"{_text(client.tick_late_max_s)} s "
+        f"late); {_text(client.late_drops)} arrivals dropped behind schedule.</p>"
     ]
     rows = []
-    processes = client.get("processes")
-    for name, figures in processes.items() if isinstance(processes, Mapping) else ():
-        f = figures if isinstance(figures, Mapping) else {}
+    for name, f in client.processes.items():
         lags = [_text(f.get(k)) for k in ("lag_p99_ms_median", "lag_p99_ms_worst", "lag_max_ms")]
         shares = [_percent(f.get(k)) for k in ("cpu_share_mean", "cpu_share_max")]
         rows.append([escape(str(name)), *lags, _text(f.get("cpu_s")), *shares, _text(f.get("late_drops"))])

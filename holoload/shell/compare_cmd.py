@@ -20,9 +20,9 @@ from holoload.core.compare import (
     RunFigures,
     budget_from,
     compare_runs,
-    measured_phases,
 )
 from holoload.core.errors import ExitCode, InputError
+from holoload.core.result import RunSummary
 from holoload.shell.results_files import read_window_series
 
 __all__ = [
@@ -46,8 +46,8 @@ SET_FILE = "set.json"
 _HEADER = ("op", "metric", "baseline", "current", "change", "interval", "samples", "verdict")
 
 
-def load_summary(results_dir: Path) -> dict[str, Any]:
-    """Read ``results_dir/summary.json`` (a path to the summary.json file itself works too).
+def load_summary(results_dir: Path) -> RunSummary:
+    """Read ``results_dir/summary.json`` (a path to the summary.json file itself works too) as a RunSummary.
 
     Raises:
         InputError: (exit 2) the file is missing, unreadable or not a JSON object; the message names it.
@@ -63,7 +63,7 @@ def load_summary(results_dir: Path) -> dict[str, Any]:
         raise InputError(f"{path}: not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: not a holoload summary (expected a JSON object)")
-    return data
+    return RunSummary.from_json(data)
 
 
 def load_runs(path: Path) -> list[RunFigures]:
@@ -101,7 +101,7 @@ def _set_members(path: Path) -> list[Path]:
 def _run_figures(path: Path) -> RunFigures:
     summary = load_summary(path)
     root = path.parent if path.suffix == ".json" and not path.is_dir() else path
-    return RunFigures(summary, read_window_series(root, measured_phases(summary)), str(root))
+    return RunFigures(summary, read_window_series(root, summary.measured_phases()), str(root))
 
 
 def _number(value: float | None) -> str:

@@ -10,22 +10,23 @@ from collections.abc import Mapping
 from typing import Any
 
 from holoload.core.gates import GateSyntaxError, parse_gate
+from holoload.core.result import GateOutcome, RunSummary
 
 HEADER = ("op", "endpoint", "SQLSTATE", "class", "count", "first s", "last s", "message")
 #: Lines of messages a failing gate's JUnit text carries at most.
 MAX_GATE_LINES = 10
 
 
-def messages(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def messages(summary: RunSummary | Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The kept messages of a summary (empty for canaries and older summaries)."""
-    report = summary.get("error_messages")
+    report = RunSummary.from_json(summary).error_messages
     items = report.get("messages") if isinstance(report, Mapping) else None
     return [m for m in items if isinstance(m, Mapping)] if isinstance(items, list) else []
 
 
-def more(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def more(summary: RunSummary | Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """Per op and endpoint, errors whose message was not kept."""
-    report = summary.get("error_messages")
+    report = RunSummary.from_json(summary).error_messages
     items = report.get("more") if isinstance(report, Mapping) else None
     return [m for m in items if isinstance(m, Mapping)] if isinstance(items, list) else []
 
@@ -54,17 +55,18 @@ def line(message: Mapping[str, Any]) -> str:
     return f"{op} @{endpoint} {sqlstate} x{count} ({first}s..{last}s): {text}"
 
 
-def more_lines(summary: Mapping[str, Any]) -> list[str]:
+def more_lines(summary: RunSummary | Mapping[str, Any]) -> list[str]:
     return [
         f"{m.get('workload')}.{m.get('op')} @{m.get('endpoint')}: {m.get('count')} more errors with other messages"
         for m in more(summary)
     ]
 
 
-def _reads(gate: Mapping[str, Any], message: Mapping[str, Any]) -> bool:
+def _reads(gate: GateOutcome | Mapping[str, Any], message: Mapping[str, Any]) -> bool:
     """Whether a gate reads the op of a message (gates reading no op, such as `errors_total`, read all)."""
+    expression = gate.expression if isinstance(gate, GateOutcome) else gate.get("expression", "")
     try:
-        refs = parse_gate(str(gate.get("expression", ""))).references()
+        refs = parse_gate(str(expression)).references()
     except GateSyntaxError:
         return True
     selectors = refs.ops | refs.maybe_series
@@ -74,7 +76,7 @@ def _reads(gate: Mapping[str, Any], message: Mapping[str, Any]) -> bool:
     return bool(selectors & {workload, op, f"{workload}.{op}"})
 
 
-def gate_lines(summary: Mapping[str, Any], gate: Mapping[str, Any]) -> list[str]:
+def gate_lines(summary: RunSummary | Mapping[str, Any], gate: GateOutcome | Mapping[str, Any]) -> list[str]:
     """The messages of the ops a failing gate reads, for its JUnit failure text."""
     found = [line(m) for m in messages(summary) if _reads(gate, m)]
     if len(found) > MAX_GATE_LINES:
@@ -82,6 +84,6 @@ def gate_lines(summary: Mapping[str, Any], gate: Mapping[str, Any]) -> list[str]
     return found
 
 
-def all_lines(summary: Mapping[str, Any]) -> list[str]:
+def all_lines(summary: RunSummary | Mapping[str, Any]) -> list[str]:
     """Every kept message and the uncounted rest, one line each."""
     return [line(m) for m in messages(summary)] + more_lines(summary)

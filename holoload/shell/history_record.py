@@ -12,7 +12,7 @@ import os
 import platform
 import socket
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from holoload.core.history_model import (
     canary_histograms,
     entry_from_summary,
 )
+from holoload.core.result import RunSummary
 from holoload.shell.rebuild import read_events, read_hlog
 
 __all__ = [
@@ -133,40 +134,41 @@ def read_context(root: Path) -> RunContext:
     return RunContext.from_dict(data) if isinstance(data, dict) else RunContext()
 
 
-def results_histograms(root: Path, summary: Mapping[str, Any]) -> dict[tuple[str, str], str]:
+def results_histograms(root: Path, summary: RunSummary | Mapping[str, Any]) -> dict[tuple[str, str], str]:
     """Each op's whole-phase HDR histogram, encoded: merged from latency.hlog (sustained load;
     every endpoint and window of the op in the phase), or rebuilt from the batches (a canary)."""
-    phases = summary.get("phases")
-    if isinstance(phases, Mapping) and phases:
+    result = RunSummary.from_json(summary)
+    if result.phases:
         by_tag = read_hlog(root)
         out: dict[tuple[str, str], str] = {}
-        for phase, body in phases.items():
-            for op in body.get("ops", {}) if isinstance(body, Mapping) else {}:
-                workload, _, name = str(op).partition(".")
-                prefix = hlog.tag(str(phase), workload, name, "")
+        for phase, body in result.phases.items():
+            for op in body.ops:
+                workload, _, name = op.partition(".")
+                prefix = hlog.tag(phase, workload, name, "")
                 merged = LatencyHistogram()
                 for tag, histogram in by_tag.items():
                     if tag.startswith(prefix):
                         merged.merge(histogram)
                 if merged.count:
-                    out[(str(phase), str(op))] = merged.encode().decode("ascii")
+                    out[(phase, op)] = merged.encode().decode("ascii")
         return out
-    batches = summary.get("batches")
-    if not isinstance(batches, list):
+    batches: Iterable[Mapping[str, Any]] = result.batches
+    if "batches" not in result.keys:
         batches = [e for e in read_events(root) if e.get("kind") == "batch_finished"]
-    return canary_histograms(b for b in batches if isinstance(b, Mapping))
+    return canary_histograms(batches)
 
 
-def entry_for(root: Path, summary: Mapping[str, Any], *, source: str, env: Mapping[str, str]) -> RunEntry:
+def entry_for(root: Path, summary: RunSummary | Mapping[str, Any], *, source: str, env: Mapping[str, str]) -> RunEntry:
     """The history record of the run in `root` whose summary is `summary`.
 
     Raises:
         ValueError: the summary has no run id.
     """
+    result = RunSummary.from_json(summary)
     entry = entry_from_summary(
-        summary,
+        result,
         context=read_context(root),
-        histograms=results_histograms(root, summary),
+        histograms=results_histograms(root, result),
         source=source,
         environment_fallback=env.get(ENV_LABEL, "").strip() or None,
     )
@@ -174,7 +176,7 @@ def entry_for(root: Path, summary: Mapping[str, Any], *, source: str, env: Mappi
 
 
 def record_run(
-    root: Path, summary: Mapping[str, Any], location: str | None, *, source: str, env: Mapping[str, str]
+    root: Path, summary: RunSummary | Mapping[str, Any], location: str | None, *, source: str, env: Mapping[str, str]
 ) -> list[str]:
     """Record a run; returns the problems (empty when it was recorded or history is off)."""
     if location is None:
@@ -189,7 +191,12 @@ def record_run(
 
 
 def record_results_dir(
-    root: Path, summary: Mapping[str, Any], history_flag: str | None, *, source: str, env: Mapping[str, str]
+    root: Path,
+    summary: RunSummary | Mapping[str, Any],
+    history_flag: str | None,
+    *,
+    source: str,
+    env: Mapping[str, str],
 ) -> list[str]:
     """`record_run` with the history beside the results directory unless `--history`/env say otherwise."""
     return record_run(root, summary, history_location(history_flag, env, root.parent), source=source, env=env)

@@ -7,16 +7,15 @@ import math
 import os
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from holoload.core.metrics import HOLOFUSION_GAUGE_MARKERS
+from holoload.core.result import RunSummary
 from holoload.core.units import format_duration
 from holoload.shell import error_messages
 from holoload.shell import svg_charts as svg
@@ -60,7 +59,7 @@ class _Run:
     """What the results directory holds, parsed; `notes` say what is missing or damaged."""
 
     root: Path
-    summary: dict[str, Any]
+    summary: RunSummary
     notes: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)  # each with a numeric "ts", sorted
     rows: list[dict[str, Any]] = field(default_factory=list)  # timeseries.csv, endpoint "*", with "t" and "key"
@@ -85,8 +84,8 @@ def _num(value: Any) -> float | None:
     return out if math.isfinite(out) else None
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+def _dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _list(value: Any) -> list[Any]:
@@ -94,12 +93,12 @@ def _list(value: Any) -> list[Any]:
 
 
 def _load(root: Path) -> _Run:
-    run = _Run(root, {})
+    run = _Run(root, RunSummary())
     try:
-        run.summary = _dict(orjson.loads((root / "summary.json").read_bytes()))
-    except (OSError, orjson.JSONDecodeError) as exc:
+        run.summary = RunSummary.from_json(root / "summary.json")
+    except (OSError, ValueError) as exc:
         run.notes.append(f"summary.json is missing or unreadable ({exc}): verdict and gates unknown")
-    canary = "batches" in run.summary or (root / "batch_stats.csv").exists()
+    canary = "batches" in run.summary.keys or (root / "batch_stats.csv").exists()
     wanted = {
         "events.jsonl": "no phases, chaos spans, node health or checker events",
         "metrics.csv": "no server metrics (none sampled, or the run stopped first)",
@@ -118,7 +117,7 @@ def _load(root: Path) -> _Run:
     origins = [float(e["ts"]) for e in run.of("run_started")]
     origins += [r["ts"] - (_num(r.get("elapsed_s")) or 0.0) for r in run.rows[:1]]
     try:
-        origins.append(datetime.fromisoformat(str(_dict(run.summary.get("run")).get("started_at"))).timestamp())
+        origins.append(datetime.fromisoformat(str(run.summary.run.started_at)).timestamp())
     except ValueError:
         pass
     times = [float(e["ts"]) for e in run.events] + [r["ts"] for r in run.rows]
@@ -165,16 +164,16 @@ def _duration(value: Any) -> str:
 
 
 def _banner(run: _Run) -> str:
-    s, info = run.summary, _dict(run.summary.get("run"))
-    verdict = str(s.get("verdict") or "UNKNOWN")
+    s, info = run.summary, run.summary.run
+    verdict = s.verdict.value
     facts = [
-        f"scenario <b>{_e(_dict(s.get('scenario')).get('name', '?'))}</b> · run {_e(info.get('run_id', '?'))}",
-        f"started {_e(info.get('started_at', '?'))} · {_e(_duration(info.get('duration_s')))}"
+        f"scenario <b>{_e(s.scenario.get('name', '?'))}</b> · run {_e(info.get('run_id', '?'))}",
+        f"started {_e(info.get('started_at', '?'))} · {_e(_duration(info.duration_s))}"
         f" · exit code {_e(s.get('exit_code', '?'))}",
     ]
-    facts += [f"aborted by gate {_e(s['aborted_by'])}"] if s.get("aborted_by") else []
+    facts += [f"aborted by gate {_e(s.aborted_by)}"] if s.aborted_by else []
     facts += client_banner(s)
-    facts += [f"problem: {_e(p)}" for p in _list(info.get("problems"))]
+    facts += [f"problem: {_e(p)}" for p in info.problems]
     cls = verdict if verdict in ("PASS", "FAIL", "INTERRUPTED", "ERROR") else "UNKNOWN"
     out = f'<header id="verdict" class="verdict {cls}"><h1>{_e(verdict)}</h1>'
     out += "".join(f"<p>{f}</p>" for f in facts) + "</header>"
@@ -184,13 +183,10 @@ def _banner(run: _Run) -> str:
 
 
 def _gates(run: _Run) -> str:
-    gates = [_dict(g) for g in _list(run.summary.get("gates"))]
+    gates = run.summary.gates
     if not gates:
         return _section("gates", "Gates", ["<p>No gate verdicts (the run never reached its gates).</p>"])
-    results = [
-        str(g["state"]) if g.get("state") in ("pass", "fail", "no data") else "pass" if g.get("passed") else "fail"
-        for g in gates
-    ]
+    results = [g.state.value for g in gates]
     rows = [
         [g.get("name"), _Html(f'<td class="result">{r.upper()}</td>')]
         + [g.get(k) for k in ("observed_text", "threshold_text", "expression", "reason")]
@@ -229,8 +225,8 @@ def _spans(run: _Run) -> list[Span]:
 def _outage_spans(run: _Run) -> list[Span]:
     """Each chaos episode's outage (its worst op's gap in successes) as a band."""
     out: list[Span] = []
-    for c in [_dict(c) for c in _list(run.summary.get("chaos"))]:
-        for ep in [_dict(e) for e in _list(c.get("outages"))]:
+    for c in run.summary.chaos:
+        for ep in c.outages:
             start, end = _num(ep.get("from_at")), _num(ep.get("to_at"))
             if start is None:
                 continue
@@ -253,18 +249,16 @@ def _latency(run: _Run, spans: list[Span], marks: list[Marker]) -> str:
         line = Series("batch time", pts, svg.PALETTE[0], "batch", dots=True)
         body.append(run.chart({"class": "latency", "data-op": op}, [line], f"{op}: batch time", "ms", spans=spans))
     rows: list[list[Any]] = []
-    for phase, data in _dict(run.summary.get("phases")).items():
-        for op, figures in _dict(_dict(data).get("ops")).items():
-            f = _dict(figures)
-            lat = _dict(f.get("latency_ms"))
-            rows.append([phase, op, *(f.get(k) for k in ("ok", "error_count", "ops_per_s"))])
-            rows[-1] += [lat.get(k) for k in ("p50", "p95", "p99", "max")]
+    for phase, op, f in run.summary.op_figures():
+        lat = f.latency_ms or {}
+        rows.append([phase, op, *(f.get(k) for k in ("ok", "error_count", "ops_per_s"))])
+        rows[-1] += [lat.get(k) for k in ("p50", "p95", "p99", "max")]
     heads = ["phase", "op", "ok", "errors", "ops/s", "p50 ms", "p95 ms", "p99 ms", "max ms"]
     body[:0] = [_table(heads, rows, tid="phase-ops")] if rows else []
-    ops = [(op, _dict(f)) for op, f in _dict(run.summary.get("ops")).items()]
+    ops = list((run.summary.ops or {}).items())
     rows = [[op, *(f.get(k) for k in ("runs", "rows", "ok", "errors", "delta_mismatches"))] for op, f in ops]
     rows = [
-        row + [_dict(f.get("latency_ms")).get(k) for k in ("p50", "p95", "max")]
+        row + [(f.latency_ms or {}).get(k) for k in ("p50", "p95", "max")]
         for row, (_, f) in zip(rows, ops, strict=True)
     ]
     heads = ["op", "runs", "rows", "ok", "errors", "delta mismatches", "p50 ms", "p95 ms", "max ms"]
@@ -301,10 +295,9 @@ def _throughput(run: _Run, spans: list[Span], marks: list[Marker]) -> str:
 
 def _errors(run: _Run) -> str:
     rows: list[list[Any]] = []
-    for phase, data in _dict(run.summary.get("phases")).items():
-        for op, f in _dict(_dict(data).get("ops")).items():
-            rows += [[phase, op, cls, n] for cls, n in _dict(_dict(f).get("errors")).items()]
-    batches = [_dict(b) for b in _list(run.summary.get("batches"))] or run.of("batch_finished")
+    for phase, op, f in run.summary.op_figures():
+        rows += [[phase, op, cls, n] for cls, n in _dict(f.errors).items()]
+    batches = list(run.summary.batches) or run.of("batch_finished")
     counted = Counter(
         (b.get("op"), b.get("error_class") or b.get("status")) for b in batches if b.get("status") != "ok"
     )
@@ -389,18 +382,18 @@ def _topology(run: _Run, spans: list[Span]) -> str:
 
 
 def _check(run: _Run) -> str:
-    check, events = _dict(run.summary.get("check")), run.of("check")
+    check, events = run.summary.check, run.of("check")
     body = []
-    if check:
-        state = "complete" if check.get("complete") else "INCOMPLETE: the gates on its findings have no value"
-        counts = list(_dict(check.get("counts")).items())
+    if check.keys:
+        state = "complete" if check.complete else "INCOMPLETE: the gates on its findings have no value"
+        counts = list(_dict(check.counts).items())
         classes = ["fail" if k in _BAD_FINDINGS and v else "pass" for k, v in counts]
         body.append(f'<p class="check-state">Check {_e(state)}.</p>')
         body.append(_table(["finding", "ids"], [list(c) for c in counts], classes, tid="check-counts"))
-        body.append(_table(["ledger", "ids"], [[k, v] for k, v in _dict(check.get("ledger")).items()], tid="ledger"))
+        body.append(_table(["ledger", "ids"], [[k, v] for k, v in _dict(check.ledger).items()], tid="ledger"))
     rows = [[e.get(k) for k in ("table", "node", "ok", "queries", "elapsed_s", "error")] for e in events]
     body += [_table(["table", "node", "ok", "queries", "seconds", "error"], rows, tid="check-events")] if rows else []
-    lost = [_dict(r) for r in _list(check.get("lost_ranges"))]
+    lost = check.lost_ranges
     rows = [
         [f"{_dict(r).get('ids')}", r.get("count"), r.get("node"), r.get("acknowledged_by"), _acked(run, r)]
         for r in lost
@@ -410,18 +403,20 @@ def _check(run: _Run) -> str:
     return _section("check", "Acknowledged-write check", body) if body else ""
 
 
-def _acked(run: _Run, row: dict[str, Any]) -> str:
+def _acked(run: _Run, row: Mapping[str, Any]) -> str:
     at = _list(row.get("acked_at"))
     return f"{at[0] - run.t0:.2f} - {at[1] - run.t0:.2f}" if len(at) == 2 and None not in at else ""
+
+
 def _recovery(value: Any) -> str:
     seconds = _num(value)
     return "none" if seconds is None else f"{seconds:.2f}"  # none: no success after that heal
 
 
 def _chaos(run: _Run) -> str:
-    chaos, steps = [_dict(c) for c in _list(run.summary.get("chaos"))], run.of("chaos_finished")
+    chaos, steps = run.summary.chaos, run.of("chaos_finished")
     keys = ["name", "action", "trigger", "fired", "ok", "failed", "healed", "heal_failed", "skipped"]
-    rows = [[c.get(k) for k in keys] + [" ".join(_recovery(v) for v in _list(c.get("recovery_s")))] for c in chaos]
+    rows = [[c.get(k) for k in keys] + [" ".join(_recovery(v) for v in c.recovery_s)] for c in chaos]
     classes = ["fail" if c.get("failed") or c.get("heal_failed") else "pass" for c in chaos]
     body = [_table([*keys, "recovery s"], rows, classes, tid="chaos-table")] if rows else []
     shown = steps[:MAX_STEP_ROWS]
@@ -436,7 +431,7 @@ def _chaos(run: _Run) -> str:
         [c.get("name"), e.get("episode"), e.get("start_s"), e.get("end_s"), e.get("outage_s")]
         + [", ".join(f"{op} {_num(_dict(g).get('outage_s')) or 0:.3f}" for op, g in _dict(e.get("ops")).items())]
         for c in chaos
-        for e in [_dict(e) for e in _list(c.get("outages"))]
+        for e in c.outages
     ]
     heads = ["fault", "episode", "start s", "end s", "outage s", "per op (s)"]
     body += [_table(heads, rows, tid="outages")] if rows else []
@@ -445,9 +440,7 @@ def _chaos(run: _Run) -> str:
 
 def _batches(run: _Run) -> str:
     path = run.root / "batch_stats.csv"
-    known = {
-        str(b.get("index")): b for b in [_dict(b) for b in _list(run.summary.get("batches"))] + run.of("batch_finished")
-    }
+    known = {str(b.get("index")): b for b in [*run.summary.batches, *run.of("batch_finished")]}
     keys = ("index", "label", "rows", "elapsed_ms", "row_delta", "status")
     rows: list[list[Any]]
     if path.exists():
@@ -459,7 +452,7 @@ def _batches(run: _Run) -> str:
         ]
     rows = [row + [_dict(known.get(str(row[0]))).get(k) for k in ("node", "error_class", "error")] for row in rows]
     heads = ["index", "label", "rows", "elapsed ms", "row delta", "status", "node", "error class", "error"]
-    counts = ", ".join(f"{k} {v}" for k, v in _dict(run.summary.get("counts")).items() if not isinstance(v, list))
+    counts = ", ".join(f"{k} {v}" for k, v in _dict(run.summary.counts).items() if not isinstance(v, list))
     body = [
         f"<p>{_e(counts)}</p>",
         _table(heads, rows, ["pass" if r[5] == "ok" else "fail" for r in rows], tid="batch-table"),
@@ -481,10 +474,10 @@ def render_report(results_dir: Path) -> str:
     parts = [_gates(run), _latency(run, spans, marks), _throughput(run, spans, marks), _errors(run)]
     parts.insert(1, html_sections(run.summary))  # a baseline comparison right after the gates
     parts += [_metrics(run, spans), _topology(run, spans), _check(run), _chaos(run), _batches(run)]
-    parts.append(isolation_section(run.summary.get("isolation")))
+    parts.append(isolation_section(run.summary.extra.get("isolation")))
     parts.append(client_section(run.root, run.summary, run.t0, run.x_range, run.notes))
     banner = _banner(run)  # last: reading the files above may have added notes
-    title = f"holoload {run.summary.get('verdict', '')} {_dict(run.summary.get('scenario')).get('name', '')}"
+    title = f"holoload {run.summary.get('verdict', '')} {run.summary.scenario.get('name', '')}"
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/><title>{_e(title)}</title>'
         f"<style>{_CSS}</style></head><body>\n{banner}\n" + "\n".join(p for p in parts if p) + "\n</body></html>\n"

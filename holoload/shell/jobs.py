@@ -16,6 +16,7 @@ from holoload.core.aggregate import CanaryAggregator
 from holoload.core.events import EventSink
 from holoload.core.gates import parse_gate
 from holoload.core.replicas import route_to_writable
+from holoload.core.result import RunSummary
 from holoload.core.scenario import Scenario
 from holoload.core.target import Target
 from holoload.core.verdicts import Verdict, evaluate
@@ -27,14 +28,14 @@ from holoload.engine.watch import ClusterWatch
 from holoload.shell.artifacts import ArtifactWriter, ClientHealthWriter, HlogWriter, TimeseriesWriter
 from holoload.shell.live import LiveDisplay
 from holoload.shell.live_load import LoadDisplay
-from holoload.shell.summary import RunRecord, load_summary, summary_json, text_keys
+from holoload.shell.summary import RunRecord, build_result, canary_result, text_keys
 
 
 class Job(Protocol):
     """What the runner needs from a kind of run."""
 
     sinks: list[EventSink]
-    display: LiveDisplay
+    display: LiveDisplay | None  # None: nothing printed (the Python API)
     node_control: NodeControl | None
     file: str
 
@@ -46,7 +47,7 @@ class Job(Protocol):
 
     def summaries(
         self, record: RunRecord, target: Target | None, writer: ArtifactWriter, verdicts: list[Verdict]
-    ) -> tuple[dict[str, Any], list[tuple[str, Any]]]: ...
+    ) -> tuple[RunSummary, list[tuple[str, Any]]]: ...
 
     def close(self) -> None: ...
 
@@ -54,12 +55,12 @@ class Job(Protocol):
 class CanaryJob:
     """Batches with exact row deltas, a split, snapshots (HoloFusion's ingest canary)."""
 
-    def __init__(self, scenario: Scenario, console: Console, *, quiet: bool) -> None:
+    def __init__(self, scenario: Scenario, console: Console | None, *, quiet: bool) -> None:
         self.scenario = scenario
         split_expected = sum(1 for a in scenario.enabled_chaos() if a.action == "split")
         self.agg = CanaryAggregator(scenario.ops, scenario.total_rows, split_expected)
-        self.display = LiveDisplay(console, quiet=quiet)
-        self.sinks: list[EventSink] = [self.agg, self.display]
+        self.display = None if console is None else LiveDisplay(console, quiet=quiet)
+        self.sinks: list[EventSink] = [self.agg, *([self.display] if self.display else [])]
         self.node_control: NodeControl | None = None  # canary chaos needs no node control
         self.engine: CanaryEngine | None = None
         self.file = "scenario"
@@ -83,22 +84,23 @@ class CanaryJob:
 
     def summaries(
         self, record: RunRecord, target: Target | None, writer: ArtifactWriter, verdicts: list[Verdict]
-    ) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+    ) -> tuple[RunSummary, list[tuple[str, Any]]]:
         writer.write_batch_stats()
         batches = [b.to_dict() for b in writer.batches]
         return (
-            summary_json(record, self.scenario, target, self.agg, verdicts, batches),
+            canary_result(record, self.scenario, target, self.agg, verdicts, batches),
             text_keys(record, self.scenario, self.agg, verdicts),
         )
 
     def close(self) -> None:
-        self.display.close()
+        if self.display is not None:
+            self.display.close()
 
 
 class LoadJob:
     """Phases of open- and closed-loop workloads with live gates."""
 
-    def __init__(self, scenario: Scenario, console: Console, root: Path, *, quiet: bool) -> None:
+    def __init__(self, scenario: Scenario, console: Console | None, root: Path, *, quiet: bool) -> None:
         self.scenario = scenario
         self.engine: LoadEngine | None = None
         self.node_control: NodeControl | None = None
@@ -109,8 +111,10 @@ class LoadJob:
         self.timeseries = TimeseriesWriter(root / "timeseries.csv")
         self.hlog = HlogWriter(root / "latency.hlog")
         self.client_health = ClientHealthWriter(root / "client_health.csv")
-        self.display: LiveDisplay = LoadDisplay(console, scenario, quiet=quiet)
-        self.sinks: list[EventSink] = [self.timeseries, self.hlog, self.client_health, self.display]
+        self.display: LiveDisplay | None = None if console is None else LoadDisplay(console, scenario, quiet=quiet)
+        self.sinks: list[EventSink] = [self.timeseries, self.hlog, self.client_health]
+        if self.display is not None:
+            self.sinks.append(self.display)
 
     async def run(self, surfaces: TargetSurfaces, sink: EventSink) -> None:
         # a standby refuses writes: workloads that name no endpoints go to the writable ones
@@ -149,8 +153,8 @@ class LoadJob:
 
     def summaries(
         self, record: RunRecord, target: Target | None, writer: ArtifactWriter, verdicts: list[Verdict]
-    ) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
-        return load_summary(record, self.scenario, target, self.engine, verdicts)
+    ) -> tuple[RunSummary, list[tuple[str, Any]]]:
+        return build_result(record, self.scenario, target, self.engine, verdicts)
 
     @property
     def write_errors(self) -> list[str]:
@@ -160,7 +164,8 @@ class LoadJob:
         self.timeseries.close()
         self.hlog.close()
         self.client_health.close()
-        self.display.close()
+        if self.display is not None:
+            self.display.close()
 
 
 def resolve_workers(scenario: Scenario, names: Sequence[str], cpus: int | None = None) -> int:
@@ -176,7 +181,8 @@ def resolve_workers(scenario: Scenario, names: Sequence[str], cpus: int | None =
     return max(1, min(cpus or os.cpu_count() or 1, busiest))
 
 
-def make_job(scenario: Scenario, console: Console, root: Path, *, quiet: bool) -> CanaryJob | LoadJob:
+def make_job(scenario: Scenario, console: Console | None, root: Path, *, quiet: bool) -> CanaryJob | LoadJob:
+    """The job for the scenario's kind; `console` None: no live display (nothing printed)."""
     if scenario.is_canary:
         return CanaryJob(scenario, console, quiet=quiet)
     return LoadJob(scenario, console, root, quiet=quiet)

@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import ip_address
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from holoload import __version__
 from holoload.core.errors import InputError
 from holoload.core.events import RunProblem
+from holoload.core.result import RunSummary
 from holoload.core.secrets import MASK, Secrets
 from holoload.shell.artifacts import ArtifactWriter
 
@@ -124,55 +125,53 @@ def _ms(value: Any) -> float | None:
     return round(float(value), 3)
 
 
-def key_percentiles(summary: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
+def key_percentiles(summary: RunSummary | Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
     """p50/p95/p99 in ms per op: `batch_20k` for a canary, `phase.workload.op` for sustained load."""
+    result = RunSummary.from_json(summary)
     out: dict[str, dict[str, float | None]] = {}
-    sources: list[tuple[str, Mapping[str, Any]]] = []
-    for phase, figures in _map(summary.get("phases")).items():
-        sources += [(f"{phase}.{op}", _map(fig)) for op, fig in _map(_map(figures).get("ops")).items()]
-    sources += [(op, _map(fig)) for op, fig in _map(summary.get("ops")).items()]
-    for name, fig in sources:
-        latency = _map(fig.get("latency_ms"))
-        if latency:
+    sources = [(f"{phase}.{op}", fig.latency_ms) for phase, op, fig in result.op_figures()]
+    sources += [(op, fig.latency_ms) for op, fig in (result.ops or {}).items()]
+    for name, latency in sources:
+        if isinstance(latency, Mapping) and latency:
             out[name] = {p: _ms(latency.get(p)) for p in PERCENTILES}
     return out
 
 
-def failed_gates(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+def failed_gates(summary: RunSummary | Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every gate that did not pass, with its reason and expression."""
-    gates = [_map(g) for g in _list(summary.get("gates"))]
     return [
         {"name": g.get("name"), "reason": g.get("reason"), "expression": g.get("expression")}
-        for g in gates
-        if g.get("passed") is not True
+        for g in RunSummary.from_json(summary).gates
+        if g.passed is not True
     ]
 
 
-def build_payload(summary: Mapping[str, Any], report: str | None) -> dict[str, Any]:
+def build_payload(summary: RunSummary | Mapping[str, Any], report: str | None) -> dict[str, Any]:
     """A Slack-compatible message (`text` + `blocks`) with a machine-readable `holoload` object.
 
     Args:
-        summary: the run's summary.json, as written.
+        summary: the run's summary, as written.
         report: the path of report.html, or None when there is none.
     """
-    run = _map(summary.get("run"))
-    scenario = _map(summary.get("scenario")).get("name") or str(run.get("run_id") or "run").split("-", 1)[0]
-    verdict = str(summary.get("verdict") or run.get("status") or "UNKNOWN")
-    exit_code = summary.get("exit_code", run.get("exit_code"))
-    env = summary.get("env") if isinstance(summary.get("env"), str) else None
-    failed = failed_gates(summary)
-    percentiles = key_percentiles(summary)
-    problems = [str(p) for p in _list(run.get("problems"))]
+    result = RunSummary.from_json(summary)
+    run = result.run
+    scenario = result.scenario_name
+    verdict = result.status
+    exit_code = result.exit_code if "exit_code" in result.keys else run.exit_code
+    env = result.env if isinstance(result.env, str) else None
+    failed = failed_gates(result)
+    percentiles = key_percentiles(result)
+    problems = list(run.problems)
     machine = {
         "verdict": verdict,
         "exit_code": exit_code,
         "scenario": scenario,
-        "run_id": run.get("run_id"),
+        "run_id": run.run_id,
         "env": env,
         "failed_gates": failed,
         "percentiles_ms": percentiles,
         "report": report,
-        "results_dir": run.get("results_dir"),
+        "results_dir": run.results_dir,
         "problems": problems[:MAX_PROBLEMS],
         "holoload_version": __version__,
     }
@@ -182,8 +181,8 @@ def build_payload(summary: Mapping[str, Any], report: str | None) -> dict[str, A
         text += f", budget {env}"
     if failed:
         text += "; failed: " + ", ".join(f"{g['name']} ({g['reason']})" for g in failed[:MAX_GATES])
-    if report or run.get("results_dir"):
-        text += f"; report: {report or run.get('results_dir')}"
+    if report or run.results_dir:
+        text += f"; report: {report or run.results_dir}"
     return {"text": _slack(text), "blocks": _blocks(title, machine, failed, percentiles, problems), "holoload": machine}
 
 
@@ -338,11 +337,11 @@ def _notify(
 ) -> list[NotifyResult]:
     summary_path = writer.root / "summary.json"
     try:
-        summary: Any = json.loads(summary_path.read_text(encoding="utf-8"))
-        if not isinstance(summary, dict):
-            raise ValueError(f"expected a JSON object, got {type(summary).__name__}")
+        summary = RunSummary.from_json(summary_path)
     except (OSError, ValueError) as exc:
-        summary = {"verdict": "UNKNOWN", "run": {"results_dir": str(writer.root), "problems": [f"no summary: {exc}"]}}
+        summary = RunSummary.from_json(
+            {"verdict": "UNKNOWN", "run": {"results_dir": str(writer.root), "problems": [f"no summary: {exc}"]}}
+        )
     report = writer.root / "report.html"
     payload = secrets.scrub_obj(build_payload(summary, str(report) if report.exists() else None))
     results = [post(url, payload) for url in urls]
@@ -354,10 +353,10 @@ def _notify(
         detail = f"{result.url}: {result.error} after {result.attempts} attempt(s); the verdict stands"
         say(f"notify: FAILED {detail}")
         writer.emit(RunProblem(time.time(), "notify", detail))
-    if "holoload_version" in summary:  # a summary this run wrote: add the outcomes to it
-        summary["notify"] = [r.to_dict() for r in results]
+    if "holoload_version" in summary.keys:  # a summary this run wrote: add the outcomes to it
+        summary = replace(summary, keys=summary.with_keys("notify"), notify=tuple(r.to_dict() for r in results))
         try:
-            writer.write_json(summary_path.name, summary)
+            writer.write_json(summary_path.name, summary.to_json())
         except OSError as exc:
             log("problem", what="notify", detail=f"could not record the outcome in {summary_path}: {exc}")
     return results

@@ -18,6 +18,7 @@ from typing import Any
 from holoload import __version__
 from holoload.core import hlog
 from holoload.core.histogram import LatencyHistogram
+from holoload.core.result import RunSummary
 from holoload.shell.client_report import client_from_csv
 from holoload.shell.results_files import read_csv, read_jsonl
 from holoload.shell.summary import latency_ms
@@ -58,8 +59,8 @@ def read_hlog(root: Path) -> dict[str, LatencyHistogram]:
     return merged
 
 
-def rebuild_summary(root: Path) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
-    """summary.json data and summary.txt keys rebuilt from the files under `root`.
+def rebuild_summary(root: Path) -> tuple[RunSummary, list[tuple[str, Any]]]:
+    """The summary (verdict KILLED) and summary.txt keys rebuilt from the files under `root`.
 
     Raises:
         FileNotFoundError: `root` holds none of the files a run appends.
@@ -108,7 +109,7 @@ def rebuild_summary(root: Path) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
                 (f"{phase}.{op}.p99_ms", lat.get("p99")),
             ]
     keys.append(("slo_status", "KILLED"))
-    return data, keys
+    return RunSummary.from_json(data), keys
 
 
 def _scenario(root: Path) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from html import escape
 from typing import Any
 
+from holoload.core.result import RunSummary
+
 __all__ = ["SECTIONS", "comparison_regressions", "html_sections", "junit_cases", "markdown_lines"]
 
 #: Summary keys holding a comparison, with their section titles.
@@ -29,8 +31,10 @@ def _deltas(section: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [d for d in deltas if isinstance(d, Mapping)] if isinstance(deltas, list) else []
 
 
-def _sections(summary: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
-    return [(key, title, _map(summary.get(key))) for key, title in SECTIONS if _map(summary.get(key)).get("deltas")]
+def _sections(summary: RunSummary | Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
+    result = RunSummary.from_json(summary)
+    found = {"baseline": _map(result.baseline)} | {key: _map(value) for key, value in result.extra.items()}
+    return [(key, title, found[key]) for key, title in SECTIONS if _map(found.get(key)).get("deltas")]
 
 
 def _num(value: Any) -> float | None:
@@ -106,7 +110,7 @@ def _against(section: Mapping[str, Any]) -> str:
     return f"against {where} ({count} run{'s' if count != 1 else ''})"
 
 
-def comparison_regressions(summary: Mapping[str, Any]) -> int:
+def comparison_regressions(summary: RunSummary | Mapping[str, Any]) -> int:
     """How many compared figures regressed, over every comparison section of the summary."""
     return sum(1 for _, _, s in _sections(summary) for d in _deltas(s) if d.get("regression"))
 
@@ -116,7 +120,7 @@ def _headline(title: str, section: Mapping[str, Any]) -> str:
     return f"{title}: " + (f"FAIL, {bad} regression{'s' if bad != 1 else ''}" if bad else "ok")
 
 
-def markdown_lines(summary: Mapping[str, Any], cell: Callable[[Any], str]) -> list[str]:
+def markdown_lines(summary: RunSummary | Mapping[str, Any], cell: Callable[[Any], str]) -> list[str]:
     """``### Baseline comparison: FAIL, 2 regressions``, what it was against, and the delta table.
 
     Args:
@@ -151,7 +155,9 @@ def _failure_text(delta: Mapping[str, Any], section: Mapping[str, Any]) -> str:
     )
 
 
-def junit_cases(suite: ET.Element, summary: Mapping[str, Any], scenario: str, clean: Callable[[Any], str]) -> int:
+def junit_cases(
+    suite: ET.Element, summary: RunSummary | Mapping[str, Any], scenario: str, clean: Callable[[Any], str]
+) -> int:
     """Append one test case per compared figure; returns how many failed.
 
     Args:
@@ -172,12 +178,12 @@ def junit_cases(suite: ET.Element, summary: Mapping[str, Any], scenario: str, cl
     return failures
 
 
-def junit_case_count(summary: Mapping[str, Any]) -> int:
+def junit_case_count(summary: RunSummary | Mapping[str, Any]) -> int:
     """How many test cases ``junit_cases`` adds."""
     return sum(len(_deltas(s)) for _, _, s in _sections(summary))
 
 
-def html_sections(summary: Mapping[str, Any]) -> str:
+def html_sections(summary: RunSummary | Mapping[str, Any]) -> str:
     """One ``<section id="baseline">`` per comparison: headline, what it was against, the delta table."""
     out = []
     for key, title, section in _sections(summary):

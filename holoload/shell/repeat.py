@@ -11,6 +11,7 @@ windows by blocks). A run that ends ERROR or INTERRUPTED stops the set.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from html import escape
@@ -23,6 +24,7 @@ from rich.console import Console
 from holoload import __version__
 from holoload.core.compare import RunFigures, compare_runs
 from holoload.core.errors import ExitCode, HololoadError, InputError
+from holoload.core.result import GateOutcome, RunSummary
 from holoload.shell.artifacts import results_dir_for
 from holoload.shell.ci_outputs import write_ci_outputs
 from holoload.shell.compare_cmd import SET_FILE, comparison_record, load_runs, render
@@ -41,27 +43,28 @@ def _say(console: Console, text: str) -> None:
         pass
 
 
-def set_gates(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def set_gates(summaries: Sequence[RunSummary | Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Each gate over the set: passed only when it passed in every run.
 
     Args:
-        summaries: the runs' summary.json documents, in run order.
+        summaries: the runs' summaries (or their parsed summary.json), in run order.
 
     Returns:
         One gate per name (first-seen order) with ``passed``, ``passed_runs``, ``runs``, the
         expression and threshold, ``observed_text`` listing each run's observed value, and a reason.
     """
-    names: dict[str, dict[str, Any]] = {}
-    for summary in summaries:
-        for gate in summary.get("gates") or []:
-            if isinstance(gate, dict) and isinstance(gate.get("name"), str):
-                names.setdefault(gate["name"], gate)
+    results = [RunSummary.from_json(s) for s in summaries]
+    names: dict[str, GateOutcome] = {}
+    for summary in results:
+        for gate in summary.gates:
+            if isinstance(gate.name, str) and "name" in gate.keys:
+                names.setdefault(gate.name, gate)
     out = []
     for name, first in names.items():
-        per_run = [next((g for g in s.get("gates") or [] if g.get("name") == name), None) for s in summaries]
-        passed = sum(1 for g in per_run if g is not None and g.get("passed") is True)
+        per_run = [next((g for g in s.gates if g.name == name), None) for s in results]
+        passed = sum(1 for g in per_run if g is not None and g.passed is True)
         observed = "; ".join("-" if g is None else str(g.get("observed_text", "-")) for g in per_run)
-        failed_in = [str(i + 1) for i, g in enumerate(per_run) if g is None or g.get("passed") is not True]
+        failed_in = [str(i + 1) for i, g in enumerate(per_run) if g is None or g.passed is not True]
         out.append(
             {
                 "name": name,
@@ -119,9 +122,9 @@ def run_set(options: RunOptions, count: int, console: Console) -> int:
             problems.append(f"run {entry['results_dir']}: no readable summary ({exc})")
             entry["verdict"] = "ERROR"
             continue
-        entry["verdict"] = loaded.summary.get("verdict")
+        entry["verdict"] = loaded.summary.status
         figures.append(loaded)
-    summaries = [dict(f.summary) for f in figures]
+    summaries = [f.summary for f in figures]
     gates = set_gates(summaries) if len(summaries) == len(runs) else []
     if stopped is not None:
         verdict = "INTERRUPTED" if stopped in _STOPS else "ERROR"

@@ -6,11 +6,11 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
 from holoload.core.errors import InputError
+from holoload.core.result import RunSummary
 from holoload.shell.artifacts import ArtifactWriter
 from holoload.shell.history_record import record_results_dir
 from holoload.shell.outputs import write_reports
@@ -43,20 +43,20 @@ def report_command(
             data, keys = rebuild_summary(root)
         except FileNotFoundError as exc:
             raise InputError(str(exc)) from exc
-        ArtifactWriter(root).write_summary(data, keys)
+        ArtifactWriter(root).write_summary(data.to_json(), keys)
         console.print(f"rebuilt {summary_path.name} and summary.txt from what the run appended", highlight=False)
     else:
         data = _load(summary_path)
     env = os.environ if env is None else env
-    source = "report" if data.get("rebuilt_from_disk") else "run"
+    source = "report" if data.rebuilt_from_disk else "run"
     problems = record_results_dir(root, data, history, source=source, env=env) + write_reports(root, data)
     for problem in problems:
         console.print(f"[yellow]problem[/yellow] {problem}", highlight=False)
-    console.print(f"{data.get('verdict')}: reports in {root}", highlight=False)
+    console.print(f"{data.get('verdict')}: reports in {root}", highlight=False, markup=False)
     return 1 if problems else 0
 
 
-def _load(path: Path) -> dict[str, Any]:
+def _load(path: Path) -> RunSummary:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -65,4 +65,4 @@ def _load(path: Path) -> dict[str, Any]:
         ) from exc
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object")
-    return data
+    return RunSummary.from_json(data)

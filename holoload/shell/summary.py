@@ -1,4 +1,8 @@
-"""Builds summary.json and the bash canary's summary.txt keys from a finished run."""
+"""Builds a finished run's RunSummary (summary.json) and the bash canary's summary.txt keys from the engine.
+
+The one place that reads the engine's parts (ledgers, checker, aggregator, chaos, fleet) for the
+result; the verdict is decided by the caller (`core.result.decide_verdict`) and set afterwards.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from holoload import __version__
 from holoload.core.aggregate import CanaryAggregator
 from holoload.core.error_log import error_report
 from holoload.core.gates import Call, Quantity, parse_gate
+from holoload.core.result import RunSummary
 from holoload.core.scenario import Scenario, dump
 from holoload.core.target import Target
 from holoload.core.verdicts import Verdict
@@ -153,6 +158,19 @@ def summary_json(
     }
 
 
+def canary_result(
+    record: RunRecord,
+    scenario: Scenario,
+    target: Target | None,
+    agg: CanaryAggregator,
+    verdicts: list[Verdict],
+    batches: list[dict[str, Any]],
+) -> RunSummary:
+    """The canary's result (its verdict as `record` has it so far)."""
+    data = summary_json(record, scenario, target, agg, verdicts, batches)
+    return RunSummary.from_json(data)
+
+
 def _target_dict(target: Target | None) -> dict[str, Any] | None:
     if target is None:
         return None
@@ -216,14 +234,17 @@ def _client_keys(client: dict[str, Any]) -> list[tuple[str, Any]]:
     ]
 
 
-def load_summary(
+def build_result(
     record: RunRecord,
     scenario: Scenario,
     target: Target | None,
     engine: LoadEngine | None,
     verdicts: list[Verdict],
-) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
-    """summary.json and summary.txt of a sustained-load run: per phase, per workload.op figures."""
+) -> tuple[RunSummary, list[tuple[str, Any]]]:
+    """The result and summary.txt keys of a sustained-load run: per phase, per workload.op figures.
+
+    `engine` is None when the run stopped before its engine existed (an unreachable target).
+    """
     phases: dict[str, Any] = {}
     keys: list[tuple[str, Any]] = [
         ("run_id", record.run_id),
@@ -289,4 +310,4 @@ def load_summary(
         if engine is None
         else error_report(engine.aggregator.errors, engine.aggregator.start_ns),
     }
-    return data, keys
+    return RunSummary.from_json(data), keys
