@@ -72,11 +72,8 @@ class LoadEngine:
     launcher: Launcher | None = None
     server_names: dict[str, str] = field(default_factory=dict)  # host:port -> node name, for lost ranges
     staleness: StalenessSampler | None = None  # a replicated cluster: standby staleness samples
-    aggregator: Aggregator = field(init=False)
-    book: LedgerBook = field(init=False)
-    pulses: list[Pulse] = field(init=False)
+    recording: Recording = field(init=False)  # the aggregator, ledgers, pulses and acks the load records into
     chaos: FaultRunner | None = field(init=False, default=None)
-    acks: AckLog | None = field(init=False, default=None)
     client: ClientWatch = field(init=False)
     fleet: WorkerFleet | None = field(init=False, default=None)
     state: RunState = field(init=False, default_factory=RunState)
@@ -87,8 +84,8 @@ class LoadEngine:
     _tasks: set[asyncio.Task[None]] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
-        self.book = LedgerBook(shared=self.surfaces.shared)
-        self.pulses = [Pulse() for _ in self.surfaces.names]
+        book = LedgerBook(shared=self.surfaces.shared)
+        pulses = [Pulse() for _ in self.surfaces.names]
         if self.seed is None:
             self.seed = random.SystemRandom().randrange(2**31)
         actions = self.scenario.enabled_chaos()
@@ -98,8 +95,8 @@ class LoadEngine:
                 actions,
                 surfaces=self.surfaces,
                 sink=self.sink,
-                book=self.book,
-                pulses=self.pulses,
+                book=book,
+                pulses=pulses,
                 node_control=self.node_control,
                 proxies=self._proxies,
                 table=self.scenario.table.name,
@@ -112,12 +109,14 @@ class LoadEngine:
         # Keep only as much recent history as the windowed gates read (plus two windows): at high
         # rates a window's histograms take about a megabyte, so a fixed 5 minutes held 300 MB.
         ring_s = (longest_window_s(m.gate for m in monitors) or 0.0) + 2 * self.scenario.window
-        self.aggregator = Aggregator(self.perf_ns(), window_s=self.scenario.window, ring_s=ring_s)
+        aggregator = Aggregator(self.perf_ns(), window_s=self.scenario.window, ring_s=ring_s)
+        acks = None
         if outages is not None:  # chaos: every op's successes also time the outage of each fault episode
-            wall_origin_s = self.clock() - (self.perf_ns() - self.aggregator.start_ns) / NS
-            outages.origin_ns, outages.wall_origin_s = self.aggregator.start_ns, wall_origin_s
-            self.aggregator.outages = outages
-            self.acks = AckLog(self.aggregator.start_ns, wall_origin_s=wall_origin_s)
+            wall_origin_s = self.clock() - (self.perf_ns() - aggregator.start_ns) / NS
+            outages.origin_ns, outages.wall_origin_s = aggregator.start_ns, wall_origin_s
+            aggregator.outages = outages
+            acks = AckLog(aggregator.start_ns, wall_origin_s=wall_origin_s)
+        self.recording = Recording(aggregator, book, pulses, acks, self.perf_ns)
         self.client = client_watch(self.scenario, self._late_drops, self.perf_ns)
         self.board = GateBoard(
             monitors,
@@ -132,6 +131,18 @@ class LoadEngine:
         )
 
     # What the shell reads of a finished (or running) engine.
+    @property
+    def aggregator(self) -> Aggregator:
+        return self.recording.aggregator
+
+    @property
+    def book(self) -> LedgerBook:
+        return self.recording.book
+
+    @property
+    def acks(self) -> AckLog | None:
+        return self.recording.acks
+
     @property
     def aborted_by(self) -> str | None:
         return self.state.aborted_by
@@ -212,8 +223,7 @@ class LoadEngine:
         flush_timeout_s = max(30.0, 5 * self.scenario.window)
         if self.workers <= 1 and self.launcher is None:
             spec = WorkerSpec(self.scenario, tuple(names), tuple(dsns), rules, self.surfaces.shared, 0, 1, 0, 1)
-            recording = Recording(self.aggregator, self.book, self.pulses, self.acks, self.perf_ns)
-            local = self._local = WorkerEngine(spec, recording)
+            local = self._local = WorkerEngine(spec, self.recording)
             if self.state.stopping:
                 local.request_stop()
             self.fleet = WorkerFleet(
@@ -247,7 +257,7 @@ class LoadEngine:
             self.state,
             self.client,
             self.book,
-            self.pulses,
+            self.recording.pulses,
             self.surfaces.names,
             self.sink,
             clock=self.clock,

@@ -176,7 +176,11 @@ class WorkerEngine:
         finally:
             self._scope = None
             self._ended = LoadEnded.of(runs, self.perf_ns() if ended is None else ended)
-            await close_writers(self._writers)
+            await self._close_writers()
+
+    async def _close_writers(self) -> None:
+        writers, self._writers = self._writers, []
+        await close_writers(writers)
 
     def request_stop(self) -> None:
         """Graceful stop, at once (no await): no new operations; in-flight ones finish."""
@@ -197,6 +201,8 @@ class WorkerEngine:
         self.request_stop()
         if self._scope is not None:
             self._scope.cancel()
+        else:  # prepared but never run: its writers are still connected
+            await self._close_writers()
         return self._ended
 
     async def flush(self) -> WorkerWindow:
