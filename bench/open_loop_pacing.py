@@ -53,17 +53,15 @@ class _Recorder:
 
 
 def _stub_run(start_ns: int, end_ns: int, share: tuple[int, int]) -> Any:
-    """The attributes `_dispatch` reads from a WorkloadRun."""
-    run = SimpleNamespace(
-        start_ns=start_ns,
+    """The attributes `_dispatch` reads from a WorkloadRun (and its WorkloadPlan)."""
+    plan = SimpleNamespace(
         workload=SimpleNamespace(ops=[SimpleNamespace(weight=1.0)]),
         share=share,
-        skip_before_ns=None,
         perf_ns=time.perf_counter_ns,
-        stop_requested=False,
+        endpoint_total=lambda endpoint: CONSUMERS,
     )
+    run = SimpleNamespace(plan=plan, start_ns=start_ns, skip_before_ns=None, stop_requested=False, late_drops=0)
     run.over = lambda now, end: now >= end_ns
-    run.endpoint_total = lambda endpoint: CONSUMERS
     run.take_iteration = lambda: True
     return run
 

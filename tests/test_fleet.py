@@ -1,8 +1,9 @@
-"""WorkerFleet's clock offsets: a worker's clock maps onto the coordinator's, even when its start-up is slow."""
+"""WorkerFleet on an injected clock: a worker's clock maps onto the coordinator's, even when its
+start-up is slow; a slow worker's window never holds up the others'; a fleet of one in-process
+worker runs on the coordinator's clock and has nothing to flush."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import anyio
@@ -11,15 +12,28 @@ import pytest
 from holoload.core.events import Event
 from holoload.core.wire import WorkerWindow
 from holoload.engine.fleet import WorkerFleet
+from holoload.engine.phase_end import LoadEnded
 
 SHIFT_NS = 7_000_000_000  # this worker's monotonic clock runs 7 s ahead of ours
+MS = 1_000_000
+
+
+class FakeClock:
+    """A monotonic clock in nanoseconds that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now_ns = 1_000 * MS
+
+    def __call__(self) -> int:
+        return self.now_ns
 
 
 class ShiftedWorker:
-    """An in-process stand-in for a worker whose clock differs and whose first answer is slow."""
+    """A stand-in for a worker whose clock differs and whose first answer is slow (0.8 s of imports)."""
 
-    def __init__(self, slot: int, spec: object) -> None:
+    def __init__(self, slot: int, clock: FakeClock) -> None:
         self.slot = slot
+        self.clock = clock
         self.calls = 0
 
     async def start(self) -> None:
@@ -27,9 +41,9 @@ class ShiftedWorker:
 
     async def call(self, method: str, *args: object, timeout_s: float | None = None) -> Any:
         self.calls += 1
-        await anyio.sleep(0.8 if self.calls == 1 else 0.001)  # imports before the first answer
-        now = time.perf_counter_ns() + SHIFT_NS
-        await anyio.sleep(0.001)
+        self.clock.now_ns += 800 * MS if self.calls == 1 else 1 * MS  # the way there
+        now = self.clock.now_ns + SHIFT_NS
+        self.clock.now_ns += 1 * MS  # the way back
         return {"pid": 1, "host": "here", "now_ns": now}
 
     def kill(self) -> None:
@@ -49,40 +63,89 @@ class Events:
 
 @pytest.mark.anyio
 async def test_the_clock_offset_comes_from_a_quick_round_trip_not_the_slow_first_one() -> None:
-    fleet = WorkerFleet([object(), object()], ShiftedWorker, Events())  # type: ignore[list-item]
+    """The slow first answer alone would put the offset 0.4 s off; a quick symmetric ping gets it exactly."""
+    clock = FakeClock()
+    fleet = WorkerFleet(
+        [object(), object()],  # type: ignore[list-item]
+        lambda slot, _: ShiftedWorker(slot, clock),
+        Events(),
+        perf_ns=clock,
+    )
     await fleet.start()
     for member in fleet.live():
-        # the slow first answer alone would be ~0.4 s off; a quick ping is within a few ms
-        assert abs(member.offset_ns + SHIFT_NS) < 20_000_000, member.offset_ns
-        assert member.pid == 1 and member.host == "here"
+        assert member.offset_ns == -SHIFT_NS
+        assert member.pid == 1 and member.host == "here" and not member.direct
     await fleet.close()
     assert fleet.live() == []
 
 
 class FlushingWorker(ShiftedWorker):
-    """Answers hello at once; worker 1's flushes take 0.5 s."""
+    """Answers hello at once; worker 1's flushes wait until the test releases them."""
+
+    release = anyio.Event()
 
     async def call(self, method: str, *args: object, timeout_s: float | None = None) -> Any:
         if method == "hello":
-            return {"pid": 2, "host": "here", "now_ns": time.perf_counter_ns()}
+            return {"pid": 2, "host": "here", "now_ns": self.clock()}
         if method == "flush":
-            await anyio.sleep(0.5 if self.slot == 1 else 0.0)
+            if self.slot == 1:
+                await self.release.wait()
             return WorkerWindow(self.slot, completed={"w": 10 + self.slot})
         raise AssertionError(method)
 
 
 @pytest.mark.anyio
 async def test_a_slow_worker_does_not_hold_up_a_window_and_its_window_comes_at_the_next_collect() -> None:
-    fleet = WorkerFleet([object(), object()], FlushingWorker, Events())  # type: ignore[list-item]
+    """A collect with a wait takes the windows that came; a late one comes at the next collect."""
+    clock = FakeClock()
+    FlushingWorker.release = anyio.Event()
+    fleet = WorkerFleet(
+        [object(), object()],  # type: ignore[list-item]
+        lambda slot, _: FlushingWorker(slot, clock),
+        Events(),
+        perf_ns=clock,
+    )
     await fleet.start()
-    started = time.monotonic()
-    first = await fleet.collect(wait_s=0.05)
-    assert time.monotonic() - started < 0.4
-    assert [w.worker for w, _ in first] == [0]
-    await anyio.sleep(0.6)
-    second = await fleet.collect(wait_s=0.05)
-    assert sorted(w.worker for w, _ in second) == [0, 1]  # the late window, and worker 0's next one
-    everything = await fleet.collect()  # at a phase's end: wait for all
+    with anyio.fail_after(10):  # a guard against a hang, not a measurement
+        first = await fleet.collect(wait_s=0.05)
+        assert [w.worker for w, _ in first] == [0]  # worker 1's flush is still held
+        FlushingWorker.release.set()
+        second = await fleet.collect(wait_s=5.0)
+        assert sorted(w.worker for w, _ in second) == [0, 1]  # the late window, and worker 0's next one
+        everything = await fleet.collect()  # at a phase's end: wait for all
     assert sorted(w.worker for w, _ in everything) == [0, 1]
     assert sum(w.completed["w"] for w, _ in first + second + everything) == 10 * 3 + 11 * 2
+    await fleet.close()
+
+
+class DirectWorker(ShiftedWorker):
+    """Records into the coordinator's aggregator: says so in hello, must never be flushed."""
+
+    async def call(self, method: str, *args: object, timeout_s: float | None = None) -> Any:
+        self.calls += 1
+        if method == "hello":
+            return {"pid": 3, "host": "here", "now_ns": self.clock() + SHIFT_NS, "direct": True}
+        if method == "run":
+            start_ns, end_ns, _resume = args
+            assert isinstance(start_ns, int) and isinstance(end_ns, int)
+            return LoadEnded(end_ns, cut_short=2, drain_s=1.5)
+        raise AssertionError(method)
+
+
+@pytest.mark.anyio
+async def test_a_direct_worker_runs_on_our_clock_and_is_never_flushed() -> None:
+    """A fleet of one in-process worker: offset 0 without pings, nothing to collect, its load end as it said."""
+    clock = FakeClock()
+    workers: list[DirectWorker] = []
+
+    def launch(slot: int, _: object) -> DirectWorker:
+        workers.append(DirectWorker(slot, clock))
+        return workers[-1]
+
+    fleet = WorkerFleet([object()], launch, Events(), perf_ns=clock)  # type: ignore[list-item]
+    await fleet.start()
+    (member,) = fleet.live()
+    assert member.direct and member.offset_ns == 0 and workers[0].calls == 1  # one hello, no pings
+    assert await fleet.collect(wait_s=0.05) == [] and await fleet.collect() == []
+    assert await fleet.run(5 * MS, 9 * MS) == [LoadEnded(9 * MS, cut_short=2, drain_s=1.5)]
     await fleet.close()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import anyio
 import pytest
 
-from holoload.engine.phase_end import LoadStop, cut_short_problem, drain_guard
+from holoload.engine.phase_end import LoadEnded, LoadStop, cut_short_problem, drain_guard
 
 S = 1_000_000_000
 
@@ -27,13 +27,16 @@ def test_the_load_stops_at_the_phase_end_or_an_earlier_stop_request() -> None:
 
 @dataclass
 class FakeRun:
-    """What the drain guard reads of a WorkloadRun, on a clock the test moves."""
+    """What the drain guard reads of a WorkloadRun (and of its plan), on a clock the test moves."""
 
     now_ns: int = 0
     phase_end_ns: int | None = None
     stop_requested: bool = False
     drain_s: float = 2.0
-    cut_short: int = 0
+
+    @property
+    def plan(self) -> FakeRun:
+        return self
 
     def perf_ns(self) -> int:
         return self.now_ns
@@ -74,8 +77,9 @@ async def test_the_drain_guard_counts_the_drain_from_a_stop_request() -> None:
 
 def test_a_drain_that_cut_operations_is_on_the_record() -> None:
     """The problem names the phase, how many operations and the drain; none when nothing was cut."""
-    runs = [FakeRun(cut_short=2), FakeRun(cut_short=1)]
-    problem = cut_short_problem("soak", runs, 1.0)  # type: ignore[arg-type]
+    ends = [LoadEnded(0, cut_short=2, drain_s=2.0), LoadEnded(0, cut_short=1, drain_s=1.0)]
+    problem = cut_short_problem("soak", ends, 1.0)
     assert problem is not None and problem.what == "drain"
     assert problem.detail.startswith("phase soak: 3 operations still running 2s after its load stopped")
-    assert cut_short_problem("soak", [FakeRun()], 1.0) is None  # type: ignore[arg-type]
+    assert cut_short_problem("soak", [LoadEnded(0, drain_s=2.0)], 1.0) is None
+    assert cut_short_problem("soak", [], 1.0) is None

@@ -52,11 +52,12 @@ def test_worker_shares_add_up_to_the_single_process_split_exactly(workload: dict
     iterations = 0
     for index in range(count):
         (run,), writers = builder(index, count).build(p)
-        assert run.totals == totals
+        plan = run.plan
+        assert plan.totals == totals
         for endpoint in range(len(NAMES)):
-            assert len(run.writers[endpoint]) == len(run.slots(endpoint))
-            slots_seen[endpoint] += run.slots(endpoint)
-        assert len(writers) == sum(len(ws) for ws in run.writers)
+            assert len(plan.writers[endpoint]) == len(plan.slots(endpoint))
+            slots_seen[endpoint] += plan.slots(endpoint)
+        assert len(writers) == sum(len(ws) for ws in plan.writers)
         iterations += run.remaining or 0
     assert [sorted(s) for s in slots_seen] == [list(range(t)) for t in totals]
     if p.workloads[0].iterations is not None:

@@ -12,167 +12,58 @@ import asyncio
 import random
 import time
 import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 import anyio
 
 from holoload.adapters.pg import StatementError, describe_error
 from holoload.adapters.pool import Writer
 from holoload.adapters.surfaces import DB_ERRORS
-from holoload.core.acklog import AckLog
 from holoload.core.client_health import LATE_DROP_MS
 from holoload.core.generators import SeqAllocator
-from holoload.core.ledger import Ledger, WriteOutcome, outcome_of
-from holoload.core.outcome import ErrorClass, ErrorRules
+from holoload.core.ledger import WriteOutcome, outcome_of
+from holoload.core.outcome import ErrorClass
 from holoload.core.pacing import ArrivalSchedule, ConcurrencySchedule, Stage, WeightedCycle
-from holoload.core.window import Aggregator, OpKey, OpRecorder
+from holoload.core.window import OpKey, OpRecorder
 from holoload.core.workload import Workload
-from holoload.engine.ledgers import LedgerBook, Pulse
 from holoload.engine.operations import CompiledOp
 from holoload.engine.phase_end import drain_guard
+from holoload.engine.workload_run import WorkloadPlan, WorkloadRun
 
 UNIQUE_VIOLATION = "23505"
 
 NS = 1_000_000_000
 LATE_DROP_NS = int(LATE_DROP_MS * 1_000_000)
-
-
-@dataclass
-class RetryBudget:
-    """Retries allowed so far: at most `fraction` of operations, plus a small head start."""
-
-    fraction: float
-    operations: int = 0
-    retries: int = 0
-
-    def allow(self) -> bool:
-        if self.retries < 10 + self.fraction * self.operations:
-            self.retries += 1
-            return True
-        return False
-
-
-@dataclass
-class WorkloadRun:
-    """Everything one workload needs while its phase runs.
-
-    Args:
-        phase: phase name (part of every recorder key).
-        workload: the validated workload.
-        writers: writers per endpoint (index = endpoint), only endpoints with weight > 0 have any.
-        aggregator: where outcomes go.
-        seq: id allocators by start value.
-        perf_ns: monotonic clock.
-        phase_end_ns: when the phase's duration runs out (None: no limit).
-        share: (this process's number, how many processes share the workload). Writer slot s of
-            an endpoint belongs to process s % count, and so do that slot's open-loop arrivals.
-        seq_part: (index, parts) of the seq id space this process allocates from.
-        totals: writers per endpoint over all processes (None: just this one's).
-        start_at_ns: when the workload's schedule starts (None: when its executor starts).
-        iterations: this process's share of an iterations workload (None: all of them).
-        endpoint_names: endpoint names by index (for endpoint weights when this process has no
-            writer on some endpoint).
-        skip_before_ns: open loop, a restarted worker process: arrivals intended before this
-            belonged to the dead one and are skipped.
-        drain_s: once the phase's time is up or a stop was asked, how long operations in flight
-            may finish before they are cancelled.
-        cut_short: operations cancelled that way (counted as timeouts, writes in doubt).
-        late_drops: open loop, drops of arrivals whose dispatcher was already more than
-            `LATE_DROP_MS` behind their intended time (the client's lateness, not the server's).
-    """
-
-    phase: str
-    workload: Workload
-    writers: list[list[Writer]]
-    aggregator: Aggregator
-    seq: dict[int, SeqAllocator]
-    perf_ns: Callable[[], int] = time.perf_counter_ns
-    phase_end_ns: int | None = None
-    remaining: int | None = None
-    rules: ErrorRules | None = None
-    op_timeout_s: float | None = None
-    ledgers: LedgerBook | None = None
-    pulses: Sequence[Pulse] = ()
-    completed: int = 0
-    stop_requested: bool = False
-    budget: RetryBudget = field(init=False)
-    start_ns: int = 0
-    lag_ns: int = 0
-    share: tuple[int, int] = (0, 1)
-    seq_part: tuple[int, int] = (0, 1)
-    totals: list[int] | None = None
-    start_at_ns: int | None = None
-    iterations: int | None = None
-    endpoint_names: Sequence[str] = ()
-    skip_before_ns: int | None = None
-    acks: AckLog | None = None  # chaos runs in one process: who acknowledged which ids, and when
-    drain_s: float = 10.0
-    cut_short: int = 0
-    late_drops: int = 0
-
-    def __post_init__(self) -> None:
-        self.budget = RetryBudget(self.workload.retry.budget)
-        if self.workload.executor != "iterations":
-            self.remaining = None
-        else:
-            self.remaining = self.iterations if self.iterations is not None else self.workload.iterations
-
-    def endpoint_total(self, endpoint: int) -> int:
-        """Writers on an endpoint over every process."""
-        return len(self.writers[endpoint]) if self.totals is None else self.totals[endpoint]
-
-    def slots(self, endpoint: int) -> list[int]:
-        """The writer slots of an endpoint this process owns (their writers, in order)."""
-        index, count = self.share
-        return [s for s in range(self.endpoint_total(endpoint)) if s % count == index]
-
-    def begin(self) -> int:
-        """Mark the executor's start: the shared start time when one was given."""
-        self.start_ns = self.start_at_ns if self.start_at_ns is not None else self.perf_ns()
-        return self.start_ns
-
-    def take_iteration(self) -> bool:
-        """Iterations executor: claim one iteration; False when they are all claimed."""
-        if self.remaining is None:
-            return True
-        if self.remaining <= 0:
-            return False
-        self.remaining -= 1
-        return True
-
-    def over(self, now_ns: int, schedule_end_ns: int | None) -> bool:
-        if self.stop_requested:
-            return True
-        if self.phase_end_ns is not None and now_ns >= self.phase_end_ns:
-            return True
-        return schedule_end_ns is not None and now_ns >= schedule_end_ns
+NO_IDS: list[tuple[int, int]] = []  # an op without a ledger: never written to
 
 
 class WriterLoop:
     """One writer's compiled ops, op mix and recorders; runs attempts with retries."""
 
     def __init__(self, run: WorkloadRun, writer: Writer, seed: int) -> None:
+        plan = self.plan = run.plan
         self.run = run
         self.writer = writer
+        self.perf_ns = plan.perf_ns
+        self.policy = plan.workload.retry
         rng = random.Random(seed)
-        ops = run.workload.ops
+        ops = plan.workload.ops
         self.ops = [
             CompiledOp(
                 op,
                 rng,
-                _allocator(run, op.params),
-                run.op_timeout_s,
-                None if run.ledgers is None or op.ledger is None else run.ledgers.ledger(op.ledger, writer.endpoint),
+                _allocator(plan, op.params),
+                plan.op_timeout_s,
+                None if plan.ledgers is None or op.ledger is None else plan.ledgers.ledger(op.ledger, writer.endpoint),
             )
             for op in ops
         ]
-        self.pulse = run.pulses[writer.endpoint] if writer.endpoint < len(run.pulses) else None
+        self.pulse = plan.pulses[writer.endpoint] if writer.endpoint < len(plan.pulses) else None
         self.mix = WeightedCycle([op.weight for op in ops])
         self.single = len(ops) == 1
-        now = run.perf_ns()
+        now = self.perf_ns()
         self.recorders: list[OpRecorder] = [
-            run.aggregator.recorder(OpKey(run.phase, run.workload.name, op.name, writer.name), now) for op in ops
+            plan.aggregator.recorder(OpKey(plan.phase, plan.workload.name, op.name, writer.name), now) for op in ops
         ]
         self.rng = rng
 
@@ -184,100 +75,77 @@ class WriterLoop:
         early (timer granularity) counts from its actual start, so latency is never understated.
         Service time (from the last attempt's send) is recorded where it can differ from the
         latency: open loop, or when retries are on.
+
+        A ledger op's ids are recorded acknowledged, failed or in doubt, and a retry reuses
+        them. An in-doubt write is retried only when the id column is unique; a 23505 on such
+        a retry proves the earlier attempt applied (recovered).
         """
         i = 0 if self.single else self.mix.next()
         op, rec = self.ops[i], self.recorders[i]
+        perf_ns = self.perf_ns
         if open_loop and intended_ns is not None:
-            started = self.run.perf_ns()
+            started = perf_ns()
             rec.schedule_lag(intended_ns, started)
             intended_ns = min(intended_ns, started)  # an early start counts from when it really began
-        self.run.completed += 1
-        if op.ledger is not None:
-            await self._tracked(op, op.ledger, rec, intended_ns, open_loop)
-            return
-        policy = self.run.workload.retry
-        self.run.budget.operations += 1
-        attempt = 1
-        while True:
-            writer = self.writer
-            if writer.broken() and not await writer.ensure(time.monotonic() + 1.0):
-                self._unconnected(rec, writer)
-                return
-            sent_ns = self.run.perf_ns()
-            if intended_ns is None:
-                intended_ns = sent_ns
-            try:
-                rows = await op.run(writer)
-            except anyio.get_cancelled_exc_class():
-                await self._cut_short(rec, writer)
-                raise
-            except DB_ERRORS as exc:
-                if not await self._failed(rec, writer, describe_error(exc, self.run.rules), attempt):
-                    return
-                attempt += 1
-                continue
-            self._succeeded(rec, intended_ns, sent_ns, rows, open_loop or policy.max_attempts > 1)
-            return
-
-    async def _tracked(
-        self, op: CompiledOp, ledger: Ledger, rec: OpRecorder, intended_ns: int | None, open_loop: bool
-    ) -> None:
-        """A ledger write: its ids are recorded acknowledged, failed or in doubt.
-
-        A retry reuses the same ids. An in-doubt write is retried only when the id column is
-        unique; a 23505 on such a retry proves the earlier attempt applied (recovered).
-        """
-        ids = op.draw()
-        policy = self.run.workload.retry
-        unique = op.unique_ids
-        self.run.budget.operations += 1
+        run = self.run
+        run.completed += 1
+        run.budget.operations += 1
+        service = open_loop or self.policy.max_attempts > 1
+        ledger = op.ledger
+        ids = op.draw() if ledger is not None else NO_IDS
+        send = op.run if ledger is None else op.replay
         attempt, doubted = 1, False
         while True:
             writer = self.writer
             if writer.broken() and not await writer.ensure(time.monotonic() + 1.0):
                 self._unconnected(rec, writer)
-                ledger.record_write(outcome_of(None, sent=False), ids)  # never sent: nothing applied
+                if ledger is not None:
+                    ledger.record_write(outcome_of(None, sent=False), ids)  # never sent: nothing applied
                 return
-            sent_ns = self.run.perf_ns()
+            sent_ns = perf_ns()
             if intended_ns is None:
                 intended_ns = sent_ns
             try:
-                rows = await op.replay(writer)
+                rows = await send(writer)
             except anyio.get_cancelled_exc_class():
-                ledger.record_write(WriteOutcome.IN_DOUBT, ids)  # sent, never answered
+                if ledger is not None:
+                    ledger.record_write(WriteOutcome.IN_DOUBT, ids)  # sent, never answered
                 await self._cut_short(rec, writer)
                 raise
             except DB_ERRORS as exc:
-                error = describe_error(exc, self.run.rules)
-                if doubted and error.sqlstate == UNIQUE_VIOLATION:
-                    for start, end in ids:  # the earlier, in-doubt attempt had applied
-                        ledger.duplicate_proof(start, end)
-                    self._succeeded(rec, intended_ns, sent_ns, op.rows, open_loop or policy.max_attempts > 1)
-                    return
-                outcome = outcome_of(error.sqlstate, sent=True)
-                ledger.record_write(outcome, ids)
-                doubted = doubted or outcome is WriteOutcome.IN_DOUBT
-                retry_ok = outcome is WriteOutcome.FAILED or unique  # never blindly re-run a write in doubt
+                error = describe_error(exc, self.plan.rules)
+                retry_ok = True
+                if ledger is not None:
+                    if doubted and error.sqlstate == UNIQUE_VIOLATION:
+                        for start, end in ids:  # the earlier, in-doubt attempt had applied
+                            ledger.duplicate_proof(start, end)
+                        self._succeeded(rec, intended_ns, sent_ns, op.rows, service)
+                        return
+                    outcome = outcome_of(error.sqlstate, sent=True)
+                    ledger.record_write(outcome, ids)
+                    doubted = doubted or outcome is WriteOutcome.IN_DOUBT
+                    retry_ok = outcome is WriteOutcome.FAILED or op.unique_ids  # never blindly re-run a write in doubt
                 if not await self._failed(rec, writer, error, attempt, retry_ok=retry_ok):
                     return
                 attempt += 1
                 continue
-            ledger.record_write(WriteOutcome.ACKNOWLEDGED, ids)
-            if self.run.acks is not None:
-                self.run.acks.note(ids, writer.server, self.run.perf_ns())
-            self._succeeded(rec, intended_ns, sent_ns, rows, open_loop or policy.max_attempts > 1)
+            if ledger is not None:
+                ledger.record_write(WriteOutcome.ACKNOWLEDGED, ids)
+                if self.plan.acks is not None:
+                    self.plan.acks.note(ids, writer.server, perf_ns())
+            self._succeeded(rec, intended_ns, sent_ns, rows, service)
             return
 
     def _note(self, rec: OpRecorder, error: StatementError) -> None:
         """Count a failed attempt by class, and keep its message (the first few distinct ones) for people."""
         rec.failure(error.error_class)
         key = rec.key
-        self.run.aggregator.errors.note(
+        self.plan.aggregator.errors.note(
             (key.workload, key.op, key.endpoint),
             error.sqlstate,
             error.error_class.value,
             error.message,
-            self.run.perf_ns(),
+            self.perf_ns(),
         )
 
     def _unconnected(self, rec: OpRecorder, writer: Writer) -> None:
@@ -295,12 +163,12 @@ class WriterLoop:
         error_class = error.error_class
         if error_class is ErrorClass.CONNECTION and writer.conn is not None:
             writer.conn.terminate()
-        policy = self.run.workload.retry
+        policy = self.policy
         if (
             not retry_ok
             or attempt >= policy.max_attempts
             or error_class not in policy.on
-            or self.run.over(self.run.perf_ns(), None)  # the phase's time is up: no new attempt
+            or self.run.over(self.perf_ns(), None)  # the phase's time is up: no new attempt
             or not self.run.budget.allow()
         ):
             return False
@@ -316,24 +184,21 @@ class WriterLoop:
         await writer.discard()  # shielded and bounded: its statement must not outlive it
 
     def _succeeded(self, rec: OpRecorder, intended_ns: int, sent_ns: int, rows: int, service: bool) -> None:
-        done_ns = self.run.perf_ns()
+        done_ns = self.perf_ns()
         rec.success(intended_ns, sent_ns, done_ns, rows, service=service)
         if self.pulse is not None and self.pulse.armed:
             self.pulse.hit(done_ns)
 
 
-def _allocator(run: WorkloadRun, params: Sequence[object]) -> SeqAllocator:
+def _allocator(plan: WorkloadPlan, params: Sequence[object]) -> SeqAllocator:
     starts = [getattr(p, "start", None) for p in params if getattr(p, "gen", "") == "seq"]
-    start = int(starts[0]) if starts and starts[0] is not None else 1
-    if start not in run.seq:
-        index, parts = run.seq_part
-        run.seq[start] = SeqAllocator.partition(start, parts, index)
-    return run.seq[start]
+    return plan.seq_allocator(int(starts[0]) if starts and starts[0] is not None else 1)
 
 
 async def run_closed_loop(run: WorkloadRun) -> None:
     """Closed loop: each writer runs operations back to back (iterations and *-concurrency)."""
-    w = run.workload
+    plan = run.plan
+    w = plan.workload
     schedule = None
     if w.executor == "ramping-concurrency":
         stages = [Stage(s.duration, s.target) for s in w.stages]
@@ -346,10 +211,10 @@ async def run_closed_loop(run: WorkloadRun) -> None:
     async with anyio.create_task_group() as guarded:
         guarded.start_soon(drain_guard, run, guarded.cancel_scope)
         async with anyio.create_task_group() as tg:
-            for endpoint, endpoint_writers in enumerate(run.writers):
+            for endpoint, endpoint_writers in enumerate(plan.writers):
                 # ramps are per endpoint of weight 1; a weighted endpoint has more (or fewer) writers
-                scale = run.endpoint_total(endpoint) / top
-                for slot, writer in zip(run.slots(endpoint), endpoint_writers, strict=True):
+                scale = plan.endpoint_total(endpoint) / top
+                for slot, writer in zip(plan.slots(endpoint), endpoint_writers, strict=True):
                     loop = WriterLoop(run, writer, seed=_seed(w, writer, slot))
                     tg.start_soon(_closed_worker, run, loop, slot, schedule, end_ns, scale)
         guarded.cancel_scope.cancel()  # every writer is done: no drain to guard
@@ -363,9 +228,10 @@ async def _closed_worker(
     end_ns: int | None,
     scale: float = 1.0,
 ) -> None:
-    think = run.workload.think_time
+    think = run.plan.workload.think_time
+    perf_ns = run.plan.perf_ns
     while True:
-        now = run.perf_ns()
+        now = perf_ns()
         if run.over(now, end_ns):
             return
         if schedule is not None and slot >= round(schedule.target_at((now - run.start_ns) / NS) * scale):
@@ -380,19 +246,20 @@ async def _closed_worker(
 
 async def run_open_loop(run: WorkloadRun) -> None:
     """Open loop: arrivals at intended times; a busy endpoint queues a few, then drops (counted)."""
-    w = run.workload
+    plan = run.plan
+    w = plan.workload
     if w.executor == "constant-rate":
         assert w.rate is not None
         schedule = ArrivalSchedule.constant(w.rate, None)
     else:
         schedule = ArrivalSchedule.ramping([Stage(s.duration, s.target) for s in w.stages], w.start)
-    active = [i for i in range(len(run.writers)) if run.endpoint_total(i) > 0]
-    weights = [_endpoint_weight(run, i) for i in active]
+    active = [i for i in range(len(plan.writers)) if plan.endpoint_total(i) > 0]
+    weights = [_endpoint_weight(plan, i) for i in active]
     cycle = WeightedCycle(weights)
-    mine = [i for i in active if run.writers[i]]
-    queues = {i: asyncio.Queue[int | None](maxsize=max(1, len(run.writers[i]))) for i in mine}
+    mine = [i for i in active if plan.writers[i]]
+    queues = {i: asyncio.Queue[int | None](maxsize=max(1, len(plan.writers[i]))) for i in mine}
     loops = {
-        i: [WriterLoop(run, wr, _seed(w, wr, s)) for s, wr in zip(run.slots(i), run.writers[i], strict=True)]
+        i: [WriterLoop(run, wr, _seed(w, wr, s)) for s, wr in zip(plan.slots(i), plan.writers[i], strict=True)]
         for i in mine
     }
     run.begin()
@@ -424,9 +291,10 @@ async def _dispatch(
     loops: dict[int, list[WriterLoop]],
     end_ns: int | None,
 ) -> None:
-    start = run.start_ns
-    drop_mix = WeightedCycle([op.weight for op in run.workload.ops])
-    index, count = run.share
+    plan, start = run.plan, run.start_ns
+    perf_ns = plan.perf_ns
+    drop_mix = WeightedCycle([op.weight for op in plan.workload.ops])
+    index, count = plan.share
     arrivals = dict.fromkeys(active, 0)
     for offset_s in schedule.intended_times():
         intended = start + int(offset_s * NS)
@@ -436,11 +304,11 @@ async def _dispatch(
         if count > 1:  # the schedule is global: arrival j of an endpoint goes to the owner of slot j
             j = arrivals[endpoint]
             arrivals[endpoint] = j + 1
-            if j % run.endpoint_total(endpoint) % count != index:
+            if j % plan.endpoint_total(endpoint) % count != index:
                 continue
         if run.skip_before_ns is not None and intended < run.skip_before_ns:
             continue
-        now = run.perf_ns()
+        now = perf_ns()
         if intended > now:
             await asyncio.sleep((intended - now) / NS)
         else:
@@ -451,7 +319,7 @@ async def _dispatch(
             queues[endpoint].put_nowait(intended)
         except asyncio.QueueFull:  # every writer busy and as many waiting: counted, never hidden
             loops[endpoint][0].recorders[drop_mix.next()].drop()
-            if run.perf_ns() - intended > LATE_DROP_NS:  # the dispatcher itself was behind: the client's fault
+            if perf_ns() - intended > LATE_DROP_NS:  # the dispatcher itself was behind: the client's fault
                 run.late_drops += 1
 
 
@@ -460,14 +328,14 @@ async def _open_worker(run: WorkloadRun, loop: WriterLoop, queue: asyncio.Queue[
         await loop.execute(intended, open_loop=True)
 
 
-def _endpoint_weight(run: WorkloadRun, endpoint: int) -> float:
-    weights = run.workload.endpoints
+def _endpoint_weight(plan: WorkloadPlan, endpoint: int) -> float:
+    weights = plan.workload.endpoints
     if not weights:
         return 1.0
-    if run.endpoint_names:
-        name = run.endpoint_names[endpoint]
+    if plan.endpoint_names:
+        name = plan.endpoint_names[endpoint]
     else:
-        name = run.writers[endpoint][0].name if run.writers[endpoint] else ""
+        name = plan.writers[endpoint][0].name if plan.writers[endpoint] else ""
     return weights.get(name, 0.0)
 
 

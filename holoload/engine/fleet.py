@@ -1,10 +1,11 @@
 """The coordinator's side of worker processes: start them, run phases on them, collect windows.
 
-A `WorkerFleet` owns one handle per worker slot (a local process or a Ray actor, both with
-`call(method, *args)`), the clock offset of each, and what happens when one is lost: it is
-reported as a `RunProblem("worker_lost")`, then either the run fails (`on_loss = "fail"`: the
-fleet sets `failed` and the engine aborts) or a new worker takes the slot's share with a seq
-partition no earlier worker used (`on_loss = "restart"`, at most `max_restarts` times in all).
+A `WorkerFleet` owns one handle per worker slot (a local process, a Ray actor or, for a run in
+one process, an `InProcessWorker`, all with `call(method, *args)`), the clock offset of each,
+and what happens when one is lost: it is reported as a `RunProblem("worker_lost")`, then either
+the run fails (`on_loss = "fail"`: the fleet sets `failed` and the engine aborts) or a new worker
+takes the slot's share with a seq partition no earlier worker used (`on_loss = "restart"`, at
+most `max_restarts` times in all).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from holoload.core.outcome import ErrorRules
 from holoload.core.scenario import Scenario
 from holoload.core.verdicts import Verdict
 from holoload.core.wire import WorkerWindow
+from holoload.engine.phase_end import LoadEnded
 from holoload.engine.worker import WorkerSpec
 
 CLOCK_PINGS = 5
@@ -66,7 +68,7 @@ def worker_specs(
 
 @dataclass
 class Member:
-    """One slot's current worker."""
+    """One slot's current worker (`direct`: it records straight into our aggregator, on our clock)."""
 
     handle: WorkerHandle
     spec: WorkerSpec
@@ -74,6 +76,7 @@ class Member:
     pid: int | None = None
     host: str = ""
     generation: int = 0
+    direct: bool = False
 
 
 @dataclass
@@ -134,6 +137,8 @@ class WorkerFleet:
         handle = self.launch(slot, spec)
         await handle.start()
         info = await handle.call("hello", timeout_s=60.0)  # the first answer waits for the worker's start-up
+        if info.get("direct"):  # in this process: our clock, our aggregator
+            return Member(handle, spec, 0, info.get("pid"), str(info.get("host", "")), generation, direct=True)
         best: tuple[int, int] | None = None
         for _ in range(CLOCK_PINGS):  # the offset from the quickest round trip: its error is under half of it
             before = self.perf_ns()
@@ -149,22 +154,22 @@ class WorkerFleet:
         self._current = phase
         await self._each(lambda m: m.handle.call("prepare", phase))
 
-    async def run(self, start_ns: int, end_ns: int | None) -> int | None:
+    async def run(self, start_ns: int, end_ns: int | None) -> list[LoadEnded]:
         """Run the prepared phase on every worker from `start_ns` (our clock) until each is done.
 
         Returns:
-            When the last worker's load ended (our clock), or None when none finished.
+            How each worker's load ended that finished (our clock).
         """
-        ended: list[int] = []
+        ended: list[LoadEnded] = []
         try:
             async with anyio.create_task_group() as tg:
                 for slot in range(self.count):
                     tg.start_soon(self._run_slot, slot, start_ns, end_ns, ended)
         finally:
             self._current = None
-        return max(ended) if ended else None
+        return ended
 
-    async def _run_slot(self, slot: int, start_ns: int, end_ns: int | None, ended: list[int]) -> None:
+    async def _run_slot(self, slot: int, start_ns: int, end_ns: int | None, ended: list[LoadEnded]) -> None:
         resume: int | None = None
         while (member := self.members[slot]) is not None:
             off = member.offset_ns
@@ -175,7 +180,7 @@ class WorkerFleet:
                     None if end_ns is None else end_ns - off,
                     None if resume is None else resume - off,
                 )
-                ended.append(int(done) + off)
+                ended.append(replace(done, ended_ns=done.ended_ns + off))
                 return
             except WorkerLost as exc:
                 if not await self._lost(slot, exc):
@@ -192,7 +197,7 @@ class WorkerFleet:
                 windows. It is lost only after `flush_timeout_s`.
         """
         for slot, member in enumerate(self.members):
-            if member is not None and slot not in self._flushing:
+            if member is not None and not member.direct and slot not in self._flushing:
                 call = member.handle.call("flush", timeout_s=self.flush_timeout_s)
                 self._flushing[slot] = (member, asyncio.ensure_future(call))
         if self._flushing:
@@ -213,9 +218,21 @@ class WorkerFleet:
         """Graceful stop on every live worker (their running phase ends once in-flight work is done)."""
         await self._each(lambda m: m.handle.call("stop", timeout_s=self.flush_timeout_s))
 
-    async def cancel(self) -> None:
-        """Abandon the running phase on every live worker."""
-        await self._each(lambda m: m.handle.call("cancel", timeout_s=self.flush_timeout_s))
+    async def cancel(self) -> list[LoadEnded]:
+        """Abandon the running phase on every live worker.
+
+        Returns:
+            How the load ended on the workers whose phase has already wound down (our clock).
+        """
+        ended: list[LoadEnded] = []
+
+        async def cancel(member: Member) -> None:
+            done = await member.handle.call("cancel", timeout_s=self.flush_timeout_s)
+            if isinstance(done, LoadEnded):
+                ended.append(replace(done, ended_ns=done.ended_ns + member.offset_ns))
+
+        await self._each(cancel)
+        return ended
 
     async def close(self) -> None:
         for _, task in self._flushing.values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,7 @@ from holoload.core.events import RunProblem
 from holoload.core.window import NS
 
 if TYPE_CHECKING:
-    from holoload.engine.executors import WorkloadRun
+    from holoload.engine.workload_run import WorkloadRun
 
 #: How often the drain guard looks for a stop request.
 DRAIN_POLL_S = 0.1
@@ -49,12 +50,34 @@ class LoadStop:
         return stop is None or window_start_ns < stop
 
 
+@dataclass(frozen=True)
+class LoadEnded:
+    """How one worker's load of a phase ended.
+
+    Args:
+        ended_ns: when its load ended (the worker's clock until the fleet maps it onto ours),
+            before its connections were closed.
+        cut_short: operations the drain cancelled (counted as timeouts, writes in doubt).
+        drain_s: the longest drain of its workloads.
+    """
+
+    ended_ns: int
+    cut_short: int = 0
+    drain_s: float = 0.0
+
+    @classmethod
+    def of(cls, runs: Sequence[WorkloadRun], ended_ns: int) -> LoadEnded:
+        drain_s = max((run.plan.drain_s for run in runs), default=0.0)
+        return cls(ended_ns, sum(run.cut_short for run in runs), drain_s)
+
+
 async def drain_guard(run: WorkloadRun, scope: anyio.CancelScope) -> None:
-    """Cancel `scope` `run.drain_s` after the phase's time is up or a stop was asked."""
+    """Cancel `scope` `drain_s` after the phase's time is up or a stop was asked."""
     stop_seen: int | None = None
-    drain_ns = int(run.drain_s * NS)
+    drain_ns = int(run.plan.drain_s * NS)
+    perf_ns = run.plan.perf_ns
     while True:
-        now = run.perf_ns()
+        now = perf_ns()
         if stop_seen is None and run.stop_requested:
             stop_seen = now
         ends = [t for t in (run.phase_end_ns, stop_seen) if t is not None]
@@ -65,12 +88,16 @@ async def drain_guard(run: WorkloadRun, scope: anyio.CancelScope) -> None:
         await anyio.sleep(min(DRAIN_POLL_S, max(0.0, wait_s)))
 
 
-def cut_short_problem(phase: str, runs: list[WorkloadRun], ts: float) -> RunProblem | None:
-    """A problem for the record when the drain cancelled operations of the phase (None: it cut none)."""
-    cut = sum(run.cut_short for run in runs)
+def cut_short_problem(phase: str, ends: Sequence[LoadEnded], ts: float) -> RunProblem | None:
+    """A problem for the record when the drain cancelled operations of the phase (None: it cut none).
+
+    Args:
+        ends: how each worker's load of the phase ended.
+    """
+    cut = sum(end.cut_short for end in ends)
     if not cut:
         return None
-    drain = max(run.drain_s for run in runs)
+    drain = max(end.drain_s for end in ends)
     return RunProblem(
         ts,
         "drain",

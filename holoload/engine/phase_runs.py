@@ -15,8 +15,8 @@ from holoload.core.pacing import split_weighted
 from holoload.core.scenario import RunSettings
 from holoload.core.window import Aggregator
 from holoload.core.workload import Phase, Workload
-from holoload.engine.executors import WorkloadRun
 from holoload.engine.ledgers import LedgerBook, Pulse
+from holoload.engine.workload_run import WorkloadPlan, WorkloadRun
 
 
 def writer_counts(workload: Workload, names: Sequence[str]) -> list[int]:
@@ -74,28 +74,26 @@ class RunBuilder:
             totals = writer_counts(workload, self.names)
             per_endpoint = self._writers(workload, totals)
             every += [w for ws in per_endpoint for w in ws]
-            runs.append(
-                WorkloadRun(
-                    phase.name,
-                    workload,
-                    per_endpoint,
-                    self.aggregator,
-                    self.seq,
-                    perf_ns=self.perf_ns,
-                    rules=self.rules,
-                    op_timeout_s=self.settings.statement_timeout + 5,
-                    drain_s=min(self.settings.drain, self.settings.statement_timeout + 5),
-                    ledgers=self.book,
-                    pulses=self.pulses,
-                    stop_requested=stopping,
-                    share=self.share,
-                    seq_part=self.seq_part,
-                    totals=totals,
-                    iterations=self._iterations(workload, totals),
-                    endpoint_names=self.names,
-                    acks=self.acks,
-                )
+            plan = WorkloadPlan(
+                phase.name,
+                workload,
+                per_endpoint,
+                self.aggregator,
+                self.seq,
+                perf_ns=self.perf_ns,
+                rules=self.rules,
+                op_timeout_s=self.settings.statement_timeout + 5,
+                ledgers=self.book,
+                pulses=self.pulses,
+                share=self.share,
+                seq_part=self.seq_part,
+                totals=totals,
+                iterations=self._iterations(workload, totals),
+                endpoint_names=self.names,
+                acks=self.acks,
+                drain_s=min(self.settings.drain, self.settings.statement_timeout + 5),
             )
+            runs.append(WorkloadRun(plan, stop_requested=stopping))
         return runs, every
 
     def _iterations(self, workload: Workload, totals: list[int]) -> int | None:

@@ -1,8 +1,10 @@
-"""One worker process's engine: its share of every phase's load, flushed to the coordinator.
+"""A worker's engine: its share of every phase's load, recorded for the coordinator.
 
 A `WorkerEngine` holds no gates, chaos, samplers or checker: the coordinator (`load.LoadEngine`)
 keeps those and sees merged numbers. The same class runs in a local worker process
-(`worker_main`) and as a Ray actor (`adapters.ray_workers`); its methods are the whole protocol.
+(`worker_main`), as a Ray actor (`adapters.ray_workers`) and, for a run in one process, in the
+coordinator's own process (`InProcessWorker`), recording straight into the coordinator's
+aggregator and ledgers (nothing to flush). Its methods are the whole protocol.
 """
 
 from __future__ import annotations
@@ -10,20 +12,25 @@ from __future__ import annotations
 import os
 import socket
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 
 from holoload.adapters.pool import Writer, close_writers, open_writers
+from holoload.core.acklog import AckLog
 from holoload.core.journal import JournalLedger
 from holoload.core.outcome import ErrorRules
 from holoload.core.scenario import Scenario
 from holoload.core.window import Aggregator
 from holoload.core.wire import WireStats, WorkerWindow
 from holoload.engine.client_probe import LoopProbe
-from holoload.engine.executors import WorkloadRun, run_closed_loop, run_open_loop
-from holoload.engine.ledgers import LedgerBook
+from holoload.engine.executors import run_closed_loop, run_open_loop
+from holoload.engine.ledgers import LedgerBook, Pulse
+from holoload.engine.phase_end import LoadEnded
 from holoload.engine.phase_runs import RunBuilder
+from holoload.engine.workload_run import WorkloadRun
 
 
 @dataclass(frozen=True)
@@ -53,13 +60,38 @@ class WorkerSpec:
     seq_parts: int
 
 
-class WorkerEngine:
-    """Runs phases when told, records into its own recorders, hands them over on `flush`."""
+@dataclass(frozen=True)
+class Recording:
+    """Where an in-process worker records: the coordinator's own aggregator, ledgers and clock.
 
-    def __init__(self, spec: WorkerSpec) -> None:
+    Args:
+        aggregator: the coordinator's aggregator (its windows and gates see every op at once).
+        book: the coordinator's ledgers.
+        pulses: recovery pulses by endpoint.
+        acks: who acknowledged which ids, and when (chaos runs).
+        perf_ns: the coordinator's monotonic clock.
+    """
+
+    aggregator: Aggregator
+    book: LedgerBook
+    pulses: Sequence[Pulse] = ()
+    acks: AckLog | None = None
+    perf_ns: Callable[[], int] = field(default=time.perf_counter_ns)
+
+
+class WorkerEngine:
+    """Runs phases when told; records into its own recorders and hands them over on `flush`,
+    or, given a `Recording`, straight into the coordinator's (`direct`: never flushed)."""
+
+    def __init__(self, spec: WorkerSpec, recording: Recording | None = None) -> None:
         self.spec = spec
-        self.aggregator = Aggregator(time.perf_counter_ns(), window_s=1.0, ring_s=0.0, success_logs=True)
-        self.book = LedgerBook(shared=spec.shared, factory=JournalLedger)
+        self.direct = recording is not None
+        if recording is None:  # a worker process: its own recorders, journals and loop probe
+            aggregator = Aggregator(time.perf_counter_ns(), window_s=1.0, ring_s=0.0, success_logs=True)
+            recording = Recording(aggregator, LedgerBook(shared=spec.shared, factory=JournalLedger))
+        self.aggregator = recording.aggregator
+        self.book = recording.book
+        self.perf_ns = recording.perf_ns
         self.builder = RunBuilder(
             spec.names,
             spec.dsns,
@@ -67,8 +99,11 @@ class WorkerEngine:
             spec.rules,
             self.aggregator,
             self.book,
+            recording.pulses,
             share=(spec.index, spec.count),
             seq_part=(spec.seq_index, spec.seq_parts),
+            perf_ns=recording.perf_ns,
+            acks=recording.acks,
         )
         self._runs: list[WorkloadRun] = []
         self._writers: list[Writer] = []
@@ -76,11 +111,24 @@ class WorkerEngine:
         self._sent: dict[str, int] = {}
         self._stopping = False
         self._scope: anyio.CancelScope | None = None
-        self.probe = LoopProbe(lambda: sum(r.late_drops for r in self._every_run))
+        self._ended: LoadEnded | None = None
+        # in the coordinator's process its own probe measures the loop that drives the load
+        self.probe = None if self.direct else LoopProbe(self.late_drops)
+
+    def late_drops(self) -> int:
+        """Open-loop arrivals dropped behind schedule so far, over every phase (a total)."""
+        return sum(r.late_drops for r in self._every_run)
+
+    def completed(self, workload: str) -> int:
+        """Operations of a workload started so far, over every phase."""
+        return sum(r.completed for r in self._every_run if r.plan.workload.name == workload)
 
     async def hello(self) -> dict[str, object]:
-        """Who and where the worker is, and its monotonic clock now (for the clock offset)."""
-        return {"pid": os.getpid(), "host": socket.gethostname(), "now_ns": time.perf_counter_ns()}
+        """Who and where the worker is, and its monotonic clock now (for the clock offset).
+
+        `direct`: it records straight into the coordinator's aggregator, on its clock.
+        """
+        return {"pid": os.getpid(), "host": socket.gethostname(), "now_ns": self.perf_ns(), "direct": self.direct}
 
     async def prepare(self, phase_name: str) -> None:
         """Build this worker's share of a phase and connect its writers.
@@ -90,11 +138,12 @@ class WorkerEngine:
             KeyError: no phase of that name.
         """
         phase = next(p for p in self.spec.scenario.phases if p.name == phase_name)
+        self._ended = None
         self._runs, self._writers = self.builder.build(phase, stopping=self._stopping)
         self._every_run += self._runs
         await open_writers(self._writers)
 
-    async def run(self, start_ns: int, end_ns: int | None, resume_ns: int | None = None) -> int:
+    async def run(self, start_ns: int, end_ns: int | None, resume_ns: int | None = None) -> LoadEnded:
         """Run the prepared phase from `start_ns` (this worker's clock) until `end_ns` or a stop.
 
         Args:
@@ -103,40 +152,63 @@ class WorkerEngine:
             resume_ns: a restarted worker: open-loop arrivals intended before this are skipped.
 
         Returns:
-            When its load ended (this worker's clock), before its connections were closed.
+            When its load ended (this worker's clock), before its connections were closed,
+            and what its drain cut short.
         """
         runs = self._runs
         for run in runs:
             run.start_at_ns = start_ns
             run.phase_end_ns = end_ns
             run.skip_before_ns = resume_ns
+        self._ended = None
+        ended: int | None = None
         try:
             with anyio.CancelScope() as self._scope:
                 async with anyio.create_task_group() as probing:
-                    probing.start_soon(self.probe.run)  # its loop lag, while it has load to drive
+                    if self.probe is not None:
+                        probing.start_soon(self.probe.run)  # its loop lag, while it has load to drive
                     async with anyio.create_task_group() as tg:
                         for run in runs:
-                            tg.start_soon(run_open_loop if run.workload.open_loop else run_closed_loop, run)
+                            tg.start_soon(run_open_loop if run.plan.workload.open_loop else run_closed_loop, run)
                     probing.cancel_scope.cancel()
-            return time.perf_counter_ns()
+            ended = self.perf_ns()
+            return LoadEnded.of(runs, ended)
         finally:
             self._scope = None
-            await close_writers(self._writers)
+            self._ended = LoadEnded.of(runs, self.perf_ns() if ended is None else ended)
+            await self._close_writers()
 
-    async def stop(self) -> None:
-        """Graceful stop: no new operations; the running phase ends once in-flight ones finish."""
+    async def _close_writers(self) -> None:
+        writers, self._writers = self._writers, []
+        await close_writers(writers)
+
+    def request_stop(self) -> None:
+        """Graceful stop, at once (no await): no new operations; in-flight ones finish."""
         self._stopping = True
         for run in self._runs:
             run.stop_requested = True
 
-    async def cancel(self) -> None:
-        """Abandon the running phase at once (the coordinator aborted the run)."""
-        await self.stop()
+    async def stop(self) -> None:
+        """Graceful stop: no new operations; the running phase ends once in-flight ones finish."""
+        self.request_stop()
+
+    async def cancel(self) -> LoadEnded | None:
+        """Abandon the running phase at once (the coordinator aborted the run).
+
+        Returns:
+            How the phase's load ended when it has already (None: it is still winding down).
+        """
+        self.request_stop()
         if self._scope is not None:
             self._scope.cancel()
+        else:  # prepared but never run: its writers are still connected
+            await self._close_writers()
+        return self._ended
 
     async def flush(self) -> WorkerWindow:
-        """Everything recorded since the last flush, encoded."""
+        """Everything recorded since the last flush, encoded (a worker with its own recorders)."""
+        if self.probe is None:
+            raise RuntimeError("an in-process worker records into the coordinator's aggregator: nothing to flush")
         window = WorkerWindow(self.spec.index, health=self.probe.take())
         for rec in self.aggregator.iter_recorders():
             stats = rec.swap()
@@ -153,7 +225,8 @@ class WorkerEngine:
                 window.endpoint_successes[name] = ms
         completed: dict[str, int] = {}
         for run in self._every_run:
-            completed[run.workload.name] = completed.get(run.workload.name, 0) + run.completed
+            name = run.plan.workload.name
+            completed[name] = completed.get(name, 0) + run.completed
         for name, total in completed.items():
             delta = total - self._sent.get(name, 0)
             if delta:
@@ -166,3 +239,25 @@ class WorkerEngine:
                 if records:
                     window.journal[(entry.table, entry.id_column, entry.endpoint)] = records
         return window
+
+
+class InProcessWorker:
+    """A worker handle for a run in one process: calls go straight to a `WorkerEngine` in this
+    process (no subprocess, no pickling), which records into the coordinator's aggregator."""
+
+    def __init__(self, slot: int, engine: WorkerEngine) -> None:
+        self.slot = slot
+        self.engine = engine
+
+    async def start(self) -> None:
+        pass
+
+    async def call(self, method: str, *args: object, timeout_s: float | None = None) -> Any:
+        """Run one of the engine's methods here; its exceptions (SetupError...) propagate as they are."""
+        return await getattr(self.engine, method)(*args)
+
+    def kill(self) -> None:
+        pass
+
+    async def close(self, timeout_s: float = 10.0) -> None:
+        pass
