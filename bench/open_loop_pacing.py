@@ -39,7 +39,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONSUMERS = 32
-NS = 1_000_000_000
+NS_PER_S = 1_000_000_000
 TICK_NS = 1_000_000  # uvloop/libuv timers: whole milliseconds
 VARIANTS = ("engine", "engine_share2", "batched", "batched_direct")
 
@@ -77,13 +77,13 @@ async def _batched(schedule: Any, start: int, end: int, put: Any) -> None:
     clock = time.perf_counter_ns
     half = TICK_NS // 2
     for offset_s in schedule.intended_times():
-        intended = start + int(offset_s * NS)
+        intended = start + int(offset_s * NS_PER_S)
         if intended >= end:
             return
         now = clock()
         if intended > now + half:  # not due within half a tick: sleep to it, but at least one tick,
             # so the process wakes at most once per tick and hands over everything due by then
-            await asyncio.sleep(max(intended - now, TICK_NS) / NS)
+            await asyncio.sleep(max(intended - now, TICK_NS) / NS_PER_S)
         put(intended)
 
 
@@ -94,8 +94,8 @@ async def variant(name: str, rate: int, seconds: float) -> dict[str, Any]:
     lags: list[int] = []
     recorder = _Recorder()
     schedule = ArrivalSchedule.constant(rate, None)
-    start = time.perf_counter_ns() + NS // 10
-    end = start + int(seconds * NS)
+    start = time.perf_counter_ns() + NS_PER_S // 10
+    end = start + int(seconds * NS_PER_S)
     cpu0 = time.process_time()
     if name == "batched_direct":
         idle: list[asyncio.Future[int | None]] = []

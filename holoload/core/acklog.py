@@ -12,7 +12,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-NS = 1_000_000_000
+NS_PER_S = 1_000_000_000
 
 
 class _Run:
@@ -33,7 +33,7 @@ class AckLog:
     """
 
     def __init__(
-        self, origin_ns: int, *, wall_origin_s: float = 0.0, resolution_ns: int = NS, max_runs: int = 1_000_000
+        self, origin_ns: int, *, wall_origin_s: float = 0.0, resolution_ns: int = NS_PER_S, max_runs: int = 1_000_000
     ) -> None:
         self.origin_ns = origin_ns
         self.wall_origin_s = wall_origin_s  # the wall-clock time (epoch s) of origin_ns
@@ -109,10 +109,10 @@ class AckLog:
         }
 
     def _offset(self, t_ns: int) -> float:
-        return round((t_ns - self.origin_ns) / NS, 3)
+        return round((t_ns - self.origin_ns) / NS_PER_S, 3)
 
     def _wall(self, t_ns: int) -> float:
-        return round(self.wall_origin_s + (t_ns - self.origin_ns) / NS, 3)
+        return round(self.wall_origin_s + (t_ns - self.origin_ns) / NS_PER_S, 3)
 
 
 def _merge_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

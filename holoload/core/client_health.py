@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from holoload.core.recorder import SparseHistogram
 from holoload.core.verdicts import Verdict
 
-MS = 1_000_000
+NS_PER_MS = 1_000_000
 GATE_NAME = "client.ok"
 GATE_KEY = "client_ok"  # gates.client_ok = "" disables the default gate; an expression replaces it
 COORDINATOR = "coordinator"
@@ -90,7 +90,7 @@ class LagSamples:
         if not values:
             return 0, None, None
         rank = max(0, -(-99 * len(values) // 100) - 1)  # nearest rank
-        return len(values), values[rank] / MS, values[-1] / MS
+        return len(values), values[rank] / NS_PER_MS, values[-1] / NS_PER_MS
 
 
 @dataclass(frozen=True, slots=True)

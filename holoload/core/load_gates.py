@@ -34,7 +34,7 @@ from holoload.core.gate_model import (
 from holoload.core.outcome import ErrorClass
 from holoload.core.units import parse_duration
 from holoload.core.verdicts import Verdict, evaluate
-from holoload.core.window import NS, Aggregator, OpStats
+from holoload.core.window import NS_PER_S, Aggregator, OpStats
 
 
 class LoadGateContext:
@@ -192,7 +192,7 @@ def _max_gap(ctx: object, op: str, keywords: Mapping[str, str]) -> float | None:
     if not isinstance(ctx, LoadGateContext):
         return None
     gap = ctx.agg.max_gap_ns(op, ctx.now_ns, _phases(ctx, keywords))
-    return None if gap is None else gap / NS
+    return None if gap is None else gap / NS_PER_S
 
 
 def _from_histogram(name: str, read: Callable[[HistogramView], float | None]) -> GateFunction:
@@ -341,7 +341,7 @@ class GateMonitor:
     def should_abort(self, now_ns: int) -> bool:
         if not self.abort_on_fail or self.failing_since_ns is None:
             return False
-        return (now_ns - self.failing_since_ns) / NS >= self.grace_s
+        return (now_ns - self.failing_since_ns) / NS_PER_S >= self.grace_s
 
     def final(self, ctx: LoadGateContext) -> Verdict:
         """The verdict for the summary.

@@ -24,7 +24,7 @@ from typing import Any
 
 from holoload.core.gate_model import FIELD, GateFunction, Kind
 
-NS = 1_000_000_000
+NS_PER_S = 1_000_000_000
 OUTAGE_FIELDS = frozenset({"min", "p50", "max"})
 #: A window's p99 counts as back to the pre-fault level when at most this factor above it.
 P99_TOLERANCE = 1.1
@@ -38,7 +38,7 @@ class Gap:
     to_ns: int | None
 
     def seconds(self, now_ns: int) -> float:
-        return ((self.to_ns if self.to_ns is not None else now_ns) - self.from_ns) / NS
+        return ((self.to_ns if self.to_ns is not None else now_ns) - self.from_ns) / NS_PER_S
 
 
 @dataclass
@@ -161,8 +161,8 @@ class OutageBook:
                     "fault": ep.fault,
                     "action": ep.kind,
                     "episode": ep.index,
-                    "start_s": round((ep.start_ns - origin_ns) / NS, 3),
-                    "end_s": None if ep.end_ns is None else round((ep.end_ns - origin_ns) / NS, 3),
+                    "start_s": round((ep.start_ns - origin_ns) / NS_PER_S, 3),
+                    "end_s": None if ep.end_ns is None else round((ep.end_ns - origin_ns) / NS_PER_S, 3),
                     "outage_s": None if worst is None else round(worst, 3),
                     # the worst op's gap on the wall clock (epoch s; to: None while still open)
                     "from_at": None if gap is None else self._wall(gap.from_ns),
@@ -170,8 +170,8 @@ class OutageBook:
                     "ops": {
                         op: {
                             "outage_s": round(g.seconds(now_ns), 3),
-                            "from_s": round((g.from_ns - origin_ns) / NS, 3),
-                            "to_s": None if g.to_ns is None else round((g.to_ns - origin_ns) / NS, 3),
+                            "from_s": round((g.from_ns - origin_ns) / NS_PER_S, 3),
+                            "to_s": None if g.to_ns is None else round((g.to_ns - origin_ns) / NS_PER_S, 3),
                             "pre_p99_ms": ep.pre_p99_ms.get(op),
                             "p99_back_s": _back_s(ep, op),
                         }
@@ -182,13 +182,13 @@ class OutageBook:
         return out
 
     def _wall(self, t_ns: int) -> float:
-        return round(self.wall_origin_s + (t_ns - self.origin_ns) / NS, 3)
+        return round(self.wall_origin_s + (t_ns - self.origin_ns) / NS_PER_S, 3)
 
 
 def _back_s(ep: Episode, op: str) -> float | None:
     """Seconds from the episode's end until the op's p99 was back at its pre-fault level (None: not yet)."""
     back = ep.p99_back_ns.get(op)
-    return None if back is None or ep.end_ns is None else round(max(0, back - ep.end_ns) / NS, 3)
+    return None if back is None or ep.end_ns is None else round(max(0, back - ep.end_ns) / NS_PER_S, 3)
 
 
 def _outage(ctx: object, name: str, keywords: Mapping[str, str]) -> float | None:

@@ -20,7 +20,7 @@ from holoload.core.outage import OutageBook
 from holoload.core.outcome import ErrorClass
 from holoload.core.recorder import SparseHistogram
 
-NS = 1_000_000_000
+NS_PER_S = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +248,7 @@ class Window:
 
     @property
     def seconds(self) -> float:
-        return (self.end_ns - self.start_ns) / NS
+        return (self.end_ns - self.start_ns) / NS_PER_S
 
 
 class Aggregator:
@@ -441,12 +441,12 @@ class Aggregator:
     def elapsed_s(self, phases: Iterable[str] | None, now_ns: int) -> float:
         """Time spent in the given phases (or since the start), for rates."""
         if phases is None:
-            return (now_ns - self.start_ns) / NS
+            return (now_ns - self.start_ns) / NS_PER_S
         total = 0
         for p in phases:
             start, end = self.phase_spans.get(p, (now_ns, now_ns))
             total += (end if end is not None else now_ns) - start
-        return total / NS
+        return total / NS_PER_S
 
     def iter_recorders(self) -> Iterator[OpRecorder]:
         return iter(self._recorders.values())

@@ -34,7 +34,7 @@ from holoload.core.events import ChaosFinished, ChaosStarted, EventSink
 from holoload.core.gates import NoData
 from holoload.core.outage import Episode, OutageBook
 from holoload.core.scenario import fill_template
-from holoload.core.window import NS
+from holoload.core.window import NS_PER_S
 from holoload.engine.ledgers import LedgerBook, Pulse, Recovery
 
 #: How many recent acknowledged ids `random_recent` picks a split key from.
@@ -190,10 +190,10 @@ class FaultRunner:
         start = self.perf_ns()
         plan = list(firings(rec.action, horizon_s, rng))
         for n, firing in enumerate(plan):
-            delay = start + int(firing.offset_s * NS) - self.perf_ns()
+            delay = start + int(firing.offset_s * NS_PER_S) - self.perf_ns()
             if delay > 0:
-                await anyio.sleep(delay / NS)
-            elif n + 1 < len(plan) and start + int(plan[n + 1].offset_s * NS) <= self.perf_ns():
+                await anyio.sleep(delay / NS_PER_S)
+            elif n + 1 < len(plan) and start + int(plan[n + 1].offset_s * NS_PER_S) <= self.perf_ns():
                 rec.skipped += 1  # an overrunning episode: missed slots fold into one firing, never a burst
                 continue
             await self._episode(rec, firing.index, firing.heal_after_s)
@@ -281,7 +281,7 @@ class FaultRunner:
             self._arm_writable(rec, self.perf_ns())
         if step == "heal" or not rec.active:  # the episode ends with its heal, or with an instant action
             self._end_episode(rec, self.perf_ns())
-        elapsed = (self.perf_ns() - started) / NS
+        elapsed = (self.perf_ns() - started) / NS_PER_S
         self.sink.emit(
             ChaosFinished(self.clock(), a.name, a.action, ok, elapsed, detail, output[-_OUTPUT_LIMIT:], step, node)
         )
@@ -428,7 +428,7 @@ class FaultRunner:
             return max(rv.seconds(now) for rv in recoveries)
         until = now if self._load_ended_ns is None else min(now, self._load_ended_ns)
         rv = min(waiting, key=lambda w: w.started_ns)
-        waited = max(0.0, (until - rv.started_ns) / NS)
+        waited = max(0.0, (until - rv.started_ns) / NS_PER_S)
         healed_by = "a heal" if rv.started_ns <= until else "the heal at the end of the load"
         why = f"no successful operation on {rv.node} after {healed_by} of '{name}' (waited {waited:.1f}s)"
         return NoData(why, at_least=waited if waited > 0 else None)

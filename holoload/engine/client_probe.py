@@ -19,7 +19,7 @@ from holoload.core.client_health import (
 )
 from holoload.core.scenario import Scenario
 
-NS = 1_000_000_000
+NS_PER_S = 1_000_000_000
 
 
 @dataclass
@@ -52,14 +52,14 @@ class LoopProbe:
         while True:
             before = self.perf_ns()
             await asyncio.sleep(interval_s)
-            self.samples.record(self.perf_ns() - before - int(interval_s * NS))
+            self.samples.record(self.perf_ns() - before - int(interval_s * NS_PER_S))
             interval_s = self.interval_s
 
     def take(self) -> ProcessHealth:
         """This process's health since the previous take."""
         now, cpu, drops = self.perf_ns(), self.cpu_s(), self.late_drops()
         count, p99_ms, max_ms = self.samples.take()
-        wall_s = (now - self._wall_ns) / NS
+        wall_s = (now - self._wall_ns) / NS_PER_S
         health = ProcessHealth(p99_ms, max_ms, count, cpu - self._cpu, wall_s, drops - self._drops, self.drives_load)
         self._wall_ns, self._cpu, self._drops = now, cpu, drops
         return health

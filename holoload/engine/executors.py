@@ -32,7 +32,7 @@ from holoload.engine.workload_run import WorkloadPlan, WorkloadRun
 
 UNIQUE_VIOLATION = "23505"
 
-NS = 1_000_000_000
+NS_PER_S = 1_000_000_000
 LATE_DROP_NS = int(LATE_DROP_MS * 1_000_000)
 NO_IDS: list[tuple[int, int]] = []  # an op without a ledger: never written to
 
@@ -206,7 +206,7 @@ async def run_closed_loop(run: WorkloadRun) -> None:
     run.begin()
     end_ns = None
     if schedule is not None and schedule.duration_s is not None:
-        end_ns = run.start_ns + int(schedule.duration_s * NS)
+        end_ns = run.start_ns + int(schedule.duration_s * NS_PER_S)
     top = max([w.start] + [s.target for s in w.stages]) or 1
     async with anyio.create_task_group() as guarded:
         guarded.start_soon(drain_guard, run, guarded.cancel_scope)
@@ -234,7 +234,7 @@ async def _closed_worker(
         now = perf_ns()
         if run.over(now, end_ns):
             return
-        if schedule is not None and slot >= round(schedule.target_at((now - run.start_ns) / NS) * scale):
+        if schedule is not None and slot >= round(schedule.target_at((now - run.start_ns) / NS_PER_S) * scale):
             await anyio.sleep(0.02)  # parked: the ramp has not reached this slot yet
             continue
         if not run.take_iteration():
@@ -263,7 +263,7 @@ async def run_open_loop(run: WorkloadRun) -> None:
         for i in mine
     }
     run.begin()
-    end_ns = None if schedule.duration_s is None else run.start_ns + int(schedule.duration_s * NS)
+    end_ns = None if schedule.duration_s is None else run.start_ns + int(schedule.duration_s * NS_PER_S)
     async with anyio.create_task_group() as guarded:
         guarded.start_soon(drain_guard, run, guarded.cancel_scope)
         async with anyio.create_task_group() as tg:
@@ -297,7 +297,7 @@ async def _dispatch(
     index, count = plan.share
     arrivals = dict.fromkeys(active, 0)
     for offset_s in schedule.intended_times():
-        intended = start + int(offset_s * NS)
+        intended = start + int(offset_s * NS_PER_S)
         if run.over(intended, end_ns):
             break
         endpoint = active[cycle.next()]
@@ -310,7 +310,7 @@ async def _dispatch(
             continue
         now = perf_ns()
         if intended > now:
-            await asyncio.sleep((intended - now) / NS)
+            await asyncio.sleep((intended - now) / NS_PER_S)
         else:
             await asyncio.sleep(0)  # behind schedule: let idle writers take what is queued
         if not run.take_iteration():

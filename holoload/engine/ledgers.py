@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from holoload.core.ledger import Ledger
-from holoload.core.window import NS
+from holoload.core.window import NS_PER_S
 from holoload.core.workload import LedgerSpec
 
 
@@ -84,7 +84,7 @@ class Recovery:
     def seconds(self, now_ns: int) -> float:
         """Seconds to recover; while still waiting, the time so far."""
         end = self.done_ns if self.done_ns is not None else now_ns
-        return (end - self.started_ns) / NS
+        return (end - self.started_ns) / NS_PER_S
 
 
 class Pulse:

@@ -30,7 +30,7 @@ from holoload.core.load_gates import GateMonitor, longest_window_s
 from holoload.core.outage import OutageBook
 from holoload.core.scenario import Scenario
 from holoload.core.verdicts import Verdict
-from holoload.core.window import NS, Aggregator
+from holoload.core.window import NS_PER_S, Aggregator
 from holoload.engine.chaos import FaultRunner, check_problems
 from holoload.engine.client_probe import ClientWatch, client_watch
 from holoload.engine.fleet import Launcher, WorkerFleet, worker_specs
@@ -112,7 +112,7 @@ class LoadEngine:
         aggregator = Aggregator(self.perf_ns(), window_s=self.scenario.window, ring_s=ring_s)
         acks = None
         if outages is not None:  # chaos: every op's successes also time the outage of each fault episode
-            wall_origin_s = self.clock() - (self.perf_ns() - aggregator.start_ns) / NS
+            wall_origin_s = self.clock() - (self.perf_ns() - aggregator.start_ns) / NS_PER_S
             outages.origin_ns, outages.wall_origin_s = aggregator.start_ns, wall_origin_s
             aggregator.outages = outages
             acks = AckLog(aggregator.start_ns, wall_origin_s=wall_origin_s)

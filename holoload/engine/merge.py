@@ -9,7 +9,7 @@ from holoload.core.window import Aggregator
 from holoload.core.wire import WorkerWindow
 from holoload.engine.ledgers import LedgerBook, Pulse
 
-MS = 1_000_000
+NS_PER_MS = 1_000_000
 
 
 def absorb_windows(
@@ -34,9 +34,9 @@ def absorb_windows(
         for wire in window.stats:
             aggregator.absorb(wire.op_key(), wire.stats(), now_ns)
         for key, ms in window.successes.items():
-            gaps.setdefault(key, []).extend(m * MS + offset for m in ms)
+            gaps.setdefault(key, []).extend(m * NS_PER_MS + offset for m in ms)
         for name, ms in window.endpoint_successes.items():
-            endpoints.setdefault(name, []).extend(m * MS + offset for m in ms)
+            endpoints.setdefault(name, []).extend(m * NS_PER_MS + offset for m in ms)
         for workload, n in window.completed.items():
             completed[workload] = completed.get(workload, 0) + n
         for (table, column, endpoint), records in window.journal.items():

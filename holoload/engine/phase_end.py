@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from holoload.core.events import RunProblem
-from holoload.core.window import NS
+from holoload.core.window import NS_PER_S
 
 if TYPE_CHECKING:
     from holoload.engine.workload_run import WorkloadRun
@@ -74,7 +74,7 @@ class LoadEnded:
 async def drain_guard(run: WorkloadRun, scope: anyio.CancelScope) -> None:
     """Cancel `scope` `drain_s` after the phase's time is up or a stop was asked."""
     stop_seen: int | None = None
-    drain_ns = int(run.plan.drain_s * NS)
+    drain_ns = int(run.plan.drain_s * NS_PER_S)
     perf_ns = run.plan.perf_ns
     while True:
         now = perf_ns()
@@ -84,7 +84,7 @@ async def drain_guard(run: WorkloadRun, scope: anyio.CancelScope) -> None:
         if ends and now >= min(ends) + drain_ns:
             scope.cancel()
             return
-        wait_s = DRAIN_POLL_S if not ends else (min(ends) + drain_ns - now) / NS
+        wait_s = DRAIN_POLL_S if not ends else (min(ends) + drain_ns - now) / NS_PER_S
         await anyio.sleep(min(DRAIN_POLL_S, max(0.0, wait_s)))
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import anyio
 
 from holoload.core.events import EventSink, PhaseChanged
-from holoload.core.window import NS, Aggregator, OpKey
+from holoload.core.window import NS_PER_S, Aggregator, OpKey
 from holoload.core.workload import Phase
 from holoload.engine.chaos import FaultRunner
 from holoload.engine.fleet import WorkerFleet
@@ -63,7 +63,7 @@ class PhaseRunner:
                 for i, total in enumerate(writer_counts(workload, self.names)):
                     for op in workload.ops if total else ():
                         aggregator.recorder(OpKey(phase.name, workload.name, op.name, self.names[i]), start)
-            end = state.stop.phase_end_ns = start + int(phase.duration * NS) if phase.duration else None
+            end = state.stop.phase_end_ns = start + int(phase.duration * NS_PER_S) if phase.duration else None
             async with anyio.create_task_group() as frame:
                 if self.chaos is not None:
                     frame.start_soon(self.chaos.run_frame, phase.name, phase.duration)

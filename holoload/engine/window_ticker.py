@@ -10,7 +10,7 @@ import anyio
 
 from holoload.core.error_log import seen_events
 from holoload.core.events import EventSink, WindowClosed
-from holoload.core.window import NS, Aggregator
+from holoload.core.window import NS_PER_S, Aggregator
 from holoload.engine.chaos import FaultRunner
 from holoload.engine.client_probe import ClientWatch
 from holoload.engine.fleet import WorkerFleet
@@ -55,11 +55,11 @@ class WindowTicker:
 
         Cancels `scope` (the load) once the run was aborted.
         """
-        step_ns = int(self.window_s * NS)
+        step_ns = int(self.window_s * NS_PER_S)
         next_ns = self.perf_ns() + step_ns
         while True:
             due_ns = next_ns
-            await anyio.sleep(max(0, next_ns - self.perf_ns()) / NS)
+            await anyio.sleep(max(0, next_ns - self.perf_ns()) / NS_PER_S)
             next_ns += step_ns
             if next_ns <= self.perf_ns():  # fell more than a window behind: skip ahead, never burst
                 next_ns = self.perf_ns() + step_ns
@@ -101,7 +101,7 @@ class WindowTicker:
         window = aggregator.close_window(now, tags=tags)
         for seen in seen_events(aggregator.errors, aggregator.start_ns, self.clock()):
             self.sink.emit(seen)
-        elapsed = (now - aggregator.start_ns) / NS
+        elapsed = (now - aggregator.start_ns) / NS_PER_S
         phase = self.state.current_phase
         rows = window_rows(window, aggregator, phase)
         if aggregator.outages is not None:  # per-op p99 per window: the pre-fault level and its return
@@ -110,7 +110,7 @@ class WindowTicker:
                     aggregator.outages.window(f"{row.workload}.{row.op}", window.start_ns, now, row.p99_ms)
         signals = {} if self.watch is None else self.watch.signals()
         histograms = tuple(encoded_histograms(window))
-        late_s = None if due_ns is None else max(0, now - due_ns) / NS
+        late_s = None if due_ns is None else max(0, now - due_ns) / NS_PER_S
         health, strain = self.client.close(window.index, window.seconds, late_s)
         index, seconds = window.index, window.seconds
         event = WindowClosed(self.clock(), phase, index, elapsed, seconds, rows, signals, histograms, health, strain)

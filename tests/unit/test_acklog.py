@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from holoload.core.acklog import NS, AckLog
+from holoload.core.acklog import NS_PER_S, AckLog
 
 
 def test_contiguous_ids_of_one_server_fold_and_lost_ranges_are_cut_by_server() -> None:
     log = AckLog(0, wall_origin_s=1000.0)
     for i in range(100):  # one writer: ids 0..99 one by one on A, 10 ms apart
-        log.note([(i, i + 1)], "A", i * NS // 100)
-    log.note([(100, 150)], "B", 2 * NS)  # then a block on B
+        log.note([(i, i + 1)], "A", i * NS_PER_S // 100)
+    log.note([(100, 150)], "B", 2 * NS_PER_S)  # then a block on B
     assert len(log._runs) == 2
     rows = log.describe([(90, 120), (200, 210)], names={"A": "node1"})
     assert rows == [
@@ -34,10 +34,10 @@ def test_contiguous_ids_of_one_server_fold_and_lost_ranges_are_cut_by_server() -
 
 
 def test_a_run_spans_at_most_the_resolution_and_interleaved_writers_keep_their_runs() -> None:
-    log = AckLog(0, resolution_ns=NS)
+    log = AckLog(0, resolution_ns=NS_PER_S)
     for t in range(5):  # two writers interleaved, each on its own id block, for 5 s
-        log.note([(t, t + 1)], "A", t * NS)
-        log.note([(1000 + t, 1001 + t)], "A", t * NS)
+        log.note([(t, t + 1)], "A", t * NS_PER_S)
+        log.note([(1000 + t, 1001 + t)], "A", t * NS_PER_S)
     assert len(log._runs) == 6  # each writer: [0 s, 1 s], [2 s, 3 s], [4 s]
     (row,) = log.describe([(0, 5)])
     assert row["ids"] == [0, 5] and row["acked_s"] == [0.0, 4.0]  # adjacent rows of one server join

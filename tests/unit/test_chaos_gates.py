@@ -12,7 +12,7 @@ from holoload.core.chaos_gates import CHAOS_FIELDS, ChaosView, chaos_view
 from holoload.core.gates import Call, GateSyntaxError, Kind, check_gate, parse_gate
 from holoload.core.load_gates import LoadGateContext
 from holoload.core.verdicts import evaluate
-from holoload.core.window import NS, Aggregator
+from holoload.core.window import NS_PER_S, Aggregator
 
 
 @dataclass
@@ -37,7 +37,7 @@ CHAOS = StubChaos(counts={**SPLITS, ("kill-2", "healed"): 1}, recoveries={"node_
 
 def judge(text: str, chaos: ChaosView | None = CHAOS, scalars: Mapping[str, float] | None = None) -> tuple[bool, str]:
     """Evaluate a gate against an empty run with the given chaos view."""
-    ctx = LoadGateContext(Aggregator(0), None, NS, scalars, None, chaos)
+    ctx = LoadGateContext(Aggregator(0), None, NS_PER_S, scalars, None, chaos)
     verdict = evaluate("g", parse_gate(text), ctx)
     return verdict.passed, verdict.reason
 

@@ -23,7 +23,7 @@ from holoload.core.scenario import parse_scenario
 from holoload.core.wire import WorkerWindow
 from holoload.engine.client_probe import ClientWatch, LoopProbe, client_gate_enabled
 
-MS = 1_000_000
+NS_PER_MS = 1_000_000
 LIMITS = ClientLimits()
 
 
@@ -177,7 +177,7 @@ def test_process_totals_keep_medians_worsts_and_cpu_share() -> None:
 def test_lag_samples_give_the_nearest_rank_p99_and_start_over() -> None:
     samples = LagSamples()
     for ms in range(1, 101):
-        samples.record(ms * MS)
+        samples.record(ms * NS_PER_MS)
     samples.record(-5)  # an early wake-up counts as no lag
     assert samples.take() == (101, 99.0, 100.0)
     assert samples.take() == (0, None, None)
@@ -212,7 +212,7 @@ def test_the_coordinator_watch_records_its_probe_workers_and_late_drops() -> Non
     clock, drops = FakeClock(), [0]
     probe = LoopProbe(lambda: drops[0], perf_ns=clock.perf_ns, cpu_s=clock.cpu_s)
     watch = ClientWatch(ClientHealthBook(), probe, 1.0)
-    probe.samples.record(300 * MS)
+    probe.samples.record(300 * NS_PER_MS)
     clock.ns, clock.cpu, drops[0] = 2_000_000_000, 0.5, 4
     watch.worker(1, proc(5.0))
     watch.worker(0, proc(1.0))

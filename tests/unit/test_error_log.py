@@ -6,7 +6,7 @@ import pickle
 import xml.etree.ElementTree as ET
 
 from holoload.core.error_log import MAX_MESSAGE, ErrorLog, error_report, messages_event, seen_events
-from holoload.core.window import NS, Aggregator
+from holoload.core.window import NS_PER_S, Aggregator
 from holoload.core.wire import WorkerWindow
 from holoload.engine.ledgers import LedgerBook
 from holoload.engine.merge import absorb_windows
@@ -20,11 +20,11 @@ MISSING = 'relation "acounts" does not exist'
 def test_a_message_is_counted_with_first_and_last_time() -> None:
     """The same (SQLSTATE, message) twice is one sample with count 2, first and last time."""
     log = ErrorLog()
-    log.note(KEY, "42P01", "other", MISSING, 2 * NS)
-    log.note(KEY, "42P01", "other", MISSING, 5 * NS)
+    log.note(KEY, "42P01", "other", MISSING, 2 * NS_PER_S)
+    log.note(KEY, "42P01", "other", MISSING, 5 * NS_PER_S)
     (sample,) = log.samples()
-    assert (sample.count, sample.first_ns, sample.last_ns) == (2, 2 * NS, 5 * NS)
-    assert sample.to_dict(NS) == {
+    assert (sample.count, sample.first_ns, sample.last_ns) == (2, 2 * NS_PER_S, 5 * NS_PER_S)
+    assert sample.to_dict(NS_PER_S) == {
         "workload": "w",
         "op": "insert",
         "endpoint": "node1",
@@ -65,39 +65,39 @@ def test_long_messages_are_cut() -> None:
 def test_new_messages_are_announced_once() -> None:
     """take_new/seen_events give each distinct message once, with its time since the origin."""
     log = ErrorLog()
-    log.note(KEY, None, "connection", "no connection to node1: refused", 3 * NS)
-    log.note(KEY, None, "connection", "no connection to node1: refused", 4 * NS)
-    (event,) = seen_events(log, NS, 100.0)
+    log.note(KEY, None, "connection", "no connection to node1: refused", 3 * NS_PER_S)
+    log.note(KEY, None, "connection", "no connection to node1: refused", 4 * NS_PER_S)
+    (event,) = seen_events(log, NS_PER_S, 100.0)
     assert (event.sqlstate, event.error_class, event.at_s, event.kind) == (None, "connection", 2.0, "error_seen")
-    assert seen_events(log, NS, 101.0) == []
-    table = messages_event(log, NS, 102.0)
+    assert seen_events(log, NS_PER_S, 101.0) == []
+    table = messages_event(log, NS_PER_S, 102.0)
     assert table.to_dict()["messages"][0]["count"] == 2
 
 
 def test_worker_windows_carry_messages_and_the_coordinator_merges_them_with_clock_offsets() -> None:
     """Two workers' drained logs pickle in their windows and merge by message, times shifted by each offset."""
     workers = [ErrorLog(), ErrorLog()]
-    workers[0].note(KEY, "42P01", "other", MISSING, 1 * NS)
-    workers[0].note(KEY, "42P01", "other", MISSING, 2 * NS)
-    workers[1].note(KEY, "42P01", "other", MISSING, 1 * NS)
+    workers[0].note(KEY, "42P01", "other", MISSING, 1 * NS_PER_S)
+    workers[0].note(KEY, "42P01", "other", MISSING, 2 * NS_PER_S)
+    workers[1].note(KEY, "42P01", "other", MISSING, 1 * NS_PER_S)
     windows = []
     for i, log in enumerate(workers):
         window = WorkerWindow(i)
         window.errors, window.more_errors = log.drain()
-        windows.append((pickle.loads(pickle.dumps(window)), i * 10 * NS))  # worker 1's clock is 10 s behind
+        windows.append((pickle.loads(pickle.dumps(window)), i * 10 * NS_PER_S))  # worker 1's clock is 10 s behind
         assert not log and log.drain() == ([], [])  # a drain hands everything over once
     agg = Aggregator(0)
     absorb_windows(windows, aggregator=agg, book=LedgerBook(shared=True), pulses=[], names=[], completed={}, now_ns=0)
     (sample,) = agg.errors.samples()
-    assert (sample.count, sample.first_ns, sample.last_ns) == (3, 1 * NS, 11 * NS)
+    assert (sample.count, sample.first_ns, sample.last_ns) == (3, 1 * NS_PER_S, 11 * NS_PER_S)
     assert [s.message for s in agg.errors.take_new()] == [MISSING]
 
 
 def summary_with_errors() -> dict[str, object]:
     log = ErrorLog(limit=1)
-    log.note(KEY, "42P01", "other", MISSING, 2 * NS, count=236, last_ns=9 * NS)
-    log.note(KEY, "42703", "other", 'column "vv" does not exist', 3 * NS)
-    log.note(("r", "read", "node2"), "57014", "timeout", "canceling statement due to statement timeout", 4 * NS)
+    log.note(KEY, "42P01", "other", MISSING, 2 * NS_PER_S, count=236, last_ns=9 * NS_PER_S)
+    log.note(KEY, "42703", "other", 'column "vv" does not exist', 3 * NS_PER_S)
+    log.note(("r", "read", "node2"), "57014", "timeout", "canceling statement due to statement timeout", 4 * NS_PER_S)
     return {
         "verdict": "FAIL",
         "scenario": {"name": "s"},
@@ -106,7 +106,7 @@ def summary_with_errors() -> dict[str, object]:
             {"name": "rd", "expression": "p99(r) <= 1s", "passed": False, "reason": "FAIL: y"},
             {"name": "all", "expression": "errors_total == 0", "passed": False, "reason": "FAIL: z"},
         ],
-        "error_messages": error_report(log, NS),
+        "error_messages": error_report(log, NS_PER_S),
     }
 
 

@@ -15,14 +15,14 @@ from holoload.engine.fleet import WorkerFleet
 from holoload.engine.phase_end import LoadEnded
 
 SHIFT_NS = 7_000_000_000  # this worker's monotonic clock runs 7 s ahead of ours
-MS = 1_000_000
+NS_PER_MS = 1_000_000
 
 
 class FakeClock:
     """A monotonic clock in nanoseconds that moves only when told."""
 
     def __init__(self) -> None:
-        self.now_ns = 1_000 * MS
+        self.now_ns = 1_000 * NS_PER_MS
 
     def __call__(self) -> int:
         return self.now_ns
@@ -41,9 +41,9 @@ class ShiftedWorker:
 
     async def call(self, method: str, *args: object, timeout_s: float | None = None) -> Any:
         self.calls += 1
-        self.clock.now_ns += 800 * MS if self.calls == 1 else 1 * MS  # the way there
+        self.clock.now_ns += 800 * NS_PER_MS if self.calls == 1 else 1 * NS_PER_MS  # the way there
         now = self.clock.now_ns + SHIFT_NS
-        self.clock.now_ns += 1 * MS  # the way back
+        self.clock.now_ns += 1 * NS_PER_MS  # the way back
         return {"pid": 1, "host": "here", "now_ns": now}
 
     def kill(self) -> None:
@@ -147,5 +147,5 @@ async def test_a_direct_worker_runs_on_our_clock_and_is_never_flushed() -> None:
     (member,) = fleet.live()
     assert member.direct and member.offset_ns == 0 and workers[0].calls == 1  # one hello, no pings
     assert await fleet.collect(wait_s=0.05) == [] and await fleet.collect() == []
-    assert await fleet.run(5 * MS, 9 * MS) == [LoadEnded(9 * MS, cut_short=2, drain_s=1.5)]
+    assert await fleet.run(5 * NS_PER_MS, 9 * NS_PER_MS) == [LoadEnded(9 * NS_PER_MS, cut_short=2, drain_s=1.5)]
     await fleet.close()

@@ -19,7 +19,7 @@ from holoload.core.metrics import Sample
 from holoload.core.metrics_store import MetricsStore
 from holoload.core.server_view import ServerView, TopologySeries
 from holoload.core.verdicts import evaluate
-from holoload.core.window import NS, Aggregator, OpKey
+from holoload.core.window import NS_PER_S, Aggregator, OpKey
 
 #: Every gate function the docs (scenarios.md, chaos.md) name, by its fixed name.
 DOCUMENTED = {
@@ -110,16 +110,16 @@ def _run_with_one_op_and_the_cluster() -> LoadGateContext:
     agg.phase_started("main", 0)
     rec = agg.recorder(KEY, 0)
     for i in range(20):
-        done_ns = (i + 1) * NS // 2
+        done_ns = (i + 1) * NS_PER_S // 2
         latency_ns = (5 + 35 * (i % 2)) * 1_000_000
         rec.success(done_ns - latency_ns, done_ns - latency_ns, done_ns)
-    agg.close_window(10 * NS)
+    agg.close_window(10 * NS_PER_S)
     metrics, topology = MetricsStore(), TopologySeries()
     for t, count, shards in ((0.0, 100.0, 2), (5.0, 120.0, 1), (10.0, 150.0, 4)):
         metrics.observe("node1", t, [Sample("admission_reject_count", (), count, "counter")])
         topology.observe(t, {"shards": shards})
     server = ServerView(metrics, topology, ["node1"])
-    return LoadGateContext(agg, ["main"], 10 * NS, server=server)
+    return LoadGateContext(agg, ["main"], 10 * NS_PER_S, server=server)
 
 
 def _measured(text: str, ctx: object) -> float | None:

@@ -18,13 +18,13 @@ from holoload.core.metrics_store import MetricsStore
 from holoload.core.result import RunVerdict, decide_verdict
 from holoload.core.server_view import ServerView, TopologySeries
 from holoload.core.verdicts import Verdict, evaluate
-from holoload.core.window import NS, Aggregator, OpKey
+from holoload.core.window import NS_PER_S, Aggregator, OpKey
 from holoload.engine.chaos import FaultRunner
 from holoload.engine.ledgers import LedgerBook, Pulse
 from holoload.shell.ci_outputs import junit_xml, summary_markdown
 from holoload.shell.html_report import render_report
 
-MS = 1_000_000
+NS_PER_MS = 1_000_000
 KEY = OpKey("main", "w", "op", "node1")
 
 
@@ -33,7 +33,7 @@ def quiet_run() -> Aggregator:
     agg = Aggregator(0)
     agg.phase_started("main", 0)
     agg.recorder(KEY, 0)
-    agg.close_window(NS)
+    agg.close_window(NS_PER_S)
     return agg
 
 
@@ -41,7 +41,7 @@ def judge(text: str, ctx: Any, *, report: bool = False) -> Verdict:
     return evaluate("g", parse_gate(text), ctx, report_no_data=report)
 
 
-def load_ctx(agg: Aggregator, now_ns: int = NS, **kw: Any) -> LoadGateContext:
+def load_ctx(agg: Aggregator, now_ns: int = NS_PER_S, **kw: Any) -> LoadGateContext:
     return LoadGateContext(agg, ["main"], now_ns, **kw)
 
 
@@ -92,11 +92,11 @@ def test_count_of_an_op_that_never_ran_is_zero_and_of_an_unknown_op_is_no_eviden
 def test_counters_with_attempts_are_evidence_even_when_zero() -> None:
     """One success is evidence: errors(op) == 0 and dropped(op) == 0 then pass."""
     agg = quiet_run()
-    agg.recorder(KEY, NS).success(NS, NS, NS + MS)
-    agg.close_window(2 * NS)
+    agg.recorder(KEY, NS_PER_S).success(NS_PER_S, NS_PER_S, NS_PER_S + NS_PER_MS)
+    agg.close_window(2 * NS_PER_S)
     for text in ("errors(op) == 0", "dropped(op) == 0", "retries(op) == 0", "error_rate(op) == 0%"):
-        assert judge(text, load_ctx(agg, 2 * NS)).passed, text
-    assert judge("errors(op, phase=main, window=1s) == 0", load_ctx(agg, 2 * NS)).passed
+        assert judge(text, load_ctx(agg, 2 * NS_PER_S)).passed, text
+    assert judge("errors(op, phase=main, window=1s) == 0", load_ctx(agg, 2 * NS_PER_S)).passed
 
 
 def test_a_missing_scalar_fails() -> None:
@@ -184,24 +184,24 @@ def chaos_judge(text: str, runner: FaultRunner, now_ns: int, *, report: bool = F
 def test_chaos_fields_of_a_fault_that_never_fired_fail(field: str) -> None:
     """`chaos(x).failed == 0` of a fault that never fired is no evidence (it never ran, it did not succeed)."""
     runner, _ = fault_runner(Clock(), KILL)
-    verdict = chaos_judge(f"chaos(kill_node2).{field} == 0", runner, NS)
+    verdict = chaos_judge(f"chaos(kill_node2).{field} == 0", runner, NS_PER_S)
     assert (verdict.passed, verdict.reason) == (False, "no evidence: chaos fault 'kill_node2' never fired")
-    assert chaos_judge("chaos(kill_node2).fired == 0", runner, NS).passed  # fired counts firings: 0 is its answer
+    assert chaos_judge("chaos(kill_node2).fired == 0", runner, NS_PER_S).passed  # fired counts firings: 0 is its answer
 
 
 def test_recovery_of_a_fault_that_never_fired_or_never_healed_fails() -> None:
     """No firing, then a firing without heal: both are no evidence, each named."""
     clock = Clock()
     runner, _ = fault_runner(clock, KILL, SPLIT)
-    assert chaos_judge("recovery(kill_node2) <= 30s", runner, NS).reason == (
+    assert chaos_judge("recovery(kill_node2) <= 30s", runner, NS_PER_S).reason == (
         "no evidence: chaos fault 'kill_node2' never fired"
     )
     runner.records[0].fired = 1
-    assert chaos_judge("recovery(kill_node2) <= 30s", runner, NS).reason == (
+    assert chaos_judge("recovery(kill_node2) <= 30s", runner, NS_PER_S).reason == (
         "no evidence: chaos fault 'kill_node2' never healed"
     )
     runner.records[1].fired = 1
-    assert chaos_judge("recovery(split_churn) <= 30s", runner, NS).reason == (
+    assert chaos_judge("recovery(split_churn) <= 30s", runner, NS_PER_S).reason == (
         "no evidence: chaos fault 'split_churn' has no heal to recover from"
     )
 
@@ -215,12 +215,12 @@ def test_recovery_with_no_success_after_the_heal_fails() -> None:
     runner, _ = fault_runner(clock, KILL)
     rec = runner.records[0]
     rec.fired = rec.ok = 1
-    clock.now_ns = 30 * NS
+    clock.now_ns = 30 * NS_PER_S
     runner._arm_recovery(rec, "node2", clock.now_ns)  # the heal (restart) of node2
     rec.healed = 1
-    clock.now_ns = 30 * NS + 400 * MS  # the phase ends: no writer runs any more
+    clock.now_ns = 30 * NS_PER_S + 400 * NS_PER_MS  # the phase ends: no writer runs any more
     runner._load_ended_ns = clock.now_ns
-    clock.now_ns = 35 * NS  # gates are judged after the checker ran
+    clock.now_ns = 35 * NS_PER_S  # gates are judged after the checker ran
     verdict = chaos_judge("recovery(kill_node2) <= 30s", runner, clock.now_ns)
     assert not verdict.passed and verdict.fails_run
     assert verdict.reason == (
@@ -236,7 +236,7 @@ def test_recovery_waiting_longer_than_the_limit_fails_on_the_bound() -> None:
     rec = runner.records[0]
     rec.fired = 1
     runner._arm_recovery(rec, "node2", 0)
-    clock.now_ns = 41 * NS
+    clock.now_ns = 41 * NS_PER_S
     verdict = chaos_judge("recovery(kill_node2) <= 30s", runner, clock.now_ns)
     assert not verdict.passed and verdict.observed == pytest.approx(41.0)
     assert verdict.observed_text == ">= 41s"
@@ -246,8 +246,10 @@ def test_recovery_waiting_longer_than_the_limit_fails_on_the_bound() -> None:
     assert not mirrored.passed and mirrored.reason.endswith(") > 30s")
     early = chaos_judge("recovery(kill_node2) <= 60s", runner, clock.now_ns)  # the bound decides nothing yet
     assert not early.passed and early.reason.startswith("no evidence: ")
-    pulses[1].hit(42 * NS)  # the first write through node2 after the heal
-    assert chaos_judge("recovery(kill_node2) <= 60s", runner, 50 * NS).reason == "recovery(kill_node2) = 42s <= 60s"
+    pulses[1].hit(42 * NS_PER_S)  # the first write through node2 after the heal
+    assert (
+        chaos_judge("recovery(kill_node2) <= 60s", runner, 50 * NS_PER_S).reason == "recovery(kill_node2) = 42s <= 60s"
+    )
 
 
 # ------------------------------------------------------------------ opting in: "no data"
@@ -264,15 +266,15 @@ def test_a_gate_opted_in_reports_no_data_and_neither_passes_nor_fails_the_run() 
 def test_opting_in_never_hides_a_real_failure() -> None:
     """With data, an opted-in gate fails like any other; a decisive lower bound fails too."""
     agg = quiet_run()
-    agg.recorder(KEY, NS).success(NS, NS, NS + 50 * MS)
-    agg.close_window(2 * NS)
-    verdict = judge("p99(op) <= 1ms", load_ctx(agg, 2 * NS), report=True)
+    agg.recorder(KEY, NS_PER_S).success(NS_PER_S, NS_PER_S, NS_PER_S + 50 * NS_PER_MS)
+    agg.close_window(2 * NS_PER_S)
+    verdict = judge("p99(op) <= 1ms", load_ctx(agg, 2 * NS_PER_S), report=True)
     assert verdict.fails_run and not verdict.no_data
     clock = Clock()
     runner, _ = fault_runner(clock, KILL)
     runner.records[0].fired = 1
     runner._arm_recovery(runner.records[0], "node2", 0)
-    clock.now_ns = 31 * NS
+    clock.now_ns = 31 * NS_PER_S
     assert chaos_judge("recovery(kill_node2) <= 30s", runner, clock.now_ns, report=True).fails_run
 
 
@@ -282,10 +284,10 @@ def test_monitor_of_an_opted_in_gate_ends_in_no_data() -> None:
     monitor = GateMonitor("g", parse_gate("p99(op) <= 1s"), ["main"], report_no_data=True)
     monitor.observe(load_ctx(agg))
     assert monitor.state == GateState.PENDING
-    final = monitor.final(load_ctx(agg, 2 * NS))
+    final = monitor.final(load_ctx(agg, 2 * NS_PER_S))
     assert final.no_data and monitor.state == GateState.NO_DATA and not final.fails_run
     strict = GateMonitor("g", parse_gate("p99(op) <= 1s"), ["main"])
-    final = strict.final(load_ctx(agg, 2 * NS))
+    final = strict.final(load_ctx(agg, 2 * NS_PER_S))
     assert final.fails_run and strict.state == GateState.FAIL
 
 
@@ -293,14 +295,14 @@ def test_windowed_gate_with_an_empty_window_fails_for_good() -> None:
     """`p99(op, window=1s)` must hold in every window: a window without samples is one it did not hold in."""
     agg = Aggregator(0)
     agg.phase_started("main", 0)
-    agg.recorder(KEY, 0).success(0, 0, 10 * MS)
-    agg.close_window(NS)
+    agg.recorder(KEY, 0).success(0, 0, 10 * NS_PER_MS)
+    agg.close_window(NS_PER_S)
     monitor = GateMonitor("g", parse_gate("p99(op, window=1s) <= 1s"), ["main"])
-    monitor.observe(load_ctx(agg, NS))
+    monitor.observe(load_ctx(agg, NS_PER_S))
     assert monitor.state == GateState.PASS
-    agg.close_window(2 * NS)  # nothing ran in this second
-    monitor.observe(load_ctx(agg, 2 * NS))
-    final = monitor.final(load_ctx(agg, 3 * NS))
+    agg.close_window(2 * NS_PER_S)  # nothing ran in this second
+    monitor.observe(load_ctx(agg, 2 * NS_PER_S))
+    final = monitor.final(load_ctx(agg, 3 * NS_PER_S))
     assert final.fails_run and final.reason.startswith("no evidence: ") and "(in at least one window)" in final.reason
 
 

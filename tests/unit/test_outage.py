@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from holoload.core.gates import parse_gate
-from holoload.core.outage import NS, OutageBook
+from holoload.core.outage import NS_PER_S, OutageBook
 from holoload.core.scenario import gate_problems, parse_scenario
 
-MS = 1_000_000
+NS_PER_MS = 1_000_000
 
 
 def _feed(book: OutageBook, op: str, times_ms: list[int]) -> None:
     clock = book.clock(op, 0)
     for t in times_ms:
-        clock.success(t * MS)
+        clock.success(t * NS_PER_MS)
 
 
 def test_an_episode_spans_from_the_last_success_before_to_the_first_after() -> None:
@@ -20,48 +20,48 @@ def test_an_episode_spans_from_the_last_success_before_to_the_first_after() -> N
     book = OutageBook()
     clock = book.clock("w.insert", 0)
     for t in range(0, 1001, 10):
-        clock.success(t * MS)
-    ep = book.started("blackhole", "net", 1005 * MS)
-    book.ended(ep, 3000 * MS)
+        clock.success(t * NS_PER_MS)
+    ep = book.started("blackhole", "net", 1005 * NS_PER_MS)
+    book.ended(ep, 3000 * NS_PER_MS)
     for t in range(3500, 4001, 10):
-        clock.success(t * MS)
-    assert ep.gaps["w.insert"].from_ns == 1000 * MS and ep.gaps["w.insert"].to_ns == 3500 * MS
-    assert book.stat_s("blackhole", "max", 5000 * MS) == 2.5
-    assert book.stat_s("net", "p50", 5000 * MS) == 2.5  # by action kind too
+        clock.success(t * NS_PER_MS)
+    assert ep.gaps["w.insert"].from_ns == 1000 * NS_PER_MS and ep.gaps["w.insert"].to_ns == 3500 * NS_PER_MS
+    assert book.stat_s("blackhole", "max", 5000 * NS_PER_MS) == 2.5
+    assert book.stat_s("net", "p50", 5000 * NS_PER_MS) == 2.5  # by action kind too
 
 
 def test_an_op_that_never_came_back_counts_up_to_now() -> None:
     book = OutageBook()
     _feed(book, "w.insert", [0, 100, 200])
-    ep = book.started("failover", "failover", 250 * MS)
-    book.ended(ep, 400 * MS)
+    ep = book.started("failover", "failover", 250 * NS_PER_MS)
+    book.ended(ep, 400 * NS_PER_MS)
     assert ep.gaps["w.insert"].to_ns is None
-    assert book.stat_s("failover", "max", 1200 * MS) == 1.0  # 200 ms .. now
+    assert book.stat_s("failover", "max", 1200 * NS_PER_MS) == 1.0  # 200 ms .. now
 
 
 def test_successes_after_the_episode_do_not_widen_it() -> None:
     """A later gap (after the first success past the episode's end) belongs to no episode."""
     book = OutageBook()
     _feed(book, "w.read", [0, 10, 20])
-    ep = book.started("kill", "kill", 25 * MS)
-    book.ended(ep, 30 * MS)
+    ep = book.started("kill", "kill", 25 * NS_PER_MS)
+    book.ended(ep, 30 * NS_PER_MS)
     _feed(book, "w.read", [40, 50, 5000])
-    assert book.stat_s("kill", "max", 6000 * MS) == 0.02  # 20 -> 40 ms
+    assert book.stat_s("kill", "max", 6000 * NS_PER_MS) == 0.02  # 20 -> 40 ms
 
 
 def test_the_worst_op_decides_and_stats_go_over_episodes() -> None:
     book = OutageBook()
     reads, writes = book.clock("w.read", 0), book.clock("w.write", 0)
     for n, (down_ms, back_ms) in enumerate([(1000, 2000), (5000, 8000), (10000, 10500)]):
-        reads.success(down_ms * MS)
-        writes.success(down_ms * MS)
-        ep = book.started("failover", "failover", (down_ms + 1) * MS)
-        reads.success((down_ms + 5) * MS)  # reads keep going
-        book.ended(ep, (down_ms + 2) * MS)
-        reads.success((down_ms + 10) * MS)
-        writes.success(back_ms * MS)
+        reads.success(down_ms * NS_PER_MS)
+        writes.success(down_ms * NS_PER_MS)
+        ep = book.started("failover", "failover", (down_ms + 1) * NS_PER_MS)
+        reads.success((down_ms + 5) * NS_PER_MS)  # reads keep going
+        book.ended(ep, (down_ms + 2) * NS_PER_MS)
+        reads.success((down_ms + 10) * NS_PER_MS)
+        writes.success(back_ms * NS_PER_MS)
         assert ep.index == n + 1
-    now = 20 * NS
+    now = 20 * NS_PER_S
     assert book.stat_s("failover", "max", now) == 3.0
     assert book.stat_s("failover", "p50", now) == 1.0
     assert book.stat_s("failover", "min", now) == 0.5
@@ -145,15 +145,15 @@ def test_p99_back_is_the_first_whole_window_after_the_episode_at_the_pre_fault_l
     """Pre-fault p99 10 ms; after the heal at 5 s windows show 80, 12 (within 10 %: no, 12 > 11), 10.5 ms."""
     book = OutageBook()
     book.clock("w.q", 0).success(0)
-    book.window("w.q", 0, 1 * NS, 10.0)
-    ep = book.started("slow", "net", 2 * NS)
-    book.window("w.q", 1 * NS, 2 * NS, 50.0)  # during: ignored for the level
-    book.ended(ep, 5 * NS)
-    book.window("w.q", 4 * NS, 5 * NS, 9.0)  # started before the end: does not count
-    book.window("w.q", 5 * NS, 6 * NS, 80.0)
-    book.window("w.q", 6 * NS, 7 * NS, 12.0)
-    book.window("w.q", 7 * NS, 8 * NS, 10.5)
-    book.window("w.q", 8 * NS, 9 * NS, 1.0)
-    (row,) = book.summary(10 * NS)
+    book.window("w.q", 0, 1 * NS_PER_S, 10.0)
+    ep = book.started("slow", "net", 2 * NS_PER_S)
+    book.window("w.q", 1 * NS_PER_S, 2 * NS_PER_S, 50.0)  # during: ignored for the level
+    book.ended(ep, 5 * NS_PER_S)
+    book.window("w.q", 4 * NS_PER_S, 5 * NS_PER_S, 9.0)  # started before the end: does not count
+    book.window("w.q", 5 * NS_PER_S, 6 * NS_PER_S, 80.0)
+    book.window("w.q", 6 * NS_PER_S, 7 * NS_PER_S, 12.0)
+    book.window("w.q", 7 * NS_PER_S, 8 * NS_PER_S, 10.5)
+    book.window("w.q", 8 * NS_PER_S, 9 * NS_PER_S, 1.0)
+    (row,) = book.summary(10 * NS_PER_S)
     assert row["ops"]["w.q"]["pre_p99_ms"] == 10.0
     assert row["ops"]["w.q"]["p99_back_s"] == 3.0  # the 7-8 s window: 8 s - 5 s
