@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from vs_pgbench import BenchError, bounded_int, client_env, find_client  # noqa: E402  (a sibling script)
 
-from holoload.adapters.cluster import LocalCluster  # noqa: E402
-from holoload.adapters.localpg import prepare_plain_table
-from holoload.adapters.pg import close_quietly, connect, count_rows
-from holoload.core.scenario import CANARY_INSERT_SQL
+from holoload.adapters.local.cluster import LocalCluster  # noqa: E402
+from holoload.adapters.pg.connect import close_quietly, connect, count_rows
+from holoload.adapters.pg.localpg import prepare_plain_table
+from holoload.core.model.scenario import CANARY_INSERT_SQL
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = REPO_ROOT / "scenarios" / "sales_facts.toml"

@@ -38,8 +38,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import holoload  # noqa: E402
-from holoload.adapters.cluster import LocalCluster  # noqa: E402
-from holoload.core.compare import Budget, RunFigures, compare, compare_runs  # noqa: E402
+from holoload.adapters.local.cluster import LocalCluster  # noqa: E402
+from holoload.core.compare.regression import Budget, RunFigures, compare, compare_runs  # noqa: E402
 from holoload.shell.compare_cmd import budget_from_env, load_runs  # noqa: E402
 
 BASE_PORT = 59432

@@ -63,7 +63,7 @@ from vs_pgbench import (  # noqa: E402
     write_target,
 )
 
-from holoload.adapters.cluster import LocalCluster  # noqa: E402
+from holoload.adapters.local.cluster import LocalCluster  # noqa: E402
 
 BASE_PORT = 58510
 MAX_INFLIGHT = 32

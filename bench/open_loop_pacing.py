@@ -88,7 +88,7 @@ async def _batched(schedule: Any, start: int, end: int, put: Any) -> None:
 
 
 async def variant(name: str, rate: int, seconds: float) -> dict[str, Any]:
-    from holoload.core.pacing import ArrivalSchedule, WeightedCycle
+    from holoload.core.pacing.schedule import ArrivalSchedule, WeightedCycle
     from holoload.engine.executors import _dispatch
 
     lags: list[int] = []

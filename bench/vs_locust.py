@@ -81,8 +81,8 @@ from vs_pgbench import (  # noqa: E402
     write_target,
 )
 
-from holoload.adapters.cluster import LocalCluster  # noqa: E402
-from holoload.adapters.pg_server import port_is_free  # noqa: E402
+from holoload.adapters.local.cluster import LocalCluster  # noqa: E402
+from holoload.adapters.local.server import port_is_free  # noqa: E402
 
 BASE_PORT = 58600
 LOCUST_MASTER_PORT = BASE_PORT + 57  # the master's zmq port (Locust's default is 5557); first free one from here

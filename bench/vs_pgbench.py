@@ -44,7 +44,7 @@ from typing import Any
 
 import asyncpg
 
-from holoload.adapters.cluster import LocalCluster
+from holoload.adapters.local.cluster import LocalCluster
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BASE_PORT = 58500

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
         WorkerLost,
     )
     from holoload.core.events import Event, EventSink, RunProblem, WindowClosed
+    from holoload.core.model.scenario import Scenario
+    from holoload.core.model.target import Target
     from holoload.core.result import (
         BatchOpFigures,
         ChaosFault,
@@ -42,8 +44,6 @@ if TYPE_CHECKING:
         RunSummary,
         RunVerdict,
     )
-    from holoload.core.scenario import Scenario
-    from holoload.core.target import Target
     from holoload.shell.session import RunControl
 
 _EXPORTS = {
@@ -79,8 +79,8 @@ _EXPORTS = {
         "RunSummary",
         "RunVerdict",
     ),
-    "holoload.core.scenario": ("Scenario",),
-    "holoload.core.target": ("Target",),
+    "holoload.core.model.scenario": ("Scenario",),
+    "holoload.core.model.target": ("Target",),
     "holoload.shell.session": ("RunControl",),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -24,14 +24,14 @@ import anyio
 import anyio.to_thread
 from rich.console import Console
 
-from holoload.core.compare import Budget
+from holoload.core.compare.regression import Budget
+from holoload.core.config.profiles import AppliedBudget, choose_profile
+from holoload.core.config.validation import validate
 from holoload.core.errors import HololoadError, InputError, ScenarioError
 from holoload.core.events import Event, EventSink
-from holoload.core.profiles import AppliedBudget, choose_profile
+from holoload.core.model.scenario import Scenario, parse_scenario_data
+from holoload.core.model.target import Target
 from holoload.core.result import RunSummary
-from holoload.core.scenario import Scenario, parse_scenario_data
-from holoload.core.target import Target
-from holoload.core.validation import validate
 from holoload.shell.files import read_text
 from holoload.shell.session import RunControl, RunOptions, RunSession
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from holoload.core.client_health import WindowHealth
+from holoload.core.stats.client_health import WindowHealth
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import anyio
 
-from holoload.adapters.pg import DISCARD_TIMEOUT_S, describe_error, quote_ident
-from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
+from holoload.adapters.holofusion.surfaces import DB_ERRORS, TargetSurfaces
+from holoload.adapters.pg.connect import DISCARD_TIMEOUT_S, describe_error, quote_ident
 from holoload.core.errors import HololoadError, SetupError
 from holoload.core.events import (
     BaselineTaken,
@@ -23,8 +23,8 @@ from holoload.core.events import (
     RunProblem,
     SnapshotTaken,
 )
-from holoload.core.plan import PlannedBatch, plan_batches, rows_after
-from holoload.core.scenario import ChaosAction, Scenario, fill_template
+from holoload.core.model.plan import PlannedBatch, plan_batches, rows_after
+from holoload.core.model.scenario import ChaosAction, Scenario, fill_template
 from holoload.engine.watch import ClusterWatch
 
 

@@ -22,19 +22,27 @@ from typing import Any
 
 import anyio
 
-from holoload.adapters.netproxy import FaultProxy, NetFaults
-from holoload.adapters.node_control import NodeAction, NodeControl
-from holoload.adapters.pg import DISCARD_TIMEOUT_S, describe_error, quote_ident
-from holoload.adapters.process import run_command
-from holoload.adapters.replication_control import LINK_PREFIX, ReplicationControl
-from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
-from holoload.core.chaos import NODE_ACTIONS, ROLE_ACTIONS, ChaosAction, NetFault, firings, resolve_node, split_key
+from holoload.adapters.faults.netproxy import FaultProxy, NetFaults
+from holoload.adapters.holofusion.surfaces import DB_ERRORS, TargetSurfaces
+from holoload.adapters.local.node_control import NodeAction, NodeControl
+from holoload.adapters.local.replication_control import LINK_PREFIX, ReplicationControl
+from holoload.adapters.pg.connect import DISCARD_TIMEOUT_S, describe_error, quote_ident
+from holoload.adapters.workers.process import run_command
 from holoload.core.errors import HololoadError, InputError
 from holoload.core.events import ChaosFinished, ChaosStarted, EventSink
-from holoload.core.gates import NoData
-from holoload.core.outage import Episode, OutageBook
-from holoload.core.scenario import fill_template
-from holoload.core.window import NS_PER_S
+from holoload.core.gates.language import NoData
+from holoload.core.model.chaos import (
+    NODE_ACTIONS,
+    ROLE_ACTIONS,
+    ChaosAction,
+    NetFault,
+    firings,
+    resolve_node,
+    split_key,
+)
+from holoload.core.model.scenario import fill_template
+from holoload.core.stats.outage import Episode, OutageBook
+from holoload.core.stats.window import NS_PER_S
 from holoload.engine.ledgers import LedgerBook, Pulse, Recovery
 
 #: How many recent acknowledged ids `random_recent` picks a split key from.

@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from holoload.core.client_health import (
+from holoload.core.model.scenario import Scenario
+from holoload.core.stats.client_health import (
     COORDINATOR,
     GATE_KEY,
     PROBE_INTERVAL_S,
@@ -17,7 +18,6 @@ from holoload.core.client_health import (
     WindowHealth,
     worker_name,
 )
-from holoload.core.scenario import Scenario
 
 NS_PER_S = 1_000_000_000
 

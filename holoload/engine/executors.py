@@ -16,16 +16,16 @@ from collections.abc import Sequence
 
 import anyio
 
-from holoload.adapters.pg import StatementError, describe_error
-from holoload.adapters.pool import Writer
-from holoload.adapters.surfaces import DB_ERRORS
-from holoload.core.client_health import LATE_DROP_MS
-from holoload.core.generators import SeqAllocator
-from holoload.core.ledger import WriteOutcome, outcome_of
+from holoload.adapters.holofusion.surfaces import DB_ERRORS
+from holoload.adapters.pg.connect import StatementError, describe_error
+from holoload.adapters.pg.pool import Writer
+from holoload.core.ledger.book import WriteOutcome, outcome_of
+from holoload.core.model.workload import Workload
 from holoload.core.outcome import ErrorClass
-from holoload.core.pacing import ArrivalSchedule, ConcurrencySchedule, Stage, WeightedCycle
-from holoload.core.window import OpKey, OpRecorder
-from holoload.core.workload import Workload
+from holoload.core.pacing.generators import SeqAllocator
+from holoload.core.pacing.schedule import ArrivalSchedule, ConcurrencySchedule, Stage, WeightedCycle
+from holoload.core.stats.client_health import LATE_DROP_MS
+from holoload.core.stats.window import OpKey, OpRecorder
 from holoload.engine.operations import CompiledOp
 from holoload.engine.phase_end import drain_guard
 from holoload.engine.workload_run import WorkloadPlan, WorkloadRun

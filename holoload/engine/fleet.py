@@ -20,10 +20,10 @@ import anyio
 
 from holoload.core.errors import SetupError, WorkerLost
 from holoload.core.events import EventSink, RunProblem
+from holoload.core.gates.verdicts import Verdict
+from holoload.core.model.scenario import Scenario
 from holoload.core.outcome import ErrorRules
-from holoload.core.scenario import Scenario
-from holoload.core.verdicts import Verdict
-from holoload.core.wire import WorkerWindow
+from holoload.core.stats.wire import WorkerWindow
 from holoload.engine.phase_end import LoadEnded
 from holoload.engine.worker import WorkerSpec
 

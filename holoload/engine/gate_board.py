@@ -6,14 +6,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from holoload.adapters.staleness import StalenessSampler
+from holoload.adapters.pg.staleness import StalenessSampler
 from holoload.core.events import EventSink, GateChanged
-from holoload.core.gates import parse_gate
-from holoload.core.load_gates import GateMonitor, LoadGateContext
-from holoload.core.scenario import Scenario
-from holoload.core.verdicts import Verdict
-from holoload.core.window import Aggregator
-from holoload.core.workload import gate_spec
+from holoload.core.gates.language import parse_gate
+from holoload.core.gates.load import GateMonitor, LoadGateContext
+from holoload.core.gates.verdicts import Verdict
+from holoload.core.model.scenario import Scenario
+from holoload.core.model.workload import gate_spec
+from holoload.core.stats.window import Aggregator
 from holoload.engine.chaos import FaultRunner
 from holoload.engine.client_probe import ClientWatch
 from holoload.engine.ledgers import LedgerBook

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from holoload.core.ledger import Ledger
-from holoload.core.window import NS_PER_S
-from holoload.core.workload import LedgerSpec
+from holoload.core.ledger.book import Ledger
+from holoload.core.model.workload import LedgerSpec
+from holoload.core.stats.window import NS_PER_S
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,19 +18,19 @@ from functools import partial
 
 import anyio
 
-from holoload.adapters.netproxy import FaultProxy
-from holoload.adapters.node_control import NodeControl
-from holoload.adapters.staleness import StalenessSampler
-from holoload.adapters.surfaces import TargetSurfaces
-from holoload.adapters.worker_process import ProcessWorker
-from holoload.core.acklog import AckLog
-from holoload.core.error_log import messages_event
+from holoload.adapters.faults.netproxy import FaultProxy
+from holoload.adapters.holofusion.surfaces import TargetSurfaces
+from holoload.adapters.local.node_control import NodeControl
+from holoload.adapters.pg.staleness import StalenessSampler
+from holoload.adapters.workers.local import ProcessWorker
 from holoload.core.events import EventSink, PhaseChanged
-from holoload.core.load_gates import GateMonitor, longest_window_s
-from holoload.core.outage import OutageBook
-from holoload.core.scenario import Scenario
-from holoload.core.verdicts import Verdict
-from holoload.core.window import NS_PER_S, Aggregator
+from holoload.core.gates.load import GateMonitor, longest_window_s
+from holoload.core.gates.verdicts import Verdict
+from holoload.core.ledger.acklog import AckLog
+from holoload.core.model.scenario import Scenario
+from holoload.core.stats.error_log import messages_event
+from holoload.core.stats.outage import OutageBook
+from holoload.core.stats.window import NS_PER_S, Aggregator
 from holoload.engine.chaos import FaultRunner, check_problems
 from holoload.engine.client_probe import ClientWatch, client_watch
 from holoload.engine.fleet import Launcher, WorkerFleet, worker_specs

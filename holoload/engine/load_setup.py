@@ -8,12 +8,12 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from holoload.adapters.netproxy import FaultProxy
-from holoload.adapters.pg import describe_error
-from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
+from holoload.adapters.faults.netproxy import FaultProxy
+from holoload.adapters.holofusion.surfaces import DB_ERRORS, TargetSurfaces
+from holoload.adapters.pg.connect import describe_error
 from holoload.core.errors import SetupError
 from holoload.core.events import EventSink, PhaseChanged
-from holoload.core.scenario import Scenario
+from holoload.core.model.scenario import Scenario
 from holoload.engine.chaos import FaultRunner
 
 

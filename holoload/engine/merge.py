@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from holoload.core.journal import replay
-from holoload.core.window import Aggregator
-from holoload.core.wire import WorkerWindow
+from holoload.core.ledger.journal import replay
+from holoload.core.stats.window import Aggregator
+from holoload.core.stats.wire import WorkerWindow
 from holoload.engine.ledgers import LedgerBook, Pulse
 
 NS_PER_MS = 1_000_000

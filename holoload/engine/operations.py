@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from holoload.adapters.pool import Writer
-from holoload.core.generators import SeqAllocator, build
-from holoload.core.ledger import Ledger
-from holoload.core.workload import Operation
+from holoload.adapters.pg.pool import Writer
+from holoload.core.ledger.book import Ledger
+from holoload.core.model.workload import Operation
+from holoload.core.pacing.generators import SeqAllocator, build
 
 Generator = Callable[[], Any]
 

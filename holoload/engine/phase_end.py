@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from holoload.core.events import RunProblem
-from holoload.core.window import NS_PER_S
+from holoload.core.stats.window import NS_PER_S
 
 if TYPE_CHECKING:
     from holoload.engine.workload_run import WorkloadRun

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import anyio
 
 from holoload.core.events import EventSink, PhaseChanged
-from holoload.core.window import NS_PER_S, Aggregator, OpKey
-from holoload.core.workload import Phase
+from holoload.core.model.workload import Phase
+from holoload.core.stats.window import NS_PER_S, Aggregator, OpKey
 from holoload.engine.chaos import FaultRunner
 from holoload.engine.fleet import WorkerFleet
 from holoload.engine.phase_end import LoadEnded, cut_short_problem

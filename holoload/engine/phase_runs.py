@@ -7,14 +7,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from holoload.adapters.pool import Writer
-from holoload.core.acklog import AckLog
-from holoload.core.generators import SeqAllocator
+from holoload.adapters.pg.pool import Writer
+from holoload.core.ledger.acklog import AckLog
+from holoload.core.model.scenario import RunSettings
+from holoload.core.model.workload import Phase, Workload
 from holoload.core.outcome import ErrorRules
-from holoload.core.pacing import split_weighted
-from holoload.core.scenario import RunSettings
-from holoload.core.window import Aggregator
-from holoload.core.workload import Phase, Workload
+from holoload.core.pacing.generators import SeqAllocator
+from holoload.core.pacing.schedule import split_weighted
+from holoload.core.stats.window import Aggregator
 from holoload.engine.ledgers import LedgerBook, Pulse
 from holoload.engine.workload_run import WorkloadPlan, WorkloadRun
 

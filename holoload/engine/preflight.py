@@ -17,12 +17,12 @@ from dataclasses import dataclass
 import anyio
 import asyncpg
 
-from holoload.adapters.pg import describe_error, quote_ident
-from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
+from holoload.adapters.holofusion.surfaces import DB_ERRORS, TargetSurfaces
+from holoload.adapters.pg.connect import describe_error, quote_ident
 from holoload.core.errors import ScenarioError, SetupError
 from holoload.core.events import EventSink, PhaseChanged
-from holoload.core.scenario import Scenario
-from holoload.core.workload import Operation
+from holoload.core.model.scenario import Scenario
+from holoload.core.model.workload import Operation
 from holoload.engine.operations import values_sql
 from holoload.engine.phase_runs import writer_counts
 

@@ -33,14 +33,14 @@ from typing import Any, Generic, Protocol, TypeVar
 import anyio
 import asyncpg
 
-from holoload.adapters.pg import StatementError, describe_error, quote_ident
-from holoload.adapters.pool import Writer
-from holoload.core.histogram import LatencyHistogram
+from holoload.adapters.pg.connect import StatementError, describe_error, quote_ident
+from holoload.adapters.pg.pool import Writer
 from holoload.core.isolation.bank import BankHistory, FinalState
 from holoload.core.isolation.generate import BankSpec, ReadAll, Transfer
 from holoload.core.isolation.history import HistoryBuilder, MicroOp, read, txn_type_of
-from holoload.core.ledger import WriteOutcome, outcome_of
+from holoload.core.ledger.book import WriteOutcome, outcome_of
 from holoload.core.outcome import ErrorClass, ErrorRules
+from holoload.core.stats.histogram import LatencyHistogram
 
 __all__ = [
     "Abort",

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 import anyio
 import asyncpg
 
-from holoload.adapters.checker import verify
-from holoload.adapters.pg import describe_error
-from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
-from holoload.core.acklog import AckLog
+from holoload.adapters.holofusion.surfaces import DB_ERRORS, TargetSurfaces
+from holoload.adapters.pg.checker import verify
+from holoload.adapters.pg.connect import describe_error
 from holoload.core.errors import HololoadError
 from holoload.core.events import CheckFinished, EventSink, PhaseChanged, RunProblem
-from holoload.core.findings import CheckReport, merge_reports
-from holoload.core.scenario import RunSettings
+from holoload.core.ledger.acklog import AckLog
+from holoload.core.ledger.findings import CheckReport, merge_reports
+from holoload.core.model.scenario import RunSettings
 from holoload.engine.ledgers import LedgerBook
 
 

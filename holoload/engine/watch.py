@@ -14,15 +14,15 @@ from collections.abc import Callable
 import aiohttp
 import anyio
 
-from holoload.adapters import localpg
-from holoload.adapters.samplers import HealthObservation, HealthSampler, MetricsSampler
-from holoload.adapters.surfaces import DB_ERRORS, TargetSurfaces
+from holoload.adapters.holofusion.samplers import HealthObservation, HealthSampler, MetricsSampler
+from holoload.adapters.holofusion.surfaces import DB_ERRORS, TargetSurfaces
+from holoload.adapters.pg import localpg
 from holoload.core.events import EventSink, HealthChanged, MetricsSampled, RunProblem, TopologyChanged
-from holoload.core.metrics import parse_metrics, rows
-from holoload.core.metrics_store import MetricsStore
-from holoload.core.server_view import ServerView, TopologySeries
-from holoload.core.topology import Topology
-from holoload.core.topology_diff import diff, summary
+from holoload.core.server.metrics import parse_metrics, rows
+from holoload.core.server.metrics_store import MetricsStore
+from holoload.core.server.view import ServerView, TopologySeries
+from holoload.core.topology.diff import diff, summary
+from holoload.core.topology.model import Topology
 
 #: (label, how, series) shown live when sampled: HoloFusion names first, then PostgreSQL's.
 SIGNALS = (

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from holoload.core import hlog
 from holoload.core.events import WindowRow
-from holoload.core.window import Aggregator, OpKey, OpStats, Window
+from holoload.core.stats import hlog
+from holoload.core.stats.window import Aggregator, OpKey, OpStats, Window
 
 
 def _ms(value_us: int | None) -> float | None:

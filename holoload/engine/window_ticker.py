@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from holoload.core.error_log import seen_events
 from holoload.core.events import EventSink, WindowClosed
-from holoload.core.window import NS_PER_S, Aggregator
+from holoload.core.stats.error_log import seen_events
+from holoload.core.stats.window import NS_PER_S, Aggregator
 from holoload.engine.chaos import FaultRunner
 from holoload.engine.client_probe import ClientWatch
 from holoload.engine.fleet import WorkerFleet

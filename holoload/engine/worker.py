@@ -18,13 +18,13 @@ from typing import Any
 
 import anyio
 
-from holoload.adapters.pool import Writer, close_writers, open_writers
-from holoload.core.acklog import AckLog
-from holoload.core.journal import JournalLedger
+from holoload.adapters.pg.pool import Writer, close_writers, open_writers
+from holoload.core.ledger.acklog import AckLog
+from holoload.core.ledger.journal import JournalLedger
+from holoload.core.model.scenario import Scenario
 from holoload.core.outcome import ErrorRules
-from holoload.core.scenario import Scenario
-from holoload.core.window import Aggregator
-from holoload.core.wire import WireStats, WorkerWindow
+from holoload.core.stats.window import Aggregator
+from holoload.core.stats.wire import WireStats, WorkerWindow
 from holoload.engine.client_probe import LoopProbe
 from holoload.engine.executors import run_closed_loop, run_open_loop
 from holoload.engine.ledgers import LedgerBook, Pulse

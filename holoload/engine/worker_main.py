@@ -16,7 +16,7 @@ import signal
 import sys
 from typing import Any
 
-from holoload.adapters.worker_process import frame, read_message
+from holoload.adapters.workers.local import frame, read_message
 from holoload.engine.worker import WorkerEngine
 
 METHODS = frozenset({"hello", "prepare", "run", "stop", "cancel", "flush"})

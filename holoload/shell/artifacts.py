@@ -12,9 +12,9 @@ from typing import IO, Any
 
 import orjson
 
-from holoload.core import hlog
 from holoload.core.events import BatchFinished, Event, MetricsSampled, SnapshotTaken, TopologyChanged, WindowClosed
-from holoload.core.metrics import METRICS_CSV_HEADER
+from holoload.core.server.metrics import METRICS_CSV_HEADER
+from holoload.core.stats import hlog
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -302,7 +302,7 @@ CLIENT_HEALTH_COLUMNS = (
 
 
 class ClientHealthWriter(_WindowCsv):
-    """client_health.csv: holoload's own health, one row per process per window (see core/client_health.py)."""
+    """client_health.csv: holoload's own health, one row per process per window (see core/stats/client_health.py)."""
 
     columns = CLIENT_HEALTH_COLUMNS
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from holoload.core.compare import Budget, RunFigures, compare_runs
+from holoload.core.compare.regression import Budget, RunFigures, compare_runs
 from holoload.core.result import RunSummary
 from holoload.shell.compare_cmd import comparison_record, render
 from holoload.shell.results_files import read_window_series

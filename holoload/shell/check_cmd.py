@@ -14,9 +14,9 @@ from pathlib import Path
 import orjson
 from rich.console import Console
 
+from holoload.core.config.units import parse_duration
 from holoload.core.errors import ExitCode, InputError
 from holoload.core.isolation import MODELS, UNKNOWN, CheckResult, Deadline, Txn, check, parse_history, render_text
-from holoload.core.units import parse_duration
 
 __all__ = ["EXIT_UNKNOWN", "add_check_parser", "check_command", "load_history"]
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from rich.console import Console
 
 from holoload import __version__
-from holoload.core.compare import Budget
+from holoload.core.compare.regression import Budget
+from holoload.core.config.profiles import choose_profile
 from holoload.core.errors import ExitCode, HololoadError, InputError
-from holoload.core.profiles import choose_profile
-from holoload.core.scenario import Scenario
+from holoload.core.model.scenario import Scenario
 from holoload.shell.check_cmd import add_check_parser
 from holoload.shell.compare_cmd import budget_from_env, load_runs, run_compare
 from holoload.shell.files import load_scenario_budget, load_target

@@ -8,8 +8,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from holoload.core.client_health import GATE_KEY, ClientHealthBook, ProcessHealth, WindowHealth
 from holoload.core.result import RunSummary
+from holoload.core.stats.client_health import GATE_KEY, ClientHealthBook, ProcessHealth, WindowHealth
 from holoload.shell import svg_charts as svg
 from holoload.shell.results_files import read_csv
 from holoload.shell.svg_charts import Point, Series

@@ -6,15 +6,15 @@ from pathlib import Path
 
 from rich.console import Console
 
-from holoload.adapters.cluster import LocalCluster, LocalNode
-from holoload.adapters.cluster_registry import (
+from holoload.adapters.local.cluster import LocalCluster, LocalNode
+from holoload.adapters.local.registry import (
     load_record,
     save_record,
     state_dir,
     status_of,
     stop_record,
 )
-from holoload.adapters.replication import ReplicatedCluster, ReplicationMode
+from holoload.adapters.local.replication import ReplicatedCluster, ReplicationMode
 from holoload.core.errors import ExitCode, InputError
 
 TARGET_FILE = "local-target.toml"

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from rich.console import Console
 
-from holoload.core.compare import (
+from holoload.core.compare.regression import (
     BUDGET_KEYS,
     LATENCY_METRICS,
     Budget,

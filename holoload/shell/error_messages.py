@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from holoload.core.gates import GateSyntaxError, parse_gate
+from holoload.core.gates.language import GateSyntaxError, parse_gate
 from holoload.core.result import GateOutcome, RunSummary
 
 HEADER = ("op", "endpoint", "SQLSTATE", "class", "count", "first s", "last s", "message")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from holoload.core.config.profiles import AppliedBudget
 from holoload.core.errors import ScenarioError
-from holoload.core.profiles import AppliedBudget
-from holoload.core.scenario import Scenario, parse_scenario, parse_scenario_budget
-from holoload.core.target import Target, parse_target
+from holoload.core.model.scenario import Scenario, parse_scenario, parse_scenario_budget
+from holoload.core.model.target import Target, parse_target
 
 
 def read_text(path: str | Path) -> str:

@@ -11,9 +11,9 @@ from typing import Any
 
 from rich.console import Console
 
-from holoload.adapters.history_store import HistoryStore, open_store
+from holoload.adapters.history.store import HistoryStore, open_store
 from holoload.core.errors import InputError
-from holoload.core.history_model import METRICS, RunEntry, op_keys, series
+from holoload.core.history.model import METRICS, RunEntry, op_keys, series
 from holoload.shell.compare_cmd import load_summary
 from holoload.shell.history_record import entry_for, history_location
 from holoload.shell.rebuild import rebuild_summary
@@ -183,7 +183,7 @@ def _show(store: HistoryStore, run_id: str, console: Console) -> int:
 
 
 def _trend(store: HistoryStore, args: argparse.Namespace, console: Console) -> int:
-    from holoload.core.changepoint import detect  # numpy: only when trends are asked for
+    from holoload.core.history.changepoint import detect  # numpy: only when trends are asked for
 
     runs = store.runs(scenario=args.scenario, environment=args.environment, target=args.target)
     groups: dict[tuple[str, str, str], list[RunEntry]] = {}

@@ -17,12 +17,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from holoload.adapters.history_store import open_store
-from holoload.adapters.pg import redact
-from holoload.core import hlog
+from holoload.adapters.history.store import open_store
+from holoload.adapters.pg.connect import redact
 from holoload.core.errors import HololoadError, InputError
-from holoload.core.histogram import LatencyHistogram
-from holoload.core.history_model import (
+from holoload.core.history.model import (
     DEFAULT_ENVIRONMENT,
     RunContext,
     RunEntry,
@@ -30,6 +28,8 @@ from holoload.core.history_model import (
     entry_from_summary,
 )
 from holoload.core.result import RunSummary
+from holoload.core.stats import hlog
+from holoload.core.stats.histogram import LatencyHistogram
 from holoload.shell.rebuild import read_events, read_hlog
 
 __all__ = [

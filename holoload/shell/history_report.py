@@ -18,8 +18,8 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from holoload.core.changepoint import ChangePoint, detect
-from holoload.core.history_model import RunEntry, latest_verdicts, op_keys, series
+from holoload.core.history.changepoint import ChangePoint, detect
+from holoload.core.history.model import RunEntry, latest_verdicts, op_keys, series
 from holoload.shell import svg_charts as svg
 from holoload.shell.svg_charts import Marker, Series
 

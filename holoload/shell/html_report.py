@@ -14,9 +14,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from holoload.core.metrics import HOLOFUSION_GAUGE_MARKERS
+from holoload.core.config.units import format_duration
 from holoload.core.result import RunSummary
-from holoload.core.units import format_duration
+from holoload.core.server.metrics import HOLOFUSION_GAUGE_MARKERS
 from holoload.shell import error_messages
 from holoload.shell import svg_charts as svg
 from holoload.shell.client_report import client_banner, client_section

@@ -9,18 +9,18 @@ from typing import Any, Protocol
 
 from rich.console import Console
 
-from holoload.adapters.node_control import NodeControl
-from holoload.adapters.staleness import StalenessSampler
-from holoload.adapters.surfaces import TargetSurfaces
-from holoload.core.aggregate import CanaryAggregator
+from holoload.adapters.holofusion.surfaces import TargetSurfaces
+from holoload.adapters.local.node_control import NodeControl
+from holoload.adapters.pg.staleness import StalenessSampler
 from holoload.core.events import EventSink
-from holoload.core.gates import parse_gate
-from holoload.core.replicas import route_to_writable
+from holoload.core.gates.language import parse_gate
+from holoload.core.gates.verdicts import Verdict, evaluate
+from holoload.core.model.replicas import route_to_writable
+from holoload.core.model.scenario import Scenario
+from holoload.core.model.target import Target
+from holoload.core.model.workload import gate_spec
 from holoload.core.result import RunSummary
-from holoload.core.scenario import Scenario
-from holoload.core.target import Target
-from holoload.core.verdicts import Verdict, evaluate
-from holoload.core.workload import gate_spec
+from holoload.core.stats.canary import CanaryAggregator
 from holoload.engine.canary import CanaryEngine
 from holoload.engine.load import LoadEngine
 from holoload.engine.phase_runs import writer_counts
@@ -122,7 +122,7 @@ class LoadJob:
         workers = resolve_workers(self.scenario, surfaces.names)
         ray = None
         if self.ray_address is not None:
-            from holoload.adapters.ray_workers import RayCluster
+            from holoload.adapters.workers.ray import RayCluster
             from holoload.engine.worker import WorkerEngine
 
             ray = RayCluster(self.ray_address, WorkerEngine)

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.status import Status
 
+from holoload.core.config.units import format_duration
 from holoload.core.events import (
     BaselineTaken,
     BatchFinished,
@@ -18,8 +19,7 @@ from holoload.core.events import (
     PhaseChanged,
     RunProblem,
 )
-from holoload.core.units import format_duration
-from holoload.core.verdicts import Verdict
+from holoload.core.gates.verdicts import Verdict
 
 _STATUS_STYLE = {"ok": "green", "delta_mismatch": "bold red", "error": "bold red"}
 

@@ -20,8 +20,8 @@ from holoload.core.events import (
     WindowClosed,
     WindowRow,
 )
-from holoload.core.scenario import Scenario
-from holoload.core.workload import gate_text
+from holoload.core.model.scenario import Scenario
+from holoload.core.model.workload import gate_text
 from holoload.shell.live import LiveDisplay
 
 _GATE_STYLE = {"pass": "green", "fail": "bold red", "pending": "dim", "no data": "yellow"}

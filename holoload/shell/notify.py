@@ -19,10 +19,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from holoload import __version__
+from holoload.core.config.secrets import MASK, Secrets
 from holoload.core.errors import InputError
 from holoload.core.events import RunProblem
 from holoload.core.result import RunSummary
-from holoload.core.secrets import MASK, Secrets
 from holoload.shell.artifacts import ArtifactWriter
 
 ENV_VAR = "HOLOLOAD_NOTIFY"

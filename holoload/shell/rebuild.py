@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from holoload import __version__
-from holoload.core import hlog
-from holoload.core.histogram import LatencyHistogram
 from holoload.core.result import RunSummary
+from holoload.core.stats import hlog
+from holoload.core.stats.histogram import LatencyHistogram
 from holoload.shell.client_report import client_from_csv
 from holoload.shell.results_files import read_csv, read_jsonl
 from holoload.shell.summary import latency_ms

@@ -4,7 +4,7 @@ The set directory ``<results>/<scenario>_x<N>_<UTC time>/`` holds each run's own
 directory and the set's ``set.json`` (the runs, the gates over the set, the baseline
 comparison), ``summary.md``, ``junit.xml`` and ``report.html``. A gate passes on the set when it
 passed in every run (a run without the gate's verdict is no evidence, so it fails); with
-``--baseline`` the whole set is compared (``core/compare.py``: runs drawn with replacement,
+``--baseline`` the whole set is compared (``core/compare/regression.py``: runs drawn with replacement,
 windows by blocks). A run that ends ERROR or INTERRUPTED stops the set.
 """
 
@@ -22,7 +22,7 @@ import orjson
 from rich.console import Console
 
 from holoload import __version__
-from holoload.core.compare import RunFigures, compare_runs
+from holoload.core.compare.regression import RunFigures, compare_runs
 from holoload.core.errors import ExitCode, HololoadError, InputError
 from holoload.core.result import GateOutcome, RunSummary
 from holoload.shell.artifacts import results_dir_for

@@ -6,12 +6,12 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
-from holoload.adapters.cluster import LocalCluster
-from holoload.adapters.replication import ReplicatedCluster
-from holoload.adapters.replication_control import LinkProxies, ReplicationControl, link_targets
-from holoload.adapters.staleness import StalenessSampler
-from holoload.core.scenario import Scenario
-from holoload.core.target import Target, replicated_target
+from holoload.adapters.local.cluster import LocalCluster
+from holoload.adapters.local.replication import ReplicatedCluster
+from holoload.adapters.local.replication_control import LinkProxies, ReplicationControl, link_targets
+from holoload.adapters.pg.staleness import StalenessSampler
+from holoload.core.model.scenario import Scenario
+from holoload.core.model.target import Target, replicated_target
 from holoload.shell.jobs import Job, LoadJob
 
 

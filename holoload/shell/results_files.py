@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from holoload.core.compare import window_series
+from holoload.core.compare.regression import window_series
 
 
 def _num(value: Any) -> float | None:

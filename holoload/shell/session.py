@@ -30,20 +30,20 @@ import anyio.abc
 import structlog
 from rich.console import Console
 
-from holoload.adapters.cluster import LocalCluster
-from holoload.adapters.node_control import CommandNodeControl, LocalNodeControl
-from holoload.adapters.pg import redact
-from holoload.adapters.samplers import wait_ready
-from holoload.adapters.surfaces import TargetSurfaces
-from holoload.core.compare import Budget, RunFigures
+from holoload.adapters.holofusion.samplers import wait_ready
+from holoload.adapters.holofusion.surfaces import TargetSurfaces
+from holoload.adapters.local.cluster import LocalCluster
+from holoload.adapters.local.node_control import CommandNodeControl, LocalNodeControl
+from holoload.adapters.pg.connect import redact
+from holoload.core.compare.regression import Budget, RunFigures
+from holoload.core.config.profiles import AppliedBudget
+from holoload.core.config.secrets import Secrets
 from holoload.core.errors import ExitCode, HololoadError, InputError
 from holoload.core.events import Event, EventSink, RunProblem, RunStarted, WindowClosed
-from holoload.core.profiles import AppliedBudget
+from holoload.core.gates.verdicts import Verdict
+from holoload.core.model.scenario import Scenario, dump
+from holoload.core.model.target import Target, local_target
 from holoload.core.result import RunInfo, RunSummary, RunVerdict, decide_verdict
-from holoload.core.scenario import Scenario, dump
-from holoload.core.secrets import Secrets
-from holoload.core.target import Target, local_target
-from holoload.core.verdicts import Verdict
 from holoload.shell.artifacts import ArtifactWriter, results_dir_for
 from holoload.shell.baseline_guard import guard_run
 from holoload.shell.history_record import capture_context, history_location, record_run

@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from holoload import __version__
-from holoload.core.aggregate import CanaryAggregator
-from holoload.core.error_log import error_report
-from holoload.core.gates import Call, Quantity, parse_gate
+from holoload.core.gates.language import Call, Quantity, parse_gate
+from holoload.core.gates.verdicts import Verdict
+from holoload.core.model.scenario import Scenario, dump
+from holoload.core.model.target import Target
 from holoload.core.result import RunSummary
-from holoload.core.scenario import Scenario, dump
-from holoload.core.target import Target
-from holoload.core.verdicts import Verdict
-from holoload.core.window import OpStats
+from holoload.core.stats.canary import CanaryAggregator
+from holoload.core.stats.error_log import error_report
+from holoload.core.stats.window import OpStats
 from holoload.engine.load import LoadEngine
 
 

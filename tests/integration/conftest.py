@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from holoload.adapters.cluster import LocalCluster, LocalNode
+from holoload.adapters.local.cluster import LocalCluster, LocalNode
 
 HERE = Path(__file__).resolve().parent
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import holoload
-from holoload.adapters.cluster import LocalNode
+from holoload.adapters.local.cluster import LocalNode
 from tests.support import REPO
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from holoload.adapters.cluster import LocalNode
-from holoload.core.splitkey import row_v1_split_key, to_hex
+from holoload.adapters.local.cluster import LocalNode
+from holoload.core.topology.splitkey import row_v1_split_key, to_hex
 from holoload.shell.cli import dispatch
 from tests.fakes.threaded_http import ThreadedFakeHoloFusion
 from tests.support import FAKES, FIXTURES, REPO, free_port

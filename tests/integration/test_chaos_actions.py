@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from holoload.adapters.cluster import LocalNode
+from holoload.adapters.local.cluster import LocalNode
 from tests.support import REPO
 from tests.support.runs import write_target
 

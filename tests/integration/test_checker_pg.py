@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from holoload.adapters.checker import ObservationError, observe_ids, verify
-from holoload.adapters.cluster import LocalNode
-from holoload.adapters.pg import quote_ident
-from holoload.core.intervals import IntervalSet
-from holoload.core.ledger import Ledger, WriteOutcome, outcome_of
+from holoload.adapters.local.cluster import LocalNode
+from holoload.adapters.pg.checker import ObservationError, observe_ids, verify
+from holoload.adapters.pg.connect import quote_ident
+from holoload.core.ledger.book import Ledger, WriteOutcome, outcome_of
+from holoload.core.ledger.intervals import IntervalSet
 
 pytestmark = pytest.mark.anyio
 

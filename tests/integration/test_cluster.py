@@ -12,8 +12,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from holoload.adapters.cluster import LocalCluster, LocalNode
-from holoload.adapters.cluster_registry import (
+from holoload.adapters.local.binaries import SOURCE_BUNDLED, PgBinaries, find_postgres_binaries
+from holoload.adapters.local.cluster import LocalCluster, LocalNode
+from holoload.adapters.local.registry import (
     NodeState,
     load_record,
     save_record,
@@ -21,8 +22,7 @@ from holoload.adapters.cluster_registry import (
     status_of,
     stop_record,
 )
-from holoload.adapters.pg_binaries import SOURCE_BUNDLED, PgBinaries, find_postgres_binaries
-from holoload.adapters.pg_server import port_is_free
+from holoload.adapters.local.server import port_is_free
 from holoload.core.errors import ExitCode, InputError, PostgresNotFound, SetupError
 
 # Away from 55432 and from each other, so parallel test modules do not collide.

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from holoload.adapters import cluster_watchdog
-from holoload.adapters.cluster import LocalCluster
-from holoload.adapters.pg_server import live_postmaster, proc_stat, process_tree
+from holoload.adapters.local import watchdog as cluster_watchdog
+from holoload.adapters.local.cluster import LocalCluster
+from holoload.adapters.local.server import live_postmaster, proc_stat, process_tree
 from tests.support import REPO
 from tests.support.runs import (
     SALES,
@@ -301,7 +301,7 @@ def test_watchdog_gives_up_after_its_maximum_age(tmp_path: Path) -> None:
 def test_watchdog_imports_no_heavy_modules() -> None:
     """The watchdog (and the cluster module it uses to clean up) import neither asyncpg nor anyio nor the shell."""
     code = (
-        "import sys, holoload.adapters.cluster_watchdog, holoload.adapters.cluster\n"
+        "import sys, holoload.adapters.local.watchdog, holoload.adapters.local.cluster\n"
         "heavy = {'asyncpg', 'anyio', 'aiohttp', 'uvloop', 'rich', 'structlog', 'pydantic', 'holoload.shell'}\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith('holoload.shell')))"
     )

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from holoload.adapters.cluster import LocalNode
+from holoload.adapters.local.cluster import LocalNode
 from holoload.engine.preflight import _prepare
 from holoload.shell.cli import dispatch
 

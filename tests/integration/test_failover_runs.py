@@ -194,7 +194,7 @@ def test_cluster_up_keeps_a_replicated_cluster_with_primary_and_standby_endpoint
 
     import asyncpg
 
-    from holoload.core.target import parse_target
+    from holoload.core.model.target import parse_target
 
     env = {**os.environ, "HOLOLOAD_STATE_DIR": str(tmp_path / "state")}
     base = [sys.executable, "-m", "holoload", "cluster"]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from holoload.adapters.cluster import LocalNode
-from holoload.adapters.history_store import open_store
-from holoload.core.histogram import LatencyHistogram
+from holoload.adapters.history.store import open_store
+from holoload.adapters.local.cluster import LocalNode
+from holoload.core.stats.histogram import LatencyHistogram
 from holoload.shell.cli import dispatch
 from tests.support import REPO
 from tests.support.browser import decode_png, find_browser, run_browser

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from holoload.adapters.cluster import LocalNode
-from holoload.adapters.history_schema import MIGRATIONS, latest_version
-from holoload.adapters.history_store import open_store
+from holoload.adapters.history.schema import MIGRATIONS, latest_version
+from holoload.adapters.history.store import open_store
+from holoload.adapters.local.cluster import LocalNode
 from holoload.core.errors import SetupError
-from holoload.core.histogram import LatencyHistogram
-from holoload.core.history_model import GateRecord, OpRecord, RunEntry
+from holoload.core.history.model import GateRecord, OpRecord, RunEntry
+from holoload.core.stats.histogram import LatencyHistogram
 
 
 def _histogram(*values_us: int) -> str:

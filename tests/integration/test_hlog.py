@@ -8,9 +8,9 @@ from pathlib import Path
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
-from holoload.adapters.cluster import LocalNode
-from holoload.core import hlog
-from holoload.core.histogram import LatencyHistogram
+from holoload.adapters.local.cluster import LocalNode
+from holoload.core.stats import hlog
+from holoload.core.stats.histogram import LatencyHistogram
 from holoload.shell.cli import dispatch
 from tests.support.runs import only_run_dir, write_target
 

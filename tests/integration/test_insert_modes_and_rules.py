@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from holoload.adapters.cluster import LocalNode
+from holoload.adapters.local.cluster import LocalNode
 from holoload.core.outcome import ErrorClass, ErrorRules
 from holoload.shell.cli import dispatch
 from holoload.shell.files import load_target

@@ -17,12 +17,12 @@ import anyio
 import asyncpg
 import pytest
 
-from holoload.adapters.cluster import LocalNode
-from holoload.adapters.pool import Writer, close_writers, open_writers
+from holoload.adapters.local.cluster import LocalNode
+from holoload.adapters.pg.pool import Writer, close_writers, open_writers
 from holoload.core.isolation import HistoryBuilder, Txn, TxnType, check
 from holoload.core.isolation.bank import BankHistory, ViolationKind, check_bank
 from holoload.core.isolation.generate import BankGenerator, BankSpec, ListAppendGenerator, ListAppendSpec, Transfer
-from holoload.core.ledger import WriteOutcome
+from holoload.core.ledger.book import WriteOutcome
 from holoload.core.outcome import ErrorClass
 from holoload.engine.transactions import (
     BankExecutor,

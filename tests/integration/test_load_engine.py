@@ -10,7 +10,7 @@ from pathlib import Path
 
 import asyncpg
 
-from holoload.adapters.cluster import LocalNode
+from holoload.adapters.local.cluster import LocalNode
 from tests.support.engine import (
     Row,
     Run,

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from holoload.adapters.cluster import LocalNode
-from holoload.adapters.netproxy import FaultProxy, NetFaults, ProxyStats
+from holoload.adapters.faults.netproxy import FaultProxy, NetFaults, ProxyStats
+from holoload.adapters.local.cluster import LocalNode
 
 pytestmark = pytest.mark.anyio
 

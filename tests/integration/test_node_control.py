@@ -14,9 +14,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from holoload.adapters.cluster import LocalCluster
-from holoload.adapters.node_control import CommandNodeControl, LocalNodeControl, NodeAction
-from holoload.adapters.pg_server import continue_server, live_postmaster, postmaster_pid, process_tree
+from holoload.adapters.local.cluster import LocalCluster
+from holoload.adapters.local.node_control import CommandNodeControl, LocalNodeControl, NodeAction
+from holoload.adapters.local.server import continue_server, live_postmaster, postmaster_pid, process_tree
 from holoload.core.errors import InputError
 
 # Away from the session cluster (57432) and tests/test_cluster.py (5641x).

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from holoload.adapters.cluster import LocalNode
+from holoload.adapters.local.cluster import LocalNode
 from holoload.shell.cli import dispatch
 from tests.fakes.webhook import WebhookReceiver, refused_url
 from tests.support import REPO

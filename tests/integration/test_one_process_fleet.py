@@ -9,10 +9,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from holoload.adapters.cluster import LocalNode
-from holoload.adapters.surfaces import TargetSurfaces
+from holoload.adapters.holofusion.surfaces import TargetSurfaces
+from holoload.adapters.local.cluster import LocalNode
 from holoload.core.events import PhaseChanged, WindowClosed
-from holoload.core.target import Node, Target
+from holoload.core.model.target import Node, Target
 from holoload.engine.load import LoadEngine
 from holoload.engine.worker import InProcessWorker, WorkerEngine
 from holoload.shell.files import load_scenario

@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 import asyncpg
 import pytest
 
-from holoload.adapters import localpg
-from holoload.adapters.cluster import LocalNode
+from holoload.adapters.local.cluster import LocalNode
+from holoload.adapters.pg import localpg
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from holoload.adapters.cluster import LocalNode
+from holoload.adapters.local.cluster import LocalNode
 from tests.support.engine import Sidecar, problems, query, run_scenario, shared_target, wait_for_holoload_query
 
 SCENARIO = """

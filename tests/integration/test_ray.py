@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from holoload.adapters.cluster import LocalNode
+from holoload.adapters.local.cluster import LocalNode
 from tests.support.runs import only_run_dir, run_cli, summary_json, write_scenario, write_target
 
 

@@ -6,7 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from holoload.adapters.cluster import LocalNode
+from holoload.adapters.local.cluster import LocalNode
 from holoload.shell.cli import dispatch
 from tests.support.runs import only_run_dir, scenario_file, write_target
 

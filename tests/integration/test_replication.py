@@ -13,8 +13,8 @@ import signal
 import asyncpg
 import pytest
 
-from holoload.adapters.pg_server import process_tree
-from holoload.adapters.replication import ReplicatedCluster, _lsn_value, replication_settings
+from holoload.adapters.local.replication import ReplicatedCluster, _lsn_value, replication_settings
+from holoload.adapters.local.server import process_tree
 from holoload.core.errors import InputError
 
 BASE_SYNC = 56510
@@ -46,7 +46,7 @@ async def _ids(dsn: str) -> set[int]:
 
 def _walsender_pids(cluster: ReplicatedCluster, index: int) -> list[int]:
     """The WAL sender processes of a primary (their titles say 'walsender')."""
-    from holoload.adapters.pg_server import live_postmaster
+    from holoload.adapters.local.server import live_postmaster
 
     root = live_postmaster(cluster.node(index).datadir)
     assert root is not None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from holoload.adapters.cluster import LocalNode
+from holoload.adapters.local.cluster import LocalNode
 from holoload.shell.cli import dispatch
 from tests.support import REPO
 from tests.support.runs import (

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from holoload.adapters.cluster import LocalCluster, LocalNode
-from holoload.adapters.pg_server import accepts_connection, postmaster_pid, run_server_program
+from holoload.adapters.local.cluster import LocalCluster, LocalNode
+from holoload.adapters.local.server import accepts_connection, postmaster_pid, run_server_program
 from holoload.shell.cli import dispatch
 from tests.support import REPO, free_port
 from tests.support.runs import (

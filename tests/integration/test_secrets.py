@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from holoload.adapters.cluster import LocalNode
-from holoload.core.secrets import Secrets, env_secrets, url_secrets
+from holoload.adapters.local.cluster import LocalNode
+from holoload.core.config.secrets import Secrets, env_secrets, url_secrets
 from holoload.shell.cli import dispatch
 from tests.support.runs import only_run_dir
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from holoload.adapters.cluster import LocalNode
+from holoload.adapters.local.cluster import LocalNode
 from holoload.core.events import RunProblem
 from holoload.shell.cli import dispatch
 from holoload.shell.prom_exporter import MetricsExporter, parse_listen

@@ -10,11 +10,11 @@ import anyio
 import asyncpg
 import pytest
 
-from holoload.adapters.cluster import LocalNode
-from holoload.adapters.surfaces import TargetSurfaces
-from holoload.core.chaos import ChaosAction
+from holoload.adapters.holofusion.surfaces import TargetSurfaces
+from holoload.adapters.local.cluster import LocalNode
 from holoload.core.events import ChaosFinished
-from holoload.core.target import Node, SplitCapability, Target, TopologySource
+from holoload.core.model.chaos import ChaosAction
+from holoload.core.model.target import Node, SplitCapability, Target, TopologySource
 from holoload.engine.chaos import FaultRunner
 from holoload.engine.ledgers import LedgerBook, Pulse
 
@@ -185,8 +185,8 @@ async def test_chaos_sql_that_leaves_a_transaction_open_is_rolled_back(pg_cluste
 
 async def test_a_timed_out_checker_read_leaves_no_query_behind(pg_cluster: list[LocalNode]) -> None:
     """The checker's read blocked by a lock and cut short: no holoload/checker backend keeps waiting."""
-    from holoload.adapters.checker import verify
-    from holoload.core.ledger import Ledger, WriteOutcome
+    from holoload.adapters.pg.checker import verify
+    from holoload.core.ledger.book import Ledger, WriteOutcome
 
     node = pg_cluster[0]
     async with opened(node, 100) as surfaces:
@@ -217,7 +217,7 @@ async def test_discard_ends_the_backend_from_a_second_connection_when_rollback_c
     pg_cluster: list[LocalNode],
 ) -> None:
     """No time for the graceful path: the backend idle in its transaction is terminated and its lock freed."""
-    from holoload.adapters import pg
+    from holoload.adapters.pg import connect as pg
 
     node = pg_cluster[0]
     async with opened(node, 10):
@@ -240,7 +240,7 @@ async def test_discard_ends_the_backend_from_a_second_connection_when_rollback_c
 
 async def test_a_last_acked_split_with_nothing_new_to_split_is_skipped(pg_cluster: list[LocalNode]) -> None:
     """`last_acked + 1` with no id acknowledged since its last split: the slot is skipped, not failed."""
-    from holoload.core.ledger import WriteOutcome
+    from holoload.core.ledger.book import WriteOutcome
 
     node = pg_cluster[0]
     async with opened(node, 100) as surfaces:

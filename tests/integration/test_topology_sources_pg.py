@@ -1,4 +1,4 @@
-"""holoload.adapters.topology_sources against real PostgreSQL: partition layouts, split logs, SQL queries."""
+"""holoload.adapters.holofusion.topology_sources against real PostgreSQL: partition layouts, split logs, SQL queries."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from typing import Any
 import asyncpg
 import pytest
 
-from holoload.adapters import localpg
-from holoload.adapters.cluster import LocalNode
-from holoload.adapters.pg import quote_ident
-from holoload.adapters.surfaces import TargetSurfaces
-from holoload.adapters.topology_sources import SqlPartitionSource, SqlQuerySource
-from holoload.core.splitkey import row_v1_split_key
-from holoload.core.target import local_target
-from holoload.core.topology_diff import TopologyChange, diff
-from holoload.core.topology_io import COCKROACH_COLUMNS
-from holoload.core.topology_table import parse_table, render_table
+from holoload.adapters.holofusion.surfaces import TargetSurfaces
+from holoload.adapters.holofusion.topology_sources import SqlPartitionSource, SqlQuerySource
+from holoload.adapters.local.cluster import LocalNode
+from holoload.adapters.pg import localpg
+from holoload.adapters.pg.connect import quote_ident
+from holoload.core.model.target import local_target
+from holoload.core.topology.diff import TopologyChange, diff
+from holoload.core.topology.io import COCKROACH_COLUMNS
+from holoload.core.topology.splitkey import row_v1_split_key
+from holoload.core.topology.table import parse_table, render_table
 from tests.support import fixture_text
 from tests.support.topology import reading_topology
 

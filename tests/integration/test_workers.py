@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from holoload.adapters.cluster import LocalNode
+from holoload.adapters.local.cluster import LocalNode
 from tests.support.runs import (
     events,
     has_event,

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from holoload.adapters.cluster import LocalNode
+from holoload.adapters.local.cluster import LocalNode
 from holoload.shell.cli import dispatch
 
 Row = dict[str, str]

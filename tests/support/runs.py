@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from holoload.adapters.cluster import LocalNode
+from holoload.adapters.local.cluster import LocalNode
 from tests.support import REPO
 
 SALES = str(REPO / "scenarios" / "sales_facts.toml")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from holoload.adapters.topology_sources import TopologyReading
-from holoload.core.topology import Topology
+from holoload.adapters.holofusion.topology_sources import TopologyReading
+from holoload.core.topology.model import Topology
 
 
 def reading_topology(reading: TopologyReading) -> Topology:

@@ -1,8 +1,8 @@
-"""AckLog (core/acklog.py): lost id ranges named by the server that acknowledged them, and when."""
+"""AckLog (core/ledger/acklog.py): lost id ranges named by the server that acknowledged them, and when."""
 
 from __future__ import annotations
 
-from holoload.core.acklog import NS_PER_S, AckLog
+from holoload.core.ledger.acklog import NS_PER_S, AckLog
 
 
 def test_contiguous_ids_of_one_server_fold_and_lost_ranges_are_cut_by_server() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from holoload.core.changepoint import detect
+from holoload.core.history.changepoint import detect
 
 
 def _flat(seed: int) -> list[float]:

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from holoload.core.chaos_gates import CHAOS_FIELDS, ChaosView, chaos_view
-from holoload.core.gates import Call, GateSyntaxError, Kind, check_gate, parse_gate
-from holoload.core.load_gates import LoadGateContext
-from holoload.core.verdicts import evaluate
-from holoload.core.window import NS_PER_S, Aggregator
+from holoload.core.gates.chaos import CHAOS_FIELDS, ChaosView, chaos_view
+from holoload.core.gates.language import Call, GateSyntaxError, Kind, check_gate, parse_gate
+from holoload.core.gates.load import LoadGateContext
+from holoload.core.gates.verdicts import evaluate
+from holoload.core.stats.window import NS_PER_S, Aggregator
 
 
 @dataclass

@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from holoload.core.chaos import MAX_FIRINGS, ChaosAction, firings, resolve_node, split_key
 from holoload.core.errors import ScenarioError
-from holoload.core.intervals import IntervalSet
-from holoload.core.scenario import parse_scenario
+from holoload.core.ledger.intervals import IntervalSet
+from holoload.core.model.chaos import MAX_FIRINGS, ChaosAction, firings, resolve_node, split_key
+from holoload.core.model.scenario import parse_scenario
 from holoload.engine.ledgers import Pulse
 
 LOAD = """

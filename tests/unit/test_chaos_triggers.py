@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from holoload.core.errors import ScenarioError
-from holoload.core.scenario import chaos_trigger_problems, parse_scenario
+from holoload.core.model.scenario import chaos_trigger_problems, parse_scenario
 from holoload.shell.cli import dispatch
 from tests.support import REPO
 

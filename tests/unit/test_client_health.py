@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from holoload.core.client_health import (
+from holoload.core.model.scenario import parse_scenario
+from holoload.core.stats.client_health import (
     ClientHealthBook,
     ClientLimits,
     LagSamples,
@@ -19,8 +20,7 @@ from holoload.core.client_health import (
     WindowHealth,
     strain,
 )
-from holoload.core.scenario import parse_scenario
-from holoload.core.wire import WorkerWindow
+from holoload.core.stats.wire import WorkerWindow
 from holoload.engine.client_probe import ClientWatch, LoopProbe, client_gate_enabled
 
 NS_PER_MS = 1_000_000

@@ -1,4 +1,4 @@
-"""Tests for holoload.core.compare (pure rules) and holoload.shell.compare_cmd (files, table, exit code)."""
+"""Tests for holoload.core.compare.regression (pure rules) and holoload.shell.compare_cmd (files, table, exit code)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from holoload.core.compare import Budget, Comparison, Delta, budget_from, compare, op_figures
+from holoload.core.compare.regression import Budget, Comparison, Delta, budget_from, compare, op_figures
 from holoload.core.errors import ExitCode, InputError
 from holoload.shell.compare_cmd import budget_from_env, load_summary, render, run_compare
 

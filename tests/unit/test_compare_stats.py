@@ -1,4 +1,4 @@
-"""Synthetic per-window series through the noise-aware comparison (core/compare_stats.py, core/compare.py)."""
+"""Synthetic per-window series through the noise-aware comparison (core/compare/stats.py, core/compare/regression.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from holoload.core.compare import Budget, RunFigures, compare_runs, window_series
-from holoload.core.compare_stats import MIN_WINDOWS, block_length, expanded_tail, shift
+from holoload.core.compare.regression import Budget, RunFigures, compare_runs, window_series
+from holoload.core.compare.stats import MIN_WINDOWS, block_length, expanded_tail, shift
 
 
 def ar1(rng: np.random.Generator, n: int, level: float, cv: float, phi: float = 0.5) -> list[float]:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from holoload.core.compare import Budget, compare_runs
+from holoload.core.compare.regression import Budget, compare_runs
 from holoload.core.errors import InputError
 from holoload.shell.artifacts import TIMESERIES_COLUMNS
 from holoload.shell.ci_outputs import junit_xml, summary_markdown

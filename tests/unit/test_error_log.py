@@ -5,9 +5,9 @@ from __future__ import annotations
 import pickle
 import xml.etree.ElementTree as ET
 
-from holoload.core.error_log import MAX_MESSAGE, ErrorLog, error_report, messages_event, seen_events
-from holoload.core.window import NS_PER_S, Aggregator
-from holoload.core.wire import WorkerWindow
+from holoload.core.stats.error_log import MAX_MESSAGE, ErrorLog, error_report, messages_event, seen_events
+from holoload.core.stats.window import NS_PER_S, Aggregator
+from holoload.core.stats.wire import WorkerWindow
 from holoload.engine.ledgers import LedgerBook
 from holoload.engine.merge import absorb_windows
 from holoload.shell import error_messages

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from holoload.core.events import Event
-from holoload.core.wire import WorkerWindow
+from holoload.core.stats.wire import WorkerWindow
 from holoload.engine.fleet import WorkerFleet
 from holoload.engine.phase_end import LoadEnded
 

@@ -11,15 +11,15 @@ from collections.abc import Mapping
 
 import pytest
 
-from holoload.core.gate_model import FunctionFamily, FunctionTable, GateContext, GateFunction, Kind
-from holoload.core.gates import FUNCTIONS, Call, GateSyntaxError, parse_gate
-from holoload.core.histogram import LatencyHistogram
-from holoload.core.load_gates import LoadGateContext
-from holoload.core.metrics import Sample
-from holoload.core.metrics_store import MetricsStore
-from holoload.core.server_view import ServerView, TopologySeries
-from holoload.core.verdicts import evaluate
-from holoload.core.window import NS_PER_S, Aggregator, OpKey
+from holoload.core.gates.language import FUNCTIONS, Call, GateSyntaxError, parse_gate
+from holoload.core.gates.load import LoadGateContext
+from holoload.core.gates.model import FunctionFamily, FunctionTable, GateContext, GateFunction, Kind
+from holoload.core.gates.verdicts import evaluate
+from holoload.core.server.metrics import Sample
+from holoload.core.server.metrics_store import MetricsStore
+from holoload.core.server.view import ServerView, TopologySeries
+from holoload.core.stats.histogram import LatencyHistogram
+from holoload.core.stats.window import NS_PER_S, Aggregator, OpKey
 
 #: Every gate function the docs (scenarios.md, chaos.md) name, by its fixed name.
 DOCUMENTED = {
@@ -73,7 +73,7 @@ _PROBE = """
 import importlib, json, sys
 for name in sys.argv[1:]:
     importlib.import_module(name)
-from holoload.core.gates import FUNCTIONS
+from holoload.core.gates.language import FUNCTIONS
 out = {}
 for name in sorted(FUNCTIONS.names) + ["p99"]:
     f = FUNCTIONS.lookup(name)
@@ -95,7 +95,7 @@ def test_what_a_name_means_does_not_depend_on_which_modules_were_imported_first(
     """The table is the same whether the gates, the server gates, the scenario or the CLI came first."""
     alone = _functions_after_importing()
     assert set(alone) == DOCUMENTED | {"p99"}
-    for first in ("holoload.core.server_gates", "holoload.core.load_gates", "holoload.shell.cli"):
+    for first in ("holoload.core.gates.server", "holoload.core.gates.load", "holoload.shell.cli"):
         assert _functions_after_importing(first) == alone, first
 
 

@@ -1,4 +1,4 @@
-"""Tests for holoload.core.gates: parsing, kind checks, reference checks and verdicts."""
+"""Tests for holoload.core.gates.language: parsing, kind checks, reference checks and verdicts."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from holoload.core import gates
-from holoload.core.gates import (
+from holoload.core.gates import language as gates
+from holoload.core.gates.language import (
     Call,
     Comparison,
     GateContext,
@@ -22,8 +22,8 @@ from holoload.core.gates import (
     check_gate,
     parse_gate,
 )
-from holoload.core.histogram import LatencyHistogram
-from holoload.core.verdicts import evaluate
+from holoload.core.gates.verdicts import evaluate
+from holoload.core.stats.histogram import LatencyHistogram
 
 CANARY_GATES = {
     "batch_20k_p95": "p95(batch_20k) <= 8s",

@@ -1,4 +1,4 @@
-"""Tests for holoload.core.generators: unique ids, distributions, choices, text and spec building."""
+"""Tests for holoload.core.pacing.generators: unique ids, distributions, choices, text and spec building."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from holoload.core.generators import (
+from holoload.core.model.workload import Param
+from holoload.core.pacing.generators import (
     SeqAllocator,
     build,
     choice,
@@ -27,7 +28,6 @@ from holoload.core.generators import (
     uniform_float,
     zipf,
 )
-from holoload.core.workload import Param
 
 PROPERTY = settings(max_examples=50, deadline=None)
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Tests for holoload.core.histogram: recording, clamping, merge, diff and encoding laws."""
+"""Tests for holoload.core.stats.histogram: recording, clamping, merge, diff and encoding laws."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from holoload.core.histogram import LatencyHistogram
+from holoload.core.stats.histogram import LatencyHistogram
 
 # Smaller range than the default hour keeps percentile scans fast in property tests.
 HIGHEST_US = 60_000_000

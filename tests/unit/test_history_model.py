@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from holoload.core.histogram import LatencyHistogram
-from holoload.core.history_model import (
+from holoload.core.history.model import (
     CANARY_PHASE,
     RunContext,
     canary_histograms,
@@ -19,6 +18,7 @@ from holoload.core.history_model import (
     scenario_hash,
     series,
 )
+from holoload.core.stats.histogram import LatencyHistogram
 
 LOAD = {
     "holoload_version": "0.1.0",

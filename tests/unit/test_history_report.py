@@ -6,7 +6,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from holoload.core.history_model import OpRecord, RunEntry
+from holoload.core.history.model import OpRecord, RunEntry
 from holoload.shell.history_report import render_badge, render_index, write_history_report
 from tests.support.browser import find_browser, run_browser
 

@@ -1,4 +1,4 @@
-"""Tests for holoload.adapters.holoctl against tests/fakes/fake_holoctl.py."""
+"""Tests for holoload.adapters.holofusion.holoctl against tests/fakes/fake_holoctl.py."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from holoload.adapters.holoctl import CommandResult, Holoctl, resolve_holoctl
+from holoload.adapters.holofusion.holoctl import CommandResult, Holoctl, resolve_holoctl
 from holoload.core.errors import ExitCode, SetupError
-from holoload.core.splitkey import row_v1_split_key, to_hex
-from holoload.core.topology_table import parse_table
+from holoload.core.topology.splitkey import row_v1_split_key, to_hex
+from holoload.core.topology.table import parse_table
 from tests.support import FAKES, fixture_text
 
 FAKE = FAKES / "fake_holoctl.py"

@@ -1,4 +1,4 @@
-"""Tests for holoload.core.holoctl_state: holoctl state JSON -> Topology."""
+"""Tests for holoload.core.topology.holoctl_state: holoctl state JSON -> Topology."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from holoload.core.holoctl_state import parse_state
-from holoload.core.splitkey import row_v1_split_key
-from holoload.core.topology import Placement, SplitHealth, Topology
-from holoload.core.topology_table import parse_table, render_table
+from holoload.core.topology.holoctl_state import parse_state
+from holoload.core.topology.model import Placement, SplitHealth, Topology
+from holoload.core.topology.splitkey import row_v1_split_key
+from holoload.core.topology.table import parse_table, render_table
 from tests.support import fixture_text
 from tests.support.topology import FIVE_NODES
 

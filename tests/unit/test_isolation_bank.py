@@ -20,7 +20,7 @@ from holoload.core.isolation.generate import (
     Transfer,
 )
 from holoload.core.isolation.history import HistoryBuilder
-from holoload.core.ledger import WriteOutcome
+from holoload.core.ledger.book import WriteOutcome
 
 ACK, FAILED, IN_DOUBT = WriteOutcome.ACKNOWLEDGED, WriteOutcome.FAILED, WriteOutcome.IN_DOUBT
 INITIAL = {0: 10, 1: 10, 2: 10}

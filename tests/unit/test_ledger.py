@@ -1,4 +1,4 @@
-"""Tests for holoload.core.ledger: interval sets, write outcomes, the ledger and the checker."""
+"""Tests for holoload.core.ledger.book: interval sets, write outcomes, the ledger and the checker."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from holoload.core.findings import CheckReport, Finding, check, merge_reports
-from holoload.core.generators import SeqAllocator
-from holoload.core.intervals import IntervalSet
-from holoload.core.ledger import Ledger, WriteOutcome, outcome_of
+from holoload.core.ledger.book import Ledger, WriteOutcome, outcome_of
+from holoload.core.ledger.findings import CheckReport, Finding, check, merge_reports
+from holoload.core.ledger.intervals import IntervalSet
+from holoload.core.pacing.generators import SeqAllocator
 
 PROPERTY = settings(max_examples=200, deadline=None)
 FEWER = settings(max_examples=60, deadline=None)  # the costlier models below

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from holoload.core.errors import ScenarioError
-from holoload.core.gates import Call, GateSyntaxError, Kind, parse_gate
-from holoload.core.load_gates import (
+from holoload.core.gates.language import Call, GateSyntaxError, Kind, parse_gate
+from holoload.core.gates.load import (
     GateMonitor,
     GateState,
     LoadGateContext,
@@ -15,10 +15,10 @@ from holoload.core.load_gates import (
     is_windowed,
     keyword_problems,
 )
+from holoload.core.gates.verdicts import evaluate
+from holoload.core.model.scenario import parse_scenario
 from holoload.core.outcome import ErrorClass
-from holoload.core.scenario import parse_scenario
-from holoload.core.verdicts import evaluate
-from holoload.core.window import NS_PER_S, Aggregator, OpKey
+from holoload.core.stats.window import NS_PER_S, Aggregator, OpKey
 
 NS_PER_MS = 1_000_000
 KEY = OpKey("main", "w", "op", "node1")
@@ -525,7 +525,7 @@ def test_gate_phase_names_and_during_tags_list_keyword_values() -> None:
 
 
 def test_longest_window_is_what_the_aggregator_must_keep() -> None:
-    from holoload.core.load_gates import longest_window_s
+    from holoload.core.gates.load import longest_window_s
 
     gates = [
         parse_gate("p99(a, window=1m) <= 5ms"),

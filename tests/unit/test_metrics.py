@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from holoload.core.metrics import (
+from holoload.core.server.metrics import (
     HOLOFUSION_GAUGE_MARKERS,
     Sample,
     detect_format,
@@ -16,7 +16,7 @@ from holoload.core.metrics import (
     parse_prometheus,
     rows,
 )
-from holoload.core.metrics_store import MetricsStore
+from holoload.core.server.metrics_store import MetricsStore
 from tests.support import fixture_text
 
 BEFORE = fixture_text("metrics_node1_before.txt")

@@ -1,4 +1,4 @@
-"""Tests for holoload.adapters.metrics_http: HoloFusion name=value parsing and fetching."""
+"""Tests for holoload.adapters.holofusion.metrics_http: HoloFusion name=value parsing and fetching."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from holoload.adapters.metrics_http import MetricsFetchError, fetch_text
-from holoload.core.metrics import parse_holofusion
+from holoload.adapters.holofusion.metrics_http import MetricsFetchError, fetch_text
+from holoload.core.server.metrics import parse_holofusion
 from tests.fakes.holofusion_http import serve
 from tests.support import FIXTURES, fixture_text
 

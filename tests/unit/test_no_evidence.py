@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from holoload.core.chaos import ChaosAction
-from holoload.core.gates import parse_gate
-from holoload.core.load_gates import GateMonitor, GateState, LoadGateContext
-from holoload.core.metrics import Sample
-from holoload.core.metrics_store import MetricsStore
+from holoload.core.gates.language import parse_gate
+from holoload.core.gates.load import GateMonitor, GateState, LoadGateContext
+from holoload.core.gates.verdicts import Verdict, evaluate
+from holoload.core.model.chaos import ChaosAction
 from holoload.core.result import RunVerdict, decide_verdict
-from holoload.core.server_view import ServerView, TopologySeries
-from holoload.core.verdicts import Verdict, evaluate
-from holoload.core.window import NS_PER_S, Aggregator, OpKey
+from holoload.core.server.metrics import Sample
+from holoload.core.server.metrics_store import MetricsStore
+from holoload.core.server.view import ServerView, TopologySeries
+from holoload.core.stats.window import NS_PER_S, Aggregator, OpKey
 from holoload.engine.chaos import FaultRunner
 from holoload.engine.ledgers import LedgerBook, Pulse
 from holoload.shell.ci_outputs import junit_xml, summary_markdown

@@ -9,7 +9,7 @@ from types import ModuleType
 import anyio
 import pytest
 
-from holoload.adapters.cluster import LocalCluster
+from holoload.adapters.local.cluster import LocalCluster
 
 
 def test_a_server_program_is_refused_and_remembered(no_postgres: ModuleType) -> None:

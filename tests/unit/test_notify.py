@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from holoload.core.config.secrets import Secrets
 from holoload.core.errors import InputError
-from holoload.core.secrets import Secrets
 from holoload.shell.artifacts import ArtifactWriter
 from holoload.shell.notify import build_payload, masked_url, notify_run, notify_urls, post
 from tests.fakes.webhook import WebhookReceiver, refused_url

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from holoload.core.errors import ScenarioError
-from holoload.core.scenario import parse_scenario
-from holoload.core.workload import UniformFloatParam
+from holoload.core.model.scenario import parse_scenario
+from holoload.core.model.workload import UniformFloatParam
 
 
 def _scenario(op: str) -> str:

@@ -1,10 +1,10 @@
-"""Outage per fault episode (core/outage.py): the longest gap in successes across each episode."""
+"""Outage per fault episode (core/stats/outage.py): the longest gap in successes across each episode."""
 
 from __future__ import annotations
 
-from holoload.core.gates import parse_gate
-from holoload.core.outage import NS_PER_S, OutageBook
-from holoload.core.scenario import gate_problems, parse_scenario
+from holoload.core.gates.language import parse_gate
+from holoload.core.model.scenario import gate_problems, parse_scenario
+from holoload.core.stats.outage import NS_PER_S, OutageBook
 
 NS_PER_MS = 1_000_000
 
@@ -102,7 +102,7 @@ bad = "outage(nothing).p50 <= 1s"
 
 
 def test_staleness_samples_give_nearest_rank_percentiles_per_node() -> None:
-    from holoload.core.staleness import StalenessSamples
+    from holoload.core.server.staleness import StalenessSamples
 
     samples = StalenessSamples(max_samples=1000)
     for i in range(1, 101):
@@ -116,7 +116,7 @@ def test_staleness_samples_give_nearest_rank_percentiles_per_node() -> None:
 
 
 def test_workloads_without_endpoints_go_to_writable_endpoints_only() -> None:
-    from holoload.core.replicas import route_to_writable
+    from holoload.core.model.replicas import route_to_writable
 
     text = """
 name = "t"

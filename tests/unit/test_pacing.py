@@ -1,4 +1,4 @@
-"""Tests for holoload.core.pacing: arrival times, concurrency targets, integer splits, round-robin."""
+"""Tests for holoload.core.pacing.schedule: arrival times, concurrency targets, integer splits, round-robin."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from holoload.core.pacing import (
+from holoload.core.pacing.schedule import (
     ArrivalSchedule,
     ConcurrencySchedule,
     Stage,

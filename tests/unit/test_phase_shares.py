@@ -6,10 +6,10 @@ import itertools
 
 import pytest
 
-from holoload.core.generators import SeqAllocator
-from holoload.core.scenario import RunSettings, Scenario
-from holoload.core.window import Aggregator
-from holoload.core.workload import Phase
+from holoload.core.model.scenario import RunSettings, Scenario
+from holoload.core.model.workload import Phase
+from holoload.core.pacing.generators import SeqAllocator
+from holoload.core.stats.window import Aggregator
 from holoload.engine.ledgers import LedgerBook
 from holoload.engine.phase_runs import RunBuilder, writer_counts
 from holoload.shell.jobs import resolve_workers

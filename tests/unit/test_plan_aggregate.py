@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from holoload.core.aggregate import CanaryAggregator
 from holoload.core.events import BaselineTaken, BatchFinished, ChaosFinished, FinalCount
-from holoload.core.plan import plan_batches, rows_after
+from holoload.core.model.plan import plan_batches, rows_after
+from holoload.core.stats.canary import CanaryAggregator
 from holoload.shell.files import load_scenario
 from tests.support import FIXTURES, REPO, SHARED_FIXTURES
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from holoload.core.config.profiles import AppliedBudget, Override, choose_profile
 from holoload.core.errors import ExitCode, ScenarioError
-from holoload.core.profiles import AppliedBudget, Override, choose_profile
-from holoload.core.scenario import parse_scenario, parse_scenario_budget
+from holoload.core.model.scenario import parse_scenario, parse_scenario_budget
 from holoload.shell.ci_outputs import junit_xml, summary_markdown
 from holoload.shell.cli import dispatch
 from tests.support import REPO

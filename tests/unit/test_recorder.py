@@ -6,7 +6,7 @@ from hdrh.histogram import HdrHistogram
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from holoload.core.recorder import HIGHEST_US, SparseHistogram, bucket_high, bucket_index, bucket_low, merged
+from holoload.core.stats.recorder import HIGHEST_US, SparseHistogram, bucket_high, bucket_index, bucket_low, merged
 
 values = st.lists(st.integers(min_value=0, max_value=HIGHEST_US), min_size=1, max_size=300)
 percentiles = st.lists(st.floats(min_value=0, max_value=100), min_size=1, max_size=6)

@@ -14,10 +14,16 @@ import anyio
 import pytest
 from aiohttp import web
 
-from holoload.adapters.samplers import HealthObservation, HealthSampler, MetricsSampler, parse_state, wait_ready
+from holoload.adapters.holofusion.samplers import (
+    HealthObservation,
+    HealthSampler,
+    MetricsSampler,
+    parse_state,
+    wait_ready,
+)
 from holoload.core.errors import ExitCode, SetupError
-from holoload.core.metrics import parse_metrics
-from holoload.core.metrics_store import MetricsStore
+from holoload.core.server.metrics import parse_metrics
+from holoload.core.server.metrics_store import MetricsStore
 from tests.fakes import holofusion_http, prometheus_http
 from tests.fakes.prometheus_http import ESCAPED_PATH, FakeExporter
 from tests.support import FIXTURES

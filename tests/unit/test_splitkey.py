@@ -1,4 +1,4 @@
-"""Tests for holoload.core.splitkey: the row_v1 split key holoctl split --hex expects."""
+"""Tests for holoload.core.topology.splitkey: the row_v1 split key holoctl split --hex expects."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from holoload.core.splitkey import from_hex, row_v1_split_key, to_hex
+from holoload.core.topology.splitkey import from_hex, row_v1_split_key, to_hex
 from tests.support import FIXTURES
 
 

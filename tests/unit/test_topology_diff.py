@@ -1,11 +1,11 @@
-"""Tests for holoload.core.topology_diff: typed changes between readings, and gate summaries."""
+"""Tests for holoload.core.topology.diff: typed changes between readings, and gate summaries."""
 
 from __future__ import annotations
 
-from holoload.core.holoctl_state import parse_state
-from holoload.core.topology import Placement, SplitHealth, Topology, any_unknown_records
-from holoload.core.topology_diff import TopologyChange, diff, summary, summary_text
-from holoload.core.topology_table import parse_table
+from holoload.core.topology.diff import TopologyChange, diff, summary, summary_text
+from holoload.core.topology.holoctl_state import parse_state
+from holoload.core.topology.model import Placement, SplitHealth, Topology, any_unknown_records
+from holoload.core.topology.table import parse_table
 from tests.support import fixture_text
 
 KEY = "0x200000000...000000c350"

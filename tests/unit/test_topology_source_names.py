@@ -8,10 +8,10 @@ from typing import get_args
 
 import pytest
 
-from holoload.adapters.holoctl import Holoctl
-from holoload.adapters.surfaces import TargetSurfaces
-from holoload.adapters.topology_sources import SOURCE_KINDS, HoloctlStateSource, HoloctlTableSource
-from holoload.core.target import Node, Target, TopologySource
+from holoload.adapters.holofusion.holoctl import Holoctl
+from holoload.adapters.holofusion.surfaces import TargetSurfaces
+from holoload.adapters.holofusion.topology_sources import SOURCE_KINDS, HoloctlStateSource, HoloctlTableSource
+from holoload.core.model.target import Node, Target, TopologySource
 from tests.support import FAKES, FIXTURES
 
 FAKE = FAKES / "fake_holoctl.py"

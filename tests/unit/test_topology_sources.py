@@ -1,4 +1,4 @@
-"""Tests for holoload.adapters.topology_sources against the fake holoctl, real PostgreSQL and scripts."""
+"""Tests for holoload.adapters.holofusion.topology_sources against the fake holoctl, real PostgreSQL and scripts."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from holoload.adapters.holoctl import Holoctl
-from holoload.adapters.topology_sources import (
+from holoload.adapters.holofusion.holoctl import Holoctl
+from holoload.adapters.holofusion.topology_sources import (
     CommandJsonSource,
     HoloctlStateSource,
     HoloctlTableSource,
@@ -19,17 +19,17 @@ from holoload.adapters.topology_sources import (
     SqlQuerySource,
     make_source,
 )
-from holoload.core.holoctl_state import parse_state
-from holoload.core.splitkey import row_v1_split_key, to_hex
-from holoload.core.topology_diff import diff
-from holoload.core.topology_io import (
+from holoload.core.topology.diff import diff
+from holoload.core.topology.holoctl_state import parse_state
+from holoload.core.topology.io import (
     COCKROACH_COLUMNS,
     check_columns,
     merge_table_records,
     parse_topology_json,
     topology_from_rows,
 )
-from holoload.core.topology_table import parse_table, render_table
+from holoload.core.topology.splitkey import row_v1_split_key, to_hex
+from holoload.core.topology.table import parse_table, render_table
 from tests.support import FAKES, FIXTURES, fixture_text
 from tests.support.topology import reading_topology
 

@@ -1,12 +1,11 @@
-"""Tests for holoload.core.topology_table: holoctl's ASCII table, rendered and parsed exactly."""
+"""Tests for holoload.core.topology.table: holoctl's ASCII table, rendered and parsed exactly."""
 
 from __future__ import annotations
 
 import pytest
 
-from holoload.core.holoctl_state import parse_state
-from holoload.core.splitkey import row_v1_split_key
-from holoload.core.topology import (
+from holoload.core.topology.holoctl_state import parse_state
+from holoload.core.topology.model import (
     Placement,
     SplitHealth,
     Topology,
@@ -14,7 +13,8 @@ from holoload.core.topology import (
     format_range,
     truncate_middle,
 )
-from holoload.core.topology_table import parse_table, render_table
+from holoload.core.topology.splitkey import row_v1_split_key
+from holoload.core.topology.table import parse_table, render_table
 from tests.support import FIXTURES, fixture_text
 from tests.support.topology import FIVE_NODES
 

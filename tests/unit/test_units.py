@@ -1,4 +1,4 @@
-"""Tests for holoload.core.units: durations and sizes in, short durations out."""
+"""Tests for holoload.core.config.units: durations and sizes in, short durations out."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from holoload.core.units import format_duration, parse_duration, parse_size
+from holoload.core.config.units import format_duration, parse_duration, parse_size
 
 
 @pytest.mark.parametrize(

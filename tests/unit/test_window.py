@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from holoload.core.outcome import ErrorClass
-from holoload.core.window import NS_PER_S, Aggregator, GapTracker, OpKey, OpStats
+from holoload.core.stats.window import NS_PER_S, Aggregator, GapTracker, OpKey, OpStats
 
 NS_PER_MS = 1_000_000
 

@@ -7,12 +7,12 @@ import random
 
 import pytest
 
-from holoload.core.journal import JournalLedger, replay
-from holoload.core.ledger import Ledger, WriteOutcome
+from holoload.core.ledger.book import Ledger, WriteOutcome
+from holoload.core.ledger.journal import JournalLedger, replay
 from holoload.core.outcome import ErrorClass
-from holoload.core.recorder import SparseHistogram
-from holoload.core.window import OpKey, OpStats
-from holoload.core.wire import WireStats, decode_histogram, encode_histogram
+from holoload.core.stats.recorder import SparseHistogram
+from holoload.core.stats.window import OpKey, OpStats
+from holoload.core.stats.wire import WireStats, decode_histogram, encode_histogram
 
 PCTS = (0.0, 1.0, 50.0, 90.0, 95.0, 99.0, 99.9, 99.99, 100.0)
 

@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from holoload.core.isolation.generate import Transfer
-from holoload.core.ledger import WriteOutcome
+from holoload.core.ledger.book import WriteOutcome
 
 __all__ = [
     "BalanceRead",

@@ -9,7 +9,7 @@ from typing import Any, Literal, NamedTuple, cast
 import orjson
 
 from holoload.core.errors import InputError
-from holoload.core.ledger import WriteOutcome, outcome_of
+from holoload.core.ledger.book import WriteOutcome, outcome_of
 
 __all__ = [
     "FORMAT_NAME",

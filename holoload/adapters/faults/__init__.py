@@ -1,0 +1,1 @@
+"""Network faults: the loopback fault proxy."""

@@ -1,0 +1,1 @@
+"""The run history database: schema migrations and the store."""

@@ -1,0 +1,1 @@
+"""HoloFusion's surfaces: holoctl, /metrics over HTTP, samplers, topology sources."""

@@ -1,0 +1,1 @@
+"""Servers on this machine: binaries, processes, the embedded and replicated clusters."""

@@ -1,0 +1,1 @@
+"""PostgreSQL wire: connections, writers, the checker's reads, partitions as shards."""

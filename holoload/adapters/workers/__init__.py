@@ -1,0 +1,1 @@
+"""Worker processes: bounded subprocesses, local child workers, Ray actors."""

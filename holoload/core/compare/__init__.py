@@ -1,0 +1,1 @@
+"""Run against run: regression budgets, bootstrap intervals, verdicts per figure."""

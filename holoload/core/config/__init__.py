@@ -1,0 +1,1 @@
+"""From text to models: units, validation with key paths, budget profiles, secrets."""

@@ -1,0 +1,1 @@
+"""The gate language, its functions in one table, and verdicts."""

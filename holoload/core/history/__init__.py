@@ -1,0 +1,1 @@
+"""Run history records and change points over them."""

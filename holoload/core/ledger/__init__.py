@@ -1,0 +1,1 @@
+"""Acknowledged-write ledgers, id interval sets and the checker's findings."""

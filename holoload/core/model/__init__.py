@@ -1,0 +1,1 @@
+"""Typed models of what a run is: scenario, target, workloads, chaos actions."""

@@ -1,0 +1,1 @@
+"""When operations start (open and closed loop) and the parameters they carry."""

@@ -1,0 +1,1 @@
+"""Histograms, windows and per-window counts: what the aggregator keeps."""

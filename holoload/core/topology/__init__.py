@@ -1,0 +1,1 @@
+"""One normalised cluster topology and its readers, writers and diffs."""
