@@ -122,7 +122,7 @@ class LoadJob:
         workers = resolve_workers(self.scenario, surfaces.names)
         ray = None
         if self.ray_address is not None:
-            from holoload.adapters.workers.ray import RayCluster
+            from holoload.adapters.workers.ray_actors import RayCluster
             from holoload.engine.worker import WorkerEngine
 
             ray = RayCluster(self.ray_address, WorkerEngine)
