@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import holoload
 from holoload.adapters.local.server import proc_stat
 
 Log = Callable[[str], None]
@@ -63,7 +64,7 @@ def spawn(*, bindir: Path, workdir: Path, owns_workdir: bool, datadirs: Sequence
     cmd = command(parent_pid=os.getpid(), bindir=bindir, workdir=workdir, owns_workdir=owns_workdir, datadirs=datadirs)
     # cwd="/" keeps it from pinning any dir. PYTHONPATH finds this very holoload (not whatever an
     # editable install maps `holoload` to), from "/" and without site-packages.
-    package_root = str(Path(__file__).resolve().parents[2])
+    package_root = str(Path(holoload.__file__).resolve().parent.parent)  # the directory holding holoload/
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     with open(datadirs[0].parent / LOG_NAME, "ab") as log:
