@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -40,6 +41,11 @@ from holoload.engine.load_setup import run_setup_sql, start_fault_proxies, work_
 from holoload.engine.phase_runner import PhaseRunner
 from holoload.engine.preflight import prepare_statements
 from holoload.engine.run_state import RunState
+
+if TYPE_CHECKING:
+    from holoload.core.model.target import Target
+    from holoload.core.result import RunSummary
+    from holoload.engine.result import RunRecord
 from holoload.engine.verification import Verification, verify_after_load
 from holoload.engine.watch import ClusterWatch
 from holoload.engine.window_ticker import WindowTicker
@@ -331,6 +337,18 @@ class LoadEngine:
         lost = None if self.fleet is None else self.fleet.verdict()
         client = [self.client.book.verdict()] if self.client.book.enabled else []
         return verdicts + ([lost] if lost is not None else []) + client
+
+    def result(
+        self, record: RunRecord, target: Target | None, verdicts: list[Verdict]
+    ) -> tuple[RunSummary, list[tuple[str, Any]]]:
+        """The finished run as a frozen RunSummary (summary.json's model) and summary.txt's keys.
+
+        Built from this engine's own parts (ledgers, checker, aggregator, chaos, fleet, client
+        health); the caller decides the verdict from the gates' outcomes and sets it.
+        """
+        from holoload.engine.result import build_result  # it reads LoadEngine's parts: imported late
+
+        return build_result(record, self.scenario, target, self, verdicts)
 
     def workers_summary(self) -> dict[str, object]:
         """How the load was spread: in this process, or over worker processes / Ray actors, and losses."""

@@ -24,11 +24,11 @@ from holoload.core.stats.canary import CanaryAggregator
 from holoload.engine.canary import CanaryEngine
 from holoload.engine.load import LoadEngine
 from holoload.engine.phase_runs import writer_counts
+from holoload.engine.result import RunRecord, build_result, canary_result, text_keys
 from holoload.engine.watch import ClusterWatch
 from holoload.shell.artifacts import ArtifactWriter, ClientHealthWriter, HlogWriter, TimeseriesWriter
 from holoload.shell.live import LiveDisplay
 from holoload.shell.live_load import LoadDisplay
-from holoload.shell.summary import RunRecord, build_result, canary_result, text_keys
 
 
 class Job(Protocol):
@@ -154,7 +154,9 @@ class LoadJob:
     def summaries(
         self, record: RunRecord, target: Target | None, writer: ArtifactWriter, verdicts: list[Verdict]
     ) -> tuple[RunSummary, list[tuple[str, Any]]]:
-        return build_result(record, self.scenario, target, self.engine, verdicts)
+        if self.engine is not None:
+            return self.engine.result(record, target, verdicts)
+        return build_result(record, self.scenario, target, None, verdicts)  # stopped before the engine existed
 
     @property
     def write_errors(self) -> list[str]:

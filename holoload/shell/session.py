@@ -52,7 +52,7 @@ from holoload.shell.notify import notify_run
 from holoload.shell.outputs import write_reports
 from holoload.shell.prom_exporter import MetricsExporter
 from holoload.shell.replicated_run import start_replicated
-from holoload.shell.summary import RunRecord
+from holoload.engine.result import RunRecord
 
 __all__ = ["Fanout", "RunControl", "RunOptions", "RunSession", "secrets_of"]
 
