@@ -158,3 +158,75 @@ def test_target_with_bad_dsn_and_unknown_key(tmp_path: Path) -> None:
     found = problems(exc)
     assert "postgresql://" in found["nodes[0].dsn"]
     assert "unknown key 'colour'" in found["colour"]
+
+
+def load_phase(tmp_path: Path, workload: str) -> Path:
+    text = f"""name = "t"
+[[phases]]
+name = "p"
+duration = "5s"
+[[phases.workloads]]
+name = "w"
+{workload}
+[[phases.workloads.ops]]
+name = "q"
+sql = "SELECT 1"
+"""
+    return write(tmp_path, text)
+
+
+@pytest.mark.parametrize(
+    ("written", "per_second"),
+    [("300", 300.0), ('"300/s"', 300.0), ('"1.5k/s"', 1500.0), ('"600/min"', 10.0), ('"7200/h"', 2.0)],
+)
+def test_rates_take_the_units_gates_write(tmp_path: Path, written: str, per_second: float) -> None:
+    """`rate = "300/s"` means what `rate(x) >= 300/s` means in a gate (issue 15)."""
+    scenario = load_scenario(load_phase(tmp_path, f'executor = "constant-rate"\nrate = {written}'))
+    assert scenario.phases[0].workloads[0].rate == pytest.approx(per_second)
+    ramp = load_scenario(
+        load_phase(
+            tmp_path,
+            f'executor = "ramping-rate"\nstart = {written}\nstages = [{{ duration = "5s", target = {written} }}]',
+        )
+    )
+    assert ramp.phases[0].workloads[0].start == pytest.approx(per_second)
+    assert ramp.phases[0].workloads[0].stages[0].target == pytest.approx(per_second)
+
+
+def test_a_rate_that_is_not_one_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario(load_phase(tmp_path, 'executor = "constant-rate"\nrate = "300/parsec"'))
+    assert "expected a rate such as 300/s" in problems(exc)["phases[0].workloads[0].rate"]
+
+
+@pytest.mark.parametrize(
+    ("executor", "stray"),
+    [
+        ('executor = "constant-rate"\nrate = 100', 'think_time = "5ms"'),
+        ('executor = "constant-rate"\nrate = 100', "concurrency = 4"),
+        ('executor = "constant-concurrency"\nconcurrency = 2', "max_inflight = 8"),
+        ('executor = "constant-concurrency"\nconcurrency = 2', "rate = 50"),
+        ('executor = "ramping-rate"\nstages = [{ duration = "5s", target = 10 }]', "iterations = 5"),
+    ],
+)
+def test_keys_the_executor_does_not_read_are_rejected(tmp_path: Path, executor: str, stray: str) -> None:
+    """A key the executor ignores is a mistake the user should hear about, with the key path and a hint."""
+    path = load_phase(tmp_path, f"{executor}\n{stray}")
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario(path)
+    assert exc.value.exit_code == ExitCode.BAD_INPUT
+    (where, message), *_ = exc.value.problems
+    key = stray.split(" ")[0]
+    assert where.startswith("phases[0].workloads[0]")
+    assert f"{key} does not apply to executor" in message and "it takes" in message
+
+
+def test_every_executor_accepts_its_own_keys(tmp_path: Path) -> None:
+    for workload in (
+        'executor = "iterations"\niterations = 10\nconcurrency = 2\nthink_time = "1ms"',
+        'executor = "constant-concurrency"\nconcurrency = 2\nthink_time = "1ms"',
+        'executor = "ramping-concurrency"\nstart = 1\nstages = [{ duration = "5s", target = 3 }]\nthink_time = "1ms"',
+        'executor = "constant-rate"\nrate = "10/s"\nmax_inflight = 4',
+        'executor = "ramping-rate"\nstart = 1\nstages = [{ duration = "5s", target = "20/s" }]\nmax_inflight = 4',
+    ):
+        load_scenario(load_phase(tmp_path, workload))

@@ -195,3 +195,24 @@ def format_duration(seconds: float) -> str:
 def _three_figures(value: float) -> float:
     """Round a positive value to three significant figures."""
     return float(f"{value:.3g}")
+
+
+_RATE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(k|M|)\s*/\s*(s|min|m|h)\s*")
+_RATE_SCALES = {"": 1.0, "k": 1e3, "M": 1e6}
+_PER = {"s": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_rate(value: object) -> object:
+    """Operations per second from a number or a rate as gates write it: "300/s", "1.5k/s", "600/min".
+
+    Anything else is returned unchanged for the field's own type check to reject.
+    """
+    if isinstance(value, str):
+        m = _RATE.fullmatch(value)
+        if m:
+            return float(m[1]) * _RATE_SCALES[m[2]] / _PER[m[3]]
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"expected a rate such as 300/s, 1.5k/s or 600/min, got {value!r}") from None
+    return value

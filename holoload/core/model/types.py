@@ -7,11 +7,12 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from holoload.core.config.units import parse_duration, parse_size
+from holoload.core.config.units import parse_duration, parse_rate, parse_size
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 Rows = Annotated[int, BeforeValidator(parse_size), Field(ge=1, le=100_000_000)]
 PositiveSeconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+PerSecond = Annotated[float, BeforeValidator(parse_rate)]  # 300, "300/s", "1.5k/s", "600/min"
 
 
 def _pattern(regex: str, what: str) -> AfterValidator:

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from holoload.core.model.types import Identifier, PositiveSeconds, Seconds, Strict
+from holoload.core.model.types import Identifier, PerSecond, PositiveSeconds, Seconds, Strict
 from holoload.core.outcome import ErrorClass
 
 
@@ -174,10 +174,21 @@ class RateStage(Strict):
     """A ramp stage: move linearly to `target` over `duration`."""
 
     duration: Seconds
-    target: float = Field(ge=0)
+    target: PerSecond = Field(ge=0)
 
 
 Executor = Literal["iterations", "constant-concurrency", "ramping-concurrency", "constant-rate", "ramping-rate"]
+
+
+#: The load-shaping keys each executor reads (docs/scenarios.md, "Executors"); the others are errors.
+EXECUTOR_KEYS: dict[str, frozenset[str]] = {
+    "iterations": frozenset({"iterations", "concurrency", "think_time"}),
+    "constant-concurrency": frozenset({"concurrency", "think_time"}),
+    "ramping-concurrency": frozenset({"start", "stages", "think_time"}),
+    "constant-rate": frozenset({"rate", "max_inflight"}),
+    "ramping-rate": frozenset({"start", "stages", "max_inflight"}),
+}
+_SHAPE_KEYS = frozenset().union(*EXECUTOR_KEYS.values())
 
 
 class Workload(Strict):
@@ -189,8 +200,8 @@ class Workload(Strict):
     iterations: int | None = Field(default=None, ge=1, description="iterations: total operations")
     concurrency: int | None = Field(default=None, ge=1, le=10_000, description="closed loop: in flight per endpoint")
     think_time: Seconds = 0.0
-    rate: float | None = Field(default=None, gt=0, description="constant-rate: ops/s over all endpoints")
-    start: float = Field(default=0, ge=0, description="ramping-*: value before the first stage")
+    rate: PerSecond | None = Field(default=None, gt=0, description="constant-rate: ops/s over all endpoints")
+    start: PerSecond = Field(default=0, ge=0, description="ramping-*: value before the first stage")
     stages: list[RateStage] = []
     max_inflight: int = Field(default=64, ge=1, le=10_000, description="open loop: connections in all")
     endpoints: dict[str, float] | None = Field(default=None, description="node name -> traffic weight")
@@ -209,6 +220,13 @@ class Workload(Strict):
         missing = [f for f in needs if not getattr(self, f)]
         if missing:
             raise ValueError(f"executor '{self.executor}' needs {', '.join(missing)}")
+        takes = EXECUTOR_KEYS[self.executor]
+        stray = sorted(self.model_fields_set & (_SHAPE_KEYS - takes))
+        if stray:
+            raise ValueError(
+                f"{', '.join(stray)} does not apply to executor '{self.executor}' "
+                f"(it takes {', '.join(sorted(takes))}); remove it or change the executor"
+            )
         names = [op.name for op in self.ops]
         if len(set(names)) != len(names):
             raise ValueError(f"op names must be unique within workload '{self.name}'")
