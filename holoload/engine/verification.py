@@ -35,7 +35,7 @@ class Verification:
         """
         if self.report is None or not self.complete:
             return {}
-        return {name: float(count) for name, count in self.report.counts().items()}
+        return {name: count for name, count in self.report.counts().items()}  # ints: summary shows 0, not 0.0
 
 
 async def verify_after_load(

@@ -367,6 +367,14 @@ def _workers(text: str) -> str:
     return str(count)
 
 
+def _shape(scenario: Scenario) -> str:
+    """What a scenario runs, in its own terms: a canary's batches, or phases and their workloads."""
+    if scenario.phases:
+        workloads = sum(len(p.workloads) for p in scenario.phases)
+        return f"{len(scenario.phases)} phases, {workloads} workloads"
+    return f"{scenario.total_batches} batches"
+
+
 def _validate(files: list[str], overrides: list[str], profile: str, console: Console) -> int:
     worst = ExitCode.PASS
     for file in files:
@@ -377,7 +385,7 @@ def _validate(files: list[str], overrides: list[str], profile: str, console: Con
             else:
                 scenario, applied = load_scenario_budget(file, overrides, profile, os.environ)
                 console.print(
-                    f"{file}: ok (scenario '{scenario.name}', {scenario.total_batches} batches, "
+                    f"{file}: ok (scenario '{scenario.name}', {_shape(scenario)}, "
                     f"{len(scenario.active_gates())} gates, budget {applied.describe()})",
                     highlight=False,
                     markup=False,

@@ -19,9 +19,9 @@ from holoload import __version__
 from holoload.core.result import RunSummary
 from holoload.core.stats import hlog
 from holoload.core.stats.histogram import LatencyHistogram
+from holoload.engine.result import latency_ms
 from holoload.shell.client_report import client_from_csv
 from holoload.shell.results_files import read_csv, read_jsonl
-from holoload.engine.result import latency_ms
 
 PERCENTILES = (50, 90, 95, 99, 99.9)
 

@@ -44,6 +44,7 @@ from holoload.core.gates.verdicts import Verdict
 from holoload.core.model.scenario import Scenario, dump
 from holoload.core.model.target import Target, local_target
 from holoload.core.result import RunInfo, RunSummary, RunVerdict, decide_verdict
+from holoload.engine.result import RunRecord
 from holoload.shell.artifacts import ArtifactWriter, results_dir_for
 from holoload.shell.baseline_guard import guard_run
 from holoload.shell.history_record import capture_context, history_location, record_run
@@ -52,7 +53,6 @@ from holoload.shell.notify import notify_run
 from holoload.shell.outputs import write_reports
 from holoload.shell.prom_exporter import MetricsExporter
 from holoload.shell.replicated_run import start_replicated
-from holoload.engine.result import RunRecord
 
 __all__ = ["Fanout", "RunControl", "RunOptions", "RunSession", "secrets_of"]
 

@@ -584,3 +584,15 @@ def test_merging_reports_of_disjoint_parts_counts_like_one_check(
     merged, single = merge_reports(reports), check(whole, whole_observed)
     assert merged.counts() == single.counts()
     assert merged.ok == single.ok
+
+
+def test_checker_scalars_are_whole_numbers() -> None:
+    """Issue 15: counts of ids are ints in summary.json and summary.txt (`check.lost=0`, not `0.0`)."""
+    from holoload.engine.verification import Verification
+
+    ledger = Ledger()
+    ledger.acknowledge(0, 10)
+    report = check(ledger, IntervalSet.from_intervals([(0, 8)]))
+    scalars = Verification(report, complete=True).scalars()
+    assert scalars["lost"] == 2 and all(type(v) is int for v in scalars.values())
+    assert Verification(report, complete=False).scalars() == {}

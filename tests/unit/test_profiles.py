@@ -212,3 +212,16 @@ def test_an_environment_is_only_a_label_for_a_scenario_without_profiles() -> Non
     assert applied.env == "ci" and applied.overrides == () and applied.labelled_only
     assert applied.describe().startswith("environment ci, no profile")
     assert scenario.gates == parse_scenario_budget(SALES, "s.toml")[0].gates
+
+
+def test_validate_describes_a_phases_scenario_by_phases_and_a_canary_by_batches(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 15: a phases scenario used to print `0 batches`."""
+    assert (
+        dispatch(["validate", str(REPO / "scenarios" / "soak.toml"), str(REPO / "scenarios" / "sales_facts.toml")]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "scenario 'soak', 2 phases, 3 workloads, " in out
+    assert "scenario 'sales_facts', 6 batches, " in out
+    assert "0 batches" not in out
