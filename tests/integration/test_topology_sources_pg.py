@@ -228,3 +228,44 @@ async def test_sql_query_errors_are_readings(pg_cluster: list[LocalNode]) -> Non
         assert time.monotonic() - started < 5
         assert slow.error == "timeout: sql did not answer within 0.3s"
         assert await conn.fetchval("SELECT 1") == 1  # the cancelled query left the connection usable
+
+
+@pytest.mark.anyio
+async def test_readings_racing_splits_retry_quietly(pg_cluster: list[LocalNode]) -> None:
+    """Issue 15: a reading caught inside a split (a partition without bound, one just dropped) reads again.
+
+    Twelve splits on one connection, a quarter second apart (a soak splits once a minute), while
+    another reads the layout back to back: every reading succeeds, the last one shows every split.
+    """
+    import anyio
+
+    table = _table_name("topo_race")
+    async with _connections(pg_cluster[:1]) as splitter, _connections(pg_cluster[:1]) as reader:
+        try:
+            await localpg.prepare_partitioned_table(splitter[0], table)
+            await _fill(splitter[0], table, 1, 4000)
+            source = SqlPartitionSource(reader, table)
+            errors: list[str] = []
+            readings = 0
+            done = anyio.Event()
+
+            async def read_until_done() -> None:
+                nonlocal readings
+                while not done.is_set() and readings < 5000:
+                    reading = await source.read()
+                    readings += 1
+                    if reading.error is not None:
+                        errors.append(reading.error)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read_until_done)
+                for key in range(300, 3601, 300):
+                    await localpg.split_partition(splitter[0], table, key)
+                    await anyio.sleep(0.25)
+                done.set()
+            assert errors == []
+            assert readings >= 5
+            final = reading_topology(await source.read())
+            assert len(final.placements) == 13
+        finally:
+            await _drop(splitter, table)

@@ -57,6 +57,11 @@ GRACE_S = 5.0
 IO_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 #: Errors a read turns into `TopologyReading.error` (anything else is a bug and propagates).
 READ_ERRORS = (*IO_ERRORS, ValueError, HololoadError)
+#: What a partition read that races a split sees: a partition without bound between DETACH and
+#: ATTACH, or one dropped between listing and counting. Read again after each pause; only a
+#: node still failing after the last is a problem (a table that is really missing, for one).
+SPLIT_RACES = (localpg.SplitUnderWay, asyncpg.UndefinedTableError)
+RACE_RETRY_S = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 #: An asyncpg connection, or an async callable returning one (e.g. a node's control connection).
 ConnectionGetter = Callable[[], Awaitable[Any]]
@@ -267,12 +272,18 @@ class SqlPartitionSource:
         attempts = successes = failures = 0
         for i, item in enumerate(self.conns):
             node_id = str(i + 1)
-            try:
-                conn = await _connection(item)
-                parts = await localpg.partitions(conn, self.table)
-                log = await localpg.split_log(conn, self.table)
-            except READ_ERRORS as exc:
-                return failed(f"{self.name}: node {node_id}: {_describe(exc)}")
+            for delay in (*RACE_RETRY_S, None):
+                try:
+                    conn = await _connection(item)
+                    parts = await localpg.partitions(conn, self.table)
+                    log = await localpg.split_log(conn, self.table)
+                    break
+                except SPLIT_RACES as exc:  # a split under way: read this node again, quietly
+                    if delay is None:
+                        return failed(f"{self.name}: node {node_id}: {_describe(exc)}")
+                    await anyio.sleep(delay)
+                except READ_ERRORS as exc:
+                    return failed(f"{self.name}: node {node_id}: {_describe(exc)}")
             placements.extend(partition_placement(node_id, part) for part in parts)
             attempts += log.attempts
             successes += log.successes

@@ -95,7 +95,7 @@ async def partitions(conn: asyncpg.Connection, table: str, *, with_counts: bool 
     parts = []
     for rec in records:
         if rec["bound"] is None:  # caught between DETACH and ATTACH of a concurrent split
-            raise ValueError(f"partition {rec['relname']} of {table} has no bound yet (a split is under way)")
+            raise SplitUnderWay(f"partition {rec['relname']} of {table} has no bound yet (a split is under way)")
         lower, upper = parse_bound(rec["bound"])
         rows = await conn.fetchval(f"SELECT count(*) FROM {quote_ident(rec['relname'])}") if with_counts else 0
         parts.append(Partition(rec["relname"], lower, upper, int(rows)))
@@ -113,6 +113,10 @@ def parse_bound(text: str) -> tuple[int | None, int | None]:
 def _bound_value(text: str) -> int | None:
     text = text.strip().strip("'")
     return None if text in ("MINVALUE", "MAXVALUE") else int(text)
+
+
+class SplitUnderWay(ValueError):
+    """A partition read caught a concurrent split half done (a partition without bound): read again."""
 
 
 class SplitSkipped(ValueError):
