@@ -65,6 +65,24 @@ outcome = st.tuples(
 )
 
 
+def record(agg: Aggregator, base: int, events: list[tuple[OpKey, str, int]]) -> None:
+    """Record drawn outcomes into the open window that starts at `base`."""
+    for key, what, us in events:
+        rec = agg.recorder(key, base)
+        if what == "ok":
+            rec.success(base, base + 1000, base + 1000 + us * 1000, rows=2)
+        elif what == "error":
+            rec.failure(ErrorClass.RETRYABLE if us % 2 else ErrorClass.TIMEOUT)
+        elif what == "drop":
+            rec.drop()
+        elif what == "retry":
+            rec.retry()
+        elif what == "late":
+            rec.schedule_lag(base, base + us * 1000)
+        else:
+            rec.schedule_lag(base + 1000, base)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.lists(outcome, max_size=40), min_size=1, max_size=6))
 def test_totals_equal_the_sum_of_the_windows(windows: list[list[tuple[OpKey, str, int]]]) -> None:
@@ -73,20 +91,7 @@ def test_totals_equal_the_sum_of_the_windows(windows: list[list[tuple[OpKey, str
     closed = []
     for i, events in enumerate(windows):
         base = i * NS_PER_S
-        for key, what, us in events:
-            rec = agg.recorder(key, base)
-            if what == "ok":
-                rec.success(base, base + 1000, base + 1000 + us * 1000, rows=2)
-            elif what == "error":
-                rec.failure(ErrorClass.RETRYABLE if us % 2 else ErrorClass.TIMEOUT)
-            elif what == "drop":
-                rec.drop()
-            elif what == "retry":
-                rec.retry()
-            elif what == "late":
-                rec.schedule_lag(base, base + us * 1000)
-            else:
-                rec.schedule_lag(base + 1000, base)
+        record(agg, base, events)
         closed.append(agg.close_window(base + NS_PER_S))
     for key, total in agg.totals.items():
         expected = OpStats()
@@ -404,20 +409,7 @@ def test_recent_kept_as_a_sliding_sum_equals_a_fresh_merge_after_every_window(
     agg.phase_started("q", 0)
     for i, events in enumerate(windows):
         base = i * NS_PER_S
-        for key, what, us in events:
-            rec = agg.recorder(key, base)
-            if what == "ok":
-                rec.success(base, base + 1000, base + 1000 + us * 1000, rows=2)
-            elif what == "error":
-                rec.failure(ErrorClass.RETRYABLE if us % 2 else ErrorClass.TIMEOUT)
-            elif what == "drop":
-                rec.drop()
-            elif what == "retry":
-                rec.retry()
-            elif what == "late":
-                rec.schedule_lag(base, base + us * 1000)
-            else:
-                rec.schedule_lag(base + 1000, base)
+        record(agg, base, events)
         agg.close_window(base + NS_PER_S)
         if i == end_at:
             agg.phase_ended("p", base + NS_PER_S)
