@@ -109,7 +109,7 @@ def test_connection_refused_is_retried_once_and_reported() -> None:
 
 def test_a_slow_endpoint_times_out() -> None:
     """An endpoint slower than the timeout fails the post (bounded: 2 x 0.3 s)."""
-    receiver = WebhookReceiver(slow_s=2.0)
+    receiver = WebhookReceiver(slow_s=0.8)
     with receiver as base:
         result = post(f"{base}/slow", {"text": "x"}, timeout_s=0.3, sleep=no_sleep)
     assert not result.ok and result.attempts == 2 and "timed out" in (result.error or "")
