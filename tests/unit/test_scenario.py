@@ -230,3 +230,10 @@ def test_every_executor_accepts_its_own_keys(tmp_path: Path) -> None:
         'executor = "ramping-rate"\nstart = 1\nstages = [{ duration = "5s", target = "20/s" }]\nmax_inflight = 4',
     ):
         load_scenario(load_phase(tmp_path, workload))
+
+
+def test_the_chaos_scenario_retries_in_doubt_writes_into_23505_as_its_header_says() -> None:
+    """Issue 15: its comment promises recoveries by 23505, which needs `unique = true` on every ledger."""
+    scenario = load_scenario(REPO / "scenarios" / "chaos_split_kill.toml")
+    ledgers = [op.ledger for p in scenario.phases for w in p.workloads for op in w.ops if op.ledger is not None]
+    assert ledgers and all(ledger.unique for ledger in ledgers)
