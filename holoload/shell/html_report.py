@@ -421,7 +421,12 @@ def _chaos(run: _Run) -> str:
     body = [_table([*keys, "recovery s"], rows, classes, tid="chaos-table")] if rows else []
     shown = steps[:MAX_STEP_ROWS]
     rows = [
-        [f"{run.t(e):.1f}", *(e.get(k) for k in ("name", "step", "node", "ok")), str(e.get("detail", ""))[:300]]
+        [
+            f"{run.t(e):.1f}",
+            *(e.get(k) for k in ("name", "step", "node")),
+            "ok" if e.get("ok") else "FAILED",  # a step's outcome in words, not Python's True/False
+            str(e.get("detail", ""))[:300],
+        ]
         for e in shown
     ]
     classes = ["pass" if e.get("ok") else "fail" for e in shown]

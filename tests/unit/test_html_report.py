@@ -326,6 +326,9 @@ def test_tables_for_errors_check_chaos_and_metrics(tmp_path: Path) -> None:
     assert counts["lost"] == "fail" and counts["recovered"] == "pass"
     chaos = section(doc, "chaos").findall(".//table[@id='chaos-table']/tbody/tr")
     assert [r[0].text for r in chaos] == ["kill_node2", "split_churn"]
+    steps = section(doc, "chaos").findall(".//table[@id='chaos-steps']/tbody/tr")
+    outcomes = {r[4].text for r in steps}
+    assert steps and outcomes <= {"ok", "FAILED"} and "ok" in outcomes  # words, never True/False
     metrics = [c.get("data-metric") for c in with_class(section(doc, "metrics"), "svg", "metric")]
     assert metrics == ["write_conflicts_total{kind=ww}", "txn_commits"]  # named first; gauges and strings left out
     topo = section(doc, "topology")
