@@ -11,6 +11,7 @@ read-only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 JSON = Mapping[str, Any]
+#: `dropped` in a gate: the run-wide scalar (bare) or the function with its arguments (`dropped(insert, phase=x)`)
+_DROPPED = re.compile(r"\bdropped\b(?:\s*\(([^)]*)\))?")
 
 
 class RunVerdict(StrEnum):
@@ -497,3 +500,27 @@ class RunSummary(_Section):
     def measured_phases(self) -> list[str]:
         """Names of the phases whose figures count (sustained load; none for a canary)."""
         return [name for name, phase in self.phases.items() if phase.measured is not False]
+
+    def drops_that_failed(self) -> frozenset[tuple[str, str]]:
+        """(phase, `workload.op`) pairs whose drops a failed gate counted: the cells to show in red.
+
+        A failed gate that reads `dropped` marks every op with drops it covers: the bare scalar
+        covers every phase and op (it sums them all); `dropped(sel, phase=p)` the ops `sel` picks
+        (`workload`, `op` or `workload.op`) in phase `p`, else in the gate's phase (a phase's own
+        gate is named `<phase>.<name>`), else in the measured phases.
+        """
+        marked: set[tuple[str, str]] = set()
+        for gate in self.failed_gates:
+            own = gate.name.split(".", 1)[0] if "." in gate.name else ""
+            scope = [own] if own in self.phases else self.measured_phases()
+            for found in _DROPPED.finditer(gate.expression):
+                args = [a.strip() for a in (found.group(1) or "").split(",") if a.strip()]
+                keywords = dict(a.split("=", 1) for a in args if "=" in a)
+                selector = next((a for a in args if "=" not in a), None)
+                phases = [keywords["phase"].strip()] if "phase" in keywords else scope if found.group(1) else None
+                for phase, op, figures in self.op_figures():
+                    if figures.dropped <= 0 or (phases is not None and phase not in phases):
+                        continue
+                    if selector is None or selector in (op, *op.split(".", 1)):
+                        marked.add((phase, op))
+        return frozenset(marked)

@@ -229,15 +229,23 @@ def _errors(op: OpFigures | BatchOpFigures) -> str:
     return _cell(_figure(op.errors))  # canary: one count
 
 
+def _dropped(fig: OpFigures | BatchOpFigures, failed: bool) -> str:
+    """Dropped arrivals; bold and marked FAIL when a failed gate counted them ("-": a canary, or not recorded)."""
+    if not isinstance(fig, OpFigures) or "dropped" not in fig.keys:
+        return "-"
+    return f"**{fig.dropped} FAIL**" if failed else _figure(fig.dropped)
+
+
 def _op_rows(summary: RunSummary) -> list[list[str]]:
     rows: list[list[str]] = []
-    sources: list[tuple[str, Mapping[str, OpFigures | BatchOpFigures]]] = []
+    sources: list[tuple[str, str, Mapping[str, OpFigures | BatchOpFigures]]] = []
     for phase_name, phase in summary.phases.items():
         label = phase_name if phase.measured is not False else f"{phase_name} (not measured)"
-        sources.append((label, phase.ops))
+        sources.append((phase_name, label, phase.ops))
     if not summary.phases and summary.ops is not None:
-        sources.append(("batches", summary.ops))
-    for label, ops in sources:
+        sources.append(("", "batches", summary.ops))
+    failed = summary.drops_that_failed()
+    for phase_name, label, ops in sources:
         for op_name, fig in ops.items():
             lat = fig.latency_ms or {}
             rows.append(
@@ -246,6 +254,7 @@ def _op_rows(summary: RunSummary) -> list[list[str]]:
                     _cell(op_name),
                     _cell(_figure(fig.ok)),
                     _errors(fig),
+                    _dropped(fig, (phase_name, op_name) in failed),
                     _cell(_figure(fig.ops_per_s if isinstance(fig, OpFigures) else None, 4)),
                     *(_cell(_figure(lat.get(p))) for p in ("p50", "p95", "p99")),
                 ]
@@ -410,7 +419,7 @@ def summary_markdown(summary: RunSummary | Mapping[str, Any]) -> str:
 
     ops = _op_rows(summary)
     if ops:
-        header = ("phase", "op", "ok", "errors", "ops/s", "p50 ms", "p95 ms", "p99 ms")
+        header = ("phase", "op", "ok", "errors", "dropped", "ops/s", "p50 ms", "p95 ms", "p99 ms")
         lines += ["", "### Ops", "", *_table(header, ops)]
     lines += _budget_lines(summary)
     lines += _error_message_lines(summary)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from holoload.core.config.units import format_duration
-from holoload.core.result import RunSummary
+from holoload.core.result import OpFigures, RunSummary
 from holoload.core.server.metrics import HOLOFUSION_GAUGE_MARKERS
 from holoload.shell import error_messages
 from holoload.shell import svg_charts as svg
@@ -42,6 +42,7 @@ th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:left;vertical-align:to
 th{background:#f6f8fa} td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.fail td{background:#ffebe9} tr.fail td.result{color:#cf222e;font-weight:bold}
 tr.pass td.result{color:#1a7f37;font-weight:bold} tr.nodata td.result{color:#9a6700;font-weight:bold}
+td.drop-fail{color:#cf222e;font-weight:bold}
 .verdict{padding:14px 18px;border-radius:6px;color:#fff} .verdict h1{margin:0 0 6px;font-size:26px}
 .verdict.PASS{background:#1a7f37} .verdict.FAIL{background:#cf222e} .verdict.INTERRUPTED{background:#bf8700}
 .verdict.ERROR,.verdict.UNKNOWN{background:#57606a} .verdict p{margin:2px 0;font-size:14px}
@@ -249,11 +250,12 @@ def _latency(run: _Run, spans: list[Span], marks: list[Marker]) -> str:
         line = Series("batch time", pts, svg.PALETTE[0], "batch", dots=True)
         body.append(run.chart({"class": "latency", "data-op": op}, [line], f"{op}: batch time", "ms", spans=spans))
     rows: list[list[Any]] = []
+    failed = run.summary.drops_that_failed()
     for phase, op, f in run.summary.op_figures():
         lat = f.latency_ms or {}
-        rows.append([phase, op, *(f.get(k) for k in ("ok", "error_count", "ops_per_s"))])
-        rows[-1] += [lat.get(k) for k in ("p50", "p95", "p99", "max")]
-    heads = ["phase", "op", "ok", "errors", "ops/s", "p50 ms", "p95 ms", "p99 ms", "max ms"]
+        rows.append([phase, op, *(f.get(k) for k in ("ok", "error_count")), _dropped(f, (phase, op) in failed)])
+        rows[-1] += [f.get("ops_per_s")] + [lat.get(k) for k in ("p50", "p95", "p99", "max")]
+    heads = ["phase", "op", "ok", "errors", "dropped", "ops/s", "p50 ms", "p95 ms", "p99 ms", "max ms"]
     body[:0] = [_table(heads, rows, tid="phase-ops")] if rows else []
     ops = list((run.summary.ops or {}).items())
     rows = [[op, *(f.get(k) for k in ("runs", "rows", "ok", "errors", "delta_mismatches"))] for op, f in ops]
@@ -264,6 +266,14 @@ def _latency(run: _Run, spans: list[Span], marks: list[Marker]) -> str:
     heads = ["op", "runs", "rows", "ok", "errors", "delta mismatches", "p50 ms", "p95 ms", "max ms"]
     body[:0] = [_table(heads, rows, tid="batch-ops")] if rows else []
     return _section("latency", "Latency over time", body or ["<p>No latency data.</p>"])
+
+
+def _dropped(figures: OpFigures, failed: bool) -> Any:
+    """An op's dropped count; bold red (class drop-fail) when a failed gate counted these drops."""
+    if not failed:
+        return figures.get("dropped")
+    title = "a failed gate counted these drops"
+    return _Html(f'<td class="num drop-fail" title="{title}">{figures.dropped:,}</td>')
 
 
 def _throughput(run: _Run, spans: list[Span], marks: list[Marker]) -> str:

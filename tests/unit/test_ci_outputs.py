@@ -351,13 +351,14 @@ def test_markdown_heading_and_gate_table() -> None:
 def test_markdown_ops_table_per_phase_and_op() -> None:
     """The ops table lists each phase's ops with ok, errors by class, ops/s and p50/p95/p99; unmeasured phases say so."""
     rows = table(summary_markdown(load_summary()), "phase")
-    assert rows[0] == ["phase", "op", "ok", "errors", "ops/s", "p50 ms", "p95 ms", "p99 ms"]
-    assert rows[2] == ["warmup (not measured)", "ingest.insert", "2653", "0", "1309", "2.11", "8.45", "16.9"]
+    assert rows[0] == ["phase", "op", "ok", "errors", "dropped", "ops/s", "p50 ms", "p95 ms", "p99 ms"]
+    assert rows[2] == ["warmup (not measured)", "ingest.insert", "2653", "0", "0", "1309", "2.11", "8.45", "16.9"]
     assert rows[3] == [
         "chaos",
         "ingest.insert",
         "85414",
         "860 (connection 52, other 808)",
+        "0",
         "1398",
         "1.82",
         "7.28",
@@ -371,9 +372,23 @@ def test_markdown_canary_ops_have_batch_latencies_and_no_throughput() -> None:
     md = summary_markdown(canary_summary())
     assert md.splitlines()[0] == "## holoload sales_facts: PASS"
     rows = table(md, "phase")
-    assert rows[2] == ["batches", "batch_20k", "3", "0", "-", "110", "155", "155"]
-    assert rows[3] == ["batches", "batch_50k", "3", "1", "-", "273", "296", "296"]
+    assert rows[2] == ["batches", "batch_20k", "3", "0", "-", "-", "110", "155", "155"]
+    assert rows[3] == ["batches", "batch_50k", "3", "1", "-", "-", "273", "296", "296"]
     assert "### Chaos" not in md and "### Check" not in md and "### Problems" not in md
+
+
+def test_markdown_dropped_column_is_bold_where_drops_failed_a_gate() -> None:
+    """Each op row has its dropped count; the ops a failed `dropped` gate counted read bold with FAIL."""
+    summary = load_summary()
+    summary["phases"]["chaos"]["ops"]["ingest.insert"]["dropped"] = 7
+    summary["phases"]["chaos"]["ops"]["ingest.single"]["dropped"] = 2
+    summary["gates"].append(gate("no_drops", "dropped(insert) == 0", False, "7", "0", "dropped(insert) = 7"))
+    rows = {tuple(r[:2]): r[4] for r in table(summary_markdown(summary), "phase")[2:]}
+    assert rows[("chaos", "ingest.insert")] == "**7 FAIL**"
+    assert rows[("chaos", "ingest.single")] == "2"  # drops, but no failed gate counted them
+    assert rows[("warmup (not measured)", "ingest.insert")] == "0"
+    summary["gates"][-1]["passed"] = True
+    assert "FAIL**" not in summary_markdown(summary)
 
 
 def test_markdown_chaos_check_and_problems_sections() -> None:
@@ -401,7 +416,7 @@ def test_markdown_escapes_pipes_in_values() -> None:
     assert all(len(row) == 5 for row in gates)
     assert gates[2] == ["a\\|b", "FAIL", "1\\|2", "3", "`x \\|\\| y <= 1`"]
     ops = table(md, "phase")
-    assert all(len(row) == 8 for row in ops)
+    assert all(len(row) == 9 for row in ops)
     assert ["chaos", "w\\|1.op"] == ops[3][:2]
 
 

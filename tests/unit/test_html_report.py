@@ -574,3 +574,26 @@ def test_outages_are_bands_and_lost_ranges_name_who_acknowledged_them(tmp_path: 
     assert [("".join(td.itertext())) for td in row][:3] == ["[100, 102]", "2", "node2"] and row.get("class") == "fail"
     (episode,) = section(doc, "chaos").findall(".//table[@id='outages']/tbody/tr")
     assert "".join(episode[4].itertext()) in ("6", "6.0", "6.000")
+
+
+def test_phase_ops_table_has_a_dropped_column_red_where_drops_failed_a_gate(tmp_path: Path) -> None:
+    """Each (phase, op) row shows its drops; those a failed `dropped(...)` gate counted are bold red (drop-fail)."""
+    root = make_results(tmp_path / "run")
+    summary = orjson.loads((root / "summary.json").read_bytes())
+    summary["phases"]["chaos"]["ops"][OPS[0]]["dropped"] = 12
+    summary["phases"]["chaos"]["ops"][OPS[1]]["dropped"] = 3
+    gate = {"name": "no_drops", "expression": "dropped(insert) == 0", "passed": False, "state": "fail"}
+    summary["gates"] = [*GATES, gate]
+    (root / "summary.json").write_bytes(orjson.dumps(summary))
+    table = section(parse(render_report(root)), "latency").find(".//table[@id='phase-ops']")
+    assert table is not None
+    heads = ["".join(th.itertext()) for th in table.iter("th")]
+    col = heads.index("dropped")
+    rows = {tuple("".join(td.itertext()) for td in tr[:2]): tr[col] for tr in table.findall("./tbody/tr")}
+    assert "".join(rows[("chaos", OPS[0])].itertext()) == "12" and "drop-fail" in rows[("chaos", OPS[0])].get(
+        "class", ""
+    )
+    assert "".join(rows[("chaos", OPS[1])].itertext()) == "3" and "drop-fail" not in rows[("chaos", OPS[1])].get(
+        "class", ""
+    )
+    assert "".join(rows[("baseline", OPS[0])].itertext()) == "0"

@@ -122,3 +122,38 @@ def test_decide_verdict_is_the_one_place_verdict_and_exit_code_are_decided(
 ) -> None:
     """Gates and a baseline regression fail a completed run; a stop or an error wins over both."""
     assert decide_verdict(**kwargs) == expected
+
+
+def _drops_summary(gates: dict[str, str], failed: set[str]) -> RunSummary:
+    """Two phases, two ops each with drops (one op without), and the named gates (`failed` ones failed)."""
+    ops = {"oltp.insert": {"ok": 10, "dropped": 3}, "oltp.read": {"ok": 10, "dropped": 2}, "etl.load": {"ok": 5}}
+    return RunSummary.from_json(
+        {
+            "verdict": "FAIL",
+            "phases": {"warmup": {"measured": False, "ops": ops}, "steady": {"ops": ops}},
+            "gates": [
+                {"name": n, "expression": e, "state": "fail" if n in failed else "pass"} for n, e in gates.items()
+            ],
+        }
+    )
+
+
+def test_drops_that_failed_names_the_ops_a_failed_dropped_gate_counted() -> None:
+    """`dropped(sel)` marks the ops it selects over the measured phases, only with drops, only when it failed."""
+    summary = _drops_summary({"d": "dropped(insert) == 0", "p": "dropped(read) == 0"}, failed={"d"})
+    assert summary.drops_that_failed() == {("steady", "oltp.insert")}
+    by_workload = _drops_summary({"d": "dropped(oltp) < 1"}, failed={"d"})
+    assert by_workload.drops_that_failed() == {("steady", "oltp.insert"), ("steady", "oltp.read")}
+    assert _drops_summary({"d": "dropped(oltp) < 1"}, failed=set()).drops_that_failed() == frozenset()
+
+
+def test_drops_that_failed_follows_the_scalar_phase_keyword_and_phase_gates() -> None:
+    """Bare `dropped` sums every phase and op; `phase=` and a phase's own gate (`steady.x`) pick that phase."""
+    bare = _drops_summary({"d": "dropped == 0"}, failed={"d"}).drops_that_failed()
+    assert bare == {(p, o) for p in ("warmup", "steady") for o in ("oltp.insert", "oltp.read")}
+    keyword = _drops_summary({"d": "dropped(oltp.read, phase=warmup) <= 1"}, failed={"d"})
+    assert keyword.drops_that_failed() == {("warmup", "oltp.read")}
+    own = _drops_summary({"warmup.d": "dropped(insert) == 0"}, failed={"warmup.d"})
+    assert own.drops_that_failed() == {("warmup", "oltp.insert")}
+    other = _drops_summary({"d": "p99(insert) < 1ms"}, failed={"d"})
+    assert other.drops_that_failed() == frozenset()
