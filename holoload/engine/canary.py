@@ -80,7 +80,7 @@ class CanaryEngine:
         self.sink.emit(FinalCount(self.clock(), sum(counts), tuple(counts)))
 
     def request_stop(self) -> None:
-        """Graceful stop: finish the batch under way, start no other, still take the final count."""
+        """Graceful stop: finish the batch under way, start no other batch or chaos action; the final count runs."""
         self.stopping = True
 
     def _phase(self, phase: str, detail: str) -> None:
@@ -145,6 +145,8 @@ class CanaryEngine:
         return self.perf() - started, None
 
     async def _chaos(self, action: ChaosAction, batch: PlannedBatch, plan: list[PlannedBatch], trigger: str) -> None:
+        if self.stopping:
+            return  # a stop said "no new work": no chaos action starts after it
         self.sink.emit(ChaosStarted(self.clock(), action.name, action.action, trigger))
         started = self.perf()
         try:

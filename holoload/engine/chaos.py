@@ -4,7 +4,8 @@ Each time-triggered action runs in its own task inside a *frame*: the whole load
 phase (`during`). Ending a frame cancels its schedule, never a step under way: every step is
 shielded and bounded by its action's timeout. A fault is marked active before it fires, so
 `heal_frame` / `heal_all` undo whatever the end of a frame left active. Every step is a ChaosStarted /
-ChaosFinished pair on the run's timeline.
+ChaosFinished pair on the run's timeline. After `stop` (a graceful stop: no new work) no action
+fires; the schedules end and heals still run.
 
 A split or SQL step runs within its action's timeout on a connection of its own; cut short, its
 statement is cancelled, its transaction rolled back and its connection discarded before the step
@@ -16,7 +17,7 @@ from __future__ import annotations
 import random
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +135,8 @@ class FaultRunner:
         self.records = [FaultRecord(a, None if a.node is None else resolve_node(a.node, names)) for a in actions]
         self._touched: set[str] = set()
         self._load_ended_ns: int | None = None  # from then on no writer runs: waiting recoveries stop counting
+        self._stopped = False
+        self._schedules: set[anyio.CancelScope] = set()
 
     # ------------------------------------------------------------------ validation
 
@@ -170,21 +173,42 @@ class FaultRunner:
 
     # ------------------------------------------------------------------ scheduling
 
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def stop(self) -> None:
+        """A graceful stop: no action fires from now on, and the schedules end at once.
+
+        A step under way finishes (it is shielded and bounded by its timeout); faults left
+        active are healed by `heal_frame` / `heal_all` as usual.
+        """
+        self._stopped = True
+        for scope in list(self._schedules):
+            scope.cancel()
+
     async def run_frame(self, phase: str | None, horizon_s: float | None) -> None:
-        """Fire the time-triggered actions of one frame (None: the whole load) until cancelled."""
-        async with anyio.create_task_group() as tg:
-            for rec in self.records:
-                a = rec.action
-                if a.during != phase or a.after_iterations is not None:
-                    continue
-                tg.start_soon(self._drive, rec, horizon_s)
+        """Fire the time-triggered actions of one frame (None: the whole load) until cancelled or stopped."""
+        recs = [r for r in self.records if r.action.during == phase and r.action.after_iterations is None]
+        await self._schedule(recs, lambda rec: self._drive(rec, horizon_s))
 
     async def watch_iterations(self, completed: Counter) -> None:
-        """Fire `after_iterations` actions once their workload has run that many ops."""
-        waiting = [r for r in self.records if r.action.after_iterations is not None]
-        async with anyio.create_task_group() as tg:
-            for rec in waiting:
-                tg.start_soon(self._after_iterations, rec, completed)
+        """Fire `after_iterations` actions once their workload has run that many ops (until stopped)."""
+        recs = [r for r in self.records if r.action.after_iterations is not None]
+        await self._schedule(recs, lambda rec: self._after_iterations(rec, completed))
+
+    async def _schedule(self, recs: list[FaultRecord], drive: Callable[[FaultRecord], Awaitable[None]]) -> None:
+        """One task per action in a scope that `stop` cancels (its steps are shielded: never cut half way)."""
+        if self._stopped or not recs:
+            return
+        with anyio.CancelScope() as scope:
+            self._schedules.add(scope)
+            try:
+                async with anyio.create_task_group() as tg:
+                    for rec in recs:
+                        tg.start_soon(drive, rec)
+            finally:
+                self._schedules.discard(scope)
 
     async def _after_iterations(self, rec: FaultRecord, completed: Counter) -> None:
         a = rec.action
@@ -207,6 +231,8 @@ class FaultRunner:
             await self._episode(rec, firing.index, firing.heal_after_s)
 
     async def _episode(self, rec: FaultRecord, index: int, heal_after_s: float | None) -> None:
+        if self._stopped:
+            return  # a stop said "no new work": not fired, and not a skip either
         if self._nothing_to_split(rec):
             rec.skipped += 1  # no id acknowledged since its last split: the range is split there already
             return

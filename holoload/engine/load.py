@@ -305,12 +305,14 @@ class LoadEngine:
             tg.cancel_scope.cancel()
 
     def request_stop(self) -> None:
-        """Graceful stop: no new operations or phases; in-flight ones finish, faults heal, the checker runs.
+        """Graceful stop: no new operations, phases or chaos actions; in-flight ones finish, faults heal, checker runs.
 
         With worker processes, call it from the event loop's thread: it schedules their stop.
         """
         self.state.stopping = True
         self.state.stop.request(self.perf_ns())
+        if self.chaos is not None:
+            self.chaos.stop()  # no action fires after "no new work"; heals still run
         if self._local is not None:
             self._local.request_stop()  # at once, as the in-process load reads it
         elif self.fleet is not None:

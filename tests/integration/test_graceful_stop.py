@@ -89,3 +89,25 @@ def test_second_signal_stops_at_once_and_still_writes_the_summaries(tmp_path: Pa
     assert summary["check"]["complete"] and summary["check"]["counts"]["lost"] == 0
     lost = {g["name"]: g for g in summary["gates"]}["lost"]
     assert lost["observed"] == 0, lost
+
+
+def test_no_chaos_action_starts_after_the_stop(tmp_path: Path) -> None:
+    """Ctrl-C while ranges split every second: after "no new work" no chaos step fires (heals still run)."""
+    results = tmp_path / "r"
+    churn = ["--set", "chaos.0.every=1s", "--set", "chaos.0.jitter=0s"]
+    with holoload_process(tmp_path, [*ARGS, *churn, "--results-dir", str(results)]) as proc:
+        wait_for(lambda: has_event(results, "chaos_finished", name="kill_node2"), 90, "the kill", proc)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            pytest.fail("holoload still running 90 s after SIGINT")
+    assert proc.returncode == 130, output(tmp_path)
+    ev = events(Path(only_run_dir(results)))
+    stop = next(i for i, e in enumerate(ev) if e["kind"] == "problem" and e["what"] == "interrupted")
+    fired = [e for e in ev[:stop] if e["kind"] == "chaos_started" and e["name"] == "split_churn"]
+    assert fired, "no split before the stop: the test saw no schedule to stop"
+    late = [e for e in ev[stop:] if e["kind"] == "chaos_started" and e["step"] == "fire"]
+    assert late == [], late
+    heals = [e for e in ev[stop:] if e["kind"] == "chaos_finished" and e["step"] == "heal"]
+    assert [e["name"] for e in heals] == ["kill_node2"] and heals[0]["ok"], heals
