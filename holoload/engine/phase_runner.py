@@ -81,7 +81,7 @@ class PhaseRunner:
                     now = self.perf_ns()
                     ended = max((e.ended_ns for e in ends), default=now)
                     aggregator.phase_ended(phase.name, state.stop.clamp(min(ended, now)))
-                    self.ticker.close()  # the phase's last operations belong to its own last window
+                    await self.ticker.close()  # the phase's last operations belong to its own last window
                 state.ended.add(phase.name)
                 state.stop.phase_end_ns = None
                 problem = cut_short_problem(phase.name, ends, self.clock())

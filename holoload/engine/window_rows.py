@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import fields, replace
 
 from holoload.core.events import WindowRow
 from holoload.core.stats import hlog
@@ -50,22 +51,45 @@ def _row(
 
 
 def window_rows(window: Window, aggregator: Aggregator, phase: str) -> tuple[WindowRow, ...]:
-    """Rows for every key of the current phase, then one merged ("*") row per workload.op."""
-    rows: list[WindowRow] = []
+    """Rows for every key of the current phase, then one merged ("*") row per workload.op.
+
+    An op on one endpoint has the same figures in both rows: its "*" row is the endpoint row
+    plus the phase totals, read from the window's and the totals' own stats (no merged copy,
+    no second walk over the buckets).
+    """
     groups: dict[tuple[str, str], list[OpKey]] = defaultdict(list)
+    for key in window.stats:
+        if key.phase == phase:
+            groups[(key.workload, key.op)].append(key)
+    stars: dict[tuple[str, str], WindowRow] = {}
+    for (workload, op), keys in groups.items():
+        if len(keys) == 1:
+            stars[(workload, op)] = _row(
+                workload, op, "*", window.stats[keys[0]], window.seconds, aggregator.totals[keys[0]]
+            )
+    rows: list[WindowRow] = []
     for key, stats in window.stats.items():
         if key.phase != phase:
             continue
-        groups[(key.workload, key.op)].append(key)
-        rows.append(_row(key.workload, key.op, key.endpoint, stats, window.seconds))
+        star = stars.get((key.workload, key.op))
+        if star is not None:
+            rows.append(replace(star, endpoint=key.endpoint, **_NO_TOTALS))  # type: ignore[arg-type]
+        else:
+            rows.append(_row(key.workload, key.op, key.endpoint, stats, window.seconds))
     for (workload, op), keys in groups.items():
-        merged = OpStats()
-        total = OpStats()
-        for key in keys:
-            merged.merge(window.stats[key])
-            total.merge(aggregator.totals[key])
-        rows.append(_row(workload, op, "*", merged, window.seconds, total))
+        star = stars.get((workload, op))
+        if star is None:
+            merged = OpStats()
+            total = OpStats()
+            for key in keys:
+                merged.merge(window.stats[key])
+                total.merge(aggregator.totals[key])
+            star = _row(workload, op, "*", merged, window.seconds, total)
+        rows.append(star)
     return tuple(rows)
+
+
+_NO_TOTALS = {f.name: f.default for f in fields(WindowRow) if f.name.startswith("total_")}
 
 
 def encoded_histograms(window: Window) -> Iterator[tuple[str, int, str]]:

@@ -65,7 +65,7 @@ class WindowTicker:
                 next_ns = self.perf_ns() + step_ns
             async with self.lock:
                 await self.collect(complete=False)
-                self.close(due_ns)
+                await self.close(due_ns)
             if self.state.aborted_by is not None:
                 scope.cancel()
                 return
@@ -93,26 +93,40 @@ class WindowTicker:
         if self.fleet.failed is not None:
             self.state.abort("workers", f"a worker was lost: {self.fleet.failed}", self.sink, self.clock)
 
-    def close(self, due_ns: int | None = None) -> None:
-        """Close the open window (`due_ns`: the ticker's grid time, None at a phase boundary)."""
+    async def close(self, due_ns: int | None = None) -> None:
+        """Close the open window (`due_ns`: the ticker's grid time, None at a phase boundary).
+
+        In four steps with a yield to the event loop between them: the load runs on this loop,
+        and one synchronous close (percentiles, HDR encoding, the sink's file writes, the
+        gates) held up every arrival due meanwhile; the open-loop lag p99 at 2,000/s is set by
+        as few as 20 arrivals a second. The window is swapped out and everything that depends
+        on the moment of closing is read in the first step; the rest works on that window.
+        """
         aggregator = self.aggregator
         now = self.perf_ns()
         tags = () if self.chaos is None else self.chaos.window_tags()
         window = aggregator.close_window(now, tags=tags)
+        phase = self.state.current_phase
+        elapsed = (now - aggregator.start_ns) / NS_PER_S
+        late_s = None if due_ns is None else max(0, now - due_ns) / NS_PER_S
         for seen in seen_events(aggregator.errors, aggregator.start_ns, self.clock()):
             self.sink.emit(seen)
-        elapsed = (now - aggregator.start_ns) / NS_PER_S
-        phase = self.state.current_phase
+        await anyio.sleep(0)
         rows = window_rows(window, aggregator, phase)
         if aggregator.outages is not None:  # per-op p99 per window: the pre-fault level and its return
             for row in rows:
                 if row.endpoint == "*":
                     aggregator.outages.window(f"{row.workload}.{row.op}", window.start_ns, now, row.p99_ms)
+        await anyio.sleep(0)
+        histograms = []
+        for histogram in encoded_histograms(window):
+            histograms.append(histogram)
+            await anyio.sleep(0)
         signals = {} if self.watch is None else self.watch.signals()
-        histograms = tuple(encoded_histograms(window))
-        late_s = None if due_ns is None else max(0, now - due_ns) / NS_PER_S
         health, strain = self.client.close(window.index, window.seconds, late_s)
         index, seconds = window.index, window.seconds
-        event = WindowClosed(self.clock(), phase, index, elapsed, seconds, rows, signals, histograms, health, strain)
+        event = WindowClosed(
+            self.clock(), phase, index, elapsed, seconds, rows, signals, tuple(histograms), health, strain
+        )
         self.sink.emit(event)
         self.board.judge(now, window.start_ns)

@@ -238,3 +238,39 @@ def test_reset_forgets_everything() -> None:
     assert histogram.count == 0
     assert (histogram.min_us, histogram.clamped_low, histogram.clamped_high) == (None, 0, 0)
     assert histogram.percentile_us(50) is None
+
+
+sparse_values = st.lists(st.integers(min_value=0, max_value=3_600_000_000), min_size=1, max_size=200)
+
+
+@settings(max_examples=40, deadline=None)
+@given(sparse_values, sparse_values)
+def test_adding_bucket_counts_equals_recording_each_bucket(first: list[int], second: list[int]) -> None:
+    """add_bucket_counts (also onto a histogram that holds samples) equals record_us of each bucket's low value."""
+    from holoload.core.stats.recorder import SparseHistogram, bucket_low
+
+    expected, added = LatencyHistogram(), LatencyHistogram()
+    for values in (first, second):
+        sparse = SparseHistogram()
+        for value in values:
+            sparse.record(value)
+        for index, n in sparse.counts.items():
+            expected.record_us(max(bucket_low(index), 1), n)
+        added.add_bucket_counts(sparse.counts)
+    assert added.count == expected.count == len(first) + len(second)
+    assert (added.min_us, added.max_us) == (expected.min_us, expected.max_us)
+    for p in (0.0, 50.0, 99.0, 100.0):
+        assert added.percentile_us(p) == expected.percentile_us(p)
+    assert (
+        LatencyHistogram.decode(added.encode())._hdr.counts[:]
+        == LatencyHistogram.decode(expected.encode())._hdr.counts[:]
+    )
+
+
+def test_adding_bucket_counts_rejects_what_no_bucket_holds() -> None:
+    """An index outside the layout or a count below one is an error, not a silent skip."""
+    histogram = LatencyHistogram()
+    with pytest.raises(ValueError, match="outside"):
+        histogram.add_bucket_counts({10**9: 1})
+    with pytest.raises(ValueError, match="counts >= 1"):
+        histogram.add_bucket_counts({5: 0})

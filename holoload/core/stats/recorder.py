@@ -9,7 +9,9 @@ its figures equal an hdrh histogram fed the same values, in a dict of the bucket
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 
 from holoload.core.stats.histogram import LatencyHistogram
 
@@ -145,26 +147,20 @@ class SparseHistogram:
         """Several percentiles in one walk over the buckets in use, in the order asked."""
         if self.count == 0:
             return [None] * len(ps)
-        order = sorted(range(len(ps)), key=lambda i: ps[i])
-        targets = [max(int(min(ps[i], 100.0) * self.count / 100 + 0.5), 1) for i in order]
-        out: list[int | None] = [None] * len(ps)
-        seen, k = 0, 0
-        for index in sorted(self.counts):
-            seen += self.counts[index]
-            while k < len(order) and seen >= targets[k]:
-                p = ps[order[k]]
-                value = bucket_high(index) if p > 0 else bucket_low(index)
-                out[order[k]] = value
-                k += 1
-            if k == len(order):
-                break
+        counts = self.counts
+        indexes = sorted(counts)
+        seen = list(accumulate([counts[i] for i in indexes]))  # samples at or below each bucket
+        out: list[int | None] = []
+        for p in ps:
+            target = max(int(min(p, 100.0) * self.count / 100 + 0.5), 1)
+            index = indexes[bisect_left(seen, target)]  # the first bucket holding the target-th sample
+            out.append(bucket_high(index) if p > 0 else bucket_low(index))
         return out
 
     def to_latency_histogram(self) -> LatencyHistogram:
         """The same counts as a LatencyHistogram (for encoding, interval logs, gates)."""
         hist = LatencyHistogram()
-        for index, n in self.counts.items():
-            hist.record_us(max(bucket_low(index), 1), n)
+        hist.add_bucket_counts(self.counts)  # bucket 0 counts as 1 µs, the lowest trackable value
         return hist
 
 
