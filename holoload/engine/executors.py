@@ -190,6 +190,16 @@ class WriterLoop:
             self.pulse.hit(done_ns)
 
 
+def make_loop(run: WorkloadRun, writer: Writer, seed: int) -> WriterLoop:
+    """The loop a writer runs: statements (`WriterLoop`), or a transactional workload's `TxnLoop`."""
+    book = run.plan.txns
+    if run.plan.workload.is_txn and book is not None:
+        from holoload.engine.txn_loop import TxnLoop  # it builds on this module's plan types
+
+        return TxnLoop(run, writer, seed, book)  # type: ignore[return-value]  # the same interface
+    return WriterLoop(run, writer, seed)
+
+
 def _allocator(plan: WorkloadPlan, params: Sequence[object]) -> SeqAllocator:
     starts = [getattr(p, "start", None) for p in params if getattr(p, "gen", "") == "seq"]
     return plan.seq_allocator(int(starts[0]) if starts and starts[0] is not None else 1)
@@ -215,7 +225,7 @@ async def run_closed_loop(run: WorkloadRun) -> None:
                 # ramps are per endpoint of weight 1; a weighted endpoint has more (or fewer) writers
                 scale = plan.endpoint_total(endpoint) / top
                 for slot, writer in zip(plan.slots(endpoint), endpoint_writers, strict=True):
-                    loop = WriterLoop(run, writer, seed=_seed(w, writer, slot))
+                    loop = make_loop(run, writer, _seed(w, writer, slot))
                     tg.start_soon(_closed_worker, run, loop, slot, schedule, end_ns, scale)
         guarded.cancel_scope.cancel()  # every writer is done: no drain to guard
 
@@ -259,7 +269,7 @@ async def run_open_loop(run: WorkloadRun) -> None:
     mine = [i for i in active if plan.writers[i]]
     queues = {i: asyncio.Queue[int | None](maxsize=max(1, len(plan.writers[i]))) for i in mine}
     loops = {
-        i: [WriterLoop(run, wr, _seed(w, wr, s)) for s, wr in zip(plan.slots(i), plan.writers[i], strict=True)]
+        i: [make_loop(run, wr, _seed(w, wr, s)) for s, wr in zip(plan.slots(i), plan.writers[i], strict=True)]
         for i in mine
     }
     run.begin()

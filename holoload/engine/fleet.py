@@ -234,6 +234,17 @@ class WorkerFleet:
         await self._each(cancel)
         return ended
 
+    async def txn_records(self) -> list[tuple[dict[str, Any], int]]:
+        """Every live worker's transactional histories and counts (`WorkerEngine.txn_records`), with its
+        clock offset; a worker lost on the way is lost with its history (see `losses`)."""
+        out: list[tuple[dict[str, Any], int]] = []
+
+        async def one(member: Member) -> None:
+            out.append((await member.handle.call("txn_records", timeout_s=self.flush_timeout_s), member.offset_ns))
+
+        await self._each(one)
+        return out
+
     async def close(self) -> None:
         for _, task in self._flushing.values():
             task.cancel()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from holoload.adapters.pg.staleness import StalenessSampler
 from holoload.core.events import EventSink, GateChanged
+from holoload.core.gates.isolation import isolation_verdict
 from holoload.core.gates.language import parse_gate
 from holoload.core.gates.load import GateMonitor, LoadGateContext
 from holoload.core.gates.verdicts import Verdict
@@ -69,6 +71,7 @@ class GateBoard:
     staleness: StalenessSampler | None = None
     watch: ClusterWatch | None = None
     verification: Verification | None = None
+    isolation: dict[str, dict[str, Any]] | None = None  # transactional workloads' reports, once checked
 
     def judge(self, now_ns: int, window_start_ns: int | None = None) -> None:
         """Judge every gate whose phases run (after a window closed at `now_ns`); abort_on_fail aborts."""
@@ -110,7 +113,13 @@ class GateBoard:
         server = None if self.watch is None else self.watch.view
         ctx = LoadGateContext(self.aggregator, monitor.phases, now_ns, scalars, server, chaos=self.chaos)
         ctx.staleness = None if self.staleness is None else self.staleness.samples  # type: ignore[attr-defined]
+        ctx.isolation = self.isolation  # type: ignore[attr-defined]
         return ctx
+
+    def isolation_verdicts(self, workloads: Iterable[str]) -> list[Verdict]:
+        """The built-in gate `isolation.<workload>` of each transactional workload (no report: no evidence)."""
+        reports = self.isolation or {}
+        return [isolation_verdict(name, reports.get(name)) for name in workloads]
 
     def finals(self, now_ns: int) -> list[Verdict]:
         """Every gate's final verdict (after the run)."""

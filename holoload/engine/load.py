@@ -36,6 +36,7 @@ from holoload.engine.chaos import FaultRunner, check_problems
 from holoload.engine.client_probe import ClientWatch, client_watch
 from holoload.engine.fleet import Launcher, WorkerFleet, worker_specs
 from holoload.engine.gate_board import GateBoard, gate_monitors
+from holoload.engine.isolation_run import IsolationRun, check_txn_workloads, setup_txn_tables, txn_workloads
 from holoload.engine.ledgers import LedgerBook, Pulse
 from holoload.engine.load_setup import run_setup_sql, start_fault_proxies, work_dsns
 from holoload.engine.phase_runner import PhaseRunner
@@ -84,6 +85,8 @@ class LoadEngine:
     fleet: WorkerFleet | None = field(init=False, default=None)
     state: RunState = field(init=False, default_factory=RunState)
     board: GateBoard = field(init=False)
+    isolation: IsolationRun | None = field(init=False, default=None)  # transactional workloads' checks
+    _txn_records: list[tuple[dict[str, Any], int]] | None = field(init=False, default=None)
     _local: WorkerEngine | None = field(init=False, default=None)
     _ticker: WindowTicker | None = field(init=False, default=None)
     _proxies: dict[int, FaultProxy] = field(init=False, default_factory=dict)
@@ -194,9 +197,12 @@ class LoadEngine:
         try:
             await start_fault_proxies(self.chaos, self.surfaces, self.seed, self._proxies)
             await run_setup_sql(self.scenario, self.surfaces, self.sink, self.clock)
+            await setup_txn_tables(self.scenario, self.surfaces, self.sink, self.clock)
             await prepare_statements(self.scenario, self.surfaces, self.sink, self.file, self.clock)
             await self._start_fleet()
             await self._load()
+            if self.fleet is not None and txn_workloads(self.scenario):
+                self._txn_records = await self.fleet.txn_records()  # before the workers go
         finally:
             with anyio.CancelScope(shield=True):
                 if self.fleet is not None:
@@ -208,6 +214,17 @@ class LoadEngine:
             if self.aggregator.errors or self.aggregator.errors.more():
                 self.sink.emit(messages_event(self.aggregator.errors, self.aggregator.start_ns, self.clock()))
         await self._verify(at_once=False)
+        await self._check_isolation()
+
+    async def _check_isolation(self) -> None:
+        """After the heal: every transactional workload's history checked (its gates read the reports)."""
+        if not txn_workloads(self.scenario):
+            return
+        lost = 0 if self.fleet is None else len(self.fleet.losses)
+        self.isolation = await check_txn_workloads(
+            self.scenario, self.surfaces, self._txn_records, self.sink, lost_workers=lost, clock=self.clock
+        )
+        self.board.isolation = self.isolation.reports
 
     async def _verify(self, *, at_once: bool) -> None:
         found = await verify_after_load(
@@ -335,7 +352,7 @@ class LoadEngine:
 
     def verdicts(self) -> list[Verdict]:
         """Final verdicts of every gate (call after run())."""
-        verdicts = self.board.finals(self.perf_ns())
+        verdicts = self.board.finals(self.perf_ns()) + self.board.isolation_verdicts(txn_workloads(self.scenario))
         lost = None if self.fleet is None else self.fleet.verdict()
         client = [self.client.book.verdict()] if self.client.book.enabled else []
         return verdicts + ([lost] if lost is not None else []) + client

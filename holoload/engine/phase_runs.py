@@ -6,6 +6,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from holoload.adapters.pg.pool import Writer
 from holoload.core.ledger.acklog import AckLog
@@ -17,6 +18,9 @@ from holoload.core.pacing.schedule import split_weighted
 from holoload.core.stats.window import Aggregator
 from holoload.engine.ledgers import LedgerBook, Pulse
 from holoload.engine.workload_run import WorkloadPlan, WorkloadRun
+
+if TYPE_CHECKING:
+    from holoload.engine.txn_loop import TxnBook
 
 
 def writer_counts(workload: Workload, names: Sequence[str]) -> list[int]:
@@ -65,6 +69,7 @@ class RunBuilder:
     perf_ns: Callable[[], int] = time.perf_counter_ns
     seq: dict[int, SeqAllocator] = field(default_factory=dict)
     acks: AckLog | None = None
+    txns: TxnBook | None = None  # transactional workloads' generators and histories
 
     def build(self, phase: Phase, *, stopping: bool = False) -> tuple[list[WorkloadRun], list[Writer]]:
         """The phase's runs (this process's share of each workload) and every writer they use."""
@@ -92,6 +97,7 @@ class RunBuilder:
                 endpoint_names=self.names,
                 acks=self.acks,
                 drain_s=min(self.settings.drain, self.settings.statement_timeout + 5),
+                txns=self.txns,
             )
             runs.append(WorkloadRun(plan, stop_requested=stopping))
         return runs, every

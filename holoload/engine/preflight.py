@@ -64,7 +64,7 @@ def statements(scenario: Scenario, surfaces: TargetSurfaces) -> list[Statement]:
         for w, workload in enumerate(phase.workloads):
             used = [i for i, n in enumerate(writer_counts(workload, surfaces.names)) if n > 0]
             nodes = {i for i in used if i in data} if not surfaces.shared else set(used[:1])
-            for o, op in enumerate(workload.ops):
+            for o, op in enumerate(() if workload.is_txn else workload.ops):  # transactions: their own SQL
                 sql = statement_text(op)
                 key = "table" if op.rows > 1 and op.insert_mode == "copy" else "sql"
                 path, where = found.setdefault(sql, (f"phases[{p}].workloads[{w}].ops[{o}].{key}", set()))

@@ -289,6 +289,9 @@ def build_result(
             ("workers_lost", 0 if fleet is None else len(fleet.losses)),
         ]
         keys += _client_keys(engine.client.book.summary())
+    isolation = None if engine is None or engine.isolation is None else engine.isolation.reports
+    for name, report in (isolation or {}).items():
+        keys.append((f"isolation.{name}", report.get("reason")))
     keys.append(("slo_status", record.status))
     data = {
         "holoload_version": __version__,
@@ -300,6 +303,7 @@ def build_result(
         "client": None if engine is None else engine.client.book.summary(),
         "chaos": chaos,
         "check": check,
+        **({"isolation": isolation} if isolation else {}),
         **({"staleness": staleness} if staleness is not None else {}),
         "scenario": dump(scenario),
         "target": _target_dict(target),

@@ -34,6 +34,7 @@ import anyio
 import asyncpg
 
 from holoload.adapters.pg.connect import StatementError, describe_error, quote_ident
+from holoload.adapters.pg.localpg import partition_whole
 from holoload.adapters.pg.pool import Writer
 from holoload.core.isolation.bank import BankHistory, FinalState
 from holoload.core.isolation.generate import BankSpec, ReadAll, Transfer
@@ -300,12 +301,18 @@ class TxnRunner:
 # ---------------------------------------------------------------------------------------------- list-append
 
 
-async def create_list_append_table(conn: asyncpg.Connection, table: str, *, unlogged: bool = False) -> None:
-    """``(k int8 PRIMARY KEY, v int8[] NOT NULL)``, created fresh (dropped first); ``unlogged`` for tests."""
+async def create_list_append_table(
+    conn: asyncpg.Connection, table: str, *, unlogged: bool = False, partitioned: bool = False
+) -> None:
+    """``(k int8 PRIMARY KEY, v int8[] NOT NULL)``, created fresh (dropped first); ``unlogged`` for tests;
+    ``partitioned``: range partitioned on ``k`` as one partition, which a split action can split."""
     name = quote_ident(table)
-    await conn.execute(f"DROP TABLE IF EXISTS {name}")
+    await conn.execute(f"DROP TABLE IF EXISTS {name} CASCADE")
     kind = "UNLOGGED TABLE" if unlogged else "TABLE"
-    await conn.execute(f"CREATE {kind} {name} (k int8 PRIMARY KEY, v int8[] NOT NULL)")
+    layout = " PARTITION BY RANGE (k)" if partitioned else ""
+    await conn.execute(f"CREATE {kind} {name} (k int8 PRIMARY KEY, v int8[] NOT NULL){layout}")
+    if partitioned:
+        await partition_whole(conn, table)
 
 
 class ListAppendExecutor:
@@ -362,14 +369,24 @@ class ListAppendExecutor:
 
 
 async def create_bank_tables(
-    conn: asyncpg.Connection, spec: BankSpec, accounts: str, log: str, *, unlogged: bool = False
+    conn: asyncpg.Connection,
+    spec: BankSpec,
+    accounts: str,
+    log: str,
+    *,
+    unlogged: bool = False,
+    partitioned: bool = False,
 ) -> None:
     """The accounts table (``id int4 PRIMARY KEY, balance int8``) filled with ``spec``'s initial balances,
-    and the empty transfer log (``id int8 PRIMARY KEY, src, dst, amount``); both created fresh."""
+    and the empty transfer log (``id int8 PRIMARY KEY, src, dst, amount``); both created fresh.
+    ``partitioned``: the accounts table range partitioned on ``id`` as one partition (splittable)."""
     acc, lg = quote_ident(accounts), quote_ident(log)
     kind = "UNLOGGED TABLE" if unlogged else "TABLE"
-    await conn.execute(f"DROP TABLE IF EXISTS {acc}, {lg}")
-    await conn.execute(f"CREATE {kind} {acc} (id int4 PRIMARY KEY, balance int8 NOT NULL)")
+    layout = " PARTITION BY RANGE (id)" if partitioned else ""
+    await conn.execute(f"DROP TABLE IF EXISTS {acc}, {lg} CASCADE")
+    await conn.execute(f"CREATE {kind} {acc} (id int4 PRIMARY KEY, balance int8 NOT NULL){layout}")
+    if partitioned:
+        await partition_whole(conn, accounts)
     await conn.execute(f"CREATE {kind} {lg} (id int8 PRIMARY KEY, src int4 NOT NULL, dst int4 NOT NULL, amount int8)")
     await conn.executemany(f"INSERT INTO {acc} (id, balance) VALUES ($1, $2)", sorted(spec.initial().items()))
 

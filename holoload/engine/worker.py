@@ -30,6 +30,7 @@ from holoload.engine.executors import run_closed_loop, run_open_loop
 from holoload.engine.ledgers import LedgerBook, Pulse
 from holoload.engine.phase_end import LoadEnded
 from holoload.engine.phase_runs import RunBuilder
+from holoload.engine.txn_loop import TxnBook
 from holoload.engine.workload_run import WorkloadRun
 
 
@@ -104,6 +105,7 @@ class WorkerEngine:
             seq_part=(spec.seq_index, spec.seq_parts),
             perf_ns=recording.perf_ns,
             acks=recording.acks,
+            txns=TxnBook(shared=spec.shared, endpoints=len(spec.names), part=(spec.seq_index, spec.seq_parts)),
         )
         self._runs: list[WorkloadRun] = []
         self._writers: list[Writer] = []
@@ -204,6 +206,10 @@ class WorkerEngine:
         else:  # prepared but never run: its writers are still connected
             await self._close_writers()
         return self._ended
+
+    async def txn_records(self) -> dict[str, dict[str, Any]]:
+        """Transactional workloads' histories and counts so far (gathered by the coordinator after the load)."""
+        return {} if self.builder.txns is None else self.builder.txns.records()
 
     async def flush(self) -> WorkerWindow:
         """Everything recorded since the last flush, encoded (a worker with its own recorders)."""

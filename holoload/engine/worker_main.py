@@ -19,7 +19,7 @@ from typing import Any
 from holoload.adapters.workers.local import frame, read_message
 from holoload.engine.worker import WorkerEngine
 
-METHODS = frozenset({"hello", "prepare", "run", "stop", "cancel", "flush"})
+METHODS = frozenset({"hello", "prepare", "run", "stop", "cancel", "flush", "txn_records"})
 
 
 async def serve(out_fd: int) -> None:

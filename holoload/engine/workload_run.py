@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from holoload.adapters.pg.pool import Writer
 from holoload.core.ledger.acklog import AckLog
@@ -13,6 +14,9 @@ from holoload.core.outcome import ErrorRules
 from holoload.core.pacing.generators import SeqAllocator
 from holoload.core.stats.window import Aggregator
 from holoload.engine.ledgers import LedgerBook, Pulse
+
+if TYPE_CHECKING:
+    from holoload.engine.txn_loop import TxnBook
 
 
 @dataclass
@@ -55,6 +59,7 @@ class WorkloadPlan:
         acks: chaos runs in one process: who acknowledged which ids, and when.
         drain_s: once the phase's time is up or a stop was asked, how long operations in flight
             may finish before they are cancelled.
+        txns: the process's transactional workloads (list_append, bank): generators and histories.
     """
 
     phase: str
@@ -74,6 +79,7 @@ class WorkloadPlan:
     endpoint_names: Sequence[str] = ()
     acks: AckLog | None = None
     drain_s: float = 10.0
+    txns: TxnBook | None = None
 
     def endpoint_total(self, endpoint: int) -> int:
         """Writers on an endpoint over every process."""

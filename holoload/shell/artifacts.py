@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gzip
 import os
 import re
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -13,8 +15,10 @@ from typing import IO, Any
 import orjson
 
 from holoload.core.events import BatchFinished, Event, MetricsSampled, SnapshotTaken, TopologyChanged, WindowClosed
+from holoload.core.isolation.history import Txn, dump_history
 from holoload.core.server.metrics import METRICS_CSV_HEADER
 from holoload.core.stats import hlog
+from holoload.engine.isolation_run import history_file
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -333,3 +337,18 @@ class ClientHealthWriter(_WindowCsv):
             ]
             for name, p in health.processes
         ]
+
+
+def write_histories(root: Path, histories: Mapping[str, Sequence[Txn]]) -> list[str]:
+    """Each transactional workload's list-append history as `history-<workload>.jsonl.gz` (`holoload check`
+    reads it); returns the problems (a history that cannot be written never changes the verdict)."""
+    problems: list[str] = []
+    for name, txns in histories.items():
+        path = root / history_file(name)
+        try:
+            with gzip.open(path, "wt", encoding="utf-8", compresslevel=5) as out:
+                for line in dump_history(txns):
+                    out.write(line + "\n")
+        except OSError as exc:
+            problems.append(f"{path.name}: {exc}")
+    return problems

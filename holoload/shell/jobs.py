@@ -26,7 +26,13 @@ from holoload.engine.load import LoadEngine
 from holoload.engine.phase_runs import writer_counts
 from holoload.engine.result import RunRecord, build_result, canary_result, text_keys
 from holoload.engine.watch import ClusterWatch
-from holoload.shell.artifacts import ArtifactWriter, ClientHealthWriter, HlogWriter, TimeseriesWriter
+from holoload.shell.artifacts import (
+    ArtifactWriter,
+    ClientHealthWriter,
+    HlogWriter,
+    TimeseriesWriter,
+    write_histories,
+)
 from holoload.shell.live import LiveDisplay
 from holoload.shell.live_load import LoadDisplay
 
@@ -102,6 +108,7 @@ class LoadJob:
 
     def __init__(self, scenario: Scenario, console: Console | None, root: Path, *, quiet: bool) -> None:
         self.scenario = scenario
+        self.root = root
         self.engine: LoadEngine | None = None
         self.node_control: NodeControl | None = None
         self.server_names: dict[str, str] = {}  # host:port -> node name (the embedded cluster)
@@ -112,6 +119,7 @@ class LoadJob:
         self.hlog = HlogWriter(root / "latency.hlog")
         self.client_health = ClientHealthWriter(root / "client_health.csv")
         self.display: LiveDisplay | None = None if console is None else LoadDisplay(console, scenario, quiet=quiet)
+        self.history_errors: list[str] = []
         self.sinks: list[EventSink] = [self.timeseries, self.hlog, self.client_health]
         if self.display is not None:
             self.sinks.append(self.display)
@@ -155,12 +163,19 @@ class LoadJob:
         self, record: RunRecord, target: Target | None, writer: ArtifactWriter, verdicts: list[Verdict]
     ) -> tuple[RunSummary, list[tuple[str, Any]]]:
         if self.engine is not None:
+            if self.engine.isolation is not None:
+                self.history_errors = write_histories(self.root, self.engine.isolation.histories)
             return self.engine.result(record, target, verdicts)
         return build_result(record, self.scenario, target, None, verdicts)  # stopped before the engine existed
 
     @property
     def write_errors(self) -> list[str]:
-        return self.timeseries.write_errors + self.hlog.write_errors + self.client_health.write_errors
+        return (
+            self.timeseries.write_errors
+            + self.hlog.write_errors
+            + self.client_health.write_errors
+            + self.history_errors
+        )
 
     def close(self) -> None:
         self.timeseries.close()

@@ -40,6 +40,7 @@ DOCUMENTED = {
     "recovery",
     "outage",
     "staleness",
+    "isolation",
 }
 
 

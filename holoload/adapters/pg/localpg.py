@@ -74,6 +74,29 @@ async def prepare_partitioned_table(conn: asyncpg.Connection, table: str) -> Non
         await conn.execute(f"DELETE FROM {SPLIT_LOG} WHERE table_name = $1", table)
 
 
+async def partition_whole(conn: asyncpg.Connection, table: str) -> None:
+    """Give a table created `PARTITION BY RANGE (...)` its one partition covering every key, and the split log.
+
+    Any table laid out so can be split (`split_partition` reads its key column from the catalog).
+    """
+    await conn.execute(
+        f"CREATE TABLE {quote_ident(partition_name(table, None, None))} PARTITION OF "
+        f"{quote_ident(table)} FOR VALUES FROM (MINVALUE) TO (MAXVALUE)"
+    )
+    await conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {SPLIT_LOG} (at timestamptz NOT NULL DEFAULT now(), "
+        "table_name text NOT NULL, split_key bigint NOT NULL, ok boolean NOT NULL, detail text)"
+    )
+    await conn.execute(f"DELETE FROM {SPLIT_LOG} WHERE table_name = $1", table)
+
+
+async def partition_key(conn: asyncpg.Connection, table: str) -> str:
+    """The range partition key column of a partitioned table (`order_id` for the canary's; plain: `order_id`)."""
+    text = await conn.fetchval("SELECT pg_get_partkeydef($1::regclass)", quote_ident(table))
+    match = re.fullmatch(r"RANGE \((?P<col>[^,()]+)\)", text or "")
+    return match["col"].strip() if match else KEY_COLUMN
+
+
 def partition_name(table: str, lower: int | None, upper: int | None) -> str:
     """Deterministic partition names: sales_facts_min_50000, sales_facts_50000_max."""
     lo = "min" if lower is None else str(lower).replace("-", "n")
@@ -164,6 +187,7 @@ async def split_partition(
     try:
         async with conn.transaction():
             await conn.execute(f"LOCK TABLE {qt} IN ACCESS EXCLUSIVE MODE")
+            column = await partition_key(conn, table)
             parts = await partitions(conn, table, with_counts=False)
             old = next((p for p in parts if p.contains(key)), None)
             if old is None:
@@ -173,7 +197,7 @@ async def split_partition(
             low = Partition(partition_name(table, old.lower, key), old.lower, key, 0)
             high = Partition(partition_name(table, key, old.upper), key, old.upper, 0)
             src = quote_ident(old.name)
-            above, below = f"{KEY_COLUMN} >= $1", f"{KEY_COLUMN} < $1"
+            above, below = f"{column} >= $1", f"{column} < $1"
             tail = await _count_upto(conn, src, above, key, max_rows + 1)
             head = await _count_upto(conn, src, below, key, tail) if tail else 0  # as far as it matters
             if head < tail:

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 from holoload.core.config.units import parse_duration
 from holoload.core.gates import chaos as chaos_gates
+from holoload.core.gates import isolation as isolation_gates
 from holoload.core.gates import load as load_gates
 from holoload.core.gates import server as server_gates
 from holoload.core.gates.model import (
@@ -82,6 +83,8 @@ FUNCTIONS = FunctionTable(
         chaos_gates.RECOVERY,
         outage.OUTAGE,
         staleness.STALENESS,
+        # transactional workloads' isolation checks
+        isolation_gates.ISOLATION,
     ],
     [load_gates.PERCENTILES],  # p50, p95, p99.9, ...
 )

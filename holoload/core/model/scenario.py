@@ -18,6 +18,7 @@ from holoload.core.config.profiles import DEFAULT, AppliedBudget, apply_budget, 
 from holoload.core.errors import ScenarioError
 from holoload.core.gates.language import GateSyntaxError, check_gate, parse_gate
 from holoload.core.gates.load import gate_during_tags, gate_phase_names, keyword_problems
+from holoload.core.model.txn import txn_problems
 from holoload.core.model.types import Identifier, Label, PositiveSeconds, Rows, Strict
 from holoload.core.model.workload import GateValue, Phase, Setup, gate_text, selectors
 
@@ -352,7 +353,7 @@ def parse_scenario_data(
 
 def _validated(data: dict[str, Any], file: str) -> Scenario:
     scenario = validation.validate(Scenario, data, file)
-    problems = gate_problems(scenario) + chaos_trigger_problems(scenario)
+    problems = gate_problems(scenario) + chaos_trigger_problems(scenario) + workload_problems(scenario)
     if problems:
         raise ScenarioError(file, problems)
     return scenario
@@ -368,6 +369,29 @@ def _check_profile(raw: dict[str, Any], name: str, file: str) -> None:
         raise ScenarioError(
             file, [(path, f"{what} (with [profiles.{name}] applied)") for path, what in exc.problems]
         ) from None
+
+
+def workload_problems(scenario: Scenario) -> list[tuple[str, str]]:
+    """Transactional workloads' keys that do not fit their kind, and a name reused with another kind or table."""
+    problems: list[tuple[str, str]] = []
+    seen: dict[str, tuple[str, str, str]] = {}
+    for p, phase in enumerate(scenario.phases):
+        for w, workload in enumerate(phase.workloads):
+            where = f"phases[{p}].workloads[{w}]"
+            problems += txn_problems(workload, where)
+            if not workload.is_txn:
+                continue
+            shape = (workload.kind, workload.txn_table)
+            first = seen.setdefault(workload.name, (*shape, where))
+            if first[:2] != shape:
+                problems.append(
+                    (
+                        f"{where}.kind",
+                        f"workload '{workload.name}' is {first[0]} on table {first[1]} at {first[2]}: one history per "
+                        "workload name, so give it the same kind and table, or another name",
+                    )
+                )
+    return problems
 
 
 def chaos_trigger_problems(scenario: Scenario) -> list[tuple[str, str]]:

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from holoload.core.model.txn import TxnKeys
 from holoload.core.model.types import Identifier, PerSecond, PositiveSeconds, Seconds, Strict
 from holoload.core.outcome import ErrorClass
 
@@ -191,8 +192,8 @@ EXECUTOR_KEYS: dict[str, frozenset[str]] = {
 _SHAPE_KEYS = frozenset().union(*EXECUTOR_KEYS.values())
 
 
-class Workload(Strict):
-    """A weighted mix of operations driven by one executor across the target's endpoints."""
+class Workload(TxnKeys):
+    """A weighted mix of operations (or transactions: `kind`, core/model/txn.py) driven by one executor."""
 
     name: Identifier
     executor: Executor
