@@ -144,5 +144,9 @@ def client_section(
         lines.append(Series("window closed late by", sorted(late.items()), "#d62728", dashed=True))
         attrs = {"class": "client"}
         title = "holoload's own loop lag (p99 per window) and window lateness"
-        body.append(svg.line_chart(lines, title=title, x_range=x_range, y_label="ms", attrs=attrs, plot_height=150))
+        body.append(
+            svg.line_chart(
+                lines, title=title, x_range=x_range, y_label="ms", attrs=attrs, plot_height=150, width=svg.WIDE
+            )
+        )
     return '<section id="client"><h2>Client health</h2>\n' + "\n".join(body) + "\n</section>"

@@ -18,6 +18,7 @@ from holoload.core.config.units import format_duration
 from holoload.core.result import OpFigures, RunSummary
 from holoload.core.server.metrics import HOLOFUSION_GAUGE_MARKERS
 from holoload.shell import error_messages
+from holoload.shell import report_charts as charts
 from holoload.shell import svg_charts as svg
 from holoload.shell.client_report import client_banner, client_section
 from holoload.shell.isolation_html import isolation_section
@@ -32,10 +33,9 @@ _NAMED_METRIC = re.compile(r"conflict|admission|reject|timeout", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d+(\.\d+)?")
 _FAULT_ACTIONS = {"kill", "stop", "pause", "net"}
 _BAD_FINDINGS = {"lost", "duplicated", "partial", "unexpected"}
-_LATENCY = (("p50", "#2b8cbe"), ("p95", "#f39c12"), ("p99", "#d7301f"))
 _READY = {True: ("ready", "#2ca02c"), False: ("not ready", "#d62728"), None: ("unknown", "#bbbbbb")}
 _CSS = """
-body{font-family:sans-serif;margin:16px 24px;color:#1b1f24;max-width:1140px}
+body{font-family:sans-serif;margin:16px 24px;color:#1b1f24;max-width:1840px}
 h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #d0d7de}
 table{border-collapse:collapse;font-size:13px;margin:6px 0}
 th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:left;vertical-align:top}
@@ -52,6 +52,7 @@ svg.chart{display:block;max-width:100%;height:auto;margin:6px 0 14px}
 svg .chart-title{font-size:14px;font-weight:bold} svg text{font-size:12px;fill:#1b1f24}
 svg .grid{stroke:#eaeef2} svg .axis{stroke:#57606a} svg .phase-mark{stroke:#8c959f;stroke-dasharray:3 3}
 svg .mark-label{fill:#57606a;font-size:11px} svg .axis-label{fill:#57606a} svg line{stroke-width:1.5}
+svg .limit-note{fill:#cf222e;font-size:12px} svg .group-label{font-weight:bold}
 """
 
 
@@ -64,6 +65,7 @@ class _Run:
     notes: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)  # each with a numeric "ts", sorted
     rows: list[dict[str, Any]] = field(default_factory=list)  # timeseries.csv, endpoint "*", with "t" and "key"
+    node_rows: list[dict[str, Any]] = field(default_factory=list)  # timeseries.csv, one endpoint each, with "t"
     t0: float = 0.0  # wall clock of "seconds since run start" = 0
     x_range: tuple[float, float] = (0.0, 1.0)
 
@@ -74,6 +76,7 @@ class _Run:
         return [e for e in self.events if e.get("kind") == kind]
 
     def chart(self, attrs: dict[str, str], series: Sequence[Series], title: str, y_label: str, **kw: Any) -> str:
+        kw.setdefault("width", svg.WIDE)
         return svg.line_chart(series, title=title, x_range=self.x_range, y_label=y_label, attrs=attrs, **kw)
 
 
@@ -113,8 +116,9 @@ def _load(root: Path) -> _Run:
     if (root / "events.jsonl").exists():
         run.events = read_jsonl(root / "events.jsonl", run.notes)
     for r in read_csv(root / "timeseries.csv", run.notes) if (root / "timeseries.csv").exists() else ():
-        if r.get("endpoint") == "*" and (ts := _num(r.get("ts"))) is not None:
-            run.rows.append({**r, "ts": ts, "key": f"{r.get('workload')}.{r.get('op')}"})
+        if (ts := _num(r.get("ts"))) is not None:
+            which = run.rows if r.get("endpoint") == "*" else run.node_rows
+            which.append({**r, "ts": ts, "key": f"{r.get('workload')}.{r.get('op')}"})
     origins = [float(e["ts"]) for e in run.of("run_started")]
     origins += [r["ts"] - (_num(r.get("elapsed_s")) or 0.0) for r in run.rows[:1]]
     try:
@@ -124,7 +128,14 @@ def _load(root: Path) -> _Run:
     times = [float(e["ts"]) for e in run.events] + [r["ts"] for r in run.rows]
     run.t0 = (origins or [min(times, default=0.0)])[0]
     run.x_range = (0.0, max([t - run.t0 for t in times] + [1.0]))
+    for r in run.rows + run.node_rows:
+        r["t"] = r["ts"] - run.t0
     return run
+
+
+def _timeline(run: _Run, spans: list[Span], marks: list[Marker]) -> charts.Timeline:
+    starts = {str(e.get("phase")): run.t(e) for e in run.of("phase")}
+    return charts.Timeline(run.rows, run.node_rows, run.x_range, starts, spans, marks)
 
 
 def _e(value: Any) -> str:
@@ -237,18 +248,10 @@ def _outage_spans(run: _Run) -> list[Span]:
     return out
 
 
-def _latency(run: _Run, spans: list[Span], marks: list[Marker]) -> str:
-    body: list[str] = []
-    for op in dict.fromkeys(r["key"] for r in run.rows):
-        windows = [r for r in run.rows if r["key"] == op]
-        lines = [Series(p, [(run.t(r), _num(r.get(f"{p}_ms"))) for r in windows], c, p) for p, c in _LATENCY]
-        attrs = {"class": "latency", "data-op": op}
-        body.append(run.chart(attrs, lines, f"{op}: latency, all endpoints", "ms", spans=spans, markers=marks))
-    batches = run.of("batch_finished")
-    for op in dict.fromkeys(str(b.get("op")) for b in batches):
-        pts: list[Point] = [(run.t(b), (_num(b.get("elapsed_s")) or 0) * 1000) for b in batches if b.get("op") == op]
-        line = Series("batch time", pts, svg.PALETTE[0], "batch", dots=True)
-        body.append(run.chart({"class": "latency", "data-op": op}, [line], f"{op}: batch time", "ms", spans=spans))
+def _latency(run: _Run, timeline: charts.Timeline) -> str:
+    body = charts.latency_charts(timeline)
+    batches = list(run.summary.batches) or run.of("batch_finished")
+    body += [chart] if (chart := charts.batch_chart(batches, run.summary.gates)) else []
     rows: list[list[Any]] = []
     failed = run.summary.drops_that_failed()
     for phase, op, f in run.summary.op_figures():
@@ -276,31 +279,9 @@ def _dropped(figures: OpFigures, failed: bool) -> Any:
     return _Html(f'<td class="num drop-fail" title="{title}">{figures.dropped:,}</td>')
 
 
-def _throughput(run: _Run, spans: list[Span], marks: list[Marker]) -> str:
-    keys = list(dict.fromkeys(r["key"] for r in run.rows))
-    color = {k: svg.PALETTE[i % len(svg.PALETTE)] for i, k in enumerate(keys)}
-
-    def lines(column: str, dashed: bool) -> list[Series]:
-        return [
-            Series(k, [(run.t(r), _num(r.get(column))) for r in run.rows if r["key"] == k], color[k], "", dashed)
-            for k in keys
-        ]
-
-    body = [
-        run.chart(
-            {"class": "throughput"},
-            lines("ops_per_s", False),
-            "ok ops/s",
-            "ops/s",
-            spans=spans,
-            markers=marks,
-            log_y=False,
-        )
-    ]
-    errors = lines("errors", True)
-    if any(y for s in errors for _, y in s.points):
-        body.append(run.chart({"class": "errors"}, errors, "Errors per window", "errors", spans=spans, log_y=False))
-    return _section("throughput", "Throughput over time", body) if keys else ""
+def _throughput(run: _Run, timeline: charts.Timeline) -> str:
+    body = charts.throughput_charts(timeline, run.summary.scenario)
+    return _section("throughput", "Throughput over time", body) if body else ""
 
 
 def _errors(run: _Run) -> str:
@@ -357,7 +338,7 @@ def _metrics(run: _Run, spans: list[Span]) -> str:
     for title, per_node in _metric_series(run):
         lines = [Series(n, pts, svg.PALETTE[i % 9]) for i, (n, pts) in enumerate(sorted(per_node.items()))]
         attrs = {"class": "metric", "data-metric": title}
-        small = {"width": 550, "plot_height": 120, "log_y": False, "spans": spans}
+        small = {"width": svg.WIDE // 2 - 10, "plot_height": 120, "log_y": False, "spans": spans}
         body.append(run.chart(attrs, lines, f"{title} per second", "/s", **small))
     return (
         _section("metrics", "Server metrics (counter rates)", ['<div class="pair">', *body, "</div>"]) if body else ""
@@ -386,7 +367,14 @@ def _topology(run: _Run, spans: list[Span]) -> str:
     if lanes:
         legend = list(_READY.values())
         body.append(
-            svg.lane_chart(lanes, title="Node readiness", x_range=run.x_range, legend=legend, attrs={"class": "health"})
+            svg.lane_chart(
+                lanes,
+                title="Node readiness",
+                x_range=run.x_range,
+                legend=legend,
+                attrs={"class": "health"},
+                width=svg.WIDE,
+            )
         )
     return _section("topology", "Topology and node health", body) if body else ""
 
@@ -486,7 +474,8 @@ def render_report(results_dir: Path) -> str:
     """
     run = _load(Path(results_dir))
     spans, marks = _spans(run) + _outage_spans(run), [Marker(run.t(e), str(e.get("phase"))) for e in run.of("phase")]
-    parts = [_gates(run), _latency(run, spans, marks), _throughput(run, spans, marks), _errors(run)]
+    timeline = _timeline(run, spans, marks)
+    parts = [_gates(run), _latency(run, timeline), _throughput(run, timeline), _errors(run)]
     parts.insert(1, html_sections(run.summary))  # a baseline comparison right after the gates
     parts += [_metrics(run, spans), _topology(run, spans), _check(run), _chaos(run), _batches(run)]
     parts.append(isolation_section(run.summary.extra.get("isolation")))

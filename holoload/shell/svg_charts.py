@@ -1,16 +1,18 @@
-"""Inline SVG charts for report.html: time series lines, shaded spans and state lanes, no scripts."""
+"""Inline SVG charts for report.html: time series lines, shaded spans, state lanes and grouped bars, no scripts."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html import escape
 
 Point = tuple[float, float | None]  # (x, y); y None breaks the line (a window without a value)
 
 WIDTH = 1100
+WIDE = 1800  # report.html's full-width charts (scaled down to the page by CSS)
 LEFT, RIGHT, BOTTOM = 70, 20, 42
+RIGHT_AXIS = 64  # the right margin when a chart has a second (right) y axis
 PLOT_HEIGHT = 190
 MAX_POINTS = 2000
 _CHAR_PX = 7.0  # average width of a 12px sans-serif character, for legend layout
@@ -21,7 +23,11 @@ SPLIT_COLOR = "#7b3294"
 
 @dataclass(frozen=True, slots=True)
 class Series:
-    """One line: `step` draws a staircase (counts), `dots` marks each point (sparse data)."""
+    """One line: `step` draws a staircase (counts), `dots` marks each point (sparse data).
+
+    `right` puts it on the chart's second y axis (another unit, such as a target concurrency
+    beside ops/s); that axis is linear from 0.
+    """
 
     label: str
     points: Sequence[Point]
@@ -30,6 +36,7 @@ class Series:
     dashed: bool = False
     step: bool = False
     dots: bool = False
+    right: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +58,31 @@ class Marker:
     x: float
     label: str
     css: str = "phase-mark"
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One bar of a bar chart (a canary batch): its value, the label under it, its tooltip."""
+
+    label: str
+    value: float
+    color: str
+    css: str = ""
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BarGroup:
+    """Bars side by side under one label (an op's batches), with an optional limit line across them (an SLO)."""
+
+    label: str
+    bars: Sequence[Bar]
+    limit: float | None = None
+    limit_label: str = ""
+
+
+#: A limit more than this many times the tallest bar is named, not drawn to scale (the bars would be slivers).
+OFF_SCALE = 4.0
 
 
 def downsample(points: Sequence[Point], max_points: int = MAX_POINTS) -> list[Point]:
@@ -102,9 +134,16 @@ class _Scale:
     """Maps data to pixels: linear on x; linear or log10 on y."""
 
     def __init__(
-        self, x_range: tuple[float, float], y_range: tuple[float, float], log_y: bool, top: float, box: tuple[int, int]
+        self,
+        x_range: tuple[float, float],
+        y_range: tuple[float, float],
+        log_y: bool,
+        top: float,
+        box: tuple[int, int],
+        right: int = RIGHT,
     ) -> None:
         self.width, self.height = box
+        self.right = right
         self.x0, self.x1 = x_range[0], max(x_range[1], x_range[0] + 1e-9)
         self.log_y = log_y
         lo, hi = (math.log10(y_range[0]), math.log10(y_range[1])) if log_y else y_range
@@ -112,7 +151,7 @@ class _Scale:
         self.top = top
 
     def x(self, value: float) -> float:
-        return LEFT + (value - self.x0) / (self.x1 - self.x0) * (self.width - LEFT - RIGHT)
+        return LEFT + (value - self.x0) / (self.x1 - self.x0) * (self.width - LEFT - self.right)
 
     def y(self, value: float) -> float:
         v = math.log10(max(value, 10**self.y0)) if self.log_y else value
@@ -150,13 +189,13 @@ def _legend(items: Sequence[tuple[str, str, str]], width: int) -> tuple[list[str
 
 
 def _x_axis(scale: _Scale, bottom: float, x_label: str) -> list[str]:
-    out = [f'<line x1="{LEFT}" y1="{bottom}" x2="{scale.width - RIGHT}" y2="{bottom}" class="axis"/>']
+    out = [f'<line x1="{LEFT}" y1="{bottom}" x2="{scale.width - scale.right}" y2="{bottom}" class="axis"/>']
     for value in nice_ticks(scale.x0, scale.x1, max(3, scale.width // 110)):
         px = scale.x(value)
         out.append(f'<line x1="{px:.1f}" y1="{bottom}" x2="{px:.1f}" y2="{bottom + 5}" class="axis"/>')
         out.append(f'<text x="{px:.1f}" y="{bottom + 18}" class="tick" text-anchor="middle">{fmt(value)}</text>')
     out.append(
-        f'<text x="{(LEFT + scale.width - RIGHT) / 2:.0f}" y="{bottom + BOTTOM - 6}" class="axis-label" '
+        f'<text x="{(LEFT + scale.width - scale.right) / 2:.0f}" y="{bottom + BOTTOM - 6}" class="axis-label" '
         f'text-anchor="middle">{escape(x_label)}</text>'
     )
     return out
@@ -227,31 +266,40 @@ def line_chart(
     log_y: bool | None = None,
     width: int = WIDTH,
     plot_height: int = PLOT_HEIGHT,
+    right_label: str = "",
 ) -> str:
     """An SVG line chart with axes, ticks, legend, shaded spans and phase markers.
 
     Args:
-        series: the lines; points beyond MAX_POINTS are downsampled, y None leaves a gap.
-        x_range: the shared time axis, so the charts of one report line up.
-        log_y: force a log (True) or linear (False) y axis; None picks log when values span 50x.
+        series: the lines; points beyond MAX_POINTS are downsampled, y None leaves a gap; those
+            with `right` set are drawn against a second, linear y axis on the right.
+        x_range: the time axis (the run's, so the charts of one report line up, or a phase's);
+            spans and markers outside it are left out, spans across its ends are clipped.
+        log_y: force a log (True) or linear (False) left y axis; None picks log when values span 50x.
         attrs: attributes of the <svg> element (`class` is added to "chart", data-op=...).
+        right_label: the right axis's unit (shown only when some series is on the right).
 
     Returns:
         The <svg> element as text.
     """
-    spans = list(spans)
-    series = [Series(s.label, downsample(s.points), s.color, s.css, s.dashed, s.step, s.dots) for s in series]
+    lo_x, hi_x = x_range
+    spans = [s for s in spans if s.end >= lo_x and s.start <= hi_x]
+    markers = [m for m in markers if lo_x <= m.x <= hi_x]
+    series = [replace(s, points=downsample(s.points)) for s in series]
+    left = [s for s in series if not s.right]
+    second = [s for s in series if s.right]
     items = [(s.label, s.color, "dash" if s.dashed else "line") for s in series]
     items += [(label, color, "area") for label, color in {s.label: s.color for s in spans}.items()]
     legend, top = _legend(items, width)
-    (y_lo, y_hi), log = _y_range(series, log_y)
-    scale = _Scale(x_range, (y_lo, y_hi), log, top, (width, plot_height))
+    (y_lo, y_hi), log = _y_range(left, log_y)
+    margin = RIGHT_AXIS if second else RIGHT
+    scale = _Scale(x_range, (y_lo, y_hi), log, top, (width, plot_height), margin)
     bottom = top + plot_height
     out = _open(title, attrs or {}, width, bottom + BOTTOM) + legend
     out += [_span_rect(span, scale, top, plot_height, ' fill-opacity="0.22"', span.label) for span in spans]
     for value in _y_ticks(y_lo, y_hi, log):
         py = scale.y(value)
-        out.append(f'<line x1="{LEFT}" y1="{py:.1f}" x2="{width - RIGHT}" y2="{py:.1f}" class="grid"/>')
+        out.append(f'<line x1="{LEFT}" y1="{py:.1f}" x2="{width - margin}" y2="{py:.1f}" class="grid"/>')
         out.append(f'<text x="{LEFT - 6}" y="{py + 4:.1f}" class="tick" text-anchor="end">{fmt(value)}</text>')
     label_end = 0.0
     for mark in sorted(markers, key=lambda m: m.x):
@@ -262,6 +310,31 @@ def line_chart(
             label_end = px + 8 + len(mark.label) * 6.0
     out += _x_axis(scale, bottom, x_label)
     out.append(f'<line x1="{LEFT}" y1="{top}" x2="{LEFT}" y2="{bottom}" class="axis"/>')
+    out += _lines(left, scale)
+    if second:
+        (r_lo, r_hi), _ = _y_range([replace(s, points=[*s.points, (0.0, 0.0)]) for s in second], False)
+        r_scale = _Scale(x_range, (r_lo, r_hi), False, top, (width, plot_height), margin)
+        edge = width - margin
+        out.append(f'<line x1="{edge}" y1="{top}" x2="{edge}" y2="{bottom}" class="axis right-axis"/>')
+        for value in _y_ticks(r_lo, r_hi, False):
+            py = r_scale.y(value)
+            out.append(f'<text x="{edge + 6}" y="{py + 4:.1f}" class="tick right-tick">{fmt(value)}</text>')
+        out += _lines(second, r_scale)
+        mid = top + plot_height / 2
+        out.append(
+            f'<text x="{width - 12}" y="{mid:.0f}" class="axis-label right-label" text-anchor="middle" '
+            f'transform="rotate(90 {width - 12} {mid:.0f})">{escape(right_label)}</text>'
+        )
+    mid = top + plot_height / 2
+    out.append(
+        f'<text x="14" y="{mid:.0f}" class="axis-label" text-anchor="middle" transform="rotate(-90 14 {mid:.0f})">'
+        f"{escape(f'{y_label} (log scale)' if log else y_label)}</text></svg>"
+    )
+    return "\n".join(out)
+
+
+def _lines(series: Sequence[Series], scale: _Scale) -> list[str]:
+    out = []
     for s in series:
         dash = ' stroke-dasharray="5 4"' if s.dashed else ""
         path = _path(s.points, scale, s.step)
@@ -276,12 +349,7 @@ def line_chart(
                 for x, y in s.points
                 if y is not None
             ]
-    mid = top + plot_height / 2
-    out.append(
-        f'<text x="14" y="{mid:.0f}" class="axis-label" text-anchor="middle" transform="rotate(-90 14 {mid:.0f})">'
-        f"{escape(f'{y_label} (log scale)' if log else y_label)}</text></svg>"
-    )
-    return "\n".join(out)
+    return out
 
 
 def lane_chart(
@@ -304,3 +372,100 @@ def lane_chart(
         out.append(f'<text x="{LEFT - 6}" y="{y + 15}" class="tick" text-anchor="end">{escape(name)}</text>')
         out += [_span_rect(span, scale, y + 3, lane_px - 6, "", name) for span in spans]
     return "\n".join(out + _x_axis(scale, bottom, "seconds since run start") + ["</svg>"])
+
+
+def bar_chart(
+    groups: Sequence[BarGroup],
+    *,
+    title: str,
+    y_label: str,
+    legend: Sequence[tuple[str, str, str]] = (),
+    attrs: Mapping[str, str] | None = None,
+    width: int = WIDTH,
+    plot_height: int = PLOT_HEIGHT,
+) -> str:
+    """Grouped bars on a linear axis from 0, each group's limit as a dashed line across its bars.
+
+    A limit above OFF_SCALE times the tallest bar is not drawn to scale: the group says
+    "<limit label> off scale (Nx its tallest bar)" at the top of the plot instead (N: the limit
+    over the group's own tallest bar).
+
+    Args:
+        groups: the groups, left to right; a group without bars keeps its label and an empty slot.
+        legend: (label, color, kind) swatches; kind is block, line or dash.
+        attrs: attributes of the <svg> element (`class` is added to "chart").
+
+    Returns:
+        The <svg> element as text.
+    """
+    tallest = max((b.value for g in groups for b in g.bars if math.isfinite(b.value)), default=0.0)
+    drawn = [g.limit for g in groups if g.limit is not None and g.limit <= OFF_SCALE * tallest]
+    hi = max([tallest, *drawn]) or 1.0
+    ticks = nice_ticks(0.0, hi, 5)
+    y_hi = ticks[-1] if ticks[-1] >= hi else ticks[-1] + (ticks[1] - ticks[0] if len(ticks) > 1 else hi)
+    items, top = _legend(legend, width)
+    top += 14  # room for off-scale notes above the bars
+    scale = _Scale((0.0, 1.0), (0.0, y_hi), False, top, (width, plot_height))
+    bottom = top + plot_height
+    out = _open(title, attrs or {}, width, bottom + BOTTOM + 18) + items
+    for value in _y_ticks(0.0, y_hi, False):
+        py = scale.y(value)
+        out.append(f'<line x1="{LEFT}" y1="{py:.1f}" x2="{width - RIGHT}" y2="{py:.1f}" class="grid"/>')
+        out.append(f'<text x="{LEFT - 6}" y="{py + 4:.1f}" class="tick" text-anchor="end">{fmt(value)}</text>')
+    slots = sum(max(1, len(g.bars)) + 1 for g in groups) or 1  # a bar's width of gap after each group
+    slot_px = (width - LEFT - RIGHT) / slots
+    bar_px = min(56.0, slot_px * 0.8)
+    x = LEFT + slot_px / 2
+    for group in groups:
+        first = x
+        out.append(f'<g class="bar-group" data-label="{escape(group.label)}">')
+        for bar in group.bars:
+            y = scale.y(max(0.0, min(bar.value, y_hi)))
+            px = x + (slot_px - bar_px) / 2
+            out.append(
+                f'<rect class="bar {escape(bar.css)}" data-label="{escape(bar.label)}" data-value="{bar.value:g}" '
+                f'x="{px:.1f}" y="{y:.1f}" width="{bar_px:.1f}" height="{max(1.0, bottom - y):.1f}" '
+                f'fill="{bar.color}"><title>{escape(bar.title or bar.label)}</title></rect>'
+            )
+            out.append(
+                f'<text x="{x + slot_px / 2:.1f}" y="{bottom + 14}" class="tick" text-anchor="middle">'
+                f"{escape(bar.label)}</text>"
+            )
+            x += slot_px
+        x += 0 if group.bars else slot_px
+        center, end = (first + x) / 2, x
+        out.append(
+            f'<text x="{center:.1f}" y="{bottom + 32}" class="group-label" text-anchor="middle">'
+            f"{escape(group.label)}</text>"
+        )
+        out += _limit(group, scale, first, end, top, y_hi)
+        out.append("</g>")
+        x += slot_px
+    out.append(f'<line x1="{LEFT}" y1="{bottom}" x2="{width - RIGHT}" y2="{bottom}" class="axis"/>')
+    out.append(f'<line x1="{LEFT}" y1="{top}" x2="{LEFT}" y2="{bottom}" class="axis"/>')
+    mid = top + plot_height / 2
+    out.append(
+        f'<text x="14" y="{mid:.0f}" class="axis-label" text-anchor="middle" transform="rotate(-90 14 {mid:.0f})">'
+        f"{escape(y_label)}</text></svg>"
+    )
+    return "\n".join(out)
+
+
+def _limit(group: BarGroup, scale: _Scale, start: float, end: float, top: float, y_hi: float) -> list[str]:
+    """A group's limit: a dashed line at its value, or a note when it is off scale."""
+    if group.limit is None:
+        return []
+    label = escape(group.limit_label or f"limit {fmt(group.limit)}")
+    if group.limit > y_hi:
+        tallest = max((b.value for b in group.bars if math.isfinite(b.value)), default=0.0)
+        times = f"{group.limit / tallest:,.0f}x its tallest bar" if tallest > 0 else "no bars"
+        return [
+            f'<text x="{start:.1f}" y="{top - 4:.1f}" class="limit-note off-scale">'
+            f"&#8593; {label} off scale ({times})</text>"
+        ]
+    py = scale.y(group.limit)
+    return [
+        f'<line class="limit-line" x1="{start:.1f}" y1="{py:.1f}" x2="{end:.1f}" y2="{py:.1f}" '
+        f'stroke="#cf222e" stroke-dasharray="6 4"/>',
+        f'<text x="{start:.1f}" y="{py - 4:.1f}" class="limit-note">{label}</text>',
+    ]

@@ -14,7 +14,7 @@ from tests.support.html import parse, section, with_class
 
 
 def test_report_of_a_real_oltp_run(tmp_path: Path) -> None:
-    """A real short oltp run on the embedded cluster: every gate and every op of the run is in the report."""
+    """A real short oltp run on the embedded cluster: every gate, every op and every node of the run is in the report."""
     cmd = [
         sys.executable,
         "-m",
@@ -34,5 +34,8 @@ def test_report_of_a_real_oltp_run(tmp_path: Path) -> None:
     assert len(section(doc, "gates").findall(".//tbody/tr")) == len(summary["gates"])
     ops = {op for phase in summary["phases"].values() for op in phase["ops"]}
     assert {c.get("data-op") for c in with_class(section(doc, "latency"), "svg", "latency")} == ops
+    [per_node] = with_class(section(doc, "throughput"), "svg", "node-throughput")
+    assert [p.get("data-label") for p in per_node.iter("path")] == ["node1", "node2", "node3"]
+    assert all(p.get("d", "").count("L") >= 4 for p in per_node.iter("path"))  # a line over the run's windows
     assert with_class(section(doc, "metrics"), "svg", "metric")
     assert with_class(section(doc, "topology"), "svg", "shards")

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from holoload.shell.html_report import REPORT_NAME, render_report, write_report
-from holoload.shell.svg_charts import MAX_POINTS
+from holoload.shell.svg_charts import LEFT, MAX_POINTS, RIGHT, WIDE
 from tests.support.browser import decode_png, find_browser, run_browser
 from tests.support.html import parse, section, with_class
 
@@ -308,7 +308,8 @@ def test_fault_and_split_spans_are_drawn_where_they_happened(tmp_path: Path) -> 
     fault_x, fault_w = float(faults[0].get("x", 0)), float(faults[0].get("width", 0))
     split_x = float(splits[0].get("x", 0))
     assert fault_x < split_x < fault_x + fault_w
-    assert fault_w == pytest.approx(5 / 31 * 1010, rel=0.01)  # 5 s of a 31 s axis (the check ran last) 1010 px wide
+    # 5 s of the op's axis: its phases, 0.1 s (the baseline phase event) to 30 s (its last window)
+    assert fault_w == pytest.approx(5 / 29.9 * (WIDE - LEFT - RIGHT), rel=0.01)
     legend = ["".join(t.itertext()) for t in chart.iter("text") if t.get("class") == "legend"]
     assert {"p50", "p95", "p99", "kill_node2", "split_churn"} <= set(legend)
 
@@ -388,7 +389,7 @@ def test_a_fault_never_healed_is_shaded_to_the_end(tmp_path: Path) -> None:
     chart = with_class(section(doc, "latency"), "svg", "latency")[0]
     [span] = with_class(chart, "rect", "fault-span")
     assert "open" in (span.get("class") or "")
-    assert float(span.get("x", 0)) + float(span.get("width", 0)) == pytest.approx(1080, abs=1)
+    assert float(span.get("x", 0)) + float(span.get("width", 0)) == pytest.approx(WIDE - RIGHT, abs=1)
 
 
 def test_long_runs_are_downsampled(tmp_path: Path) -> None:
@@ -402,7 +403,7 @@ def test_long_runs_are_downsampled(tmp_path: Path) -> None:
 
 
 def test_canary_run_shows_batches_and_batch_times(tmp_path: Path) -> None:
-    """A canary: batch table from batch_stats.csv (node and error class from events), one chart per batch op."""
+    """A canary: batch table from batch_stats.csv (node and error class from events), a bar chart of batch times."""
     root = tmp_path / "canary"
     root.mkdir()
     batches = [
@@ -427,7 +428,11 @@ def test_canary_run_shows_batches_and_batch_times(tmp_path: Path) -> None:
         "verdict": "FAIL",
         "run": {"run_id": "c"},
         "scenario": {"name": "sales"},
-        "gates": GATES[:1],
+        "gates": [
+            *GATES[:1],
+            {"name": "slo_20k", "expression": "p95(batch_20k) <= 8s", "passed": True, "threshold": 8.0},
+            {"name": "slo_50k", "expression": "max(batch_50k) <= 500ms", "passed": True, "threshold": 0.5},
+        ],
         "counts": {"baseline": 0, "final": 30, "expected_final": 40, "failed_batches": 1, "failed_batch_indexes": [3]},
         "ops": {
             "batch_20k": {
@@ -450,10 +455,20 @@ def test_canary_run_shows_batches_and_batch_times(tmp_path: Path) -> None:
     rows = section(doc, "batches").findall(".//table[@id='batch-table']/tbody/tr")
     assert [r.get("class") for r in rows] == ["pass", "pass", "fail", "pass"]
     assert ["".join(td.itertext()) for td in rows[2]][5:8] == ["error", "node3", "connection"]
-    assert [c.get("data-op") for c in with_class(section(doc, "latency"), "svg", "latency")] == [
-        "batch_20k",
-        "batch_50k",
+    [chart] = with_class(section(doc, "latency"), "svg", "batches")
+    groups = [g for g in chart.iter("g") if g.get("class") == "bar-group"]
+    assert [g.get("data-label") for g in groups] == ["batch_20k", "batch_50k"]
+    bars = [[(r.get("data-label"), r.get("data-value"), r.get("fill")) for r in g.iter("rect")] for g in groups]
+    assert [[b[:2] for b in group] for group in bars] == [
+        [("#1", "100"), ("#2", "200")],
+        [("#3", "300"), ("#4", "400")],
     ]
+    assert bars[1][0][2] == "#cf222e" and bars[1][1][2] != "#cf222e"  # the failed batch is red
+    notes_20k = ["".join(t.itertext()) for t in groups[0].iter("text") if "limit-note" in (t.get("class") or "")]
+    assert notes_20k == ["\u2191 SLO p95(batch_20k) <= 8s off scale (40x its tallest bar)"]  # 8 s against 200 ms
+    [line] = [x for x in groups[1].iter("line") if x.get("class") == "limit-line"]
+    top_bar = float(next(r for r in groups[1].iter("rect") if r.get("data-label") == "#4").get("y", 0))
+    assert float(line.get("y1", 0)) < top_bar  # 500 ms drawn above the 400 ms bar
     assert ("batches", "batch_50k", "connection", "1") in [
         tuple("".join(td.itertext()) for td in r) for r in section(doc, "errors").findall(".//tbody/tr")
     ]
@@ -569,7 +584,7 @@ def test_outages_are_bands_and_lost_ranges_name_who_acknowledged_them(tmp_path: 
     chart = with_class(section(doc, "latency"), "svg", "latency")[0]
     (band,) = with_class(chart, "rect", "outage-span")
     assert band.get("data-name") == "outage kill_node2"
-    assert float(band.get("width", 0)) == pytest.approx(6 / 31 * 1010, rel=0.01)
+    assert float(band.get("width", 0)) == pytest.approx(6 / 29.9 * (WIDE - LEFT - RIGHT), rel=0.01)
     (row,) = section(doc, "check").findall(".//table[@id='lost-ranges']/tbody/tr")
     assert [("".join(td.itertext())) for td in row][:3] == ["[100, 102]", "2", "node2"] and row.get("class") == "fail"
     (episode,) = section(doc, "chaos").findall(".//table[@id='outages']/tbody/tr")

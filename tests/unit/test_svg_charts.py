@@ -8,10 +8,14 @@ from holoload.shell.svg_charts import (
     LEFT,
     MAX_POINTS,
     RIGHT,
+    RIGHT_AXIS,
     WIDTH,
+    Bar,
+    BarGroup,
     Marker,
     Series,
     Span,
+    bar_chart,
     downsample,
     fmt,
     lane_chart,
@@ -107,3 +111,58 @@ def test_lane_chart_draws_one_lane_per_node() -> None:
     rects = [r for r in svg.findall(f"{NS}rect") if r.get("data-name")]
     assert [r.get("data-name") for r in rects] == ["node1", "node2", "node2"]
     assert float(rects[0].get("x", 0)) == LEFT
+
+
+def test_spans_and_marks_outside_the_axis_are_left_out() -> None:
+    """A chart over 10-20 s shows neither a fault at 2-5 s nor a phase mark at 3 s (no sliver at the edge)."""
+    spans = [Span(2, 5, "early", "#f00", "fault-span"), Span(8, 12, "across", "#00f", "fault-span")]
+    text = line_chart(
+        [Series("p99", [(10, 1.0), (20, 2.0)], "#000")],
+        title="t",
+        x_range=(10, 20),
+        y_label="ms",
+        spans=spans,
+        markers=[Marker(3, "early phase"), Marker(15, "late phase")],
+    )
+    svg = ET.fromstring(text)
+    assert [r.get("data-name") for r in svg.findall(f"{NS}rect") if r.get("data-name")] == ["across"]
+    texts = ["".join(t.itertext()) for t in svg.iter(f"{NS}text")]
+    assert "late phase" in texts and "early phase" not in texts and "early" not in texts
+
+
+def test_right_axis_series_get_their_own_scale_ticks_and_label() -> None:
+    """ops/s on the left up to 10k, writers on the right up to 4: each series is scaled to its own axis."""
+    series = [
+        Series("ops", [(0, 10_000.0), (10, 10_000.0)], "#000"),
+        Series("writers", [(0, 4.0), (10, 4.0)], "#555", step=True, right=True),
+    ]
+    text = line_chart(series, title="t", x_range=(0, 10), y_label="ops/s", right_label="writers", log_y=False)
+    svg = ET.fromstring(text)
+    paths = {p.get("data-label"): p.get("d", "") for p in svg.findall(f"{NS}path")}
+    y_ops, y_writers = (float(paths[k].split(",")[1].split("H")[0].split("L")[0]) for k in ("ops", "writers"))
+    assert y_ops == y_writers  # both at the top of their own axis
+    right = [t for t in svg.iter(f"{NS}text") if "right-tick" in (t.get("class") or "")]
+    assert ["".join(t.itertext()) for t in right][-1] == "4"
+    assert float(right[0].get("x", 0)) == WIDTH - RIGHT_AXIS + 6
+    assert "writers" in ["".join(t.itertext()) for t in svg.iter(f"{NS}text")]
+
+
+def test_bar_chart_draws_limits_to_scale_and_names_those_far_off_it() -> None:
+    """A 500 ms SLO over 400 ms bars is a dashed line; an 8 s SLO over 200 ms bars is a note (40x), not a squashed axis."""
+    groups = [
+        BarGroup("fast", [Bar("#1", 100.0, "#111"), Bar("#2", 200.0, "#111")], 8000.0, "SLO 8s"),
+        BarGroup("slow", [Bar("#3", 400.0, "#f00", title="batch <3>")], 500.0, "SLO 500ms"),
+        BarGroup("none", []),
+    ]
+    svg = ET.fromstring(bar_chart(groups, title="Batches", y_label="ms", legend=[("failed", "#f00", "block")]))
+    by_group = {g.get("data-label"): g for g in svg.iter(f"{NS}g")}
+    assert list(by_group) == ["fast", "slow", "none"]
+    bars = {r.get("data-label"): r for r in svg.iter(f"{NS}rect") if "bar" in (r.get("class") or "").split()}
+    heights = {k: float(r.get("height", 0)) for k, r in bars.items()}
+    assert heights["#2"] == 2 * heights["#1"] and heights["#3"] == 4 * heights["#1"]  # linear from 0
+    notes = ["".join(t.itertext()) for t in by_group["fast"].iter(f"{NS}text") if "off-scale" in (t.get("class") or "")]
+    assert notes == ["\u2191 SLO 8s off scale (40x its tallest bar)"]
+    [limit] = [x for x in by_group["slow"].iter(f"{NS}line") if x.get("class") == "limit-line"]
+    top_of_400 = float(bars["#3"].get("y", 0))
+    assert float(limit.get("y1", 0)) == top_of_400 - heights["#3"] / 4  # 500 ms: a quarter bar above 400 ms
+    assert "batch <3>" in ["".join(t.itertext()) for t in svg.iter(f"{NS}title")]
