@@ -145,7 +145,7 @@ async def run_async(
         except Exception as exc:  # noqa: BLE001 - a bug: the result says ERROR, run.log has the traceback
             session.crashed(exc)
         except anyio.get_cancelled_exc_class():  # the caller cancelled: keep what was measured, then go on
-            session.interrupted(None, before_load=False)
+            session.interrupted(None, cancelled=True)
             with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await anyio.to_thread.run_sync(session.finish)
             raise

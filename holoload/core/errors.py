@@ -69,3 +69,31 @@ class WorkerLost(HololoadError):
         self.worker = worker
         self.detail = detail
         super().__init__(f"worker {worker} lost: {detail}")
+
+
+def label_of(exc: BaseException) -> str:
+    """What kind of failure `exc` is, in words for people (never a Python class name)."""
+    if isinstance(exc, SetupError):
+        return "setup failed"
+    if isinstance(exc, InputError):
+        return "invalid input"
+    if isinstance(exc, WorkerLost):
+        return "worker lost"
+    if isinstance(exc, HololoadError):
+        return "run failed"
+    return "internal error"
+
+
+def reason_of(exc: BaseException) -> str:
+    """Why the run stopped, for `run.problems` and the reports.
+
+    e.g. "setup failed: cannot connect to node1 at 127.0.0.1:55432 (connection refused)".
+    Only a bug (not a HololoadError) keeps its class name: it is what a bug report needs.
+    """
+    detail = str(exc).strip()
+    if isinstance(exc, WorkerLost):
+        return detail  # "worker 2 lost: ..." reads as it is
+    if not isinstance(exc, HololoadError):
+        detail = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    label = label_of(exc)
+    return f"{label}: {detail}" if detail else label

@@ -47,6 +47,10 @@ class CanaryEngine:
     perf: Callable[[], float] = time.perf_counter
     watch: ClusterWatch | None = None
     stopping: bool = False
+    batches_planned: int | None = None  # None: the batches have not started
+    batches_run: int = 0
+    _ingest_started: float | None = None
+    _stop_at: float | None = None
 
     @property
     def table(self) -> str:
@@ -63,11 +67,13 @@ class CanaryEngine:
         self.sink.emit(BaselineTaken(self.clock(), sum(counts), tuple(counts)))
         plan = plan_batches(self.scenario, len(self.surfaces.conns))
         self._phase("ingest", f"{len(plan)} batches")
+        self.batches_planned, self._ingest_started = len(plan), self.perf()
         for batch in plan:
             if self.stopping:
                 break  # asked to stop: no new batch; the final count still runs
             await self._snapshot(f"{batch.snapshot_prefix}_before")
             await self._batch(batch, plan)
+            self.batches_run += 1
             await self._snapshot(f"{batch.snapshot_prefix}_after")
             for action in batch.chaos_after:
                 await self._chaos(action, batch, plan, trigger=f"after batch {batch.index}")
@@ -82,6 +88,16 @@ class CanaryEngine:
     def request_stop(self) -> None:
         """Graceful stop: finish the batch under way, start no other batch or chaos action; the final count runs."""
         self.stopping = True
+        if self._stop_at is None:
+            self._stop_at = self.perf()
+
+    def stop_report(self, by: str, *, at_once: bool) -> str:
+        """How the stop went, for `run.problems`: when it came and how many batches ran."""
+        if self.batches_planned is None or self._ingest_started is None:
+            return f"{by} before the batches started"
+        at_s = (self.perf() if self._stop_at is None else self._stop_at) - self._ingest_started
+        how = "stopped at once" if at_once else "the batch under way finished"
+        return f"{by} at {at_s:.1f}s into the batches; {self.batches_run} of {self.batches_planned} batches ran ({how})"
 
     def _phase(self, phase: str, detail: str) -> None:
         self.sink.emit(PhaseChanged(self.clock(), phase, detail))

@@ -41,7 +41,7 @@ from holoload.engine.ledgers import LedgerBook, Pulse
 from holoload.engine.load_setup import run_setup_sql, start_fault_proxies, work_dsns
 from holoload.engine.phase_runner import PhaseRunner
 from holoload.engine.preflight import prepare_statements
-from holoload.engine.run_state import RunState
+from holoload.engine.run_state import RunState, stop_report
 
 if TYPE_CHECKING:
     from holoload.core.model.target import Target
@@ -336,6 +336,14 @@ class LoadEngine:
             task = asyncio.get_running_loop().create_task(self.fleet.stop())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def stop_report(self, by: str, *, at_once: bool) -> str:
+        """How the stop went, for `run.problems`: when it came and what its drain cancelled."""
+        state = self.state
+        at_s = state.stopped_at_s()
+        if at_s is None and state.load_started_ns is not None:  # cancelled without a graceful stop first
+            at_s = (self.perf_ns() - state.load_started_ns) / NS_PER_S
+        return stop_report(by, at_s=at_s, cut_short=state.stop_cut_short, drain_s=state.stop_drain_s, at_once=at_once)
 
     def _horizon_s(self) -> float | None:
         durations = [p.duration for p in self.scenario.phases]

@@ -59,6 +59,8 @@ class PhaseRunner:
                 start = self.perf_ns()
                 aggregator.close_window(start)  # connection set-up stays out of the phase's windows
             aggregator.phase_started(phase.name, start)
+            if state.load_started_ns is None:
+                state.load_started_ns = start
             for workload in phase.workloads:  # every key's gap clocks start with the phase
                 for i, total in enumerate(writer_counts(workload, self.names)):
                     for op in workload.ops if total else ():
@@ -84,6 +86,9 @@ class PhaseRunner:
                     await self.ticker.close()  # the phase's last operations belong to its own last window
                 state.ended.add(phase.name)
                 state.stop.phase_end_ns = None
+                if state.stopping or not finished:  # what the stop (its drain, or a stop at once) cut
+                    state.stop_cut_short += sum(e.cut_short for e in ends)
+                    state.stop_drain_s = max((e.drain_s for e in ends), default=state.stop_drain_s)
                 problem = cut_short_problem(phase.name, ends, self.clock())
                 if problem is not None:
                     self.sink.emit(problem)

@@ -25,6 +25,7 @@ from holoload.engine.canary import CanaryEngine
 from holoload.engine.load import LoadEngine
 from holoload.engine.phase_runs import writer_counts
 from holoload.engine.result import RunRecord, build_result, canary_result, text_keys
+from holoload.engine.run_state import stop_report
 from holoload.engine.watch import ClusterWatch
 from holoload.shell.artifacts import (
     ArtifactWriter,
@@ -50,6 +51,8 @@ class Job(Protocol):
     def verdicts(self) -> list[Verdict]: ...
 
     def request_stop(self) -> None: ...
+
+    def stop_report(self, by: str, *, at_once: bool) -> str: ...
 
     def summaries(
         self, record: RunRecord, target: Target | None, writer: ArtifactWriter, verdicts: list[Verdict]
@@ -80,6 +83,10 @@ class CanaryJob:
     def request_stop(self) -> None:
         if self.engine is not None:
             self.engine.request_stop()
+
+    def stop_report(self, by: str, *, at_once: bool) -> str:
+        """`run.problems`' line about the stop (`by`: "interrupted by SIGINT", ...)."""
+        return f"{by} before the run started" if self.engine is None else self.engine.stop_report(by, at_once=at_once)
 
     def verdicts(self) -> list[Verdict]:
         report = {name for name, value in self.scenario.gates.items() if gate_spec(value).no_data == "report"}
@@ -158,6 +165,12 @@ class LoadJob:
     def request_stop(self) -> None:
         if self.engine is not None:
             self.engine.request_stop()
+
+    def stop_report(self, by: str, *, at_once: bool) -> str:
+        """`run.problems`' line about the stop: when it came and what it cancelled."""
+        if self.engine is None:
+            return stop_report(by, at_s=None, cut_short=None, drain_s=0.0, at_once=at_once)
+        return self.engine.stop_report(by, at_once=at_once)
 
     def summaries(
         self, record: RunRecord, target: Target | None, writer: ArtifactWriter, verdicts: list[Verdict]

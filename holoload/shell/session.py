@@ -38,7 +38,7 @@ from holoload.adapters.pg.connect import redact
 from holoload.core.compare.regression import Budget, RunFigures
 from holoload.core.config.profiles import AppliedBudget
 from holoload.core.config.secrets import Secrets
-from holoload.core.errors import ExitCode, HololoadError, InputError
+from holoload.core.errors import ExitCode, HololoadError, InputError, label_of, reason_of
 from holoload.core.events import Event, EventSink, RunProblem, RunStarted, WindowClosed
 from holoload.core.gates.verdicts import Verdict
 from holoload.core.model.scenario import Scenario, dump
@@ -149,6 +149,7 @@ class RunControl:
 
     def __init__(self) -> None:
         self.stop_signal: str | None = None  # the signal behind the first stop request (None: asked by code)
+        self.at_once = False  # the engine was cancelled (a second request, or the grace ran out)
         self._requested = False
         self._session: RunSession | None = None
         self._group: anyio.abc.TaskGroup | None = None
@@ -189,6 +190,7 @@ class RunControl:
         if self._session is not None:
             self._session.sink.emit(RunProblem(time.time(), "interrupted", why))
         if self._scope is not None:
+            self.at_once = True
             self._scope.cancel()
 
     async def _grace_deadline(self, grace: float) -> None:
@@ -359,7 +361,7 @@ class RunSession:
         failure: HololoadError | None = None
         control._session = self
         if control.requested:  # stopped before the load began
-            self.interrupted(control.stop_signal)
+            self.interrupted(control.stop_signal, at_once=control.at_once)
             return
         try:
             async with anyio.create_task_group() as tg:
@@ -394,22 +396,32 @@ class RunSession:
         if failure is not None:
             raise failure
         if control.requested:
-            self.interrupted(control.stop_signal)
+            self.interrupted(control.stop_signal, at_once=control.at_once)
 
     # ------------------------------------------------------------ why it stopped
 
     def failed(self, exc: HololoadError) -> None:
         """The run could not go on (exit code of the error; summary.md, junit.xml and report.html list it)."""
-        self.sink.emit(RunProblem(time.time(), type(exc).__name__, str(exc)))
+        self.sink.emit(RunProblem(time.time(), label_of(exc), str(exc)))
         self.record.status, self.record.exit_code = RunVerdict.ERROR.value, int(exc.exit_code)
-        self.stopped_by = [f"{type(exc).__name__}: {exc}"]
+        self.stopped_by = [reason_of(exc)]
 
-    def interrupted(self, signal_name: str | None, *, before_load: bool = False) -> None:
-        """A stop was requested (SIGINT/SIGTERM, or the caller's `RunControl`)."""
+    def interrupted(
+        self, signal_name: str | None, *, before_load: bool = False, at_once: bool = False, cancelled: bool = False
+    ) -> None:
+        """A stop was requested (SIGINT/SIGTERM, or the caller's `RunControl`), or the caller cancelled the run.
+
+        `run.problems` gets one line saying so: by what, when, and what it cancelled (`stop_report`).
+        """
         if before_load:
             self.sink.emit(RunProblem(time.time(), "interrupted", "stopped before the load ran to its end"))
         self.record.stop_signal = signal_name
         self.record.status = RunVerdict.INTERRUPTED.value
+        if signal_name is not None:
+            by = f"interrupted by {signal_name}"
+        else:
+            by = "cancelled by the caller" if cancelled else "stopped by the caller (RunControl.request_stop)"
+        self.stopped_by = [self.job.stop_report(by, at_once=at_once or cancelled)]
 
     def crashed(self, exc: BaseException) -> None:
         """A bug: keep what was measured, say where the traceback is."""

@@ -188,7 +188,7 @@ def test_an_unreachable_target_is_an_error_result_not_an_exception(tmp_path: Pat
         scenario("api_nowhere"), unreachable, results_dir=tmp_path, history="none", overrides=["run.connect_timeout=2s"]
     )
     assert (result.verdict, result.exit_code) == (holoload.RunVerdict.ERROR, 3)
-    assert result.run.problems and result.run.problems[0].startswith("SetupError")
+    assert result.run.problems[0] == f"setup failed: cannot connect to node1 at 127.0.0.1:{port} (connection refused)"
     assert (Path(str(result.results_dir)) / "report.html").is_file()
 
 

@@ -59,6 +59,8 @@ def test_first_signal_drains_heals_and_verifies(tmp_path: Path) -> None:
     kinds = [e["kind"] for e in ev]
     assert kinds.index("check") > max(i for i, k in enumerate(kinds) if k == "problem")  # verify after the stop
     assert summary["run"]["stop_signal"] == "SIGINT"
+    (stopped,) = summary["run"]["problems"]  # the interrupt is in run.problems, not only in events.jsonl
+    assert stopped.startswith("interrupted by SIGINT at ") and "s into the load; " in stopped, stopped
 
 
 def test_second_signal_stops_at_once_and_still_writes_the_summaries(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -80,8 +81,38 @@ async def connect(
     try:
         return await asyncpg.connect(dsn, timeout=connect_timeout_s, server_settings=settings)
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        label = f"{name} " if name else ""
-        raise SetupError(f"cannot connect to {label}{redact(dsn)}: {describe_error(exc)}") from exc
+        who = f"{name} at {address_of(dsn)}" if name else address_of(dsn)
+        raise SetupError(f"cannot connect to {who} ({connect_failure(exc, connect_timeout_s)})") from exc
+
+
+def address_of(dsn: str) -> str:
+    """`host:port` of a URL DSN (`[::1]:5432` for IPv6), else the DSN without its password."""
+    parts = urlsplit(dsn)
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port that is not a number
+        return redact(dsn)
+    if parts.scheme not in ("postgresql", "postgres") or not host:
+        return redact(dsn)
+    return f"{f'[{host}]' if ':' in host else host}:{port or 5432}"
+
+
+def connect_failure(exc: BaseException, timeout_s: float) -> str:
+    """Why a connection attempt failed, in words (`connection refused`, `no answer within 10s`...).
+
+    Server refusals keep their SQLSTATE (`password authentication failed for user "x" (28P01)`).
+    """
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(exc, TimeoutError) and sqlstate is None:
+        return f"no answer within {timeout_s:g}s"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host: {exc.strerror or exc}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror[:1].lower() + exc.strerror[1:]
+    message = str(exc).strip() or type(exc).__name__
+    return f"{message} ({sqlstate})" if sqlstate else message
 
 
 async def count_rows(conn: asyncpg.Connection, table: str) -> int:
