@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,7 +197,11 @@ class FaultRunner:
         recs = [r for r in self.records if r.action.after_iterations is not None]
         await self._schedule(recs, lambda rec: self._after_iterations(rec, completed))
 
-    async def _schedule(self, recs: list[FaultRecord], drive: Callable[[FaultRecord], Awaitable[None]]) -> None:
+    async def _schedule(
+        self,
+        recs: list[FaultRecord],
+        drive: Callable[[FaultRecord], Coroutine[Any, Any, None]],
+    ) -> None:
         """One task per action in a scope that `stop` cancels (its steps are shielded: never cut half way)."""
         if self._stopped or not recs:
             return
