@@ -47,7 +47,7 @@ td.drop-fail{color:#cf222e;font-weight:bold}
 .verdict.PASS{background:#1a7f37} .verdict.FAIL{background:#cf222e} .verdict.INTERRUPTED{background:#bf8700}
 .verdict.ERROR,.verdict.UNKNOWN{background:#57606a} .verdict p{margin:2px 0;font-size:14px}
 .notes{background:#fff8c5;border:1px solid #d4a72c;padding:6px 12px 6px 28px;font-size:13px}
-.pair{display:flex;flex-wrap:wrap;gap:0 20px}
+.pair{display:flex;flex-wrap:wrap;gap:0 20px} .pair svg.chart{max-width:calc(50% - 10px)}
 svg.chart{display:block;max-width:100%;height:auto;margin:6px 0 14px}
 svg .chart-title{font-size:14px;font-weight:bold} svg text{font-size:12px;fill:#1b1f24}
 svg .grid{stroke:#eaeef2} svg .axis{stroke:#57606a} svg .phase-mark{stroke:#8c959f;stroke-dasharray:3 3}
