@@ -374,26 +374,27 @@ class FaultRunner:
         if a.action != "split" or rec.last_split_at is None:
             return False
         after = split_key(a.key).after_last_acked
-        last = self.book.last_acked(self.table)
+        last = self.book.last_acked(a.table or self.table)
         return after is not None and last is not None and last + after == rec.last_split_at
 
     async def _split(self, rec: FaultRecord) -> tuple[bool, str, str]:
         a = rec.action
+        table = a.table or self.table
         key = split_key(a.key)
         value: int
         if key.literal is not None:
             value = key.literal
         elif key.after_last_acked is not None:
-            last = self.book.last_acked(self.table)
+            last = self.book.last_acked(table)
             if last is None:
-                return False, f"no acknowledged ids in {self.table} yet: no key for last_acked", ""
+                return False, f"no acknowledged ids in {table} yet: no key for last_acked", ""
             value = last + key.after_last_acked
         else:
-            span = self.book.recent_acked(self.table, RECENT_SPAN)
+            span = self.book.recent_acked(table, RECENT_SPAN)
             if span is None:
-                return False, f"no acknowledged ids in {self.table} yet: no key for random_recent", ""
+                return False, f"no acknowledged ids in {table} yet: no key for random_recent", ""
             value = random.Random(zlib.crc32(f"{self.seed}|{a.name}|{span}".encode())).randrange(*span)
-        outcome = await self.surfaces.split(self.table, value, a.table_id, 0, timeout_s=a.timeout)
+        outcome = await self.surfaces.split(table, value, a.table_id, 0, timeout_s=a.timeout)
         if outcome.ok:
             rec.last_split_at = value
         return outcome.ok, outcome.detail, outcome.output

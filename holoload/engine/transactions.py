@@ -190,6 +190,9 @@ class TxnRunner:
         connect_wait_s: how long to try to get a broken connection back before an attempt fails.
         session_sql: statements run on each new connection before its first transaction (e.g.
             ``SET deadlock_timeout = '20ms'``): a reconnect after a node kill gets them again.
+        first_sql: statements run right after BEGIN, before anything takes the transaction's snapshot (e.g.
+            ``LOCK TABLE t IN ROW EXCLUSIVE MODE``: a lock taken before the snapshot, so DDL that is not
+            MVCC-safe, such as a split moving rows into a new partition, happens wholly before it or after).
     """
 
     def __init__(
@@ -204,6 +207,7 @@ class TxnRunner:
         rng: random.Random | None = None,
         connect_wait_s: float = 1.0,
         session_sql: Sequence[str] = (),
+        first_sql: Sequence[str] = (),
     ) -> None:
         self.writer = writer
         self.isolation = IsolationLevel(isolation)
@@ -214,6 +218,7 @@ class TxnRunner:
         self._rng = rng or random.Random()
         self._connect_wait_s = connect_wait_s
         self._session_sql = tuple(session_sql)
+        self._first_sql = tuple(first_sql)
         self._prepared_conn: asyncpg.Connection | None = None  # the connection session_sql last ran on
 
     async def run(self, body: Body[T], *, intended_ns: int | None = None) -> TxnResult[T]:
@@ -266,6 +271,8 @@ class TxnRunner:
                         await conn.execute(sql)
                     self._prepared_conn = conn
                 await conn.execute(self.isolation.begin_sql)
+                for sql in self._first_sql:
+                    await conn.execute(sql)
                 value = await body(conn)
                 commit_sent = True
                 await conn.execute("COMMIT")
@@ -329,12 +336,17 @@ class ListAppendExecutor:
         table: the list-append table.
         history: where transactions are recorded.
         process: this client's process number in the history.
+        key_offset: what the history's keys carry over the table's (a per-node target's histories number node
+            i's keys from i x 2^32, so one history holds every node's keys apart while each table uses its own).
     """
 
-    def __init__(self, runner: TxnRunner, table: str, history: HistoryBuilder, process: int) -> None:
+    def __init__(
+        self, runner: TxnRunner, table: str, history: HistoryBuilder, process: int, *, key_offset: int = 0
+    ) -> None:
         self.runner = runner
         self.history = history
         self.process = process
+        self.key_offset = key_offset
         name = quote_ident(table)
         self._append_sql = (
             f"INSERT INTO {name} AS t (k, v) VALUES ($1, ARRAY[$2::int8]) "
@@ -348,12 +360,13 @@ class ListAppendExecutor:
 
         async def body(conn: asyncpg.Connection) -> tuple[MicroOp, ...]:
             done: list[MicroOp] = []
+            offset = self.key_offset
             for op in ops:
                 if op[0] == "append":
-                    await conn.execute(self._append_sql, op[1], op[2])
+                    await conn.execute(self._append_sql, op[1] - offset, op[2])
                     done.append(op)
                 else:
-                    values = await conn.fetchval(self._read_sql, op[1])
+                    values = await conn.fetchval(self._read_sql, op[1] - offset)
                     done.append(read(op[1], values or ()))
             return tuple(done)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import anyio
 
+from holoload.adapters.pg.connect import quote_ident
 from holoload.adapters.pg.pool import Writer
 from holoload.core.isolation.bank import BankHistory
 from holoload.core.isolation.generate import BankGenerator, BankSpec, ListAppendGenerator, ListAppendSpec, ReadAll
@@ -34,7 +35,8 @@ from holoload.engine.workload_run import WorkloadRun
 
 __all__ = ["KEY_SPAN", "TxnBook", "TxnLoop", "TxnState"]
 
-#: On a per-node target each node's list-append keys start at node index x KEY_SPAN (independent databases).
+#: On a per-node target the history numbers node i's list-append keys from i x KEY_SPAN (independent databases:
+#: their keys are distinct objects); each node's table uses its own keys from 0, so a split key hits every node.
 KEY_SPAN = 1 << 32
 _LEVELS = {
     "serializable": IsolationLevel.SERIALIZABLE,
@@ -146,6 +148,14 @@ def bank_spec(workload: Workload) -> BankSpec:
     return BankSpec(workload.accounts, workload.initial_balance, workload.max_amount, workload.read_every)
 
 
+def _lock_first(w: Workload) -> tuple[str, ...]:
+    """`lock_first`: the workload's tables locked right after BEGIN, before the transaction's snapshot."""
+    if not w.lock_first:
+        return ()
+    tables = [w.txn_table] + ([f"{w.txn_table}_log"] if w.kind == "bank" else [])
+    return (f"LOCK TABLE {', '.join(quote_ident(t) for t in tables)} IN ROW EXCLUSIVE MODE",)
+
+
 class TxnLoop:
     """One writer's transactions; `execute` runs one (the executors' contract, as `WriterLoop.execute`)."""
 
@@ -167,6 +177,7 @@ class TxnLoop:
             clock_ns=plan.perf_ns,
             rng=random.Random(seed),
             session_sql=w.session_sql,
+            first_sql=_lock_first(w),
         )
         self.pulse = plan.pulses[writer.endpoint] if writer.endpoint < len(plan.pulses) else None
         now = self.perf_ns()
@@ -189,7 +200,13 @@ class TxnLoop:
             )
         else:
             self.list_gen = book.list_generator(w, writer.endpoint)
-            self.lists = ListAppendExecutor(self.runner, w.txn_table, self.state.history, process)
+            self.lists = ListAppendExecutor(
+                self.runner,
+                w.txn_table,
+                self.state.history,
+                process,
+                key_offset=book.slot(writer.endpoint) * KEY_SPAN,
+            )
 
     async def execute(self, intended_ns: int | None = None, *, open_loop: bool = False) -> None:
         """One transaction: latency from `intended_ns` (open loop) or its start, outcome and attempts counted."""

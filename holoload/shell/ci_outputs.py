@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from holoload.core.isolation.report import isolation_lines
 from holoload.core.result import BatchOpFigures, GateOutcome, OpFigures, RunSummary
 from holoload.shell import error_messages, regression_views
 
@@ -161,6 +162,7 @@ def junit_xml(summary: RunSummary | Mapping[str, Any]) -> str:
                 f"observed: {_text(gate.observed_text)}\n"
                 f"threshold: {_text(gate.threshold_text)}"
                 + ("\nerror messages:\n" + "\n".join(f"- {m}" for m in seen) if seen else "")
+                + _isolation_detail(summary, gate.name)
             )
     regression_views.junit_cases(suite, summary, scenario, _xml)
     if extra is not None:
@@ -327,6 +329,64 @@ def _check_lines(summary: RunSummary) -> list[str]:
     return lines
 
 
+def _isolation_reports(summary: RunSummary) -> Mapping[str, Any]:
+    return _map(summary.extra.get("isolation"))
+
+
+def _isolation_detail(summary: RunSummary, gate: str) -> str:
+    """A failing `isolation.<workload>` gate's report: counts, attempts, and the first anomaly's cycle."""
+    workload = gate.removeprefix("isolation.")
+    report = _map(_isolation_reports(summary).get(workload)) if gate.startswith("isolation.") else {}
+    if not report:
+        return ""
+    lines = isolation_lines({workload: report})
+    for kind, found in _map(report.get("anomalies") or report.get("violations")).items():
+        first = _map(_list(found)[0]) if _list(found) else {}
+        lines.append(f"first {kind}: {_text(first.get('cycle') or first.get('description'))}")
+        lines += [f"  {s.get('why', '')}" for s in _list(first.get("steps")) if isinstance(s, Mapping)]
+        lines += [f"  {v}" for v in _map(first.get("ops")).values()]
+    return "\nisolation:\n" + "\n".join(lines)
+
+
+def _isolation_lines(summary: RunSummary) -> list[str]:
+    """summary.md's `### Isolation`: a row per transactional workload, then each forbidden anomaly's first cycle."""
+    reports = _isolation_reports(summary)
+    if not reports:
+        return []
+    header = ("workload", "kind", "isolation", "verdict", "acked", "failed", "in doubt", "attempts", "anomalies")
+    rows = []
+    for name, value in reports.items():
+        r = _map(value)
+        txns = _map(r.get("txns"))
+        counts = {k: v for k, v in _map(r.get("anomaly_counts")).items() if v}
+        rows.append(
+            [
+                _cell(name),
+                _cell(r.get("kind")),
+                _cell(r.get("isolation")) + (f" as {_cell(r['model'])}" if r.get("model") else ""),
+                _cell(r.get("verdict")),
+                *(_cell(_figure(txns.get(k, 0))) for k in ("acknowledged", "failed", "in_doubt")),
+                _cell(", ".join(f"{k}: {v}" for k, v in _map(r.get("attempts")).items())),
+                _cell(", ".join(f"{k} {v}" for k, v in counts.items()) or "none"),
+            ]
+        )
+    lines = ["", "### Isolation", "", *_table(header, rows)]
+    for name, value in reports.items():
+        r = _map(value)
+        if r.get("verdict") != "valid":
+            lines += ["", f"{_cell(name)}: {_cell(r.get('reason'))}"]
+        for kind in _list(r.get("forbidden_found")):
+            found = _list(_map(r.get("anomalies") or r.get("violations")).get(kind))
+            first = _map(found[0]) if found else {}
+            text = first.get("cycle") or first.get("description")
+            if text:
+                fence = "```"
+                block = [str(text), *(str(v) for v in _map(first.get("ops")).values())]
+                block = [line.replace(fence, "'''") for line in block]
+                lines += ["", f"first {_cell(kind)} of {_cell(name)}:", "", fence, *block, fence]
+    return lines
+
+
 def _client_lines(summary: RunSummary) -> list[str]:
     """The Client section: whether holoload kept up, per process loop lag and CPU."""
     client = summary.client
@@ -425,6 +485,7 @@ def summary_markdown(summary: RunSummary | Mapping[str, Any]) -> str:
     lines += _error_message_lines(summary)
     lines += _chaos_lines(summary)
     lines += _check_lines(summary)
+    lines += _isolation_lines(summary)
     lines += _client_lines(summary)
     problems = _problems(summary)
     if problems:

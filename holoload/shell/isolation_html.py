@@ -1,4 +1,4 @@
-"""report.html's isolation section: a CheckResult's JSON form (summary.json ``isolation``) as HTML."""
+"""report.html's isolation section: summary.json ``isolation`` (a report per transactional workload) as HTML."""
 
 from __future__ import annotations
 
@@ -13,15 +13,21 @@ def _e(value: Any) -> str:
 
 
 def isolation_section(data: Any) -> str:
-    """The section, or "" when ``data`` is not a check result.
+    """The section, or "" when ``data`` holds no check.
 
     Args:
-        data: ``CheckResult.to_json()`` as read back from summary.json (anything else renders nothing).
+        data: summary.json ``isolation``: workload -> report (``core.isolation.report``), or one
+            ``CheckResult.to_json()`` (anything else renders nothing).
 
     Returns:
         An HTML ``<section id="isolation">``: the verdict, counts per class (forbidden ones marked ``fail``),
         and each example anomaly with its cycle, the reason of every step, and the transactions' operations.
     """
+    if isinstance(data, dict) and data and "valid" not in data:
+        parts = [_workload(name, report) for name, report in data.items() if isinstance(report, dict)]
+        if not parts:
+            return ""
+        return '<section id="isolation"><h2>Isolation check</h2>\n' + "\n".join(parts) + "\n</section>"
     if not isinstance(data, dict) or "valid" not in data:
         return ""
     valid = data.get("valid")
@@ -59,3 +65,40 @@ def isolation_section(data: Any) -> str:
                 items.append("<pre>" + _e("\n".join(str(v) for v in ops.values())) + "</pre>")
             body.append('<div class="anomaly">' + "".join(items) + "</div>")
     return '<section id="isolation"><h2>Isolation check</h2>\n' + "\n".join(body) + "\n</section>"
+
+
+def _workload(name: str, report: dict[str, Any]) -> str:
+    """One transactional workload: verdict and reason, transactions and attempts, anomalies or violations."""
+    verdict = str(report.get("verdict", "no evidence"))
+    txns = report.get("txns") if isinstance(report.get("txns"), dict) else {}
+    attempts = report.get("attempts") if isinstance(report.get("attempts"), dict) else {}
+    level = f"{report.get('kind', '?')} at {report.get('isolation', '?')}"
+    if report.get("model"):
+        level += f", checked as {report['model']}"
+    body = [
+        f'<h3 id="isolation-{_e(name)}">{_e(name)} ({_e(level)})</h3>',
+        f'<p class="{"pass" if verdict == "valid" else "fail"}">{_e(report.get("reason", verdict))}</p>',
+        '<table class="isolation-txns"><thead><tr><th>acknowledged</th><th>failed</th><th>in doubt</th>'
+        "<th>aborted</th><th>attempts</th></tr></thead><tbody><tr>"
+        + "".join(
+            f'<td class="num">{_e(txns.get(k, 0))}</td>' for k in ("acknowledged", "failed", "in_doubt", "aborted")
+        )
+        + f"<td>{_e(', '.join(f'{k}: {v}' for k, v in attempts.items()))}</td></tr></tbody></table>",
+    ]
+    checked = {
+        k: v for k, v in report.items() if k in ("valid", "model", "anomaly_counts", "forbidden_found", "anomalies")
+    }
+    if "valid" in checked and report.get("kind") == "list_append":
+        inner = isolation_section(checked | {"reason": ""})
+        body.append(inner.split("\n", 1)[1].rsplit("\n", 1)[0] if inner else "")
+    for kind, found in (report.get("violations") or {}).items():
+        for violation in found if isinstance(found, list) else ():
+            if isinstance(violation, dict):
+                lines = [str(violation.get("description", ""))]
+                lines += [
+                    f"{r.get('id')}: total {r.get('total')}"
+                    for r in violation.get("reads") or []
+                    if isinstance(r, dict)
+                ]
+                body.append(f'<div class="anomaly"><p><b>{_e(kind)}</b></p><pre>{_e(chr(10).join(lines))}</pre></div>')
+    return "\n".join(body)

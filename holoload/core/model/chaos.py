@@ -123,6 +123,9 @@ class ChaosAction(Strict):
         description="split key: an integer, auto (canary: max + half the next batch), last_acked + N, random_recent",
     )
     table_id: int = Field(default=100, ge=0, le=2**64 - 1, description="HoloFusion table id for the split key")
+    table: Identifier | None = Field(
+        default=None, description="split: the table whose range splits (default: the scenario's [table])"
+    )
     # sql / command / net
     sql: str | None = Field(default=None, description="statement for action = 'sql'; {table} filled in")
     command: list[str] | str | None = Field(default=None, description="command: argv, or a string with shell = true")
@@ -170,6 +173,8 @@ class ChaosAction(Strict):
             raise ValueError(f"action '{self.action}' needs node (a name or 1-based index)")
         if self.action in ROLE_ACTIONS and self.node is not None:
             raise ValueError(f"action '{self.action}' acts on the whole replicated cluster: drop node")
+        if self.table is not None and self.action != "split":
+            raise ValueError(f"table applies to action 'split' only, not {self.action}")
         if self.action == "sql" and not self.sql:
             raise ValueError("action 'sql' needs a sql statement")
         if self.action == "command":

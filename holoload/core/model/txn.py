@@ -36,7 +36,7 @@ DEFAULT_MODEL: dict[str, str] = {
     "read_committed": "read-committed",
 }
 
-COMMON_KEYS = frozenset({"isolation", "model", "table", "txn_timeout", "check_timeout", "session_sql"})
+COMMON_KEYS = frozenset({"isolation", "model", "table", "txn_timeout", "check_timeout", "session_sql", "lock_first"})
 LIST_APPEND_KEYS = frozenset({"keys", "ops_per_txn", "read_share", "writes_per_key"})
 BANK_KEYS = frozenset({"accounts", "initial_balance", "max_amount", "read_every", "allow_negative", "transfer"})
 
@@ -80,6 +80,11 @@ class TxnKeys(Strict):
     txn_timeout: PositiveSeconds = Field(default=10.0, description="bound on one attempt, BEGIN to COMMIT")
     check_timeout: PositiveSeconds = Field(default=60.0, description="bound on the checker after the load")
     session_sql: list[str] = Field(default=[], description="statements run on every new connection")
+    lock_first: bool = Field(
+        default=False,
+        description="LOCK TABLE ... IN ROW EXCLUSIVE MODE right after BEGIN, before the snapshot: a split that "
+        "moves rows (not MVCC-safe on plain PostgreSQL) then happens wholly before or after each transaction",
+    )
 
     @model_validator(mode="before")
     @classmethod
