@@ -128,8 +128,8 @@ def _load(root: Path) -> _Run:
     times = [float(e["ts"]) for e in run.events] + [r["ts"] for r in run.rows]
     run.t0 = (origins or [min(times, default=0.0)])[0]
     run.x_range = (0.0, max([t - run.t0 for t in times] + [1.0]))
-    for r in run.rows + run.node_rows:
-        r["t"] = r["ts"] - run.t0
+    for row in run.rows + run.node_rows:
+        row["t"] = row["ts"] - run.t0
     return run
 
 
