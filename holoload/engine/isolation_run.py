@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import anyio
@@ -232,13 +233,8 @@ async def _check_bank(surfaces: TargetSurfaces, w: Workload, m: _Merged) -> tupl
         except (*DB_ERRORS, TimeoutError, SetupError) as exc:
             why = "timed out" if isinstance(exc, TimeoutError) else str(exc)
             return None, f"the final balances on {surfaces.names[i]} could not be read ({why})"
-        results.append(
-            await anyio.to_thread.run_sync(
-                lambda h=history, f=final: check_bank(
-                    h, initial=spec.initial(), allow_negative=w.allow_negative, final=f
-                )
-            )
-        )
+        checking = partial(check_bank, history, initial=spec.initial(), allow_negative=w.allow_negative, final=final)
+        results.append(await anyio.to_thread.run_sync(checking))
     return _sum_bank(results), ""
 
 

@@ -70,8 +70,8 @@ def isolation_section(data: Any) -> str:
 def _workload(name: str, report: dict[str, Any]) -> str:
     """One transactional workload: verdict and reason, transactions and attempts, anomalies or violations."""
     verdict = str(report.get("verdict", "no evidence"))
-    txns = report.get("txns") if isinstance(report.get("txns"), dict) else {}
-    attempts = report.get("attempts") if isinstance(report.get("attempts"), dict) else {}
+    txns: dict[str, Any] = report["txns"] if isinstance(report.get("txns"), dict) else {}
+    attempts: dict[str, Any] = report["attempts"] if isinstance(report.get("attempts"), dict) else {}
     level = f"{report.get('kind', '?')} at {report.get('isolation', '?')}"
     if report.get("model"):
         level += f", checked as {report['model']}"

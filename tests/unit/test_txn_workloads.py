@@ -185,3 +185,94 @@ def test_a_valid_history_passes_and_a_broken_bank_names_its_violation() -> None:
     )
     verdict = isolation_verdict("bank", report)
     assert not verdict.passed and verdict.reason.startswith("wrong-total: 1 (forbidden bank invariants)")
+
+
+def test_a_split_takes_a_table_and_only_a_split_does() -> None:
+    """`table =` names the table a split action splits; on any other action it is an error naming the key."""
+    chaos = '[[chaos]]\nname = "s"\naction = "split"\nduring = "load"\nat = "1s"\nkey = 3\ntable = "la"\n'
+    scenario = parse_scenario(BASE + 'kind = "list_append"\n' + chaos, "s.toml")
+    assert scenario.chaos[0].table == "la"
+    bad = chaos.replace('action = "split"', 'action = "sql"\nsql = "SELECT 1"')
+    assert any("applies to action 'split' only" in what for _, what in _problems(BASE + 'kind = "bank"\n' + bad))
+
+
+def test_workers_records_merge_onto_one_clock_and_renumber_in_invoke_order() -> None:
+    """Two workers' histories: times shifted by each one's clock offset, ids renumbered by invoke time, counts
+    added; bank records per data slot."""
+    from holoload.engine.isolation_run import merge_records
+
+    a, b = HistoryBuilder(), HistoryBuilder()
+    t = a.invoke(0, 100, [append(1, 1)])
+    a.complete(t, "ok", 150)
+    t = b.invoke(1, 10, [read(1)])
+    b.complete(t, "ok", 20, [read(1, [1])])
+    bank = BankHistory()
+    bank.transfer(Transfer(2, 0, 1, 3), WriteOutcome.IN_DOUBT, process=1, invoke_ns=5, complete_ns=None)
+
+    def records(builder: HistoryBuilder, banks: dict[int, BankHistory]) -> dict[str, dict[str, object]]:
+        return {
+            "la": {
+                "kind": "list_append",
+                "txns": builder.build(),
+                "banks": {slot: (h.transfers, h.reads) for slot, h in banks.items()},
+                "outcomes": {"acknowledged": 1},
+                "attempts": {1: 1},
+                "errors": {},
+                "aborted": 0,
+            }
+        }
+
+    merged = merge_records([(records(a, {}), 0), (records(b, {2: bank}), 1000)])["la"]
+    assert [(t.id, t.process, t.invoke_ns, t.complete_ns) for t in merged.txns] == [
+        (0, 0, 100, 150),
+        (1, 1, 1010, 1020),
+    ]
+    assert merged.outcomes == {"acknowledged": 2} and merged.attempts == {1: 2}
+    (moved,) = merged.banks[2].transfers
+    assert (moved.invoke_ns, moved.complete_ns, moved.outcome) == (1005, None, WriteOutcome.IN_DOUBT)
+    assert check(merged.txns, "strict-serializable").valid is True
+
+
+def test_a_process_book_hands_out_numbers_values_and_keys_unique_over_the_fleet() -> None:
+    """Process numbers, appended values and transfer ids never repeat between workers or data nodes; each node's
+    list-append keys are its own range."""
+    from holoload.core.model.workload import Workload
+    from holoload.engine.txn_loop import KEY_SPAN, TxnBook
+
+    la = Workload(name="la", executor="constant-rate", rate=1, kind="list_append", read_share=0.0)
+    books = [TxnBook(shared=False, endpoints=3, part=(i, 2)) for i in range(2)]
+    assert sorted(b.new_process() for b in books for _ in range(3)) == list(range(6))
+    values: list[int] = []
+    for book in books:
+        for endpoint in range(3):
+            gen = book.list_generator(la, endpoint)
+            assert min(gen.active_keys) == endpoint * KEY_SPAN
+            values += [op[2] for _ in range(50) for op in gen.next_txn() if op[0] == "append"]
+    assert len(values) == len(set(values)) > 300
+    shared = TxnBook(shared=True, endpoints=3)
+    assert shared.list_generator(la, 2) is shared.list_generator(la, 0)
+
+
+def test_the_reports_render_in_summary_md_junit_and_report_html() -> None:
+    """summary.md gets `### Isolation` with the first cycle, junit the cycle under the failing gate, report.html
+    a section per workload."""
+    from holoload.shell.ci_outputs import junit_xml, summary_markdown
+    from holoload.shell.isolation_html import isolation_section
+
+    report = _report(check(_write_skew().build(), "serializable"))
+    verdict = isolation_verdict("la", report)
+    summary = {
+        "run": {"run_id": "r", "started_at": "2026-12-03T00:00:00Z"},
+        "verdict": "FAIL",
+        "scenario": {"name": "t"},
+        "phases": {},
+        "gates": [verdict.to_dict()],
+        "isolation": {"la": report},
+    }
+    md = summary_markdown(summary)
+    assert "### Isolation" in md and "G2-item 1" in md and "first G2-item of la:" in md
+    assert "-rw(key" in md.split("first G2-item of la:")[1]
+    junit = junit_xml(summary)
+    assert 'name="isolation.la"' in junit and "first G2-item: T" in junit
+    html = isolation_section({"la": report})
+    assert 'id="isolation-la"' in html and "G2-item" in html and "repeatable_read" in html
