@@ -33,7 +33,7 @@ from holoload.core.model.scenario import Scenario, parse_scenario_data
 from holoload.core.model.target import Target
 from holoload.core.result import RunSummary
 from holoload.shell.files import read_text
-from holoload.shell.session import RunControl, RunOptions, RunSession
+from holoload.shell.session import RunControl, RunOptions, RunSession, check_base_port
 
 __all__ = ["ScenarioSource", "Sink", "TargetSource", "load_scenario", "load_target", "run", "run_async"]
 
@@ -86,6 +86,7 @@ async def run_async(
     results_dir: str | os.PathLike[str] | None = None,
     workers: int | Literal["auto"] | None = None,
     nodes: int = 3,
+    base_port: int | None = None,
     enforce: bool = True,
     overrides: Sequence[str] = (),
     profile: str | None = None,
@@ -107,6 +108,8 @@ async def run_async(
         results_dir: where `<scenario>_<UTC time>/` goes (default: the scenario's `run.results_dir`).
         workers: sustained load over this many worker processes ('auto': one per CPU; 1: this process).
         nodes: servers of the local cluster (1..16).
+        base_port: the local cluster's first port to try (1024..65535, busy ports skipped; default
+            55432); only without `target`.
         enforce: False: a failed gate still gives verdict FAIL, but exit code 0.
         overrides: `--set` items applied to a scenario loaded from a file, text or dict.
         profile: the budget profile (`--env`) for a scenario loaded from a file, text or dict.
@@ -132,8 +135,8 @@ async def run_async(
             created; nothing was started.
     """
     session = _session(
-        scenario, target, results_dir, workers, nodes, enforce, overrides, profile, sinks, baseline, budget,
-        history, notify, env, console,
+        scenario, target, results_dir, workers, nodes, base_port, enforce, overrides, profile, sinks, baseline,
+        budget, history, notify, env, console,
     )  # fmt: skip
     session.open()
     try:
@@ -162,6 +165,7 @@ def run(
     results_dir: str | os.PathLike[str] | None = None,
     workers: int | Literal["auto"] | None = None,
     nodes: int = 3,
+    base_port: int | None = None,
     enforce: bool = True,
     overrides: Sequence[str] = (),
     profile: str | None = None,
@@ -181,7 +185,7 @@ def run(
     `RunControl` for a graceful stop (in-flight operations drain, faults heal, the checker runs).
     """
     coroutine = run_async(
-        scenario, target, results_dir=results_dir, workers=workers, nodes=nodes, enforce=enforce,
+        scenario, target, results_dir=results_dir, workers=workers, nodes=nodes, base_port=base_port, enforce=enforce,
         overrides=overrides, profile=profile, sinks=sinks, control=control, baseline=baseline, budget=budget,
         history=history, notify=notify, env=env, console=console,
     )  # fmt: skip
@@ -232,6 +236,7 @@ def _session(
     results_dir: str | os.PathLike[str] | None,
     workers: int | Literal["auto"] | None,
     nodes: int,
+    base_port: int | None,
     enforce: bool,
     overrides: Sequence[str],
     profile: str | None,
@@ -253,6 +258,7 @@ def _session(
             raise InputError(f"workers: expected 'auto' or a count 1..256, got {workers!r}")
         scenario = scenario.model_copy(update={"run": scenario.run.model_copy(update={"workers": workers})})
     target = None if target_source is None else load_target(target_source)
+    check_base_port(base_port, target_given=target is not None)
     baseline_runs = None
     if baseline is not None:
         from holoload.shell.compare_cmd import load_runs
@@ -269,6 +275,7 @@ def _session(
         target=target,
         target_label=label,
         local_nodes=nodes,
+        base_port=base_port,
         results_base=None if results_dir is None else os.fspath(results_dir),
         enforce=enforce,
         env=environ,

@@ -92,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="nodes of the local cluster when no --target is given (default 3)",
     )
     run.add_argument(
+        "--base-port",
+        type=int,
+        metavar="PORT",
+        help="first port the local cluster tries (1024..65535; busy ports are skipped; default 55432); "
+        "not with --target, whose nodes name their own ports",
+    )
+    run.add_argument(
         "--results-dir",
         metavar="DIR",
         help="where results/<scenario>_<UTC time>/ goes (default: the scenario's run.results_dir, 'results')",
@@ -284,11 +291,13 @@ def dispatch(argv: Sequence[str]) -> int:
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     from holoload.shell.runner import RunOptions, run
+    from holoload.shell.session import check_base_port
 
     if args.nodes < 1 or args.nodes > 16:
         raise InputError(f"--nodes: expected 1..16, got {args.nodes}")
     if not 1 <= args.repeat <= 100:
         raise InputError(f"--repeat: expected 1..100 runs, got {args.repeat}")
+    check_base_port(args.base_port, target_given=bool(args.target), name="--base-port")
     overrides = list(args.overrides) + ([f"run.workers={_workers(args.workers)}"] if args.workers else [])
     profile = choose_profile(args.env, os.environ)
     scenario, applied = load_scenario_budget(args.scenario, overrides, profile, os.environ)
@@ -311,6 +320,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         target=target,
         target_label=label,
         local_nodes=args.nodes,
+        base_port=args.base_port,
         results_base=args.results_dir,
         enforce=not args.no_enforce,
         quiet=args.quiet,

@@ -24,6 +24,7 @@ def start_replicated(
     say: Callable[[str], None],
     log: Callable[..., Any],
     on_stop: Callable[[LocalCluster], None],
+    base_port: int | None = None,
 ) -> Target:
     """Start a primary and streaming-replication standbys; links go through fault proxies when chaos names one.
 
@@ -44,6 +45,7 @@ def start_replicated(
         replication=mode,
         upstream_port=None if links is None else links.upstream_port,
         log=lambda line: log("cluster", detail=line),
+        **({} if base_port is None else {"base_port": base_port}),
     )
     stack.callback(on_stop, cluster)
     server = cluster.binaries.describe()

@@ -54,7 +54,7 @@ from holoload.shell.outputs import write_reports
 from holoload.shell.prom_exporter import MetricsExporter
 from holoload.shell.replicated_run import start_replicated
 
-__all__ = ["Fanout", "RunControl", "RunOptions", "RunSession", "secrets_of"]
+__all__ = ["Fanout", "RunControl", "RunOptions", "RunSession", "check_base_port", "secrets_of"]
 
 
 @dataclass
@@ -65,6 +65,7 @@ class RunOptions:
     target: Target | None
     target_label: str = "local"
     local_nodes: int = 3
+    base_port: int | None = None  # the local cluster's first port to try (None: LocalCluster's default)
     results_base: str | None = None
     enforce: bool = True
     quiet: bool = False
@@ -124,6 +125,20 @@ def _scrubbed(event: Event, secrets: Secrets) -> Event:
             if clean != value:
                 changes[f.name] = clean
     return replace(event, **changes) if changes else event
+
+
+def check_base_port(base_port: int | None, *, target_given: bool, name: str = "base_port") -> None:
+    """A local cluster's first port: 1024..65535, and only without a target (it names its own ports).
+
+    Raises:
+        InputError: (exit 2) named `name` (`--base-port` on the command line).
+    """
+    if base_port is None:
+        return
+    if isinstance(base_port, bool) or not isinstance(base_port, int) or not 1024 <= base_port <= 65535:
+        raise InputError(f"{name}: expected a port in 1024..65535, got {base_port!r}")
+    if target_given:
+        raise InputError(f"{name} applies to the local cluster only; a target's nodes name their own ports")
 
 
 def secrets_of(options: RunOptions) -> Secrets:
@@ -319,9 +334,11 @@ class RunSession:
                     say=self.say,
                     log=self.log,
                     on_stop=self._stop_cluster,
+                    base_port=options.base_port,
                 )
             else:
-                cluster = LocalCluster(options.local_nodes, log=lambda line: self.log("cluster", detail=line))
+                ports = {} if options.base_port is None else {"base_port": options.base_port}
+                cluster = LocalCluster(options.local_nodes, log=lambda line: self.log("cluster", detail=line), **ports)
                 self.stack.callback(self._stop_cluster, cluster)
                 server = cluster.binaries.describe()
                 self.log("cluster_binaries", server=server)

@@ -50,6 +50,10 @@ def scenario(table: str, *, duration: str = "2s", gate: str = "errors(op) == 0")
     }
 
 
+#: The local cluster of `test_base_port_places_the_local_cluster` (away from the other tests' ports).
+BASE_API = 56460
+
+
 def target(nodes: list[LocalNode]) -> dict[str, Any]:
     return {
         "name": "session",
@@ -219,3 +223,11 @@ def test_cancelling_run_async_writes_what_was_measured_and_cancels(pg_cluster: l
     result = holoload.RunSummary.from_json(run_dir)
     assert (result.verdict, result.exit_code) == (holoload.RunVerdict.INTERRUPTED, 130)
     assert (run_dir / "report.html").is_file()
+
+
+def test_base_port_places_the_local_cluster(tmp_path: Path) -> None:
+    """`base_port=` (the CLI's --base-port): the run's own cluster listens from that port on."""
+    result = holoload.run(scenario("api_base_port"), nodes=1, base_port=BASE_API, results_dir=tmp_path, history="none")
+    assert result.verdict is holoload.RunVerdict.PASS, result.run.problems
+    (port,) = [int(dsn.split("@127.0.0.1:", 1)[1].split("/", 1)[0]) for dsn in result.run.pg_url.split(",")]
+    assert BASE_API <= port < BASE_API + 10  # the first free port from BASE_API (busy ones are skipped)

@@ -31,6 +31,7 @@ BASE_BUSY = 56420
 BASE_REGISTRY = 56430
 BASE_BAD_SETTING = 56440
 BASE_BUNDLED = 56450
+BASE_RUN = 56470
 
 
 @pytest.fixture(scope="module")
@@ -209,3 +210,24 @@ def test_registry_round_trips_and_stop_record_stops_a_kept_cluster(
     assert [s.state for s in status_of(record)] == [NodeState.MISSING]
     assert record.workdir is not None and not record.workdir.exists()
     assert load_record() is None
+
+
+def test_a_run_with_base_port_starts_its_cluster_there(tmp_path: Path) -> None:
+    """`holoload SCENARIO --base-port P --nodes 2`: its nodes listen from P on (summary.json pg_url)."""
+    from tests.support.runs import only_run_dir, run_cli, summary_json
+
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(
+        'name = "base_port"\nwindow = "500ms"\n[[phases]]\nname = "main"\nduration = "1s"\n'
+        '[[phases.workloads]]\nname = "w"\nexecutor = "constant-concurrency"\nconcurrency = 1\n'
+        '[[phases.workloads.ops]]\nname = "op"\nsql = "SELECT 1"\n[gates]\nran = "count(op) >= 1"\n'
+    )
+    results = tmp_path / "r"
+    args = [str(scenario), "--nodes", "2", "--base-port", str(BASE_RUN), "--results-dir", str(results), "--quiet"]
+    done = run_cli([*args, "--history", "none", "--workers", "1"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    ports = [
+        int(d.split("@127.0.0.1:", 1)[1].split("/", 1)[0])
+        for d in summary_json(only_run_dir(results))["run"]["pg_url"].split(",")
+    ]
+    assert len(ports) == 2 and all(BASE_RUN <= p < BASE_RUN + 10 for p in ports), ports
