@@ -2,23 +2,20 @@
 
     python bench/open_loop_pacing.py [--seconds 5] [--rates 2000,5000]
 
-Drives the engine's own `_dispatch` (holoload/engine/executors.py; a private function, so this
-script follows its signature) on uvloop with 32 consumer tasks that take arrivals from the
-same per-endpoint `asyncio.Queue` the open-loop workers use and do nothing else (a no-op
-"operation"), and compares it with two prototypes of the fixes proposed in
-docs/performance.md ("Open loop: where the time goes"):
+Drives the engine's own `dispatch` (holoload/engine/executors.py) on uvloop with 32 consumer
+tasks that take arrivals from the engine's `Handoff` (holoload/engine/handoff.py) and do
+nothing else (a no-op "operation"), and compares it with the dispatcher it replaced:
 
-- `engine`: `_dispatch` as it is, this process owning every arrival (`--workers 1`);
-- `engine_share2`: `_dispatch` as one of two worker processes sees it (`share = (0, 2)`): it walks
+- `engine`: `dispatch` as it is, this process owning every arrival (`--workers 1`): arrivals
+  released in batches once per 1 ms timer tick, handed straight to an idle consumer;
+- `engine_share2`: `dispatch` as one of two worker processes sees it (`share = (0, 2)`): it walks
   every arrival of the global schedule and keeps every other one;
-- `batched`: at most one wake-up per timer tick: every arrival due within half a tick is
-  handed over at once, then one sleep of at least a tick (same queue and consumers);
-- `batched_direct`: batched, and an arrival goes straight to an idle consumer's future (a
-  list of waiting consumers) instead of through `asyncio.Queue`.
+- `per_arrival_queue`: the dispatcher before issue 15, reproduced here: one sleep per arrival
+  (a `sleep(0)` when behind) and a per-endpoint `asyncio.Queue` of the writers' size.
 
 Each variant runs in its own child process (fresh interpreter, uvloop) for `--seconds`; the
 child measures its own CPU (`time.process_time`) over the dispatch only, and each arrival's
-lag (consumer start - intended time; negative = started early). Figures are per arrival the
+lag (consumer start - intended; negative = started early). Figures are per arrival the
 process owns. Prints a table and one JSON line; the load average is printed because on a
 shared machine the lag tail is mostly other processes' CPU.
 """
@@ -41,7 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CONSUMERS = 32
 NS_PER_S = 1_000_000_000
 TICK_NS = 1_000_000  # uvloop/libuv timers: whole milliseconds
-VARIANTS = ("engine", "engine_share2", "batched", "batched_direct")
+VARIANTS = ("engine", "engine_share2", "per_arrival_queue")
 
 
 class _Recorder:
@@ -53,7 +50,7 @@ class _Recorder:
 
 
 def _stub_run(start_ns: int, end_ns: int, share: tuple[int, int]) -> Any:
-    """The attributes `_dispatch` reads from a WorkloadRun (and its WorkloadPlan)."""
+    """The attributes `dispatch` reads from a WorkloadRun (and its WorkloadPlan)."""
     plan = SimpleNamespace(
         workload=SimpleNamespace(ops=[SimpleNamespace(weight=1.0)]),
         share=share,
@@ -66,95 +63,63 @@ def _stub_run(start_ns: int, end_ns: int, share: tuple[int, int]) -> Any:
     return run
 
 
-async def _consume(queue: asyncio.Queue[int | None], lags: list[int]) -> None:
+async def _per_arrival_queue(
+    schedule: Any, start: int, end: int, queue: asyncio.Queue[int | None], recorder: Any
+) -> None:
+    """The dispatcher before issue 15: one sleep per arrival, `asyncio.Queue` hand-off."""
     clock = time.perf_counter_ns
-    while (intended := await queue.get()) is not None:
-        lags.append(clock() - intended)
-
-
-async def _batched(schedule: Any, start: int, end: int, put: Any) -> None:
-    """Prototype: one wake-up per tick; every arrival due within half a tick goes at once."""
-    clock = time.perf_counter_ns
-    half = TICK_NS // 2
     for offset_s in schedule.intended_times():
         intended = start + int(offset_s * NS_PER_S)
         if intended >= end:
             return
         now = clock()
-        if intended > now + half:  # not due within half a tick: sleep to it, but at least one tick,
-            # so the process wakes at most once per tick and hands over everything due by then
-            await asyncio.sleep(max(intended - now, TICK_NS) / NS_PER_S)
-        put(intended)
+        if intended > now:
+            await asyncio.sleep((intended - now) / NS_PER_S)
+        else:
+            await asyncio.sleep(0)
+        try:
+            queue.put_nowait(intended)
+        except asyncio.QueueFull:
+            recorder.drop()
 
 
 async def variant(name: str, rate: int, seconds: float) -> dict[str, Any]:
     from holoload.core.pacing.schedule import ArrivalSchedule, WeightedCycle
-    from holoload.engine.executors import _dispatch
+    from holoload.engine.executors import dispatch
+    from holoload.engine.handoff import Handoff
 
     lags: list[int] = []
     recorder = _Recorder()
     schedule = ArrivalSchedule.constant(rate, None)
     start = time.perf_counter_ns() + NS_PER_S // 10
     end = start + int(seconds * NS_PER_S)
+    clock = time.perf_counter_ns
     cpu0 = time.process_time()
-    if name == "batched_direct":
-        idle: list[asyncio.Future[int | None]] = []
-        backlog: list[int] = []
-        closing = False
-        loop = asyncio.get_running_loop()
+    if name == "per_arrival_queue":
+        queue: asyncio.Queue[int | None] = asyncio.Queue(maxsize=CONSUMERS)
 
-        async def consumer() -> None:
-            clock = time.perf_counter_ns
-            while True:
-                if backlog:
-                    intended: int | None = backlog.pop(0)
-                elif closing:
-                    return
-                else:
-                    fut: asyncio.Future[int | None] = loop.create_future()
-                    idle.append(fut)
-                    intended = await fut
-                if intended is None:
-                    return
+        async def from_queue() -> None:
+            while (intended := await queue.get()) is not None:
                 lags.append(clock() - intended)
 
-        def put(intended: int) -> None:
-            if idle:
-                idle.pop().set_result(intended)
-            elif len(backlog) < CONSUMERS:
-                backlog.append(intended)
-            else:
-                recorder.drop()
-
-        tasks = [asyncio.create_task(consumer()) for _ in range(CONSUMERS)]
-        await _batched(schedule, start, end, put)
-        while backlog:
-            await asyncio.sleep(0)
-        closing = True  # a consumer still running returns instead of waiting again
-        for fut in idle:
-            if not fut.done():
-                fut.set_result(None)
-        await asyncio.gather(*tasks)
-    else:
-        queue: asyncio.Queue[int | None] = asyncio.Queue(maxsize=CONSUMERS)
-        tasks = [asyncio.create_task(_consume(queue, lags)) for _ in range(CONSUMERS)]
-        if name == "batched":
-
-            def put(intended: int) -> None:
-                try:
-                    queue.put_nowait(intended)
-                except asyncio.QueueFull:
-                    recorder.drop()
-
-            await _batched(schedule, start, end, put)
-        else:
-            share = (0, 2) if name == "engine_share2" else (0, 1)
-            run = _stub_run(start, end, share)
-            loops = {0: [SimpleNamespace(recorders=[recorder])]}
-            await _dispatch(run, schedule, WeightedCycle([1.0]), [0], {0: queue}, loops, None)
+        tasks = [asyncio.create_task(from_queue()) for _ in range(CONSUMERS)]
+        await _per_arrival_queue(schedule, start, end, queue, recorder)
         for _ in tasks:
             await queue.put(None)
-        await asyncio.gather(*tasks)
+    else:
+        handoff = Handoff(CONSUMERS)
+
+        async def from_handoff() -> None:
+            while (intended := await handoff.take()) is not None:
+                lags.append(clock() - intended)
+
+        tasks = [asyncio.create_task(from_handoff()) for _ in range(CONSUMERS)]
+        share = (0, 2) if name == "engine_share2" else (0, 1)
+        run = _stub_run(start, end, share)
+        loops = {0: [SimpleNamespace(recorders=[recorder])]}
+        await dispatch(run, schedule, WeightedCycle([1.0]), [0], {0: handoff}, loops, None)  # type: ignore[arg-type]
+        handoff.close()
+    await asyncio.gather(*tasks)
     cpu = time.process_time() - cpu0
     lags.sort()
     n = len(lags)

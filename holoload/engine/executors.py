@@ -12,7 +12,7 @@ import asyncio
 import random
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 
@@ -23,9 +23,17 @@ from holoload.core.ledger.book import WriteOutcome, outcome_of
 from holoload.core.model.workload import Workload
 from holoload.core.outcome import ErrorClass
 from holoload.core.pacing.generators import SeqAllocator
-from holoload.core.pacing.schedule import ArrivalSchedule, ConcurrencySchedule, Stage, WeightedCycle
+from holoload.core.pacing.schedule import (
+    ArrivalSchedule,
+    ConcurrencySchedule,
+    Stage,
+    WeightedCycle,
+    release_wait_ns,
+    split_weighted,
+)
 from holoload.core.stats.client_health import LATE_DROP_MS
 from holoload.core.stats.window import OpKey, OpRecorder
+from holoload.engine.handoff import Handoff
 from holoload.engine.operations import CompiledOp
 from holoload.engine.phase_end import drain_guard
 from holoload.engine.workload_run import WorkloadPlan, WorkloadRun
@@ -34,6 +42,7 @@ UNIQUE_VIOLATION = "23505"
 
 NS_PER_S = 1_000_000_000
 LATE_DROP_NS = int(LATE_DROP_MS * 1_000_000)
+TICK_NS = 1_000_000  # the event loop's timer granularity (libuv: whole milliseconds)
 NO_IDS: list[tuple[int, int]] = []  # an op without a ledger: never written to
 
 
@@ -267,7 +276,7 @@ async def run_open_loop(run: WorkloadRun) -> None:
     weights = [_endpoint_weight(plan, i) for i in active]
     cycle = WeightedCycle(weights)
     mine = [i for i in active if plan.writers[i]]
-    queues = {i: asyncio.Queue[int | None](maxsize=max(1, len(plan.writers[i]))) for i in mine}
+    handoffs = {i: Handoff(queue_depth(plan, i)) for i in mine}
     loops = {
         i: [make_loop(run, wr, _seed(w, wr, s)) for s, wr in zip(plan.slots(i), plan.writers[i], strict=True)]
         for i in mine
@@ -279,33 +288,61 @@ async def run_open_loop(run: WorkloadRun) -> None:
         async with anyio.create_task_group() as tg:
             for i in mine:
                 for loop in loops[i]:
-                    tg.start_soon(_open_worker, run, loop, queues[i])
-            await _dispatch(run, schedule, cycle, active, queues, loops, end_ns)
-            for i in mine:  # every queued operation still runs and is counted; then each worker stops
-                for _ in loops[i]:
-                    await queues[i].put(None)
+                    tg.start_soon(_open_worker, loop, handoffs[i])
+            await dispatch(run, schedule, cycle, active, handoffs, loops, end_ns)
+            for i in mine:  # every waiting arrival still runs and is counted; then each worker stops
+                handoffs[i].close()
         guarded.cancel_scope.cancel()  # every writer is done: no drain to guard
     drop_mix = WeightedCycle([op.weight for op in w.ops])
-    for i in mine:  # arrivals still queued when the drain ran out never ran: counted as drops
-        while not queues[i].empty():
-            if queues[i].get_nowait() is not None:
-                loops[i][0].recorders[drop_mix.next()].drop()
+    for i in mine:  # arrivals still waiting when the drain ran out never ran: counted as drops
+        for _ in handoffs[i].leftover():
+            loops[i][0].recorders[drop_mix.next()].drop()
 
 
-async def _dispatch(
+def queue_depth(plan: WorkloadPlan, endpoint: int) -> int:
+    """How many arrivals may wait for this process's writers of an endpoint while all are busy.
+
+    The workload's `queue_depth` is per endpoint over every process, split in proportion to
+    the writers each owns; without one, as many as this process's writers there.
+    """
+    depth = plan.workload.queue_depth
+    owned = len(plan.writers[endpoint])
+    if depth is None:
+        return max(1, owned)
+    index, count = plan.share
+    if count == 1:
+        return depth
+    total = plan.endpoint_total(endpoint)
+    return split_weighted(depth, [len(range(p, total, count)) for p in range(count)])[index]
+
+
+async def dispatch(
     run: WorkloadRun,
     schedule: ArrivalSchedule,
     cycle: WeightedCycle,
     active: list[int],
-    queues: dict[int, asyncio.Queue[int | None]],
+    handoffs: dict[int, Handoff],
     loops: dict[int, list[WriterLoop]],
     end_ns: int | None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
+    """Release each arrival at its intended time to its endpoint's writers, in batches per timer tick.
+
+    Every arrival due within half a tick goes at once, then one sleep to the next (at least a
+    tick): one wake-up per tick instead of one per arrival (`release_wait_ns`). Latency still
+    counts from each arrival's own intended time. When every writer of an endpoint is busy the
+    dispatcher yields once before handing over, so writers that just finished take it; a full
+    backlog is a drop, counted on the arrival's op.
+
+    Args:
+        sleep: waits that many seconds (tests pass one that moves a fake clock).
+    """
     plan, start = run.plan, run.start_ns
     perf_ns = plan.perf_ns
     drop_mix = WeightedCycle([op.weight for op in plan.workload.ops])
     index, count = plan.share
     arrivals = dict.fromkeys(active, 0)
+    now = perf_ns()
     for offset_s in schedule.intended_times():
         intended = start + int(offset_s * NS_PER_S)
         if run.over(intended, end_ns):
@@ -318,23 +355,27 @@ async def _dispatch(
                 continue
         if run.skip_before_ns is not None and intended < run.skip_before_ns:
             continue
-        now = perf_ns()
-        if intended > now:
-            await asyncio.sleep((intended - now) / NS_PER_S)
-        else:
-            await asyncio.sleep(0)  # behind schedule: let idle writers take what is queued
+        if release_wait_ns(intended, now, TICK_NS):  # not due by the last clock reading: read it again
+            now = perf_ns()
+            wait = release_wait_ns(intended, now, TICK_NS)
+            if wait:
+                await sleep(wait / NS_PER_S)
+                now = perf_ns()
+        handoff = handoffs[endpoint]
+        if not handoff.idle:  # every writer busy: let those that just finished come back first
+            await sleep(0)
+            now = perf_ns()
         if not run.take_iteration():
             break
-        try:
-            queues[endpoint].put_nowait(intended)
-        except asyncio.QueueFull:  # every writer busy and as many waiting: counted, never hidden
+        if not handoff.offer(intended):  # every writer busy and the backlog full: counted, never hidden
             loops[endpoint][0].recorders[drop_mix.next()].drop()
             if perf_ns() - intended > LATE_DROP_NS:  # the dispatcher itself was behind: the client's fault
                 run.late_drops += 1
 
 
-async def _open_worker(run: WorkloadRun, loop: WriterLoop, queue: asyncio.Queue[int | None]) -> None:
-    while (intended := await queue.get()) is not None:
+async def _open_worker(loop: WriterLoop, handoff: Handoff) -> None:
+    take = handoff.take
+    while (intended := await take()) is not None:
         await loop.execute(intended, open_loop=True)
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
+
+from holoload.adapters.holofusion.surfaces import DB_ERRORS
 from holoload.adapters.pg.pool import Writer
 from holoload.core.ledger.book import Ledger
 from holoload.core.model.workload import Operation
@@ -35,6 +38,43 @@ def id_intervals(ids: list[int]) -> list[tuple[int, int]]:
             continue
         out.append((value, value + 1))
     return out
+
+
+def prepared_sql(op: Operation) -> str | None:
+    """The statement a writer prepares for `op` (None: executemany and COPY prepare nothing)."""
+    if op.rows == 1:
+        return op.sql
+    if op.insert_mode == "values":
+        return values_sql(op.sql, op.rows, len(op.params))
+    return None
+
+
+async def warm_writers(writers: Sequence[Writer], ops: Sequence[Operation], timeout_s: float) -> None:
+    """Prepare the ops' statements on every writer before the phase starts, all writers at once.
+
+    Otherwise each writer's first operation carries a prepare round trip, and at an open
+    loop's start the first arrivals queue behind as many prepares as there are writers.
+    Best effort: a statement that fails to prepare (or a writer that does not answer within
+    `timeout_s`) is left to the first operation, which then records the error as usual.
+    """
+    statements = [sql for sql in dict.fromkeys(prepared_sql(op) for op in ops) if sql is not None]
+    if not statements:
+        return
+
+    async def one(writer: Writer) -> None:
+        with anyio.move_on_after(timeout_s) as scope:
+            for sql in statements:
+                try:
+                    await writer.prepared(sql)
+                except DB_ERRORS:
+                    return
+        if scope.cancelled_caught:  # a prepare cut short: the first operation reconnects
+            await writer.discard()
+
+    async with anyio.create_task_group() as tg:
+        for writer in writers:
+            if not writer.broken():
+                tg.start_soon(one, writer)
 
 
 def _utc_now() -> datetime:
@@ -92,17 +132,15 @@ class CompiledOp:
         self._stmt: Any = None
         self._conn: Any = None
         self.run: Callable[[Writer], Awaitable[int]]
+        self._sql = prepared_sql(op) or ""
         if op.rows == 1:
-            self._sql = op.sql
             self.run = self._single
         elif op.insert_mode == "values":
-            self._sql = values_sql(op.sql, op.rows, len(op.params))
             self.run = self._values
         elif op.insert_mode == "executemany":
             self._sql = op.sql
             self.run = self._executemany
         else:
-            self._sql = ""
             self.run = self._copy
 
     def _capturing(self, gen: Generator) -> Generator:

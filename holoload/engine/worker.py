@@ -28,6 +28,7 @@ from holoload.core.stats.wire import WireStats, WorkerWindow
 from holoload.engine.client_probe import LoopProbe
 from holoload.engine.executors import run_closed_loop, run_open_loop
 from holoload.engine.ledgers import LedgerBook, Pulse
+from holoload.engine.operations import warm_writers
 from holoload.engine.phase_end import LoadEnded
 from holoload.engine.phase_runs import RunBuilder
 from holoload.engine.txn_loop import TxnBook
@@ -144,6 +145,9 @@ class WorkerEngine:
         self._runs, self._writers = self.builder.build(phase, stopping=self._stopping)
         self._every_run += self._runs
         await open_writers(self._writers)
+        for run in self._runs:  # statements prepared now: no first operation waits for its prepare
+            writers = [w for endpoint in run.plan.writers for w in endpoint]
+            await warm_writers(writers, run.plan.workload.ops, self.spec.scenario.run.connect_timeout)
 
     async def run(self, start_ns: int, end_ns: int | None, resume_ns: int | None = None) -> LoadEnded:
         """Run the prepared phase from `start_ns` (this worker's clock) until `end_ns` or a stop.

@@ -131,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         metavar="N",
         help="sustained load: split it across N worker processes, each with its own event loop and "
-        "connections ('auto', the default: one per CPU, at most the busiest phase's connection count; "
+        "connections ('auto', the default: one per CPU, at most the busiest phase's connection count, "
+        "one process on machines with 2 CPUs or fewer; "
         "1: all in this process); the scenario's "
         "run.workers sets the default. Gates, chaos, samplers and the checker stay in the "
         "coordinating process and see merged numbers. Canary batches always run in one process",

@@ -198,17 +198,27 @@ class LoadJob:
             self.display.close()
 
 
+#: `--workers auto` runs in one process on machines with this many CPUs or fewer: measured on
+#: 2 CPUs, worker processes lost to one process on open-loop lag and closed-loop throughput in
+#: most back-to-back runs, and always cost more CPU per op (docs/performance.md).
+AUTO_ONE_PROCESS_CPUS = 2
+
+
 def resolve_workers(scenario: Scenario, names: Sequence[str], cpus: int | None = None) -> int:
     """`run.workers` as a count. 'auto' is one per CPU, but never more than the connections of
-    the busiest phase: a worker with no connection would only cost its start-up."""
+    the busiest phase (a worker with no connection would only cost its start-up), and one
+    process on machines with `AUTO_ONE_PROCESS_CPUS` CPUs or fewer (the server shares them)."""
     setting = scenario.run.workers
     if setting != "auto":
         return int(setting)
+    cpus = cpus or os.cpu_count() or 1
+    if cpus <= AUTO_ONE_PROCESS_CPUS:
+        return 1
     busiest = max(
         (sum(sum(writer_counts(w, names)) for w in phase.workloads) for phase in scenario.phases),
         default=1,
     )
-    return max(1, min(cpus or os.cpu_count() or 1, busiest))
+    return max(1, min(cpus, busiest))
 
 
 def make_job(scenario: Scenario, console: Console | None, root: Path, *, quiet: bool) -> CanaryJob | LoadJob:

@@ -12,7 +12,7 @@ from holoload.core.pacing.generators import SeqAllocator
 from holoload.core.stats.window import Aggregator
 from holoload.engine.ledgers import LedgerBook
 from holoload.engine.phase_runs import RunBuilder, writer_counts
-from holoload.shell.jobs import resolve_workers
+from holoload.shell.jobs import AUTO_ONE_PROCESS_CPUS, resolve_workers
 
 NAMES = ("node1", "node2", "node3")
 
@@ -85,6 +85,8 @@ def scenario(workers: object, concurrency: int, endpoints: dict[str, float] | No
 
 def test_auto_workers_is_one_per_cpu_but_never_more_than_the_busiest_phase_has_connections() -> None:
     assert resolve_workers(scenario("auto", 4), NAMES, cpus=64) == 12  # 4 per endpoint on 3 endpoints
-    assert resolve_workers(scenario("auto", 4), NAMES, cpus=2) == 2
+    assert resolve_workers(scenario("auto", 4), NAMES, cpus=4) == 4
+    assert resolve_workers(scenario("auto", 4), NAMES, cpus=AUTO_ONE_PROCESS_CPUS) == 1  # the server shares them
+    assert resolve_workers(scenario("auto", 4), NAMES, cpus=1) == 1
     assert resolve_workers(scenario("auto", 1, {"node1": 1.0}), NAMES, cpus=64) == 1
     assert resolve_workers(scenario(7, 1), NAMES, cpus=2) == 7  # a count is taken as given

@@ -206,6 +206,7 @@ def test_a_rate_that_is_not_one_is_named(tmp_path: Path) -> None:
         ('executor = "constant-rate"\nrate = 100', "concurrency = 4"),
         ('executor = "constant-concurrency"\nconcurrency = 2', "max_inflight = 8"),
         ('executor = "constant-concurrency"\nconcurrency = 2', "rate = 50"),
+        ('executor = "iterations"\niterations = 5', "queue_depth = 8"),
         ('executor = "ramping-rate"\nstages = [{ duration = "5s", target = 10 }]', "iterations = 5"),
     ],
 )
@@ -226,8 +227,8 @@ def test_every_executor_accepts_its_own_keys(tmp_path: Path) -> None:
         'executor = "iterations"\niterations = 10\nconcurrency = 2\nthink_time = "1ms"',
         'executor = "constant-concurrency"\nconcurrency = 2\nthink_time = "1ms"',
         'executor = "ramping-concurrency"\nstart = 1\nstages = [{ duration = "5s", target = 3 }]\nthink_time = "1ms"',
-        'executor = "constant-rate"\nrate = "10/s"\nmax_inflight = 4',
-        'executor = "ramping-rate"\nstart = 1\nstages = [{ duration = "5s", target = "20/s" }]\nmax_inflight = 4',
+        'executor = "constant-rate"\nrate = "10/s"\nmax_inflight = 4\nqueue_depth = 0',
+        'executor = "ramping-rate"\nstart = 1\nstages = [{ duration = "5s", target = "20/s" }]\nmax_inflight = 4\nqueue_depth = 100000',
     ):
         load_scenario(load_phase(tmp_path, workload))
 
@@ -237,3 +238,12 @@ def test_the_chaos_scenario_retries_in_doubt_writes_into_23505_as_its_header_say
     scenario = load_scenario(REPO / "scenarios" / "chaos_split_kill.toml")
     ledgers = [op.ledger for p in scenario.phases for w in p.workloads for op in w.ops if op.ledger is not None]
     assert ledgers and all(ledger.unique for ledger in ledgers)
+
+
+@pytest.mark.parametrize("depth", ["-1", "100001", '"deep"'])
+def test_a_queue_depth_outside_0_to_100000_is_rejected_at_its_key(tmp_path: Path, depth: str) -> None:
+    """queue_depth is a whole number of waiting arrivals, 0..100,000."""
+    path = load_phase(tmp_path, f'executor = "constant-rate"\nrate = 100\nqueue_depth = {depth}')
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario(path)
+    assert "phases[0].workloads[0].queue_depth" in problems(exc)

@@ -121,8 +121,8 @@ class RunSettings(Strict):
     )
     workers: int | Literal["auto"] = Field(
         default="auto",
-        description="sustained load: worker processes to split it across ('auto': one per CPU; 1: all in "
-        "this process); --workers overrides",
+        description="sustained load: worker processes to split it across ('auto': one per CPU, one "
+        "process on machines with 2 CPUs or fewer; 1: all in this process); --workers overrides",
     )
     on_worker_loss: Literal["fail", "restart"] = Field(
         default="fail",

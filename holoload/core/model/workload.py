@@ -186,8 +186,8 @@ EXECUTOR_KEYS: dict[str, frozenset[str]] = {
     "iterations": frozenset({"iterations", "concurrency", "think_time"}),
     "constant-concurrency": frozenset({"concurrency", "think_time"}),
     "ramping-concurrency": frozenset({"start", "stages", "think_time"}),
-    "constant-rate": frozenset({"rate", "max_inflight"}),
-    "ramping-rate": frozenset({"start", "stages", "max_inflight"}),
+    "constant-rate": frozenset({"rate", "max_inflight", "queue_depth"}),
+    "ramping-rate": frozenset({"start", "stages", "max_inflight", "queue_depth"}),
 }
 _SHAPE_KEYS = frozenset().union(*EXECUTOR_KEYS.values())
 
@@ -205,6 +205,13 @@ class Workload(TxnKeys):
     start: PerSecond = Field(default=0, ge=0, description="ramping-*: value before the first stage")
     stages: list[RateStage] = []
     max_inflight: int = Field(default=64, ge=1, le=10_000, description="open loop: connections in all")
+    queue_depth: int | None = Field(
+        default=None,
+        ge=0,
+        le=100_000,
+        description="open loop: arrivals that may wait per endpoint while all its connections are busy "
+        "(beyond: dropped, counted); default as many as the endpoint's connections",
+    )
     endpoints: dict[str, float] | None = Field(default=None, description="node name -> traffic weight")
     retry: RetryPolicy = RetryPolicy()
     seed: int | None = None

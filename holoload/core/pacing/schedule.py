@@ -13,6 +13,7 @@ __all__ = [
     "ConcurrencySchedule",
     "Stage",
     "WeightedCycle",
+    "release_wait_ns",
     "split_evenly",
     "split_weighted",
 ]
@@ -292,6 +293,34 @@ class ArrivalSchedule:
                             tau = length_s
                     yield start_s + (t0 + tau)
                     n += 1
+
+
+def release_wait_ns(due_ns: int, now_ns: int, tick_ns: int) -> int:
+    """How long an open-loop dispatcher waits before it releases the arrival due at ``due_ns``.
+
+    Timers fire on a grid of ``tick_ns`` (libuv's: whole milliseconds), so one sleep per
+    arrival below that costs a wake-up each and buys no precision. Instead an arrival due
+    within half a tick is released now (at most half a tick early), together with every
+    other one due by then, and a later one is waited for, at least a whole tick. The process
+    then wakes at most once per tick, and each wake-up releases a batch.
+
+    Args:
+        due_ns: the arrival's intended start.
+        now_ns: the clock now (same clock).
+        tick_ns: the timer's granularity, > 0.
+
+    Returns:
+        0 to release it now, else the nanoseconds to sleep first (>= ``tick_ns``).
+
+    Raises:
+        ValueError: ``tick_ns`` is not positive.
+    """
+    if tick_ns <= 0:
+        raise ValueError(f"expected tick_ns > 0, got {tick_ns}")
+    wait = due_ns - now_ns
+    if wait <= tick_ns // 2:
+        return 0
+    return wait if wait > tick_ns else tick_ns
 
 
 class ConcurrencySchedule:
