@@ -57,7 +57,7 @@ async def warm_writers(writers: Sequence[Writer], ops: Sequence[Operation], time
     Best effort: a statement that fails to prepare (or a writer that does not answer within
     `timeout_s`) is left to the first operation, which then records the error as usual.
     """
-    statements = [sql for sql in dict.fromkeys(prepared_sql(op) for op in ops) if sql is not None]
+    statements = [sql for sql in dict.fromkeys(prepared_sql(op) for op in ops) if sql]
     if not statements:
         return
 

@@ -146,6 +146,8 @@ class WorkerEngine:
         self._every_run += self._runs
         await open_writers(self._writers)
         for run in self._runs:  # statements prepared now: no first operation waits for its prepare
+            if run.plan.workload.is_txn:
+                continue  # a transaction's statements are its own executor's (engine/txn_loop.py)
             writers = [w for endpoint in run.plan.writers for w in endpoint]
             await warm_writers(writers, run.plan.workload.ops, self.spec.scenario.run.connect_timeout)
 
