@@ -40,6 +40,7 @@ from holoload.adapters.pg.connect import (
     count_rows,
     describe_error,
     discard,
+    flush_stats,
     quote_ident,
     reusable_after,
 )
@@ -178,6 +179,7 @@ class TargetSurfaces:
         conn = await self.control(node, purpose)
         try:
             yield conn
+            await flush_stats(conn)  # the step's counters show in the SQL metrics now, not 10 s later
         except BaseException as exc:
             if not reusable_after(conn, exc):
                 await self.drop(node, purpose, conn)
@@ -219,6 +221,7 @@ class TargetSurfaces:
         conn = self.conns[node]
         try:
             yield conn
+            await flush_stats(conn)  # setup SQL, a canary batch: in the SQL metrics within one poll
         except BaseException as exc:
             if not reusable_after(conn, exc):
                 await discard(conn, self.target.nodes[node].dsn, timeout_s=self._discard_s)
@@ -293,7 +296,7 @@ class TargetSurfaces:
             return make_source(cfg.source, holoctl=self._holoctl, timeout_s=timeout)
         if cfg.source == "partitions":
             getters = [functools.partial(self.control, i) for i in self.data_nodes()]
-            return SqlPartitionSource(getters, table, timeout_s=timeout)
+            return SqlPartitionSource(getters, table, timeout_s=timeout, row_counts=cfg.row_counts)
         if cfg.source == "sql":
             assert cfg.query is not None
             query = fill_template(cfg.query, table=quote_ident(table))

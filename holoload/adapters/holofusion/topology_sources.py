@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import anyio
 import asyncpg
@@ -246,6 +246,8 @@ class SqlPartitionSource:
         table: the partitioned table.
         timeout_s: bound on the whole read.
         name: label used in errors.
+        row_counts: "exact" (`count(*)` per partition: every poll reads every row) or "estimate"
+            (the server's statistics; no table read, so polls leave no trace in tup_returned).
     """
 
     def __init__(
@@ -255,6 +257,7 @@ class SqlPartitionSource:
         *,
         timeout_s: float = 30.0,
         name: str = "partitions",
+        row_counts: Literal["exact", "estimate"] = "exact",
     ) -> None:
         if not conns:
             raise ValueError("SqlPartitionSource needs at least one connection")
@@ -262,6 +265,7 @@ class SqlPartitionSource:
         self.table = table
         self.timeout_s = timeout_s
         self.name = name
+        self.row_counts = row_counts
 
     async def read(self) -> TopologyReading:
         """Read every node's partitions and split log. Never raises."""
@@ -275,7 +279,7 @@ class SqlPartitionSource:
             for delay in (*RACE_RETRY_S, None):
                 try:
                     conn = await _connection(item)
-                    parts = await localpg.partitions(conn, self.table)
+                    parts = await localpg.partitions(conn, self.table, counts=self.row_counts)
                     log = await localpg.split_log(conn, self.table)
                     break
                 except SPLIT_RACES as exc:  # a split under way: read this node again, quietly

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import weakref
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -113,6 +114,37 @@ def connect_failure(exc: BaseException, timeout_s: float) -> str:
         return exc.strerror[:1].lower() + exc.strerror[1:]
     message = str(exc).strip() or type(exc).__name__
     return f"{message} ({sqlstate})" if sqlstate else message
+
+
+#: Connections whose server has no pg_stat_force_next_flush() (before PostgreSQL 15, other servers).
+_NO_FLUSH: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
+
+
+async def flush_stats(conn: asyncpg.Connection) -> bool:
+    """Publish this backend's statistics now (PostgreSQL 15+), not up to 10 s later.
+
+    A PostgreSQL 15 backend that goes idle holds its pending counters (pg_stat_database,
+    pg_stat_user_tables) for up to 10 s, so a setup insert or a canary batch on an otherwise
+    quiet connection showed in the SQL metrics that late. `pg_stat_force_next_flush()` makes
+    the backend publish them when this statement ends, before it answers. A server without
+    the function is remembered and never asked again; a failure never fails the step.
+
+    Returns:
+        Whether the counters were published.
+    """
+    if conn in _NO_FLUSH or conn.is_closed() or conn.is_in_transaction():
+        return False
+    if conn.get_server_version().major < 15:
+        _NO_FLUSH.add(conn)
+        return False
+    try:
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+    except (asyncpg.UndefinedFunctionError, asyncpg.InsufficientPrivilegeError, asyncpg.FeatureNotSupportedError):
+        _NO_FLUSH.add(conn)
+        return False
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):  # the step itself went through;
+        return False  # a broken connection shows at the next step, which reopens it
+    return True
 
 
 async def count_rows(conn: asyncpg.Connection, table: str) -> int:

@@ -6,6 +6,7 @@ import contextlib
 import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Literal
 
 import asyncpg
 
@@ -104,23 +105,47 @@ def partition_name(table: str, lower: int | None, upper: int | None) -> str:
     return f"{table}_{lo}_{hi}"
 
 
-async def partitions(conn: asyncpg.Connection, table: str, *, with_counts: bool = True) -> list[Partition]:
-    """The table's range partitions ordered by lower bound, with exact row counts if asked."""
+RowCounts = Literal["exact", "estimate", "none"]
+
+#: A relation's row estimate without reading it: the statistics' live rows (kept current as
+#: backends publish their counters), else pg_class.reltuples (after a crash reset the statistics).
+_ESTIMATE = (
+    "CASE WHEN pg_stat_get_live_tuples(c.oid) > 0 OR c.reltuples < 0 "
+    "THEN pg_stat_get_live_tuples(c.oid) ELSE c.reltuples::bigint END"
+)
+
+
+async def partitions(conn: asyncpg.Connection, table: str, *, counts: RowCounts = "exact") -> list[Partition]:
+    """The table's range partitions ordered by lower bound, with their row counts.
+
+    Args:
+        counts: "exact": `count(*)` of each partition (reads every row: it shows in the server's
+            tup_returned); "estimate": the server's statistics, no table read; "none": 0.
+    """
+    estimate = _ESTIMATE if counts == "estimate" else "0"
     records = await conn.fetch(
-        "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bound "
+        f"SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bound, {estimate} AS estimate "
         "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "WHERE i.inhparent = $1::regclass",
         quote_ident(table),
     )
     if not records:  # not partitioned: the whole table is one range
-        rows = await conn.fetchval(f"SELECT count(*) FROM {quote_ident(table)}") if with_counts else 0
+        if counts == "estimate":
+            rows = await conn.fetchval(
+                f"SELECT {_ESTIMATE} FROM pg_class c WHERE c.oid = $1::regclass", quote_ident(table)
+            )
+        else:
+            rows = await conn.fetchval(f"SELECT count(*) FROM {quote_ident(table)}") if counts == "exact" else 0
         return [Partition(table, None, None, int(rows))]
     parts = []
     for rec in records:
         if rec["bound"] is None:  # caught between DETACH and ATTACH of a concurrent split
             raise SplitUnderWay(f"partition {rec['relname']} of {table} has no bound yet (a split is under way)")
         lower, upper = parse_bound(rec["bound"])
-        rows = await conn.fetchval(f"SELECT count(*) FROM {quote_ident(rec['relname'])}") if with_counts else 0
+        if counts == "exact":
+            rows = await conn.fetchval(f"SELECT count(*) FROM {quote_ident(rec['relname'])}")
+        else:
+            rows = rec["estimate"]
         parts.append(Partition(rec["relname"], lower, upper, int(rows)))
     return sorted(parts, key=lambda p: (p.lower is not None, p.lower or 0))
 
@@ -188,7 +213,7 @@ async def split_partition(
         async with conn.transaction():
             await conn.execute(f"LOCK TABLE {qt} IN ACCESS EXCLUSIVE MODE")
             column = await partition_key(conn, table)
-            parts = await partitions(conn, table, with_counts=False)
+            parts = await partitions(conn, table, counts="none")
             old = next((p for p in parts if p.contains(key)), None)
             if old is None:
                 raise ValueError(f"no partition of {table} holds key {key}")

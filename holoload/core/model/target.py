@@ -64,6 +64,11 @@ class TopologySource(Strict):
     holoctl_target: str = "127.0.0.1:15051"
     timeout: PositiveSeconds = 30.0
     interval: PositiveSeconds = Field(default=5.0, description="topology polling during sustained load")
+    row_counts: Literal["estimate", "exact"] = Field(
+        default="estimate",
+        description="partitions: per-partition rows from the server's statistics (no table read) or by "
+        "count(*) (exact, but every poll reads every row and shows in the server's tup_returned)",
+    )
     query: str | None = Field(default=None, description="sql: the query ({table} is filled in)")
     columns: dict[str, str] = Field(default={}, description="sql: model field -> result column")
     command: list[str] = Field(default=[], description="command: argv (no shell)")
