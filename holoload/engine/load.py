@@ -196,8 +196,8 @@ class LoadEngine:
     async def _run_and_verify(self) -> None:
         try:
             await start_fault_proxies(self.chaos, self.surfaces, self.seed, self._proxies)
+            await setup_txn_tables(self.scenario, self.surfaces, self.sink, self.clock)  # [setup] may add to them
             await run_setup_sql(self.scenario, self.surfaces, self.sink, self.clock)
-            await setup_txn_tables(self.scenario, self.surfaces, self.sink, self.clock)
             await prepare_statements(self.scenario, self.surfaces, self.sink, self.file, self.clock)
             await self._start_fleet()
             await self._load()

@@ -11,7 +11,7 @@ from pathlib import Path
 from holoload.adapters.local.cluster import LocalNode
 from holoload.core.isolation import check, parse_history
 from tests.support import REPO
-from tests.support.engine import run_scenario
+from tests.support.engine import per_node_target, run_scenario
 from tests.support.runs import write_target
 
 SERIALIZABLE = """
@@ -146,3 +146,57 @@ def test_repeatable_read_checked_as_serializable_fails_naming_g2_item(
     junit = (run.root / "junit.xml").read_text()
     assert 'name="isolation.la"' in junit and "G2-item" in junit
     assert "G2-item" in (run.root / "summary.md").read_text()
+
+
+# A deferred trigger makes every other transfer's COMMIT last 0.5 s, past the 0.2 s attempt bound: its COMMIT is sent
+# and not answered in time, so it is in doubt (never failed, never retried); the bank checker accepts it either way.
+IN_DOUBT = """
+name = "txn_doubt"
+window = "1s"
+[run]
+workers = 1
+[setup]
+sql = [
+  "CREATE OR REPLACE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.id / 3 % 2 = 0 THEN PERFORM pg_sleep(0.5); END IF; RETURN NULL; END $$",
+  "CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON bank_log DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()",
+  "CREATE OR REPLACE FUNCTION slow_key() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.k % 2 = 0 THEN PERFORM pg_sleep(0.5); END IF; RETURN NULL; END $$",
+  "CREATE CONSTRAINT TRIGGER slow_key AFTER INSERT OR UPDATE ON la DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_key()",
+]
+[[phases]]
+name = "main"
+duration = "2s"
+[[phases.workloads]]
+name = "bank"
+kind = "bank"
+executor = "constant-concurrency"
+concurrency = 1
+endpoints = { node1 = 1 }
+read_every = 0
+txn_timeout = "200ms"
+[[phases.workloads]]
+name = "la"
+kind = "list_append"
+executor = "constant-concurrency"
+concurrency = 1
+endpoints = { node2 = 1 }
+keys = 4
+txn_timeout = "200ms"
+"""
+
+
+def test_a_commit_without_a_reliable_answer_is_in_doubt_not_failed(tmp_path: Path, pg_cluster: list[LocalNode]) -> None:
+    """Transactions whose COMMIT outlives the attempt bound, in both workloads: in doubt, each tried once, none
+    failed; both checks still run to the end (an in-doubt transaction may or may not have applied)."""
+    run = run_scenario(tmp_path, IN_DOUBT, per_node_target(tmp_path, pg_cluster))
+    report = run.summary["isolation"]["bank"]
+    txns = report["txns"]
+    assert txns["in_doubt"] >= 2 and txns["acknowledged"] >= 2 and txns["failed"] == 0, report
+    assert report["attempts"] == {"1": txns["in_doubt"] + txns["acknowledged"]}  # in doubt: never run again
+    assert report["errors"] == {"timeout": txns["in_doubt"]}
+    assert report["verdict"] == "valid", report["reason"]
+    stats = report["stats"]
+    assert stats["in_doubt"] == txns["in_doubt"] == stats["in_doubt_applied"] + stats["in_doubt_not_applied"]
+    la = run.summary["isolation"]["la"]
+    assert la["txns"]["in_doubt"] >= 1 and la["txns"]["failed"] == 0 and la["txns"]["acknowledged"] >= 1, la
+    assert la["verdict"] == "valid", la["reason"]
+    assert la["stats"]["info"] == la["txns"]["in_doubt"]  # in the history as `info`: may or may not have applied
