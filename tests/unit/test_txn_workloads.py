@@ -82,8 +82,13 @@ def test_isolation_gates_parse_and_check_against_workloads() -> None:
     """isolation(w, anomaly=G2-item).anomalies parses; an unknown workload is an error of the gate."""
     text = BASE + 'kind = "list_append"\n[gates]\nok = "isolation(la, anomaly=G2-item).anomalies == 0"\n'
     parse_scenario(text, "s.toml")
-    problems = dict(_problems(text.replace("isolation(la,", "isolation(nope,")))
-    assert "unknown op 'nope'" in problems["gates.ok"]
+    problems = " | ".join(what for path, what in _problems(text.replace("isolation(la,", "isolation(nope,")))
+    assert "unknown op 'nope'" in problems and "'nope' is no transactional workload" in problems
+    problems = dict(_problems(text.replace("G2-item", "G2item")))
+    assert "unknown anomaly 'G2item'" in problems["gates.ok"]
+    parse_scenario(text.replace("G2-item", "wrong-total"), "s.toml")  # a bank violation kind is a name too
+    statements = BASE + 'ops = [{ name = "x", sql = "SELECT 1" }]\n[gates]\nok = "isolation(la).anomalies == 0"\n'
+    assert "'la' is no transactional workload" in dict(_problems(statements))["gates.ok"]
 
 
 def _write_skew() -> HistoryBuilder:

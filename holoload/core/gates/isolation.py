@@ -12,14 +12,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from holoload.core.gates.model import FIELD, GateFunction, Kind, Measurement, NoData
+from holoload.core.gates.model import FIELD, Gate, GateFunction, Kind, Measurement, NoData
 from holoload.core.gates.verdicts import Verdict
+from holoload.core.isolation.bank import ViolationKind
+from holoload.core.isolation.models import ANOMALY_CLASSES
 from holoload.core.isolation.report import NO_EVIDENCE, UNKNOWN_VERDICT, VALID, anomaly_count
 
-__all__ = ["ISOLATION", "ISOLATION_FIELDS", "isolation_verdict"]
+__all__ = ["ANOMALY_NAMES", "ISOLATION", "ISOLATION_FIELDS", "anomaly_keyword_problems", "isolation_verdict"]
 
 #: `isolation(w).<field>`: forbidden anomalies (or one class's with `anomaly=`), and transactions by outcome.
 ISOLATION_FIELDS = frozenset({"anomalies", "acknowledged", "failed", "in_doubt", "aborted"})
+
+
+#: What `anomaly=` may name: the list-append checker's classes and the bank checker's violation kinds.
+ANOMALY_NAMES = tuple(c.value for c in ANOMALY_CLASSES) + tuple(k.value for k in ViolationKind)
+
+
+def anomaly_keyword_problems(gate: Gate) -> list[str]:
+    """`anomaly=` values no checker reports (a misspelt class would count 0 and pass `== 0` on no evidence)."""
+    problems: list[str] = []
+    for call in gate.calls():
+        value = dict(call.keywords).get("anomaly")
+        if call.function.name == "isolation" and value is not None:
+            if value not in ANOMALY_NAMES:
+                problems.append(f"{call.text}: unknown anomaly {value!r} (known: {', '.join(ANOMALY_NAMES)})")
+            elif call.field != "anomalies":
+                problems.append(f"{call.text}: anomaly= applies to .anomalies only")
+    return problems
 
 
 def _reports(ctx: object) -> Mapping[str, Any] | None:

@@ -16,6 +16,7 @@ from holoload.core.model.chaos import CANARY_ACTIONS, ChaosAction, firings
 __all__ = ["CANARY_SCALARS", "LOAD_SCALARS", "ChaosAction", "Scenario", "fill_template", "parse_scenario"]
 from holoload.core.config.profiles import DEFAULT, AppliedBudget, apply_budget, profile_names
 from holoload.core.errors import ScenarioError
+from holoload.core.gates.isolation import anomaly_keyword_problems
 from holoload.core.gates.language import GateSyntaxError, check_gate, parse_gate
 from holoload.core.gates.load import gate_during_tags, gate_phase_names, keyword_problems
 from holoload.core.model.txn import txn_problems
@@ -438,6 +439,7 @@ def gate_problems(scenario: Scenario) -> list[tuple[str, str]]:
     names = _Names(
         phases=frozenset(p.name for p in scenario.phases),
         faults=frozenset(n for a in scenario.chaos for n in (a.name, a.action)),
+        txns=frozenset(w.name for p in scenario.phases for w in p.workloads if w.is_txn),
     )
     problems = _check_gates("gates", scenario.active_gates(), scenario.ops, scalars, names)
     for i, phase in enumerate(scenario.phases):
@@ -452,6 +454,7 @@ class _Names:
 
     phases: frozenset[str]
     faults: frozenset[str]
+    txns: frozenset[str] = frozenset()  # transactional workloads (what isolation() reads)
 
 
 def _check_gates(
@@ -465,6 +468,13 @@ def _check_gates(
             problems.append((f"{where}.{name}", str(exc)))
             continue
         found = check_gate(gate, ops, scalars, sorted(names.faults)) + keyword_problems(gate)
+        found += anomaly_keyword_problems(gate)
+        for call in gate.calls():
+            if call.function.name == "isolation" and call.op not in names.txns:
+                found.append(
+                    f'{call.text}: \'{call.op}\' is no transactional workload (kind = "list_append" or "bank"; '
+                    f"these are: {_known(names.txns)})"
+                )
         for phase in sorted(gate_phase_names(gate) - names.phases):
             found.append(f"phase={phase}: no such phase (phases: {', '.join(sorted(names.phases)) or 'none'})")
         for tag in sorted(gate_during_tags(gate) - names.faults):
