@@ -17,6 +17,7 @@ from holoload.adapters.holofusion.surfaces import SplitOutcome
 from holoload.core.events import ChaosStarted
 from holoload.core.model.chaos import ChaosAction
 from holoload.core.stats.window import NS_PER_S
+from holoload.engine.canary import CanaryEngine
 from holoload.engine.chaos import FaultRunner
 from holoload.engine.ledgers import LedgerBook, Pulse
 
@@ -148,3 +149,19 @@ async def test_a_fault_active_at_the_stop_still_heals() -> None:
         await runner.heal_all()
     assert not proxy.faulty
     assert (runner.chaos_count("slow", "fired"), runner.chaos_count("slow", "healed")) == (1.0, 1.0)
+
+
+async def test_the_canary_starts_no_chaos_action_after_a_stop() -> None:
+    """A canary asked to stop during its batch: the split planned after that batch never starts."""
+    events: list[Any] = []
+    surfaces = FakeSurfaces(Clock())
+    engine = CanaryEngine(
+        SimpleNamespace(table=SimpleNamespace(name="t")),  # type: ignore[arg-type]
+        surfaces,  # type: ignore[arg-type]
+        SimpleNamespace(emit=events.append),  # type: ignore[arg-type]
+    )
+    split = ChaosAction(name="split", action="split", after_batch=1, key=1000)
+    batch = SimpleNamespace(index=1, node=0, group=SimpleNamespace(rows=10), snapshot_prefix="batch_01_x")
+    engine.request_stop()
+    await engine._chaos(split, batch, [batch], "after batch 1")  # type: ignore[arg-type]
+    assert events == [] and surfaces.splits == []
