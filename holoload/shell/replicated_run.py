@@ -6,7 +6,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
-from holoload.adapters.local.cluster import LocalCluster
+from holoload.adapters.local.cluster import DEFAULT_BASE_PORT, LocalCluster
 from holoload.adapters.local.replication import ReplicatedCluster
 from holoload.adapters.local.replication_control import LinkProxies, ReplicationControl, link_targets
 from holoload.adapters.pg.staleness import StalenessSampler
@@ -45,7 +45,7 @@ def start_replicated(
         replication=mode,
         upstream_port=None if links is None else links.upstream_port,
         log=lambda line: log("cluster", detail=line),
-        **({} if base_port is None else {"base_port": base_port}),
+        base_port=base_port or DEFAULT_BASE_PORT,
     )
     stack.callback(on_stop, cluster)
     server = cluster.binaries.describe()

@@ -32,7 +32,7 @@ from rich.console import Console
 
 from holoload.adapters.holofusion.samplers import wait_ready
 from holoload.adapters.holofusion.surfaces import TargetSurfaces
-from holoload.adapters.local.cluster import LocalCluster
+from holoload.adapters.local.cluster import DEFAULT_BASE_PORT, LocalCluster
 from holoload.adapters.local.node_control import CommandNodeControl, LocalNodeControl
 from holoload.adapters.pg.connect import redact
 from holoload.core.compare.regression import Budget, RunFigures
@@ -337,8 +337,11 @@ class RunSession:
                     base_port=options.base_port,
                 )
             else:
-                ports = {} if options.base_port is None else {"base_port": options.base_port}
-                cluster = LocalCluster(options.local_nodes, log=lambda line: self.log("cluster", detail=line), **ports)
+                cluster = LocalCluster(
+                    options.local_nodes,
+                    base_port=options.base_port or DEFAULT_BASE_PORT,
+                    log=lambda line: self.log("cluster", detail=line),
+                )
                 self.stack.callback(self._stop_cluster, cluster)
                 server = cluster.binaries.describe()
                 self.log("cluster_binaries", server=server)

@@ -125,6 +125,10 @@ def remove_files(workdir: Path, nodes_dirs: Sequence[Path], *, owns_workdir: boo
         shutil.rmtree(path, ignore_errors=True)
 
 
+#: The first port a local cluster tries (`--base-port` changes it; busy ports are skipped).
+DEFAULT_BASE_PORT = 55432
+
+
 class LocalCluster:
     """N independent PostgreSQL servers on 127.0.0.1, trust auth, in a temp (or given) dir.
 
@@ -145,7 +149,7 @@ class LocalCluster:
         self,
         nodes: int = 3,
         *,
-        base_port: int = 55432,
+        base_port: int = DEFAULT_BASE_PORT,
         workdir: Path | None = None,
         binaries: PgBinaries | None = None,
         settings: Mapping[str, str] | None = None,
