@@ -91,12 +91,12 @@ class CanaryEngine:
         if self._stop_at is None:
             self._stop_at = self.perf()
 
-    def stop_report(self, by: str, *, at_once: bool) -> str:
+    def stop_report(self, by: str, *, at_once: str | None) -> str:
         """How the stop went, for `run.problems`: when it came and how many batches ran."""
         if self.batches_planned is None or self._ingest_started is None:
             return f"{by} before the batches started"
         at_s = (self.perf() if self._stop_at is None else self._stop_at) - self._ingest_started
-        how = "stopped at once" if at_once else "the batch under way finished"
+        how = f"stopped at once: {at_once}" if at_once else "the batch under way finished"
         return f"{by} at {at_s:.1f}s into the batches; {self.batches_run} of {self.batches_planned} batches ran ({how})"
 
     def _phase(self, phase: str, detail: str) -> None:

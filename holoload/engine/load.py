@@ -337,7 +337,7 @@ class LoadEngine:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def stop_report(self, by: str, *, at_once: bool) -> str:
+    def stop_report(self, by: str, *, at_once: str | None) -> str:
         """How the stop went, for `run.problems`: when it came and what its drain cancelled."""
         state = self.state
         at_s = state.stopped_at_s()

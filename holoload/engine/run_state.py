@@ -49,7 +49,7 @@ class RunState:
             sink.emit(RunProblem(clock(), "aborted", why))
 
 
-def stop_report(by: str, *, at_s: float | None, cut_short: int | None, drain_s: float, at_once: bool) -> str:
+def stop_report(by: str, *, at_s: float | None, cut_short: int | None, drain_s: float, at_once: str | None) -> str:
     """One line for `run.problems` saying how a run was stopped and what the stop cut.
 
     Args:
@@ -57,7 +57,7 @@ def stop_report(by: str, *, at_s: float | None, cut_short: int | None, drain_s: 
         at_s: seconds into the load when the stop was asked (None: before the load started).
         cut_short: operations in flight the stop cancelled (None: not known, e.g. a canary).
         drain_s: how long operations in flight were given to finish.
-        at_once: stopped at once (a second signal, the stop grace ran out, a cancellation).
+        at_once: why it stopped at once ("a second SIGINT", "the 30s stop grace ran out"); None: it drained.
 
     Returns:
         e.g. "interrupted by SIGINT at 12.3s into the load; 4 operations in flight were
@@ -66,7 +66,7 @@ def stop_report(by: str, *, at_s: float | None, cut_short: int | None, drain_s: 
     when = "before the load started" if at_s is None else f"at {at_s:.1f}s into the load"
     parts = [f"{by} {when}"]
     if at_once:
-        parts.append("stopped at once (a second signal, the stop grace ran out, or a cancellation)")
+        parts.append(f"stopped at once: {at_once}")
     if cut_short:
         after = "" if at_once else f" after the {drain_s:g}s drain"
         noun = "operation" if cut_short == 1 else "operations"

@@ -52,7 +52,7 @@ class Job(Protocol):
 
     def request_stop(self) -> None: ...
 
-    def stop_report(self, by: str, *, at_once: bool) -> str: ...
+    def stop_report(self, by: str, *, at_once: str | None) -> str: ...
 
     def summaries(
         self, record: RunRecord, target: Target | None, writer: ArtifactWriter, verdicts: list[Verdict]
@@ -84,7 +84,7 @@ class CanaryJob:
         if self.engine is not None:
             self.engine.request_stop()
 
-    def stop_report(self, by: str, *, at_once: bool) -> str:
+    def stop_report(self, by: str, *, at_once: str | None) -> str:
         """`run.problems`' line about the stop (`by`: "interrupted by SIGINT", ...)."""
         return f"{by} before the run started" if self.engine is None else self.engine.stop_report(by, at_once=at_once)
 
@@ -166,7 +166,7 @@ class LoadJob:
         if self.engine is not None:
             self.engine.request_stop()
 
-    def stop_report(self, by: str, *, at_once: bool) -> str:
+    def stop_report(self, by: str, *, at_once: str | None) -> str:
         """`run.problems`' line about the stop: when it came and what it cancelled."""
         if self.engine is None:
             return stop_report(by, at_s=None, cut_short=None, drain_s=0.0, at_once=at_once)

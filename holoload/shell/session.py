@@ -164,7 +164,7 @@ class RunControl:
 
     def __init__(self) -> None:
         self.stop_signal: str | None = None  # the signal behind the first stop request (None: asked by code)
-        self.at_once = False  # the engine was cancelled (a second request, or the grace ran out)
+        self.at_once: str | None = None  # why the engine was cancelled ("a second SIGINT", "the 30s grace ran out")
         self._requested = False
         self._session: RunSession | None = None
         self._group: anyio.abc.TaskGroup | None = None
@@ -185,7 +185,8 @@ class RunControl:
         if session is None or group is None:
             return  # not driving yet: drive() returns at once
         if not first or not self._running:
-            self.stop_now(f"{why}: stopping at once, keeping what was measured")
+            cause = f"a second {signal_name or 'stop request'}" if not first else "the load had not started"
+            self.stop_now(f"{why}: stopping at once, keeping what was measured", cause=cause)
             return
         grace = session.options.scenario.run.stop_grace
         session.sink.emit(
@@ -199,18 +200,26 @@ class RunControl:
         session.job.request_stop()
         group.start_soon(self._grace_deadline, grace)
 
-    def stop_now(self, why: str) -> None:
-        """Cancel the engine at once; what was measured is kept."""
+    def stop_now(self, why: str, *, cause: str = "stop_now() was called") -> None:
+        """Cancel the engine at once; what was measured is kept.
+
+        Args:
+            why: the problem event's text.
+            cause: why at once, for `run.problems` ("a second SIGINT", "the 30s stop grace ran out").
+        """
         self._requested = True
         if self._session is not None:
             self._session.sink.emit(RunProblem(time.time(), "interrupted", why))
         if self._scope is not None:
-            self.at_once = True
+            self.at_once = self.at_once or cause
             self._scope.cancel()
 
     async def _grace_deadline(self, grace: float) -> None:
         await anyio.sleep(grace)
-        self.stop_now(f"still running {grace:g}s after the stop request: stopping at once, keeping what was measured")
+        self.stop_now(
+            f"still running {grace:g}s after the stop request: stopping at once, keeping what was measured",
+            cause=f"the {grace:g}s stop grace ran out",
+        )
 
 
 class RunSession:
@@ -427,7 +436,12 @@ class RunSession:
         self.stopped_by = [reason_of(exc)]
 
     def interrupted(
-        self, signal_name: str | None, *, before_load: bool = False, at_once: bool = False, cancelled: bool = False
+        self,
+        signal_name: str | None,
+        *,
+        before_load: bool = False,
+        at_once: str | None = None,
+        cancelled: bool = False,
     ) -> None:
         """A stop was requested (SIGINT/SIGTERM, or the caller's `RunControl`), or the caller cancelled the run.
 
@@ -441,7 +455,9 @@ class RunSession:
             by = f"interrupted by {signal_name}"
         else:
             by = "cancelled by the caller" if cancelled else "stopped by the caller (RunControl.request_stop)"
-        self.stopped_by = [self.job.stop_report(by, at_once=at_once or cancelled)]
+        if cancelled:
+            at_once = at_once or "the caller cancelled the run's task"
+        self.stopped_by = [self.job.stop_report(by, at_once=at_once)]
 
     def crashed(self, exc: BaseException) -> None:
         """A bug: keep what was measured, say where the traceback is."""

@@ -81,6 +81,8 @@ def test_second_signal_stops_at_once_and_still_writes_the_summaries(tmp_path: Pa
     assert summary_json(run)["verdict"] == "INTERRUPTED"
     problems = [e["detail"] for e in events(run) if e["kind"] == "problem" and e["what"] == "interrupted"]
     assert any("stopping at once" in p for p in problems), problems
+    (stopped,) = summary_json(run)["run"]["problems"]
+    assert "; stopped at once: a second SIGTERM" in stopped, stopped
     # faults are healed even then (shielded), so the embedded cluster stops cleanly
     heal = [e for e in events(run) if e["kind"] == "chaos_finished" and e["step"] == "heal"]
     assert heal, "the kill was not healed"

@@ -20,18 +20,18 @@ NS = 1_000_000_000
 @pytest.mark.parametrize(
     ("kwargs", "text"),
     [
-        ({"at_s": 12.34, "cut_short": 4, "drain_s": 10.0, "at_once": False},
+        ({"at_s": 12.34, "cut_short": 4, "drain_s": 10.0, "at_once": None},
          "interrupted by SIGINT at 12.3s into the load; 4 operations in flight were cancelled after the 10s "
          "drain (counted as timeouts, their writes in doubt)"),
-        ({"at_s": 3.0, "cut_short": 1, "drain_s": 2.5, "at_once": False},
+        ({"at_s": 3.0, "cut_short": 1, "drain_s": 2.5, "at_once": None},
          "interrupted by SIGINT at 3.0s into the load; 1 operation in flight was cancelled after the 2.5s "
          "drain (counted as timeouts, their writes in doubt)"),
-        ({"at_s": 3.0, "cut_short": 0, "drain_s": 10.0, "at_once": False},
+        ({"at_s": 3.0, "cut_short": 0, "drain_s": 10.0, "at_once": None},
          "interrupted by SIGINT at 3.0s into the load; every operation in flight finished"),
-        ({"at_s": 7.5, "cut_short": 2, "drain_s": 10.0, "at_once": True},
-         "interrupted by SIGINT at 7.5s into the load; stopped at once (a second signal, the stop grace ran out, "
-         "or a cancellation); 2 operations in flight were cancelled (counted as timeouts, their writes in doubt)"),
-        ({"at_s": None, "cut_short": None, "drain_s": 0.0, "at_once": False},
+        ({"at_s": 7.5, "cut_short": 2, "drain_s": 10.0, "at_once": "a second SIGINT"},
+         "interrupted by SIGINT at 7.5s into the load; stopped at once: a second SIGINT; 2 operations in flight "
+         "were cancelled (counted as timeouts, their writes in doubt)"),
+        ({"at_s": None, "cut_short": None, "drain_s": 0.0, "at_once": None},
          "interrupted by SIGINT before the load started"),
     ],
 )  # fmt: skip
@@ -56,14 +56,14 @@ def test_the_canary_reports_the_batches_that_ran() -> None:
     now = [100.0]
     engine = CanaryEngine(SimpleNamespace(), SimpleNamespace(), SimpleNamespace(), perf=lambda: now[0])  # type: ignore[arg-type]
     assert (
-        engine.stop_report("interrupted by SIGTERM", at_once=False)
+        engine.stop_report("interrupted by SIGTERM", at_once=None)
         == "interrupted by SIGTERM before the batches started"
     )
     engine.batches_planned, engine._ingest_started, engine.batches_run = 8, 100.0, 3
     now[0] = 104.2
     engine.request_stop()
     now[0] = 110.0  # the report is written later: the stop's time counts
-    assert engine.stop_report("interrupted by SIGTERM", at_once=False) == (
+    assert engine.stop_report("interrupted by SIGTERM", at_once=None) == (
         "interrupted by SIGTERM at 4.2s into the batches; 3 of 8 batches ran (the batch under way finished)"
     )
 
@@ -88,8 +88,8 @@ sql = "SELECT 1"
     [
         ("SIGINT", False, "interrupted by SIGINT before the load started"),
         (None, False, "stopped by the caller (RunControl.request_stop) before the load started"),
-        (None, True, "cancelled by the caller before the load started; stopped at once (a second signal, the "
-         "stop grace ran out, or a cancellation)"),
+        (None, True, "cancelled by the caller before the load started; stopped at once: the caller cancelled "
+         "the run's task"),
     ],
 )  # fmt: skip
 def test_an_interrupted_session_lists_the_stop_in_run_problems(
