@@ -9,6 +9,7 @@ aggregator and ledgers (nothing to flush). Its methods are the whole protocol.
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import time
@@ -81,6 +82,18 @@ class Recording:
     perf_ns: Callable[[], int] = field(default=time.perf_counter_ns)
 
 
+def freeze_startup_heap() -> None:
+    """Once per process, before its first phase: collect, then exempt what is alive from later collections.
+
+    Imports, the scenario, connections: a full (generation 2) collection during a phase walks
+    them all, 27-40 ms measured, a stall of the loop that dispatches open-loop arrivals. The
+    frozen objects stay alive for the process's life (they mostly would anyway).
+    """
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
+
+
 class WorkerEngine:
     """Runs phases when told; records into its own recorders and hands them over on `flush`,
     or, given a `Recording`, straight into the coordinator's (`direct`: never flushed)."""
@@ -150,6 +163,7 @@ class WorkerEngine:
                 continue  # a transaction's statements are its own executor's (engine/txn_loop.py)
             writers = [w for endpoint in run.plan.writers for w in endpoint]
             await warm_writers(writers, run.plan.workload.ops, self.spec.scenario.run.connect_timeout)
+        freeze_startup_heap()
 
     async def run(self, start_ns: int, end_ns: int | None, resume_ns: int | None = None) -> LoadEnded:
         """Run the prepared phase from `start_ns` (this worker's clock) until `end_ns` or a stop.

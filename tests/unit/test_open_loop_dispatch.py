@@ -227,3 +227,23 @@ async def test_a_worker_process_releases_only_the_arrivals_of_its_own_slots() ->
     lags, _ = await drive(clock, run, 1.0)
     assert len(lags) == 200
     assert min(lags) >= -TICK_NS // 2 and max(lags) <= TICK_NS
+
+
+def test_the_startup_heap_is_frozen_once_before_the_first_phase() -> None:
+    """freeze_startup_heap exempts what is alive from later full collections, once per process."""
+    import gc
+
+    from holoload.engine.worker import freeze_startup_heap
+
+    already = gc.get_freeze_count()
+    try:
+        freeze_startup_heap()
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        freeze_startup_heap()
+        assert gc.get_freeze_count() == frozen  # a later phase freezes nothing more
+        if already:
+            assert frozen == already
+    finally:
+        if not already:
+            gc.unfreeze()
