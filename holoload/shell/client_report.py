@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from pathlib import Path
@@ -11,29 +10,21 @@ from typing import Any
 from holoload.core.result import RunSummary
 from holoload.core.stats.client_health import GATE_KEY, ClientHealthBook, ProcessHealth, WindowHealth
 from holoload.shell import svg_charts as svg
-from holoload.shell.results_files import read_csv
+from holoload.shell.results_files import finite, read_csv
 from holoload.shell.svg_charts import Point, Series
 
 CLIENT_CSV = "client_health.csv"
 
 
-def _num(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
-
-
 def _text(value: Any, digits: int = 3) -> str:
-    number = _num(value) if not isinstance(value, bool) else None
+    number = finite(value) if not isinstance(value, bool) else None
     if number is None:
         return "–" if value is None else escape(str(value))
     return str(int(number)) if number.is_integer() else f"{number:.{digits}g}"
 
 
 def _percent(value: Any) -> str:
-    number = _num(value)
+    number = finite(value)
     return "–" if number is None else f"{number:.0%}"
 
 
@@ -65,24 +56,24 @@ def client_from_csv(root: Path, scenario: Mapping[str, Any], notes: list[str] | 
         first = window_rows[0]
         processes = []
         for r in window_rows:
-            cpu_s, share = _num(r.get("cpu_s")) or 0.0, _num(r.get("cpu_share"))
-            wall_s = cpu_s / share if share else _num(first.get("actual_s")) or 0.0
+            cpu_s, share = finite(r.get("cpu_s")) or 0.0, finite(r.get("cpu_share"))
+            wall_s = cpu_s / share if share else finite(first.get("actual_s")) or 0.0
             health = ProcessHealth(
-                _num(r.get("lag_p99_ms")),
-                _num(r.get("lag_max_ms")),
-                int(_num(r.get("probes")) or 0),
+                finite(r.get("lag_p99_ms")),
+                finite(r.get("lag_max_ms")),
+                int(finite(r.get("probes")) or 0),
                 cpu_s,
                 wall_s,
-                int(_num(r.get("late_drops")) or 0),
+                int(finite(r.get("late_drops")) or 0),
                 r.get("drives_load") != "0",
             )
             processes.append((r.get("process", ""), health))
-        late_ms = _num(first.get("tick_late_ms"))
+        late_ms = finite(first.get("tick_late_ms"))
         book.add(
             WindowHealth(
-                int(_num(index) or 0),
-                _num(first.get("window_s")) or 0.0,
-                _num(first.get("actual_s")) or 0.0,
+                int(finite(index) or 0),
+                finite(first.get("window_s")) or 0.0,
+                finite(first.get("actual_s")) or 0.0,
                 None if late_ms is None else late_ms / 1000,
                 tuple(processes),
             )
@@ -135,11 +126,11 @@ def client_section(
         lag: dict[str, list[Point]] = {}
         late: dict[float, float | None] = {}
         for r in read_csv(path, notes):
-            ts = _num(r.get("ts"))
+            ts = finite(r.get("ts"))
             if ts is None:
                 continue
-            lag.setdefault(r.get("process", ""), []).append((ts - t0, _num(r.get("lag_p99_ms"))))
-            late[ts - t0] = _num(r.get("tick_late_ms"))
+            lag.setdefault(r.get("process", ""), []).append((ts - t0, finite(r.get("lag_p99_ms"))))
+            late[ts - t0] = finite(r.get("tick_late_ms"))
         lines = [Series(f"{name} loop lag p99", pts, svg.PALETTE[i % 9]) for i, (name, pts) in enumerate(lag.items())]
         lines.append(Series("window closed late by", sorted(late.items()), "#d62728", dashed=True))
         attrs = {"class": "client"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import re
 from collections import Counter, defaultdict
@@ -23,7 +22,7 @@ from holoload.shell import svg_charts as svg
 from holoload.shell.client_report import client_banner, client_section
 from holoload.shell.isolation_html import isolation_section
 from holoload.shell.regression_views import html_sections
-from holoload.shell.results_files import read_csv, read_jsonl
+from holoload.shell.results_files import finite, read_csv, read_jsonl
 from holoload.shell.svg_charts import Marker, Point, Series, Span
 
 REPORT_NAME = "report.html"
@@ -80,14 +79,6 @@ class _Run:
         return svg.line_chart(series, title=title, x_range=self.x_range, y_label=y_label, attrs=attrs, **kw)
 
 
-def _num(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
-
-
 def _dict(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
@@ -116,11 +107,11 @@ def _load(root: Path) -> _Run:
     if (root / "events.jsonl").exists():
         run.events = read_jsonl(root / "events.jsonl", run.notes)
     for r in read_csv(root / "timeseries.csv", run.notes) if (root / "timeseries.csv").exists() else ():
-        if (ts := _num(r.get("ts"))) is not None:
+        if (ts := finite(r.get("ts"))) is not None:
             which = run.rows if r.get("endpoint") == "*" else run.node_rows
             which.append({**r, "ts": ts, "key": f"{r.get('workload')}.{r.get('op')}"})
     origins = [float(e["ts"]) for e in run.of("run_started")]
-    origins += [r["ts"] - (_num(r.get("elapsed_s")) or 0.0) for r in run.rows[:1]]
+    origins += [r["ts"] - (finite(r.get("elapsed_s")) or 0.0) for r in run.rows[:1]]
     try:
         origins.append(datetime.fromisoformat(str(run.summary.run.started_at)).timestamp())
     except ValueError:
@@ -171,7 +162,7 @@ def _section(sid: str, title: str, body: list[str]) -> str:
 
 
 def _duration(value: Any) -> str:
-    seconds = _num(value)
+    seconds = finite(value)
     return "?" if seconds is None else format_duration(seconds)
 
 
@@ -239,11 +230,11 @@ def _outage_spans(run: _Run) -> list[Span]:
     out: list[Span] = []
     for c in run.summary.chaos:
         for ep in c.outages:
-            start, end = _num(ep.get("from_at")), _num(ep.get("to_at"))
+            start, end = finite(ep.get("from_at")), finite(ep.get("to_at"))
             if start is None:
                 continue
             stop = run.x_range[1] if end is None else end - run.t0
-            title = f"outage of {c.get('name')} #{ep.get('episode')}: {_num(ep.get('outage_s')) or 0:.3f}s"
+            title = f"outage of {c.get('name')} #{ep.get('episode')}: {finite(ep.get('outage_s')) or 0:.3f}s"
             out.append(Span(start - run.t0, stop, f"outage {c.get('name')}", "#cf222e", "outage-span", title))
     return out
 
@@ -308,7 +299,7 @@ def _metric_series(run: _Run) -> list[tuple[str, dict[str, list[Point]]]]:
     delta: defaultdict[tuple[str, str], float] = defaultdict(float)
     drops: Counter[tuple[str, str]] = Counter()
     for r in read_csv(path, run.notes) if path.exists() else ():
-        value, key = _num(r.get("value")), (r.get("name", ""), r.get("labels", ""))
+        value, key = finite(r.get("value")), (r.get("name", ""), r.get("labels", ""))
         if value is None or any(m in key[0] for m in HOLOFUSION_GAUGE_MARKERS):
             continue
         prev, last[(*key, r.get("node", ""))] = last.get((*key, r.get("node", ""))), value
@@ -322,7 +313,7 @@ def _metric_series(run: _Run) -> list[tuple[str, dict[str, list[Point]]]]:
     points: dict[tuple[str, str], dict[str, list[Point]]] = {k: defaultdict(list) for k in chosen}
     before: dict[tuple[str, str, str], tuple[float, float]] = {}
     for r in read_csv(path, None) if chosen else ():  # second pass: only the chosen series are kept
-        key, value, ts = (r.get("name", ""), r.get("labels", "")), _num(r.get("value")), _num(r.get("ts"))
+        key, value, ts = (r.get("name", ""), r.get("labels", "")), finite(r.get("value")), finite(r.get("ts"))
         if key not in points or value is None or ts is None:
             continue
         node = r.get("node", "")
@@ -348,7 +339,7 @@ def _metrics(run: _Run, spans: list[Span]) -> str:
 def _topology(run: _Run, spans: list[Span]) -> str:
     path = run.root / "topology.jsonl"
     records = read_jsonl(path, run.notes) if path.exists() else run.of("topology")
-    shards = {run.t(r): _num(_dict(r.get("summary")).get("shards")) for r in records}
+    shards = {run.t(r): finite(_dict(r.get("summary")).get("shards")) for r in records}
     body = []
     if any(v is not None for v in shards.values()):
         line = Series("shards", sorted(shards.items()) + [(run.x_range[1], shards[max(shards)])], "#9467bd", step=True)
@@ -407,7 +398,7 @@ def _acked(run: _Run, row: Mapping[str, Any]) -> str:
 
 
 def _recovery(value: Any) -> str:
-    seconds = _num(value)
+    seconds = finite(value)
     return "none" if seconds is None else f"{seconds:.2f}"  # none: no success after that heal
 
 
@@ -432,7 +423,7 @@ def _chaos(run: _Run) -> str:
     body += [f"<p>{len(steps) - len(shown)} more steps in events.jsonl.</p>"] if len(steps) > len(shown) else []
     rows = [
         [c.get("name"), e.get("episode"), e.get("start_s"), e.get("end_s"), e.get("outage_s")]
-        + [", ".join(f"{op} {_num(_dict(g).get('outage_s')) or 0:.3f}" for op, g in _dict(e.get("ops")).items())]
+        + [", ".join(f"{op} {finite(_dict(g).get('outage_s')) or 0:.3f}" for op, g in _dict(e.get("ops")).items())]
         for c in chaos
         for e in c.outages
     ]
@@ -450,7 +441,7 @@ def _batches(run: _Run) -> str:
         rows = [[r.get(k) for k in keys] for r in read_csv(path, run.notes)]
     else:
         rows = [
-            [b.get(k) if k != "elapsed_ms" else (_num(b.get("elapsed_s")) or 0) * 1000 for k in keys]
+            [b.get(k) if k != "elapsed_ms" else (finite(b.get("elapsed_s")) or 0) * 1000 for k in keys]
             for b in known.values()
         ]
     rows = [row + [_dict(known.get(str(row[0]))).get(k) for k in ("node", "error_class", "error")] for row in rows]

@@ -7,7 +7,6 @@ svg_charts.py. Nothing here reads files.
 
 from __future__ import annotations
 
-import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,6 +16,7 @@ from typing import Any
 from holoload.core.pacing.schedule import ConcurrencySchedule, Stage
 from holoload.core.result import GateOutcome
 from holoload.shell import svg_charts as svg
+from holoload.shell.results_files import finite
 from holoload.shell.svg_charts import Bar, BarGroup, Marker, Point, Series, Span
 
 __all__ = [
@@ -36,14 +36,6 @@ _FAILED_COLOR = "#cf222e"
 #: `p95(batch_20k) <= 8s`, `max(batch_20k) < 10s`: a latency limit on one op (its SLO)
 _LATENCY_LIMIT = re.compile(r"^\s*(p\d+(?:\.\d+)?|max|mean)\(\s*([\w.]+)\s*\)\s*<=?\s*")
 _RAMP_STEPS = 2000  # samples of a ramping-concurrency schedule (its steps are whole workers)
-
-
-def _num(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
 
 
 @dataclass
@@ -90,7 +82,7 @@ def latency_charts(timeline: Timeline) -> list[str]:
     body = []
     for key in dict.fromkeys(r["key"] for r in timeline.rows):
         windows = [r for r in timeline.rows if r["key"] == key]
-        lines = [Series(p, [(r["t"], _num(r.get(f"{p}_ms"))) for r in windows], c, p) for p, c in _LATENCY]
+        lines = [Series(p, [(r["t"], finite(r.get(f"{p}_ms"))) for r in windows], c, p) for p, c in _LATENCY]
         lo, hi = timeline.op_range(key)
         title = f"{key}: latency, all endpoints ({lo:.0f}-{hi:.0f} s)"
         body.append(timeline.chart(lines, title, "ms", {"class": "latency", "data-op": key}, x_range=(lo, hi)))
@@ -111,7 +103,7 @@ def node_lines(
     for r in node_rows:
         t = round(r["t"], 3)
         windows.add(t)
-        per_node.setdefault(str(r.get("endpoint")), defaultdict(float))[t] += _num(r.get(column)) or 0.0
+        per_node.setdefault(str(r.get("endpoint")), defaultdict(float))[t] += finite(r.get(column)) or 0.0
     times = sorted(windows)
     return [
         Series(node, [(t, sums.get(t, 0.0)) for t in times], svg.PALETTE[i % len(svg.PALETTE)], f"node {node}")
@@ -133,9 +125,9 @@ def target_lines(scenario: Mapping[str, Any], spans: Mapping[str, tuple[float, f
         t0 = spans[str(phase["name"])][0]
         for w in phase.get("workloads") or ():
             executor, stages = w.get("executor"), w.get("stages") or []
-            durations = [_num(s.get("duration")) or 0.0 for s in stages]
-            targets = [_num(s.get("target")) or 0.0 for s in stages]
-            start = _num(w.get("start")) or 0.0
+            durations = [finite(s.get("duration")) or 0.0 for s in stages]
+            targets = [finite(s.get("target")) or 0.0 for s in stages]
+            start = finite(w.get("start")) or 0.0
             if executor == "ramping-rate" and stages:
                 points: list[Point] = [(t0, start)]
                 for ends, target in zip(_cumulative(durations), targets, strict=True):
@@ -177,7 +169,7 @@ def throughput_charts(timeline: Timeline, scenario: Mapping[str, Any]) -> list[s
 
     def lines(column: str, dashed: bool) -> list[Series]:
         return [
-            Series(k, [(r["t"], _num(r.get(column))) for r in timeline.rows if r["key"] == k], color[k], "", dashed)
+            Series(k, [(r["t"], finite(r.get(column))) for r in timeline.rows if r["key"] == k], color[k], "", dashed)
             for k in keys
         ]
 
@@ -229,7 +221,7 @@ def batch_groups(batches: Iterable[Mapping[str, Any]], gates: Sequence[GateOutco
             if status == "ok"
             else _FAILED_COLOR
         )
-        ms = (_num(b.get("elapsed_s")) or 0.0) * 1000.0
+        ms = (finite(b.get("elapsed_s")) or 0.0) * 1000.0
         index = b.get("index", i + 1)
         title = f"batch {index} ({op}, {b.get('rows')} rows on {b.get('node')}): {ms:,.0f} ms, {status}"
         by_op.setdefault(op, []).append(Bar(f"#{index}", ms, color, f"batch {status}", title))

@@ -13,7 +13,8 @@ import orjson
 from holoload.core.compare.regression import window_series
 
 
-def _num(value: Any) -> float | None:
+def finite(value: Any) -> float | None:
+    """A CSV/JSON cell as a finite float, or None (blank, text, nan, inf)."""
     try:
         out = float(value)
     except (TypeError, ValueError):
@@ -32,7 +33,7 @@ def read_jsonl(path: Path, notes: list[str]) -> list[dict[str, Any]]:
                 except orjson.JSONDecodeError:
                     bad += line.strip() != b""
                     continue
-                ok = isinstance(record, dict) and _num(record.get("ts")) is not None
+                ok = isinstance(record, dict) and finite(record.get("ts")) is not None
                 out += [record] if ok else []
                 bad += not ok
     except OSError as exc:

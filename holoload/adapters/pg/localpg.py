@@ -64,15 +64,7 @@ async def prepare_partitioned_table(conn: asyncpg.Connection, table: str) -> Non
     async with conn.transaction():
         await conn.execute(f"DROP TABLE IF EXISTS {quote_ident(table)} CASCADE")
         await conn.execute(TABLE_DDL.format(table=quote_ident(table)) + f" PARTITION BY RANGE ({KEY_COLUMN})")
-        await conn.execute(
-            f"CREATE TABLE {quote_ident(partition_name(table, None, None))} PARTITION OF "
-            f"{quote_ident(table)} FOR VALUES FROM (MINVALUE) TO (MAXVALUE)"
-        )
-        await conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {SPLIT_LOG} (at timestamptz NOT NULL DEFAULT now(), "
-            "table_name text NOT NULL, split_key bigint NOT NULL, ok boolean NOT NULL, detail text)"
-        )
-        await conn.execute(f"DELETE FROM {SPLIT_LOG} WHERE table_name = $1", table)
+        await partition_whole(conn, table)
 
 
 async def partition_whole(conn: asyncpg.Connection, table: str) -> None:
